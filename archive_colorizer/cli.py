@@ -1,0 +1,189 @@
+"""``archive-colorizer`` command line: one subcommand per job.
+
+Each subcommand's options are generated from its config class (:mod:`archive_colorizer.config`):
+a field ``max_pixels`` becomes ``--max-pixels``, a bool ``gpu`` becomes ``--gpu/--no-gpu``, a
+``Literal`` becomes a choice, a mapping becomes a repeatable ``--name KEY=VALUE``. Options not
+given on the command line keep the value from ``--config FILE.yaml`` or the field's default.
+``jobs/*.py`` call :func:`main` with their job's name, so both take the same options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic.fields import FieldInfo
+
+from archive_colorizer import __version__
+from archive_colorizer.config import ConfigT, JobConfig
+from archive_colorizer.errors import ArchiveColorizerError, ConfigError
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its config class and the job's ``run(config)``, as ``module:attribute`` paths.
+
+    Paths are imported only when the subcommand runs, so ``--help`` stays fast.
+    """
+
+    name: str
+    help: str
+    config: str
+    run: str
+
+    def load(self) -> tuple[type[JobConfig], Callable[[Any], Any]]:
+        return _import(self.config), _import(self.run)
+
+
+def _import(path: str) -> Any:
+    module, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+COMMANDS: list[Command] = []
+"""Registered subcommands, in the order ``--help`` lists them."""
+
+
+def _is_positional(field: FieldInfo) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and extra.get("cli") == "positional"
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def parse_key_value(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` -> (key, value); the value is read as a YAML scalar (``true`` -> True)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    parsed = yaml.safe_load(value) if value else ""
+    # Credentials and endpoints stay strings even when they look like numbers.
+    if not isinstance(parsed, (bool, int, float)) or any(s in key.lower() for s in ("key", "secret", "token", "url")):
+        parsed = value
+    return key, parsed
+
+
+def _default_text(field: FieldInfo) -> str:
+    if field.is_required():
+        return "required"
+    default = field.get_default(call_default_factory=True)
+    if isinstance(default, bool):
+        return "yes" if default else "no"
+    if default in (None, {}, []):
+        return "none"
+    return str(default)
+
+
+def option_name(field_name: str, field: FieldInfo | None = None) -> str:
+    """The command-line option of a config field: ``max_pixels`` -> ``--max-pixels``.
+
+    A field may choose another name with ``json_schema_extra={"cli_name": "storage-option"}``.
+    """
+    extra = field.json_schema_extra if field is not None else None
+    if isinstance(extra, dict) and extra.get("cli_name"):
+        return "--" + str(extra["cli_name"])
+    return "--" + field_name.replace("_", "-")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type[JobConfig]) -> None:
+    """Add one argument per field of ``config_cls`` (plus ``--config``) to ``parser``.
+
+    Options default to ``argparse.SUPPRESS`` so that only what the user typed overrides the
+    YAML file and the field defaults.
+    """
+    for name, field in config_cls.model_fields.items():
+        help_text = f"{field.description or ''} (default: {_default_text(field)})"
+        if _is_positional(field):
+            parser.add_argument(name, metavar=name.upper(), help=field.description)
+            continue
+        annotation = _unwrap_optional(field.annotation)
+        origin = typing.get_origin(annotation)
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": name}
+        if annotation is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif origin is typing.Literal:
+            kwargs["choices"] = [str(choice) for choice in typing.get_args(annotation)]
+        elif origin is dict or annotation is dict:
+            kwargs.update(action="append", type=parse_key_value, metavar="KEY=VALUE")
+        elif origin in (list, tuple):
+            kwargs.update(nargs="+", metavar="VALUE")
+        else:
+            kwargs["metavar"] = name.upper()
+        parser.add_argument(option_name(name, field), **kwargs)
+    parser.add_argument("--config", metavar="FILE.yaml", default=None, help="YAML file of settings; options given here override it")
+
+
+def config_from_args(config_cls: type[ConfigT], namespace: argparse.Namespace) -> ConfigT:
+    """Build the job config from the YAML file named by ``--config`` and the parsed options.
+
+    Raises:
+        ConfigError: invalid file or value (names the setting).
+    """
+    values = {k: v for k, v in vars(namespace).items() if k in config_cls.model_fields}
+    for name, value in list(values.items()):
+        annotation = _unwrap_optional(config_cls.model_fields[name].annotation)
+        if (typing.get_origin(annotation) is dict or annotation is dict) and isinstance(value, list):
+            values[name] = dict(value)
+        elif isinstance(value, str) and value.lower() in ("none", "null") and not config_cls.model_fields[name].is_required():
+            values[name] = None
+    return config_cls.load(namespace.config, values)
+
+
+
+def build_parser(commands: Sequence[Command] | None = None) -> argparse.ArgumentParser:
+    """The ``archive-colorizer`` parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="archive-colorizer",
+        description="Train pix2pix colorization models with Ray Train and colorize photo archives with Ray Data.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in commands if commands is not None else COMMANDS:
+        config_cls = _import(command.config)
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        add_config_arguments(sub, config_cls)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, build the config, run the job; returns the process exit code.
+
+    Exit codes: 0 success, 1 the job failed (message on stderr, or the result's ``exit_code``),
+    2 bad usage or config.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    command = next(c for c in COMMANDS if c.name == args.command)
+    config_cls, run = command.load()
+    try:
+        config = config_from_args(config_cls, args)
+    except ConfigError as exc:
+        print(f"archive-colorizer {command.name}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = run(config)
+    except ArchiveColorizerError as exc:
+        print(f"archive-colorizer {command.name}: {exc}", file=sys.stderr)
+        return 1
+    return int(getattr(result, "exit_code", 0) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Shared fixtures: real photographs, one local Ray per session, a local S3 API (moto server).
+
+- ``photos``: scikit-image's bundled colour photographs as (H, W, 3) uint8 arrays.
+- ``moto_server``: a real S3 API on 127.0.0.1 (moto's server mode, as s3fs's own tests use);
+  it sets the standard AWS variables, so every process started afterwards (Ray workers, jobs)
+  reaches it through s3fs/botocore's usual configuration.
+- ``s3_bucket``: a fresh bucket per test: ``(url, storage_options)``.
+- ``ray_local``: one ``ray.init(address="local", num_cpus=2)`` for the whole session.
+- ``ray_head``: a ``ray start --head --block`` in its own process group, for ``ray job submit``
+  tests; stopped by killing that group (never ``ray stop``, which would stop every Ray on the
+  machine).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "motorcycle")
+
+
+def _load_photo(name: str) -> np.ndarray:
+    import skimage.data
+
+    if name == "motorcycle":
+        return skimage.data.stereo_motorcycle()[0]
+    return getattr(skimage.data, name)()
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    """Real colour photographs bundled with scikit-image: name -> (H, W, 3) uint8 RGB."""
+    return {name: np.ascontiguousarray(_load_photo(name)) for name in PHOTO_NAMES}
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 for the session; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")}
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing-access-key",
+        AWS_SECRET_ACCESS_KEY="testing-secret-key",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=endpoint,
+    )
+    yield endpoint
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def s3_bucket(moto_server: str) -> tuple[str, dict[str, str]]:
+    """A new empty bucket: ``("s3://bucket-…", storage_options)``."""
+    import boto3
+
+    name = f"bucket-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_server).create_bucket(Bucket=name)
+    return f"s3://{name}", {"endpoint_url": moto_server}
+
+
+@pytest.fixture(scope="session")
+def ray_local(moto_server: str) -> Iterator[None]:
+    """One local Ray with 2 CPUs for the whole test session (after moto, so workers see its env)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            logging_level="WARNING",
+            configure_logging=True,
+            runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
+        )
+    from ray.data import DataContext
+
+    DataContext.get_current().enable_progress_bars = False
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_head(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A ``ray start --head`` cluster for ``ray job submit`` tests.
+
+    Yields the environment to run ``ray job submit`` with (``RAY_ADDRESS`` set to the
+    dashboard). The head is started with ``RAY_AUTH_MODE=disabled`` so that submission works
+    whether or not the machine has token authentication configured.
+    """
+    dashboard_port = free_port()
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    log = tmp_path_factory.mktemp("ray-head") / "head.log"
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(
+            [ray_bin, "start", "--head", "--block", "--port=0", f"--dashboard-port={dashboard_port}",
+             "--dashboard-host=127.0.0.1", "--num-cpus=2", "--disable-usage-stats"],
+            stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+    address = f"http://127.0.0.1:{dashboard_port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", dashboard_port), timeout=1):
+                break
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"ray start --head exited early:\n{log.read_text()}")
+            time.sleep(0.5)
+    else:
+        raise RuntimeError(f"Ray dashboard did not come up on {address}:\n{log.read_text()}")
+    yield dict(env, RAY_ADDRESS=address)
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def submit_job(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``ray job submit --working-dir <repo> -- python <args>`` against ``ray_head``'s cluster."""
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    return subprocess.run(
+        [ray_bin, "job", "submit", "--working-dir", str(REPO_ROOT), "--", "python", *args],
+        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+    )

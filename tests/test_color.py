@@ -1,0 +1,140 @@
+"""Colour core: Lab round trips, normalisation and the full-resolution merge on real photos."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from archive_colorizer import color
+
+
+def _batch(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1]."""
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255.0
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+def test_lab_round_trip_is_within_one_level(photos, name):
+    rgb = _batch(photos[name])
+    back = color.lab_to_rgb(color.rgb_to_lab(rgb))
+    diff = (back * 255).round() - rgb * 255
+    within_one = (diff.abs() <= 1).float().mean().item()
+    assert within_one >= 0.999, f"{name}: only {within_one:.5f} of channel values within 1 level"
+
+
+def test_lab_ranges_on_a_real_photo(photos):
+    lab = color.rgb_to_lab(_batch(photos["coffee"]))
+    assert 0.0 <= lab[:, 0].min() and lab[:, 0].max() <= 100.0
+    assert lab[:, 1:].abs().max() <= 110.0
+    # A colourful photo really uses the chroma range: the normalised target is not all ~0.
+    assert lab[:, 1:].abs().max() > 40.0
+
+
+@pytest.mark.parametrize("level", [0.0, 0.2, 0.5, 0.93, 1.0])
+def test_gray_pixels_have_no_chroma(level):
+    gray = torch.full((2, 3, 16, 16), level)
+    lab = color.rgb_to_lab(gray)
+    assert lab[:, 1:].abs().max() < 0.5
+
+
+def test_normalisation_maps_ranges_to_minus_one_one(photos):
+    l_norm, ab_norm = color.rgb_to_l_ab(_batch(photos["astronaut"]))
+    assert l_norm.shape == (1, 1, 512, 512) and ab_norm.shape == (1, 2, 512, 512)
+    assert l_norm.dtype == torch.float32
+    assert -1.0 <= l_norm.min() and l_norm.max() <= 1.0
+    assert ab_norm.abs().max() <= 1.0
+    assert torch.allclose(color.denormalize_l(color.normalize_l(torch.tensor([0.0, 50.0, 100.0]))), torch.tensor([0.0, 50.0, 100.0]))
+    assert torch.allclose(color.normalize_ab(torch.tensor([-110.0, 0.0, 110.0])), torch.tensor([-1.0, 0.0, 1.0]))
+
+
+def test_l_ab_to_rgb_inverts_rgb_to_l_ab(photos):
+    rgb = _batch(photos["chelsea"])
+    back = color.l_ab_to_rgb(*color.rgb_to_l_ab(rgb))
+    assert (back - rgb).abs().mul(255).mean() < 0.5
+
+
+def test_gray_to_l_equals_l_of_the_gray_photo(photos):
+    gray = Image.fromarray(photos["rocket"]).convert("L")
+    gray_t = torch.from_numpy(np.asarray(gray).copy())[None, None].float() / 255
+    l_from_gray = color.gray_to_l(gray_t)
+    l_of_rgb, ab = color.rgb_to_l_ab(gray_t.expand(-1, 3, -1, -1))
+    assert torch.allclose(l_from_gray, l_of_rgb, atol=1e-5)
+    assert ab.abs().max() < 0.5 / color.AB_SCALE
+
+
+def test_wrong_shapes_are_refused():
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        color.rgb_to_lab(torch.zeros(3, 8, 8))
+    with pytest.raises(ValueError, match="ab_norm"):
+        color.l_ab_to_rgb(torch.zeros(1, 1, 8, 8), torch.zeros(1, 3, 8, 8))
+
+
+def _true_chroma_at(rgb: Image.Image, gray: Image.Image, size: int) -> np.ndarray:
+    """Chroma of the photo's own ab at size x size, joined with the gray image's L (as colorize does)."""
+    small_rgb = _batch(np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR)))
+    _, ab = color.rgb_to_l_ab(small_rgb)
+    small_gray = torch.from_numpy(np.asarray(gray.resize((size, size), Image.Resampling.BILINEAR)).copy())[None, None].float() / 255
+    return color.predicted_chroma(color.gray_to_l(small_gray), ab)
+
+
+@pytest.fixture
+def photo_640x427(photos) -> Image.Image:
+    return Image.fromarray(photos["rocket"]).resize((640, 427), Image.Resampling.LANCZOS)
+
+
+def test_merge_keeps_size_gray_values_and_restores_colour(photo_640x427):
+    gray = photo_640x427.convert("L")
+    merged = color.merge_full_resolution(gray, _true_chroma_at(photo_640x427, gray, 64))
+    assert merged.size == (640, 427)
+    assert merged.mode == "YCbCr"
+    regray = np.asarray(merged.convert("RGB").convert("L"), dtype=np.int16)
+    assert np.abs(regray - np.asarray(gray, dtype=np.int16)).mean() < 1.0
+    assert np.abs(regray - np.asarray(gray, dtype=np.int16)).max() <= 2
+    rgb_diff = np.abs(np.asarray(merged.convert("RGB"), dtype=np.int16) - np.asarray(photo_640x427, dtype=np.int16))
+    assert rgb_diff.mean() < 6.0
+
+
+def test_merge_survives_jpeg_encoding_straight_from_ycbcr(photo_640x427):
+    gray = photo_640x427.convert("L")
+    merged = color.merge_full_resolution(gray, _true_chroma_at(photo_640x427, gray, 64))
+    buffer = io.BytesIO()
+    merged.save(buffer, format="JPEG", quality=95, subsampling=0)
+    decoded = Image.open(io.BytesIO(buffer.getvalue()))
+    assert decoded.size == (640, 427) and decoded.mode == "RGB"
+    regray = np.asarray(decoded.convert("L"), dtype=np.int16)
+    assert np.abs(regray - np.asarray(gray, dtype=np.int16)).mean() < 1.0
+
+
+def test_merge_reduces_chroma_instead_of_clipping_gray_near_white_and_black():
+    # Gray ramp from black to white with a strongly saturated prediction everywhere.
+    ramp = np.tile(np.linspace(0, 255, 300).round().astype(np.uint8), (40, 1))
+    gray = Image.fromarray(ramp)
+    saturated = np.stack([np.full((8, 8), 90.0), np.full((8, 8), -90.0)]).astype(np.float32)
+    merged = color.merge_full_resolution(gray, saturated)
+    rgb = np.asarray(merged.convert("RGB"), dtype=np.int16)
+    regray = np.asarray(merged.convert("RGB").convert("L"), dtype=np.int16)
+    assert np.abs(regray - ramp).max() <= 1
+    # Pure black and pure white stay neutral; mid-grays keep strong colour.
+    assert np.ptp(rgb[:, 0], axis=-1).max() <= 1 and np.ptp(rgb[:, -1], axis=-1).max() <= 1
+    assert np.ptp(rgb[:, 150], axis=-1).min() > 60
+
+
+def test_merge_16bit_keeps_luma_and_sixteen_bits(photo_640x427):
+    gray8 = photo_640x427.convert("L")
+    gray16 = np.asarray(gray8, dtype=np.uint16) * 257 + 100  # use the low byte too
+    rgb16 = color.merge_full_resolution_16bit(gray16, _true_chroma_at(photo_640x427, gray8, 64))
+    assert rgb16.shape == (427, 640, 3) and rgb16.dtype == np.uint16
+    luma = rgb16.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(luma - gray16).mean() < 2.0  # in 16-bit levels: 1/257 of an 8-bit level
+    assert len(np.unique(rgb16[..., 1] & 0xFF)) > 200  # really 16 bits, not 8 shifted
+    rgb_diff = np.abs(rgb16.astype(np.float64) / 257 - np.asarray(photo_640x427, dtype=np.float64))
+    assert rgb_diff.mean() < 6.0
+
+
+def test_merge_refuses_non_gray_input(photo_640x427):
+    with pytest.raises(ValueError, match="mode 'L'"):
+        color.merge_full_resolution(photo_640x427, np.zeros((2, 8, 8), np.float32))

@@ -1,0 +1,92 @@
+"""Decoding real and broken files, mode conversion, EXIF orientation, chroma measure."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from archive_colorizer import imageio
+
+
+def _encode(image: Image.Image, fmt: str, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def test_decodes_a_real_jpeg_with_dpi(photos):
+    data = _encode(Image.fromarray(photos["coffee"]), "JPEG", quality=90, dpi=(300, 300))
+    decoded = imageio.decode(data, source="coffee.jpg")
+    assert decoded.format == "JPEG" and decoded.mode == "RGB"
+    assert decoded.image.size == (600, 400)
+    assert decoded.info["dpi"] == pytest.approx((300, 300))
+
+
+def test_exif_orientation_is_applied_and_reset(photos):
+    image = Image.fromarray(photos["chelsea"])  # 451 x 300
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    exif[0x0132] = "2001:02:03 04:05:06"
+    decoded = imageio.decode(_encode(image, "JPEG", exif=exif.tobytes()), source="rotated.jpg")
+    assert decoded.image.size == (300, 451)
+    kept = Image.Exif()
+    kept.load(decoded.info["exif"])
+    assert kept[0x0112] == 1 and kept[0x0132] == "2001:02:03 04:05:06"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b"this is a text file, not a JPEG\n" * 4, "not_an_image"),
+    ],
+)
+def test_non_images_are_refused_with_a_reason(data, reason):
+    with pytest.raises(imageio.ImageDecodeError, match="bad.jpg") as info:
+        imageio.decode(data, source="bad.jpg")
+    assert info.value.reason == reason
+
+
+def test_truncated_jpeg_is_refused(photos):
+    data = _encode(Image.fromarray(photos["astronaut"]), "JPEG", quality=90)
+    with pytest.raises(imageio.ImageDecodeError) as info:
+        imageio.decode(data[: len(data) // 2], source="cut.jpg")
+    assert info.value.reason in ("truncated", "corrupt")
+    assert "cut.jpg" in str(info.value)
+
+
+def test_too_many_pixels_are_refused_before_decoding():
+    data = _encode(Image.new("L", (2000, 1500)), "PNG")
+    with pytest.raises(imageio.ImageDecodeError, match="3,000,000 pixels exceeds max_pixels 1,000,000") as info:
+        imageio.decode(data, source="big.png", max_pixels=1_000_000)
+    assert info.value.reason == "too_large"
+
+
+def test_to_rgb_handles_modes(photos):
+    rgba = Image.fromarray(photos["rocket"]).convert("RGBA")
+    rgba.putalpha(0)
+    assert np.asarray(imageio.to_rgb(rgba)).min() == 255  # fully transparent -> white background
+    palette = Image.fromarray(photos["rocket"]).convert("P", palette=Image.Palette.ADAPTIVE)
+    assert imageio.to_rgb(palette).mode == "RGB"
+    gray16 = Image.fromarray((np.arange(256, dtype=np.uint16).reshape(16, 16) * 257))
+    assert np.array_equal(np.asarray(imageio.to_rgb(gray16))[..., 0], np.arange(256).reshape(16, 16))
+    cmyk = Image.fromarray(photos["rocket"]).convert("CMYK")
+    assert imageio.to_rgb(cmyk).size == cmyk.size
+
+
+def test_mean_chroma_separates_gray_from_colour(photos):
+    for name, rgb in photos.items():
+        image = Image.fromarray(rgb)
+        assert imageio.mean_chroma(image) > 3 * imageio.GRAY_CHROMA_THRESHOLD, name
+        gray_jpeg = Image.open(io.BytesIO(_encode(image.convert("L"), "JPEG", quality=75)))
+        assert imageio.mean_chroma(gray_jpeg) < 0.5, name
+
+
+def test_resize_shorter_side_keeps_aspect(photos):
+    image = Image.fromarray(photos["coffee"])  # 600 x 400
+    assert imageio.resize_shorter_side(image, 286).size == (429, 286)
+    tall = image.transpose(Image.Transpose.ROTATE_90)
+    assert imageio.resize_shorter_side(tall, 286).size == (286, 429)

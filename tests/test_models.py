@@ -1,0 +1,89 @@
+"""pix2pix networks: reference parameter counts, shapes, ranges, init, losses, learning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from archive_colorizer import color
+from archive_colorizer.models import DiscriminatorSpec, GANLoss, GeneratorSpec, l1_loss
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_default_generator_is_pix2pix_unet_256():
+    assert _count(GeneratorSpec().build()) == 54_409_858
+    # 3 -> 3 channels is the figure pix2pix itself prints for unet_256.
+    assert _count(GeneratorSpec(in_channels=3, out_channels=3).build()) == 54_413_955
+
+
+def test_default_discriminator_is_the_70x70_patchgan():
+    assert _count(DiscriminatorSpec().build()) == 2_765_633
+
+
+def test_generator_and_discriminator_shapes_and_ranges():
+    torch.manual_seed(0)
+    generator = GeneratorSpec().build().eval()
+    with torch.inference_mode():
+        ab = generator(torch.rand(2, 1, 256, 256) * 2 - 1)
+    assert ab.shape == (2, 2, 256, 256)
+    assert ab.min() >= -1.0 and ab.max() <= 1.0
+    discriminator = DiscriminatorSpec().build()
+    assert discriminator(torch.randn(2, 3, 256, 256)).shape == (2, 1, 30, 30)
+
+
+def test_generator_has_dropout_in_the_three_innermost_decoder_blocks():
+    generator = GeneratorSpec().build()
+    dropouts = [m.p for m in generator.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts == [0.5, 0.5, 0.5]
+    assert not any(isinstance(m, torch.nn.Dropout) for m in GeneratorSpec(dropout=0.0).build().modules())
+
+
+def test_weights_are_initialised_from_normal_0_002():
+    generator = GeneratorSpec(ngf=16, num_downs=6).build()
+    weights = torch.cat([m.weight.flatten() for m in generator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))])
+    assert abs(weights.mean().item()) < 1e-3
+    assert weights.std().item() == pytest.approx(0.02, rel=0.05)
+
+
+def test_input_side_must_match_num_downs():
+    with pytest.raises(ValueError, match="divisible"):
+        GeneratorSpec(ngf=8, num_downs=5).build()(torch.zeros(1, 1, 48, 48))
+
+
+def test_instance_norm_variant_builds_and_runs():
+    generator = GeneratorSpec(ngf=8, num_downs=5, norm="instance").build()
+    assert generator(torch.zeros(1, 1, 32, 32)).shape == (1, 2, 32, 32)
+
+
+def test_gan_losses_match_their_definitions():
+    logits = torch.tensor([[[[2.0, -1.0], [0.5, 0.0]]]])
+    vanilla, lsgan = GANLoss("vanilla"), GANLoss("lsgan")
+    assert vanilla(logits, True).item() == pytest.approx(torch.nn.functional.softplus(-logits).mean().item())
+    assert vanilla(logits, False).item() == pytest.approx(torch.nn.functional.softplus(logits).mean().item())
+    assert lsgan(logits, True).item() == pytest.approx(((logits - 1) ** 2).mean().item())
+    assert lsgan(logits, False).item() == pytest.approx((logits**2).mean().item())
+    with pytest.raises(ValueError, match="gan_mode"):
+        GANLoss("wgan")
+
+
+def test_tiny_generator_learns_a_real_photo_with_l1(photos):
+    """ngf=8, num_downs=5 at 32x32: 50 L1 steps halve the loss on one real photo."""
+    torch.manual_seed(0)
+    small = Image.fromarray(photos["coffee"]).resize((32, 32), Image.Resampling.LANCZOS)
+    rgb = torch.from_numpy(np.asarray(small).copy()).permute(2, 0, 1)[None].float() / 255
+    l_norm, ab_norm = color.rgb_to_l_ab(rgb)
+    generator = GeneratorSpec(ngf=8, num_downs=5).build()
+    optimizer = torch.optim.Adam(generator.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    losses = []
+    for _ in range(50):
+        loss = l1_loss(generator(l_norm), ab_norm)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], f"L1 went {losses[0]:.4f} -> {losses[-1]:.4f}"
