@@ -172,7 +172,10 @@ class PrepareConfig(JobConfig):
     read_threads: int = Field(8, ge=1, le=256, description="threads per shard task reading input files (hides object-store latency)")
     max_tasks: int | None = Field(None, ge=1, description="shard tasks in flight at once; none means twice the cluster's CPUs")
     progress: bool = Field(True, description="show a progress bar on stderr")
-    ray_address: str | None = Field(None, description="Ray cluster address; none means RAY_ADDRESS if set, else a new local Ray")
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster address (host:port, ray://host:10001, or local for a new local Ray); none means RAY_ADDRESS if set, else the cluster a `ray start` on this machine started last, else a new local Ray",
+    )
 
     @field_validator("extensions")
     @classmethod

@@ -130,9 +130,11 @@ def test_refusals_name_the_urls(ray_local, collection_folder, tmp_path, capsys):
         run(_config(str(tmp_path / "nowhere"), str(tmp_path / "out")))
 
 
-def test_overwrite_replaces_an_earlier_run_and_keeps_other_files(ray_local, collection_folder, tmp_path):
+def test_overwrite_replaces_an_earlier_run_and_keeps_other_files(ray_local, collection_folder, tmp_path, capsys):
     output = write_folder(tmp_path / "out", {"shard-000099.parquet": b"stale", "_stats/shard-000099.json": b"{}", "notes.txt": b"mine"})
-    code = cli.main(["prepare", str(collection_folder), str(output), "--size", "64", "--rows-per-shard", "20", "--overwrite", "--no-progress"])
+    code = cli.main(["prepare", str(collection_folder), str(output), "--size", "64", "--rows-per-shard", "20", "--overwrite"])
     assert code == 0
+    captured = capsys.readouterr()
+    assert f"prepare: {INPUTS} inputs -> 6 written" in captured.out and f"{INPUTS}img" in captured.err  # summary; progress bar
     assert sorted(p.name for p in output.iterdir()) == ["_config.yaml", "_stats", "_stats.json", "notes.txt", "shard-000000.parquet"]
     assert [p.name for p in (output / "_stats").iterdir()] == ["shard-000000.json"]
