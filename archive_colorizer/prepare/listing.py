@@ -112,8 +112,7 @@ def iter_inputs(fs: fsspec.AbstractFileSystem, root: str, extensions: Iterable[s
             f"({', '.join(extensions)}); compressed tars ({', '.join(COMPRESSED_TAR_SUFFIXES)}) must be unpacked to .tar"
         )
     # A single archive is the collection root itself: its members keep their own names.
-    prefix = "" if name.lower().endswith(ARCHIVE_SUFFIXES) else None
-    yield from _iter_file(fs, root, name if prefix is None else prefix, extensions)
+    yield from _iter_file(fs, root, "" if name.lower().endswith(ARCHIVE_SUFFIXES) else name, extensions)
 
 
 def _iter_file(fs: fsspec.AbstractFileSystem, path: str, relative: str, extensions: tuple[str, ...]) -> Iterator[InputRef]:

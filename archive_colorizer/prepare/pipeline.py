@@ -11,6 +11,7 @@ streaming listing avoids; Ray Data reads the finished shards (``ray.data.read_pa
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -41,22 +42,20 @@ def run(config: PrepareConfig) -> PrepareResult:
             it, or OUTPUT is not empty and ``overwrite`` is off (messages name the URLs).
         JobError: INPUT holds no input, an archive cannot be listed, or a shard task failed.
     """
-    in_fs, in_root = storage.open_url(config.input, config.storage_options)
     check_paths(config)
+    inputs = _nonempty_listing(config)
     init_ray(config.ray_address)
     start = time.monotonic()
     out_fs, out_root = storage.open_url(config.output, config.output_options)
     config.save(storage.join(config.output, CONFIG_FILE), config.output_options)
     result = PrepareResult(config.input, config.output)
-    shards = batched(iter_inputs(in_fs, in_root, config.extensions), config.rows_per_shard)
+    shards = batched(inputs, config.rows_per_shard)
     with tqdm(desc="prepare", unit="img", disable=not config.progress, file=sys.stderr, mininterval=1.0) as bar:
         for stats in run_shards(shards, config):
             result.add(stats)
             bar.update(stats.inputs)
             bar.set_postfix(shards=result.shards, written=result.counts["written"], dropped=result.inputs - result.counts["written"], refresh=False)
     result.seconds = time.monotonic() - start
-    if result.inputs == 0:
-        raise JobError(f"no input found in {config.input!r} (extensions {' '.join(config.extensions)}); nothing was written")
     write_json(out_fs, storage.join(out_root, STATS_FILE), result.to_dict(config.public_dict()))
     print(result.summary(), flush=True)
     return result
@@ -85,6 +84,16 @@ def check_paths(config: PrepareConfig) -> None:
         raise ConfigError(f"OUTPUT {config.output!r} is not empty; choose an empty OUTPUT or pass --overwrite to replace an earlier prepare's shards")
     for path in previous_outputs(out_fs, out_root):
         out_fs.rm(path, recursive=True)
+
+
+def _nonempty_listing(config: PrepareConfig) -> Iterator[InputRef]:
+    """The listing of INPUT, after checking that it has a first input (before anything is written)."""
+    in_fs, in_root = storage.open_url(config.input, config.storage_options)
+    inputs = iter_inputs(in_fs, in_root, config.extensions)
+    first = next(inputs, None)
+    if first is None:
+        raise JobError(f"no input found in {config.input!r} (extensions {' '.join(config.extensions)}); nothing was written")
+    return itertools.chain([first], inputs)
 
 
 def run_shards(batches: Iterable[list[InputRef]], config: PrepareConfig) -> Iterator[ShardStats]:

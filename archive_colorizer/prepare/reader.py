@@ -62,7 +62,7 @@ def read_inputs(fs: fsspec.AbstractFileSystem, refs: Sequence[InputRef], threads
         threads: concurrent reads of image files and tar members.
     """
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for (kind, container), group in itertools.groupby(refs, key=lambda ref: (ref.kind, ref.container)):
+        for (kind, container), group in itertools.groupby(refs, key=_group_key):
             group = list(group)
             if kind == "zip":
                 yield from _read_zip(fs, container, group)
@@ -70,6 +70,12 @@ def read_inputs(fs: fsspec.AbstractFileSystem, refs: Sequence[InputRef], threads
                 yield from _read_parquet(fs, container, group)
             else:
                 yield from _read_ranges(fs, group, pool, threads)
+
+
+def _group_key(ref: InputRef) -> tuple[str, str]:
+    # Zip and Parquet inputs are read through their opened container; image files and tar
+    # members are independent reads, so a run of them forms one group for the threads.
+    return ref.kind, ref.container if ref.kind in ("zip", "parquet") else ""
 
 
 def _read_ranges(fs: fsspec.AbstractFileSystem, refs: list[InputRef], pool: ThreadPoolExecutor, threads: int) -> Iterator[RawInput]:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from archive_colorizer import cli, storage
 from archive_colorizer.config import PrepareConfig
-from archive_colorizer.errors import ConfigError
+from archive_colorizer.errors import ConfigError, JobError
 from archive_colorizer.prepare import run
 from tests.prepare.conftest import INPUTS, PHOTO_FILES, PLANTED, write_folder, write_tar, write_zip
 
@@ -128,6 +128,9 @@ def test_refusals_name_the_urls(ray_local, collection_folder, tmp_path, capsys):
     assert str(taken) in err and "--overwrite" in err
     with pytest.raises(ConfigError, match="does not exist"):
         run(_config(str(tmp_path / "nowhere"), str(tmp_path / "out")))
+    with pytest.raises(JobError, match=r"no input found in .*taken.*\.jpg"):
+        run(_config(str(taken), str(tmp_path / "out")))
+    assert not (tmp_path / "out").exists()
 
 
 def test_overwrite_replaces_an_earlier_run_and_keeps_other_files(ray_local, collection_folder, tmp_path, capsys):

@@ -56,3 +56,14 @@ def test_parquet_rows_keep_their_image_path_and_read_only_their_row_groups(colle
     raws = list(read_inputs(fs, refs[1:]))  # rows 1 and 2 only
     assert [(r.path, r.data) for r in raws] == [("row-1", collection["astronaut.jpg"]), ("lost.jpg", b"")]
     assert raws[0].source.endswith("d.parquet#row=1")
+
+
+def test_zip_and_tar_in_a_bucket_are_read_in_place(collection, tmp_path, s3_bucket):
+    bucket, options = s3_bucket
+    fs, root = storage.open_url(bucket, options)
+    for archive in (write_zip(tmp_path / "p.zip", collection), write_tar(tmp_path / "p.tar", collection)):
+        storage.write_bytes(fs, f"{root}/{archive.name}", archive.read_bytes())
+        refs = list(iter_inputs(fs, f"{root}/{archive.name}", IMAGE_EXTENSIONS))
+        raws = list(read_inputs(fs, refs, threads=4))
+        assert len(raws) == INPUTS and all(raw.data == collection[raw.path] for raw in raws)
+        assert raws[0].source.endswith(f"::{bucket}/{archive.name}")
