@@ -14,6 +14,7 @@ from archive_colorizer import cli, storage
 from archive_colorizer.config import PrepareConfig
 from archive_colorizer.errors import ConfigError, JobError
 from archive_colorizer.prepare import run
+from archive_colorizer.prepare.writer import SHARD_SCHEMA
 from tests.prepare.conftest import INPUTS, PHOTO_FILES, PLANTED, write_folder, write_tar, write_zip
 
 SIZE = 64
@@ -59,6 +60,8 @@ def test_folder_with_planted_files(folder_run, collection_folder):
         image.load()
         assert image.mode == "RGB" and image.size == (row["width"], row["height"]) and min(image.size) == SIZE
         assert row["split"] in ("train", "val") and row["source"] == f"{collection_folder}/{row['image']['path']}"
+    for shard in folder_run.glob("shard-*.parquet"):
+        assert pq.read_schema(shard).equals(SHARD_SCHEMA)  # image: struct<bytes: binary, path: string>, ...
     dataset_rows = ray.data.read_parquet(str(folder_run)).take_all()  # skips _stats.json, _stats/, _config.yaml
     assert sorted(r["image"]["path"] for r in dataset_rows) == sorted(PHOTO_FILES)
     stats = _stats(str(folder_run))
