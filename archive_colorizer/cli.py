@@ -47,7 +47,14 @@ def _import(path: str) -> Any:
     return getattr(importlib.import_module(module), attribute)
 
 
-COMMANDS: list[Command] = []
+COMMANDS: list[Command] = [
+    Command(
+        "prepare",
+        "photo collections (folder, bucket, zip, tar, Parquet) -> Parquet training shards",
+        "archive_colorizer.config:PrepareConfig",
+        "archive_colorizer.prepare:run",
+    ),
+]
 """Registered subcommands, in the order ``--help`` lists them."""
 
 
@@ -163,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, build the config, run the job; returns the process exit code.
 
     Exit codes: 0 success, 1 the job failed (message on stderr, or the result's ``exit_code``),
-    2 bad usage or config.
+    2 bad usage or config (also a :class:`ConfigError` the job raises, e.g. a refused OUTPUT).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -181,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run(config)
     except ArchiveColorizerError as exc:
         print(f"archive-colorizer {command.name}: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, ConfigError) else 1
     return int(getattr(result, "exit_code", 0) or 0)
 
 

@@ -51,6 +51,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` different unused TCP ports (all bound at once, then released)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """A moto S3 server on 127.0.0.1 for the session; yields its endpoint URL."""
@@ -115,14 +127,25 @@ def ray_head(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     dashboard). The head is started with ``RAY_AUTH_MODE=disabled`` so that submission works
     whether or not the machine has token authentication configured.
     """
-    dashboard_port = free_port()
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    # Every port the head opens is chosen here: Ray's fixed defaults (agent HTTP 52365, client
+    # server 10001, ...) collide with any other Ray head on the machine, and a head whose job
+    # agent could not bind refuses every submission ("No available agent to submit job").
+    dashboard_port, agent_http, agent_grpc, runtime_env_agent, metrics, client_server = free_ports(6)
+    # The venv's bin first on PATH (as if activated): a job's `python` is then this interpreter.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    # No graceful drain on SIGTERM: the whole group is stopped at once, so the drain could only
+    # wait out its 30 s for a GCS that is already gone.
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", PATH=path,
+               RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0")
     log = tmp_path_factory.mktemp("ray-head") / "head.log"
     ray_bin = str(Path(sys.executable).with_name("ray"))
     with open(log, "wb") as handle:
         process = subprocess.Popen(
             [ray_bin, "start", "--head", "--block", "--port=0", f"--dashboard-port={dashboard_port}",
-             "--dashboard-host=127.0.0.1", "--num-cpus=2", "--disable-usage-stats"],
+             "--dashboard-host=127.0.0.1", "--num-cpus=2", "--disable-usage-stats",
+             f"--dashboard-agent-listen-port={agent_http}", f"--dashboard-agent-grpc-port={agent_grpc}",
+             f"--runtime-env-agent-port={runtime_env_agent}", f"--metrics-export-port={metrics}",
+             f"--ray-client-server-port={client_server}"],
             stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
     address = f"http://127.0.0.1:{dashboard_port}"
@@ -147,9 +170,19 @@ def ray_head(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def submit_job(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """``ray job submit --working-dir <repo> -- python <args>`` against ``ray_head``'s cluster."""
+    """``ray job submit --working-dir <repo> -- python <args>`` against ``ray_head``'s cluster.
+
+    The dashboard answers before the head's job agent has registered (on a busy machine that
+    can take longer than the dashboard's own 10 s wait); such a refused submission created no
+    job, so it is retried for up to two minutes.
+    """
     ray_bin = str(Path(sys.executable).with_name("ray"))
-    return subprocess.run(
-        [ray_bin, "job", "submit", "--working-dir", str(REPO_ROOT), "--", "python", *args],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
-    )
+    deadline = time.monotonic() + 120
+    while True:
+        completed = subprocess.run(
+            [ray_bin, "job", "submit", "--working-dir", str(REPO_ROOT), "--", "python", *args],
+            env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+        )
+        if "No available agent to submit job" not in completed.stderr or time.monotonic() > deadline:
+            return completed
+        time.sleep(2)

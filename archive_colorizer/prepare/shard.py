@@ -1,0 +1,67 @@
+"""The unit of work: one shard task turns a list of inputs into one Parquet shard.
+
+Read the inputs' bytes (:mod:`.reader`), decode/filter/resize/encode each (:mod:`.process`),
+give each written image its split, write ``shard-NNNNNN.parquet`` and
+``_stats/shard-NNNNNN.json`` (:mod:`.writer`). Plain Python: the pipeline runs it as a Ray task,
+tests may call it directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from archive_colorizer import storage
+from archive_colorizer.config import PrepareConfig
+from archive_colorizer.prepare.listing import InputRef
+from archive_colorizer.prepare.process import ProcessSettings, Processed, assign_split, process_image
+from archive_colorizer.prepare.reader import read_inputs
+from archive_colorizer.prepare.stats import ShardStats
+from archive_colorizer.prepare.writer import SHARD_STATS_FOLDER, ShardRows, shard_name, write_json, write_shard
+
+
+def settings_from(config: PrepareConfig) -> ProcessSettings:
+    """The per-image rules of a prepare config."""
+    return ProcessSettings(
+        size=config.size,
+        min_size=config.min_size,
+        gray_threshold=config.gray_threshold,
+        jpeg_quality=config.jpeg_quality,
+        max_pixels=config.max_pixels,
+    )
+
+
+def process_shard(index: int, refs: Sequence[InputRef], config: PrepareConfig) -> ShardStats:
+    """Process one shard's inputs and write its files to OUTPUT.
+
+    Args:
+        index: the shard's number; names its files.
+        refs: its inputs, as listed from ``config.input``.
+        config: the job's settings.
+
+    Returns:
+        The shard's :class:`ShardStats` without the dropped records (they are in its JSON file).
+
+    Raises:
+        StorageError: the shard could not be written (bad input never raises).
+    """
+    in_fs, _ = storage.open_url(config.input, config.storage_options)
+    out_fs, out_root = storage.open_url(config.output, config.output_options)
+    settings = settings_from(config)
+    stats, rows = ShardStats(index), ShardRows()
+    for raw in read_inputs(in_fs, refs, threads=config.read_threads):
+        if raw.data is None:
+            processed = Processed("dropped_unreadable", error=raw.error)
+        else:
+            processed = process_image(raw.data, settings, source=raw.source)
+        split = None
+        if processed.jpeg is not None:
+            split = assign_split(raw.path, config.val_fraction, config.seed)
+            rows.append(processed.jpeg, raw.path, processed.width, processed.height, split, raw.source)
+        stats.add(raw.path, raw.source, processed, split)
+    if len(rows):
+        stats.file = shard_name(index)
+        write_shard(out_fs, storage.join(out_root, stats.file), rows)
+    stats_name = shard_name(index).replace(".parquet", ".json")
+    write_json(out_fs, storage.join(out_root, SHARD_STATS_FOLDER, stats_name), stats.to_dict())
+    stats.dropped = []
+    return stats

@@ -1,0 +1,120 @@
+"""Counting outcomes: per shard (written by its task) and for the whole job (``_stats.json``).
+
+Every input ends in exactly one outcome of :data:`~archive_colorizer.prepare.process.OUTCOMES`,
+so the counts add up to the number of inputs. Each shard task writes ``_stats/shard-NNNNNN.json``
+with its counts and one record per dropped input (path, source, outcome, error); the driver
+sums the shards' counts into :class:`PrepareResult` and writes ``_stats.json`` last, so its
+presence marks a finished run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from archive_colorizer.prepare.process import OUTCOMES, SPLITS, Processed
+
+
+def _ordered(counts: Counter, keys: tuple[str, ...]) -> dict[str, int]:
+    return {key: int(counts.get(key, 0)) for key in keys}
+
+
+@dataclass
+class ShardStats:
+    """Outcomes of one shard task.
+
+    Attributes:
+        index: the shard's number (listing order).
+        file: name of the shard's Parquet file, ``None`` when no input was written.
+        counts: inputs per outcome.
+        splits: written rows per split.
+        dropped: one ``{"path", "source", "outcome", "error"}`` record per input not written.
+    """
+
+    index: int
+    file: str | None = None
+    counts: Counter = field(default_factory=Counter)
+    splits: Counter = field(default_factory=Counter)
+    dropped: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, path: str, source: str, processed: Processed, split: str | None = None) -> None:
+        """Count one input's outcome (``split`` is the written row's split)."""
+        self.counts[processed.outcome] += 1
+        if split is not None:
+            self.splits[split] += 1
+        if processed.outcome != "written":
+            self.dropped.append({"path": path, "source": source, "outcome": processed.outcome, "error": processed.error or ""})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record of ``_stats/shard-NNNNNN.json``."""
+        return {
+            "shard": self.file,
+            "inputs": self.inputs,
+            "counts": _ordered(self.counts, OUTCOMES),
+            "splits": _ordered(self.splits, SPLITS),
+            "dropped": self.dropped,
+        }
+
+
+@dataclass
+class PrepareResult:
+    """What a prepare run did; the CLI uses :attr:`exit_code`.
+
+    Attributes:
+        input, output: the collection and shard URLs.
+        counts: inputs per outcome (sums to :attr:`inputs`).
+        splits: written rows per split.
+        shards: number of Parquet shards written.
+        seconds: wall time of the run.
+    """
+
+    input: str
+    output: str
+    counts: Counter = field(default_factory=Counter)
+    splits: Counter = field(default_factory=Counter)
+    shards: int = 0
+    seconds: float = 0.0
+
+    @property
+    def inputs(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 when at least one image was written, else 1 (nothing to train on)."""
+        return 0 if self.counts.get("written", 0) else 1
+
+    def add(self, shard: ShardStats) -> None:
+        """Add one finished shard's counts."""
+        self.counts.update(shard.counts)
+        self.splits.update(shard.splits)
+        self.shards += shard.file is not None
+
+    def to_dict(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The record of ``_stats.json``: totals, rate and the resolved (redacted) ``config``."""
+        return {
+            "input": self.input,
+            "output": self.output,
+            "inputs": self.inputs,
+            "counts": _ordered(self.counts, OUTCOMES),
+            "splits": _ordered(self.splits, SPLITS),
+            "shards": self.shards,
+            "seconds": round(self.seconds, 3),
+            "inputs_per_second": round(self.inputs / self.seconds, 2) if self.seconds else None,
+            "config": config,
+        }
+
+    def summary(self) -> str:
+        """One line for the end of the run."""
+        dropped = ", ".join(f"{self.counts.get(o, 0):,} {o.removeprefix('dropped_').replace('_', ' ')}" for o in OUTCOMES[1:])
+        rate = self.inputs / self.seconds if self.seconds else 0.0
+        return (
+            f"prepare: {self.inputs:,} inputs -> {self.counts.get('written', 0):,} written "
+            f"({self.splits.get('train', 0):,} train, {self.splits.get('val', 0):,} val) in {self.shards:,} shards; "
+            f"dropped {dropped}; {self.seconds:.1f} s ({rate:.1f} inputs/s) -> {self.output}"
+        )

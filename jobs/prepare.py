@@ -1,0 +1,8 @@
+"""``ray job submit -- python jobs/prepare.py INPUT OUTPUT [options]``: same options as ``archive-colorizer prepare``."""
+
+import sys
+
+from archive_colorizer.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["prepare", *sys.argv[1:]]))

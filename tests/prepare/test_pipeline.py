@@ -1,0 +1,146 @@
+"""The prepare job end to end on a local Ray: the issue's acceptance tests."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from archive_colorizer import cli, storage
+from archive_colorizer.config import PrepareConfig
+from archive_colorizer.errors import ConfigError, JobError
+from archive_colorizer.prepare import run
+from archive_colorizer.prepare.writer import SHARD_SCHEMA
+from tests.prepare.conftest import INPUTS, PHOTO_FILES, PLANTED, write_folder, write_tar, write_zip
+
+SIZE = 64
+
+
+def _config(input_url: str, output_url: str, **overrides) -> PrepareConfig:
+    values = dict(input=input_url, output=output_url, size=SIZE, val_fraction=0.5, rows_per_shard=4, progress=False)
+    return PrepareConfig(**(values | overrides))
+
+
+def _rows(url: str, options=None) -> list[dict]:
+    """All shard rows under ``url`` read with pyarrow, sorted by image path."""
+    fs, root = storage.open_url(url, options)
+    table = pq.read_table(root, filesystem=fs)
+    return sorted(table.to_pylist(), key=lambda row: row["image"]["path"])
+
+
+def _comparable(rows: list[dict]) -> list[tuple]:
+    """Everything but ``source`` (which names where each copy of the photos lives)."""
+    return [(r["image"]["path"], r["image"]["bytes"], r["width"], r["height"], r["split"]) for r in rows]
+
+
+def _stats(url: str, options=None) -> dict:
+    fs, root = storage.open_url(url, options)
+    return json.loads(storage.read_bytes(fs, f"{root}/_stats.json"))
+
+
+@pytest.fixture(scope="module")
+def folder_run(ray_local, collection_folder, tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("shards") / "out"
+    result = run(_config(str(collection_folder), str(output)))
+    assert result.exit_code == 0
+    return output
+
+
+def test_folder_with_planted_files(folder_run, collection_folder):
+    import ray
+
+    rows = _rows(str(folder_run))
+    assert [r["image"]["path"] for r in rows] == sorted(PHOTO_FILES)
+    for row in rows:
+        image = Image.open(io.BytesIO(row["image"]["bytes"]))
+        image.load()
+        assert image.mode == "RGB" and image.size == (row["width"], row["height"]) and min(image.size) == SIZE
+        assert row["split"] in ("train", "val") and row["source"] == f"{collection_folder}/{row['image']['path']}"
+    for shard in folder_run.glob("shard-*.parquet"):
+        assert pq.read_schema(shard).equals(SHARD_SCHEMA)  # image: struct<bytes: binary, path: string>, ...
+    dataset_rows = ray.data.read_parquet(str(folder_run)).take_all()  # skips _stats.json, _stats/, _config.yaml
+    assert sorted(r["image"]["path"] for r in dataset_rows) == sorted(PHOTO_FILES)
+    stats = _stats(str(folder_run))
+    assert stats["inputs"] == INPUTS == sum(stats["counts"].values())
+    assert stats["counts"] == {"written": 6, "dropped_corrupt": 3, "dropped_too_large": 0, "dropped_small": 1,
+                               "dropped_grayscale": 1, "dropped_unreadable": 0}
+    assert sum(stats["splits"].values()) == 6 and stats["shards"] == len(list(folder_run.glob("shard-*.parquet")))
+    dropped = {d["path"]: d["outcome"] for f in sorted((folder_run / "_stats").glob("*.json")) for d in json.loads(f.read_text())["dropped"]}
+    assert dropped == PLANTED
+    assert stats["config"]["size"] == SIZE and (folder_run / "_config.yaml").exists()
+
+
+def test_zip_and_tar_give_the_same_rows_as_the_folder(folder_run, collection, tmp_path):
+    expected = _comparable(_rows(str(folder_run)))
+    for archive in (write_zip(tmp_path / "photos.zip", collection), write_tar(tmp_path / "photos.tar", collection)):
+        output = tmp_path / f"out-{archive.suffix[1:]}"
+        run(_config(str(archive), str(output)))
+        rows = _rows(str(output))
+        assert _comparable(rows) == expected
+        kind, member = (("tar", "./astronaut.jpg") if archive.suffix == ".tar" else ("zip", "astronaut.jpg"))
+        assert rows[0]["source"] == f"{kind}://{member}::{archive}"
+        assert _stats(str(output))["counts"] == _stats(str(folder_run))["counts"]
+
+
+def test_s3_input_and_output_give_the_same_shards_as_the_local_run(folder_run, collection, s3_bucket):
+    import ray
+
+    bucket, options = s3_bucket
+    fs, root = storage.open_url(bucket, options)
+    for relative, data in collection.items():
+        storage.write_bytes(fs, f"{root}/photos/{relative}", data)
+    result = run(_config(f"{bucket}/photos", f"{bucket}/shards", storage_options=options))
+    assert result.counts["written"] == 6
+    rows = _rows(f"{bucket}/shards", options)
+    assert _comparable(rows) == _comparable(_rows(str(folder_run)))
+    assert rows[0]["source"] == f"{bucket}/photos/astronaut.jpg"
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.glob(f"{root}/shards/shard-*.parquet")) == sorted(p.name for p in folder_run.glob("shard-*.parquet"))
+    assert _stats(f"{bucket}/shards", options)["counts"] == _stats(str(folder_run))["counts"]
+    assert "testing-secret-key" not in json.dumps(_stats(f"{bucket}/shards", options))
+    # How the train job reads them: Ray Data over the same fsspec filesystem, filtered on split.
+    from ray.data.expressions import col
+
+    train = ray.data.read_parquet(f"{root}/shards", filesystem=fs).filter(expr=col("split") == "train")
+    assert train.count() == result.splits["train"] == sum(r["split"] == "train" for r in rows)
+
+
+def test_second_run_gives_identical_splits_and_bytes(folder_run, collection_folder, tmp_path):
+    run(_config(str(collection_folder), str(tmp_path / "again")))
+    assert _comparable(_rows(str(tmp_path / "again"))) == _comparable(_rows(str(folder_run)))
+
+
+def test_parquet_shards_are_input_again_for_a_smaller_size(folder_run, tmp_path):
+    run(_config(str(folder_run), str(tmp_path / "small"), size=32, min_size=32))
+    before, after = _rows(str(folder_run)), _rows(str(tmp_path / "small"))
+    assert [(r["image"]["path"], r["split"]) for r in after] == [(r["image"]["path"], r["split"]) for r in before]
+    assert all(min(r["width"], r["height"]) == 32 for r in after)
+    assert all(r["source"].startswith(str(folder_run)) and "#row=" in r["source"] for r in after)
+
+
+def test_refusals_name_the_urls(ray_local, collection_folder, tmp_path, capsys):
+    inside = collection_folder / "shards"
+    assert cli.main(["prepare", str(collection_folder), str(inside), "--size", "64"]) == 2
+    assert str(inside) in capsys.readouterr().err and not inside.exists()
+    taken = write_folder(tmp_path / "taken", {"notes.txt": b"mine"})
+    assert cli.main(["prepare", str(collection_folder), str(taken)]) == 2
+    err = capsys.readouterr().err
+    assert str(taken) in err and "--overwrite" in err
+    with pytest.raises(ConfigError, match="does not exist"):
+        run(_config(str(tmp_path / "nowhere"), str(tmp_path / "out")))
+    with pytest.raises(JobError, match=r"no input found in .*taken.*\.jpg"):
+        run(_config(str(taken), str(tmp_path / "out")))
+    assert not (tmp_path / "out").exists()
+
+
+def test_overwrite_replaces_an_earlier_run_and_keeps_other_files(ray_local, collection_folder, tmp_path, capsys):
+    output = write_folder(tmp_path / "out", {"shard-000099.parquet": b"stale", "_stats/shard-000099.json": b"{}", "notes.txt": b"mine"})
+    code = cli.main(["prepare", str(collection_folder), str(output), "--size", "64", "--rows-per-shard", "20", "--overwrite"])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert f"prepare: {INPUTS} inputs -> 6 written" in captured.out and f"{INPUTS}img" in captured.err  # summary; progress bar
+    assert sorted(p.name for p in output.iterdir()) == ["_config.yaml", "_stats", "_stats.json", "notes.txt", "shard-000000.parquet"]
+    assert [p.name for p in (output / "_stats").iterdir()] == ["shard-000000.json"]
