@@ -98,7 +98,12 @@ def ray_local(moto_server: str) -> Iterator[None]:
             include_dashboard=False,
             logging_level="WARNING",
             configure_logging=True,
-            runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
+            # RAY_API_SERVER_ADDRESS: this Ray has no dashboard, so Ray Train's placement-group
+            # cleaner must not look for one: left alone, the state API picks the newest Ray on
+            # the machine (another test session's), finds no Train controller of ours there,
+            # and removes our workers' placement group mid-run. Pointing it at a closed port
+            # makes every query fail fast, which the cleaner tolerates.
+            runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT), "RAY_API_SERVER_ADDRESS": "http://127.0.0.1:9"}},
         )
     from ray.data import DataContext
 
@@ -115,13 +120,19 @@ def ray_head(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     dashboard). The head is started with ``RAY_AUTH_MODE=disabled`` so that submission works
     whether or not the machine has token authentication configured.
     """
-    dashboard_port = free_port()
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    dashboard_port, gcs_port = free_port(), free_port()
+    # RAY_ADDRESS in the head's environment (inherited by its workers) makes Ray's state API,
+    # which Ray Train's placement-group cleaner queries, ask this cluster rather than the
+    # newest Ray on the machine.
+    # PATH: jobs run ``python`` from the environment running the tests (the venv), not the
+    # first one on the machine's PATH.
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", RAY_ADDRESS=f"127.0.0.1:{gcs_port}",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     log = tmp_path_factory.mktemp("ray-head") / "head.log"
     ray_bin = str(Path(sys.executable).with_name("ray"))
     with open(log, "wb") as handle:
         process = subprocess.Popen(
-            [ray_bin, "start", "--head", "--block", "--port=0", f"--dashboard-port={dashboard_port}",
+            [ray_bin, "start", "--head", "--block", f"--port={gcs_port}", f"--dashboard-port={dashboard_port}",
              "--dashboard-host=127.0.0.1", "--num-cpus=2", "--disable-usage-stats"],
             stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )

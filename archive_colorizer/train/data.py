@@ -30,7 +30,7 @@ from PIL import Image
 from archive_colorizer.color import rgb_to_l_ab
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.imageio import ImageDecodeError, decode, resize_shorter_side, to_rgb
-from archive_colorizer.storage import is_local, open_url
+from archive_colorizer.storage import is_local, iter_files, open_url
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,13 @@ def to_lab_batch(batch: pa.Table, image_size: int, jitter: bool) -> dict[str, np
     return {"l": l_norm.numpy(), "ab": ab_norm.numpy()}
 
 
+def pa_filesystem(fs) -> pa.fs.FileSystem:
+    """An fsspec filesystem as a pyarrow one (fsspec's options, e.g. ``endpoint_url``, apply)."""
+    import pyarrow.fs
+
+    return pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs))
+
+
 def _read_shards(data_url: str, storage_options: Mapping[str, Any] | None, **read_args: Any):
     import ray.data
 
@@ -101,26 +108,26 @@ def _read_shards(data_url: str, storage_options: Mapping[str, Any] | None, **rea
         raise ConfigError(f"cannot read training shards at {data_url!r}: {exc}") from exc
 
 
-def _split_value_counts(batch: pa.Table) -> pa.Table:
-    counts = pc.value_counts(batch.column("split").combine_chunks())
-    return pa.table({"split": counts.field("values").cast(pa.string()), "rows": counts.field("counts")})
-
-
 def split_counts(data_url: str, storage_options: Mapping[str, Any] | None = None) -> dict[str, int]:
-    """Rows per ``split`` value in the shards (reads only the ``split`` column; no shuffle).
+    """Rows per ``split`` value in the shards, read on the driver (only the ``split`` column).
+
+    A quick check before training starts; Ray Data then reads the images themselves.
 
     Raises:
-        ConfigError: no Parquet shards at ``data_url``, or they have no ``split`` column.
+        ConfigError: no ``*.parquet`` files at ``data_url``, or they have no ``split`` column.
     """
-    dataset = _read_shards(data_url, storage_options, columns=["split"])
+    import pyarrow.dataset
+
+    fs, root = open_url(data_url, storage_options)
+    files = list(iter_files(fs, root, (".parquet",))) if fs.isdir(root) else [root]
+    if not files or not fs.exists(files[0]):
+        raise ConfigError(f"no Parquet shards (*.parquet) at {data_url!r}")
     try:
-        rows = dataset.map_batches(_split_value_counts, batch_format="pyarrow", batch_size=None).take_all()
-    except Exception as exc:  # Ray wraps the reader's error in its own exception types
+        table = pyarrow.dataset.dataset(files, filesystem=pa_filesystem(fs), format="parquet").to_table(columns=["split"])
+    except (pa.ArrowInvalid, OSError) as exc:
         raise ConfigError(f"cannot read the split column of the training shards at {data_url!r}: {exc}") from exc
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["split"]] = counts.get(row["split"], 0) + int(row["rows"])
-    return counts
+    counts = pc.value_counts(table.column("split").combine_chunks())
+    return {str(value): int(count) for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())}
 
 
 def split_dataset(

@@ -72,7 +72,16 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             not upload checkpoints and the driver exports from the last one left there.
     """
     _show_progress_logs()
-    WorkerLoop(TrainConfig(**loop_config["config"]), loop_config.get("staging_dir")).run()
+    config = TrainConfig(**loop_config["config"])
+    threads = torch.get_num_threads()
+    if not config.gpu:
+        # As many threads as CPUs reserved: more only contend with the decode tasks (and, in
+        # local mode, with the caller's process, whose setting is restored below).
+        torch.set_num_threads(max(1, int(config.cpus_per_worker)))
+    try:
+        WorkerLoop(config, loop_config.get("staging_dir")).run()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _show_progress_logs() -> None:
@@ -185,7 +194,9 @@ class WorkerLoop:
             self.history.append(row)
             self._report(row, checkpoint=self._checkpoint_due())
             self._write_outputs(samples)
-            logger.info("epoch %d: %s", epoch, {k: row[k] for k in ("global_step", "loss_G_L1", "val_L1_ab", "val_PSNR", "images_per_sec")})
+            if self.rank == 0:
+                shown = ("global_step", "loss_G_L1", "val_L1_ab", "val_PSNR", "val_PSNR_gray", "images_per_sec")
+                logger.info("epoch %d: %s", epoch, {k: row[k] for k in shown})
 
     def _checkpoint_due(self) -> bool:
         return self.epochs_done % self.config.checkpoint_every == 0 or self.epochs_done == self.config.epochs

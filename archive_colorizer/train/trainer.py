@@ -19,6 +19,7 @@ import pyarrow.fs
 from archive_colorizer.config import TrainConfig
 from archive_colorizer.errors import ConfigError, JobError
 from archive_colorizer.storage import is_local, open_url
+from archive_colorizer.train.data import pa_filesystem
 from archive_colorizer.train.loop import train_loop_per_worker
 
 
@@ -43,7 +44,7 @@ def run_storage(run_url: str, storage_options: Mapping[str, Any] | None = None) 
         raise ConfigError(f"--run {run_url!r} must name a folder below a parent, e.g. s3://bucket/runs/places365-a")
     if is_local(fs):
         return RunStorage(parent, name)
-    return RunStorage(parent, name, pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs)))
+    return RunStorage(parent, name, pa_filesystem(fs))
 
 
 def build_trainer(config: TrainConfig, datasets: Mapping[str, Any], staging_dir: str | None = None):
