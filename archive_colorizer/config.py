@@ -125,8 +125,8 @@ class TrainConfig(JobConfig):
         "generator; resubmitting with the same run directory continues from its last checkpoint"
     )
     workers: int = Field(
-        1, ge=0, description="training workers (Ray Train, one DDP rank each); 0 runs the loop in this process without "
-        "checkpoints (debugging)"
+        1, ge=0, description="training workers (Ray Train, one DDP rank each); 0 runs the loop in this process (Ray Train "
+        "local mode, for debugging): the generator is exported, but no checkpoint is kept to resume from"
     )
     gpu: bool = Field(False, description="one GPU per worker, bf16 autocast; without it float32 on CPU")
     cpus_per_worker: float = Field(
@@ -135,6 +135,10 @@ class TrainConfig(JobConfig):
     epochs: int = Field(20, ge=1, description="epochs in total, pretraining included")
     pretrain_epochs: int = Field(0, ge=0, description="first epochs that train the generator with L1 only (no discriminator)")
     batch_size: int = Field(16, ge=1, description="images per step and worker")
+    shuffle_buffer: int = Field(
+        256, ge=0, description="decoded images each worker draws its batches from at random, on top of the per-epoch "
+        "shard order (memory: about 0.8 MB per image at 256 px); 0: none"
+    )
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (quick runs); none: the whole training split")
     image_size: int = Field(256, ge=8, description="side of the square training crops in pixels (jitter resizes to image_size*286/256 first)")
     lr: float = Field(2e-4, gt=0, description="Adam learning rate of generator and discriminator")

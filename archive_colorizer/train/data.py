@@ -17,8 +17,12 @@ are not reproducible from the seed (Ray Data decides which task sees which rows 
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+import math
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,7 +41,9 @@ logger = logging.getLogger(__name__)
 JITTER_RATIO = 286 / 256
 """pix2pix loads at 286 and crops 256: the resize before the random crop, relative to the crop."""
 DECODE_BATCH_SIZE = 32
-"""Rows per Ray Data decode task batch."""
+"""Rows per Ray Data block and decode task."""
+FILES_PER_FOOTER_READER = 64
+"""Shard files per Parquet footer-reading actor (see :func:`_footer_readers`)."""
 
 
 def load_size(image_size: int) -> int:
@@ -98,51 +104,87 @@ def pa_filesystem(fs) -> pa.fs.FileSystem:
     return pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs))
 
 
-def _read_shards(data_url: str, storage_options: Mapping[str, Any] | None, **read_args: Any):
-    import ray.data
+@dataclass(frozen=True)
+class Shards:
+    """The Parquet files of a shards URL, listed once on the driver.
 
-    fs, path = open_url(data_url, storage_options)
-    try:
-        return ray.data.read_parquet(path, filesystem=None if is_local(fs) else fs, file_extensions=["parquet"], **read_args)
-    except (FileNotFoundError, ValueError, OSError) as exc:
-        raise ConfigError(f"cannot read training shards at {data_url!r}: {exc}") from exc
-
-
-def split_counts(data_url: str, storage_options: Mapping[str, Any] | None = None) -> dict[str, int]:
-    """Rows per ``split`` value in the shards, read on the driver (only the ``split`` column).
-
-    A quick check before training starts; Ray Data then reads the images themselves.
-
-    Raises:
-        ConfigError: no ``*.parquet`` files at ``data_url``, or they have no ``split`` column.
+    Attributes:
+        url: the shards folder or prefix as given.
+        fs: its fsspec filesystem.
+        files: paths of the ``*.parquet`` files below it (hidden and ``_``-prefixed entries
+            skipped, as :func:`archive_colorizer.storage.iter_files` does), sorted.
     """
-    import pyarrow.dataset
 
-    fs, root = open_url(data_url, storage_options)
-    files = list(iter_files(fs, root, (".parquet",))) if fs.isdir(root) else [root]
-    if not files or not fs.exists(files[0]):
-        raise ConfigError(f"no Parquet shards (*.parquet) at {data_url!r}")
+    url: str
+    fs: Any
+    files: tuple[str, ...]
+
+    @classmethod
+    def find(cls, url: str, storage_options: Mapping[str, Any] | None = None) -> Shards:
+        """List the shards at ``url``.
+
+        Raises:
+            ConfigError: there is no ``*.parquet`` file at ``url``.
+        """
+        fs, root = open_url(url, storage_options)
+        if fs.isdir(root):
+            files = tuple(iter_files(fs, root, (".parquet",)))
+        else:
+            files = (root,) if fs.exists(root) else ()
+        if not files:
+            raise ConfigError(f"no Parquet shards (*.parquet) at {url!r}; write them with 'archive-colorizer prepare'")
+        return cls(url, fs, files)
+
+    def split_counts(self) -> dict[str, int]:
+        """Rows per ``split`` value, read on the driver (only the ``split`` column).
+
+        Raises:
+            ConfigError: the files are not Parquet or have no ``split`` column.
+        """
+        import pyarrow.dataset
+
+        try:
+            table = pyarrow.dataset.dataset(list(self.files), filesystem=pa_filesystem(self.fs), format="parquet").to_table(columns=["split"])
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ConfigError(f"cannot read the split column of the training shards at {self.url!r}: {exc}") from exc
+        counts = pc.value_counts(table.column("split").combine_chunks())
+        return {str(v): int(c) for v, c in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())}
+
+    def read(self, shuffle_files: bool):
+        """``ray.data.read_parquet`` of exactly these files."""
+        import ray.data
+
+        with _footer_readers(len(self.files)):
+            return ray.data.read_parquet(
+                list(self.files), filesystem=None if is_local(self.fs) else self.fs, shuffle="files" if shuffle_files else None
+            )
+
+
+@contextlib.contextmanager
+def _footer_readers(files: int) -> Iterator[None]:
+    """Size Ray 2.60's pool of Parquet footer-reading actors to the number of shard files.
+
+    ``read_parquet`` starts ``RAY_DATA_PARQUET_FOOTER_NUM_ACTORS`` (default 32) actors at every
+    execution of the dataset, i.e. every epoch. For a few hundred shard files that is mostly
+    process start-up: it delayed each epoch's first batch by about 3 s on 2 cores. Ray reads
+    the variable when ``read_parquet`` is called; a value set by the user is left alone.
+    """
+    name = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = str(max(1, min(32, math.ceil(files / FILES_PER_FOOTER_READER))))
     try:
-        table = pyarrow.dataset.dataset(files, filesystem=pa_filesystem(fs), format="parquet").to_table(columns=["split"])
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ConfigError(f"cannot read the split column of the training shards at {data_url!r}: {exc}") from exc
-    counts = pc.value_counts(table.column("split").combine_chunks())
-    return {str(value): int(count) for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())}
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
-def split_dataset(
-    data_url: str,
-    split: str,
-    image_size: int,
-    *,
-    jitter: bool,
-    limit: int | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-):
+def split_dataset(shards: Shards, split: str, image_size: int, *, jitter: bool, limit: int | None = None):
     """The Ray Dataset of one split as (L, ab) tensors.
 
     Args:
-        data_url: folder or prefix of the shards (only ``*.parquet`` files are read).
+        shards: the listed shard files.
         split: "train" or "val".
         image_size: crop side S.
         jitter: random resize-crop-flip (training) or resize + centre crop (validation).
@@ -154,10 +196,12 @@ def split_dataset(
     """
     from ray.data.expressions import col, lit
 
-    dataset = _read_shards(data_url, storage_options, shuffle="files" if jitter else None)
-    dataset = dataset.filter(expr=col("split") == lit(split)).select_columns(["image"])
+    dataset = shards.read(shuffle_files=jitter).filter(expr=col("split") == lit(split)).select_columns(["image"])
     if limit is not None:
         dataset = dataset.limit(limit)
+    # A shard file arrives as one block; decoding it in one task would let the first batch out
+    # only when the whole file is done, on one CPU. Small blocks stream and decode in parallel.
+    dataset = dataset.repartition(target_num_rows_per_block=DECODE_BATCH_SIZE)
     return dataset.map_batches(
         to_lab_batch,
         fn_kwargs={"image_size": image_size, "jitter": jitter},
@@ -171,27 +215,26 @@ def training_datasets(data_url: str, *, workers: int, batch_size: int, image_siz
     """``{"train": ..., "val": ...}`` datasets for :func:`archive_colorizer.train.trainer.build_trainer`.
 
     Without a val split (e.g. a tiny collection) validation falls back to the first training
-    images, without jitter, and says so in a warning.
+    images, without jitter, and says so in a warning. The validation images are decoded once
+    (materialized) since rank 0 evaluates the same images every epoch.
 
     Raises:
         ConfigError: no shards, or fewer training images than ``workers * batch_size`` (no
             worker would get a full batch).
     """
-    counts = split_counts(data_url, storage_options)
-    train_rows = counts.get("train", 0)
-    if train_rows < max(workers, 1) * batch_size:
+    shards = Shards.find(data_url, storage_options)
+    counts = shards.split_counts()
+    needed = max(workers, 1) * batch_size
+    if counts.get("train", 0) < needed:
         raise ConfigError(
-            f"the shards at {data_url!r} hold {train_rows} training images (splits: {counts or 'none'}); "
-            f"{max(workers, 1)} worker(s) x batch_size {batch_size} need at least {max(workers, 1) * batch_size}"
+            f"the shards at {data_url!r} hold {counts.get('train', 0)} training images (splits: {counts}); "
+            f"{max(workers, 1)} worker(s) x batch_size {batch_size} need at least {needed}"
         )
     val_split = "val"
     if not counts.get("val"):
         logger.warning("the shards at %s have no val split: validating on the first training images", data_url)
         val_split = "train"
     return {
-        "train": split_dataset(data_url, "train", image_size, jitter=True, storage_options=storage_options),
-        # Decoded once: rank 0 evaluates the same images every epoch.
-        "val": split_dataset(
-            data_url, val_split, image_size, jitter=False, limit=max_val_images, storage_options=storage_options
-        ).materialize(),
+        "train": split_dataset(shards, "train", image_size, jitter=True),
+        "val": split_dataset(shards, val_split, image_size, jitter=False, limit=max_val_images).materialize(),
     }

@@ -57,8 +57,6 @@ logger = logging.getLogger(__name__)
 METRICS_NAME = "metrics.jsonl"
 LOSS_CURVE_NAME = "loss_curve.png"
 SAMPLES_FOLDER = "samples"
-SHUFFLE_BUFFER_BATCHES = 8
-"""Local shuffle buffer of each worker, in batches (on top of the per-epoch file order)."""
 DDP_KWARGS = {"broadcast_buffers": False}
 """Passed to ``DistributedDataParallel`` by ``ray.train.torch.prepare_model``."""
 
@@ -203,7 +201,7 @@ class WorkerLoop:
 
     def train_epoch(self, shard, phase: str) -> Accumulator:
         """Train one epoch on this rank's shard; returns this rank's sums (not yet reduced)."""
-        sums = Accumulator((*TRAIN_LOSSES, "images", "seconds", "data_wait_seconds"))
+        sums = Accumulator((*TRAIN_LOSSES, "images", "seconds", "data_wait_seconds", "first_batch_seconds"))
         step = pretrain_step if phase == "pretrain" else gan_step
         self.model.generator.train()
         self.model.discriminator.train()
@@ -212,12 +210,14 @@ class WorkerLoop:
             dtypes=torch.float32,
             device=self.device,
             drop_last=True,
-            local_shuffle_buffer_size=SHUFFLE_BUFFER_BATCHES * self.config.batch_size,
+            local_shuffle_buffer_size=self.config.shuffle_buffer or None,
         )
         started = waited_from = time.perf_counter()
         steps, wait = 0, 0.0
         for batch in batches:
             wait += time.perf_counter() - waited_from
+            if steps == 0:
+                sums.add("first_batch_seconds", wait)  # the pipeline's start-up in this epoch
             losses = step(self.model, batch["l"], batch["ab"])
             for name in TRAIN_LOSSES:
                 sums.add(name, getattr(losses, name))

@@ -112,8 +112,10 @@ def epoch_row(
 ) -> dict[str, object]:
     """The ``metrics.jsonl`` row of one epoch from the rank-reduced accumulators.
 
-    ``train`` holds the :data:`TRAIN_LOSSES` plus ``images`` (count), ``seconds`` and
-    ``data_wait_seconds`` summed over ranks; ``val`` holds :data:`VAL_METRICS`.
+    ``train`` holds the :data:`TRAIN_LOSSES` plus ``images`` (count), ``seconds``,
+    ``data_wait_seconds`` (time spent waiting for batches, the first one included) and
+    ``first_batch_seconds`` summed over ranks; ``val`` holds :data:`VAL_METRICS`. Times are
+    reported as the mean over ranks.
     """
     means = train.means()
     seconds = train.sums["seconds"] / world_size  # mean wall time of the ranks' training loops
@@ -126,6 +128,7 @@ def epoch_row(
         val_images=int(val.counts["val_L1_ab"]),
         seconds=round(seconds, 3),
         data_wait_seconds=round(train.sums["data_wait_seconds"] / world_size, 3),
+        first_batch_seconds=round(train.sums["first_batch_seconds"] / world_size, 3),
         images_per_sec=images / seconds if seconds > 0 else None,
         images_per_sec_per_worker=images / seconds / world_size if seconds > 0 else None,
         workers=world_size,

@@ -37,7 +37,7 @@ def make_shards(
     training rows (to measure how well a model fits the images it was trained on).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, train_rows = [], []
     for name, pixels in photos.items():
         image = resize_shorter_side(Image.fromarray(pixels).convert("RGB"), size)
         row = {"image": {"bytes": encode_jpeg(image), "path": f"{name}.jpg"}, "width": image.width,
@@ -45,9 +45,10 @@ def make_shards(
         if name in val or val_also_train:
             rows.append({**row, "split": "val"})
         if name not in val:
-            rows += [{**row, "split": "train"}] * repeat
+            train_rows.append({**row, "split": "train"})
+    rows += train_rows * repeat  # photo after photo, as in a real collection, not runs of one photo
     for index in range(files):
-        part = rows[index::files]
+        part = rows[index * len(rows) // files:(index + 1) * len(rows) // files]
         if part:
             pq.write_table(pa.Table.from_pylist(part), folder / f"shard-{index:05d}.parquet")
     (folder / "_stats.json").write_text(json.dumps({"rows": len(rows)}))

@@ -177,15 +177,15 @@ def test_resubmitted_run_continues_from_its_last_checkpoint(resumed_run, s3_job)
 def test_in_process_run_overfits_four_photos_below_half_the_gray_baseline(ray_local, photos, tmp_path):
     """workers=0 (the loop in this process): trained on 4 photos, validated on the same 4."""
     four = {name: photos[name] for name in ("astronaut", "coffee", "chelsea", "rocket")}
-    shards = make_shards(tmp_path / "shards", four, val_also_train=True, repeat=50)
-    config = TrainConfig(data=shards, run=str(tmp_path / "run"), workers=0, epochs=3, pretrain_epochs=1,
+    shards = make_shards(tmp_path / "shards", four, val_also_train=True, repeat=70)
+    config = TrainConfig(data=shards, run=str(tmp_path / "run"), workers=0, epochs=3, pretrain_epochs=1, lr=1e-3,
                          **{**TINY, "batch_size": 4})
     result = train(config)
     rows = _metrics(str(tmp_path / "run"))
     assert [row["phase"] for row in rows] == ["pretrain", "gan", "gan"]
     assert rows[0]["loss_G_GAN"] is None and rows[1]["loss_G_GAN"] is not None
     last = rows[-1]
-    assert last["val_images"] == 4 and result.global_step == 3 * 50
+    assert last["val_images"] == 4 and result.global_step == 3 * 70
     assert last["val_L1_ab"] < 0.5 * last["val_L1_ab_gray"], last
     assert last["val_PSNR"] > last["val_PSNR_gray"]
 
