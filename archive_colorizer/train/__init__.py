@@ -17,7 +17,6 @@ Run directory (any fsspec URL)::
 
 from __future__ import annotations
 
-import logging
 import os
 import posixpath
 import shutil
@@ -28,8 +27,6 @@ from typing import Any
 from archive_colorizer.config import TrainConfig
 from archive_colorizer.errors import ConfigError, JobError
 from archive_colorizer.storage import is_local, join, open_url, read_bytes
-
-logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.yaml"
 GENERATOR_FOLDER = "generator"
@@ -43,7 +40,8 @@ class TrainResult:
         run: the run directory URL.
         epochs: epochs completed in total (over all submissions).
         global_step: optimiser steps in total.
-        checkpoint: URL of the checkpoint the generator was exported from.
+        checkpoint: URL of the checkpoint the generator was exported from (``None`` in local
+            mode, ``workers=0``, which keeps no checkpoint).
         generator: URL of the exported generator artifact.
         metrics: the last ``metrics.jsonl`` row (``None`` if this submission trained nothing).
     """
@@ -51,7 +49,7 @@ class TrainResult:
     run: str
     epochs: int
     global_step: int
-    checkpoint: str
+    checkpoint: str | None
     generator: str
     metrics: dict[str, Any] | None = field(default=None, repr=False)
     exit_code: int = 0
@@ -121,14 +119,14 @@ def run(config: TrainConfig) -> TrainResult:
             raise JobError(f"training of {config.run!r} ended without a checkpoint")
         checkpoint = result.checkpoint.path if staging else join(config.run, posixpath.basename(result.checkpoint.path))
         out = config.export or join(config.run, GENERATOR_FOLDER)
-        metadata = export_checkpoint(checkpoint, out, config.storage_options)
+        metadata = export_checkpoint(checkpoint, out, config.storage_options, {"checkpoint": None} if staging else None)
     finally:
         if staging:
             shutil.rmtree(staging, ignore_errors=True)
     provenance = metadata["provenance"]
     print(f"trained {provenance['epochs_trained']} epochs ({provenance['global_step']} steps); generator exported to {out}")
     return TrainResult(config.run, provenance["epochs_trained"], provenance["global_step"],
-                       checkpoint if not staging else "", out, result.metrics)
+                       None if staging else checkpoint, out, result.metrics)
 
 
 __all__ = ["TrainResult", "run"]

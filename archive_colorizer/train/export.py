@@ -44,13 +44,20 @@ def _read_state(fs, folder: str, url: str) -> dict[str, Any]:
     return parse_state(raw, url)
 
 
-def export_checkpoint(checkpoint_url: str, out_url: str, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def export_checkpoint(
+    checkpoint_url: str,
+    out_url: str,
+    storage_options: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write the generator of a checkpoint as an artifact (``generator.safetensors`` + ``.json``).
 
     Args:
         checkpoint_url: a checkpoint folder (``<run>/checkpoint_epoch_NNNN``), any fsspec URL.
         out_url: the artifact folder to write.
         storage_options: fsspec options for both URLs.
+        provenance: entries that replace the recorded ones (e.g. ``{"checkpoint": None}`` for a
+            temporary checkpoint).
 
     Returns:
         The artifact's metadata (``generator.json``).
@@ -75,7 +82,7 @@ def export_checkpoint(checkpoint_url: str, out_url: str, storage_options: Mappin
     except RuntimeError as exc:
         raise ArtifactError(f"generator weights in {shown!r} do not match the recorded architecture: {exc}") from exc
     history = state.get("history") or []
-    provenance = {
+    recorded = {
         "run": state.get("run"),
         "epoch": int(state["epoch"]) - 1,
         "epochs_trained": int(state["epoch"]),
@@ -84,9 +91,10 @@ def export_checkpoint(checkpoint_url: str, out_url: str, storage_options: Mappin
         "checkpoint": shown,
         "metrics": history[-1] if history else None,
         "config": state.get("config"),
+        **(provenance or {}),
     }
     return save_generator(
-        generator, out_url, spec=spec, working_size=int(state["image_size"]), provenance=provenance, storage_options=storage_options
+        generator, out_url, spec=spec, working_size=int(state["image_size"]), provenance=recorded, storage_options=storage_options
     )
 
 

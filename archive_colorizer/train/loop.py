@@ -142,7 +142,8 @@ class WorkerLoop:
         self.epochs_done = int(contents.state["epoch"])
         self.global_step = int(contents.state["global_step"])
         self.history = list(contents.state["history"])[: self.epochs_done]
-        logger.info("rank %d resumes after epoch %d (step %d) from %s", self.rank, self.epochs_done - 1, self.global_step, checkpoint.path)
+        if self.rank == 0:
+            logger.info("resuming after epoch %d (step %d) from %s", self.epochs_done - 1, self.global_step, checkpoint.path)
         return contents
 
     def _restore_optimizers(self, contents: CheckpointContents) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from archive_colorizer.color import l_ab_to_rgb
 from archive_colorizer.train.metrics import TRAIN_LOSSES
@@ -49,6 +50,7 @@ def loss_curve_png(history: Sequence[Mapping[str, object]]) -> bytes:
     l1.set(title="L1(ab/110)", xlabel="epoch")
     psnr.set(title="validation PSNR (dB, RGB 8-bit)", xlabel="epoch")
     for axes in (losses, l1, psnr):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.legend(fontsize="small")
         axes.grid(alpha=0.3)
     figure.tight_layout()

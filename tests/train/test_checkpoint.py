@@ -120,3 +120,13 @@ def test_export_refuses_truncated_generator_weights(tmp_path):
     weights.write_bytes(weights.read_bytes()[:-100])
     with pytest.raises(ArtifactError, match="truncated"):
         export_checkpoint(str(tmp_path), str(tmp_path / "artifact"))
+
+
+def test_export_command_line_writes_the_artifact_and_names_a_bad_checkpoint(tmp_path, capsys):
+    from archive_colorizer.cli import main
+
+    _write(tmp_path / "checkpoint_epoch_0002", _model())
+    assert main(["export", str(tmp_path / "checkpoint_epoch_0002"), str(tmp_path / "artifact")]) == 0
+    assert load_generator(str(tmp_path / "artifact")).metadata["provenance"]["epochs_trained"] == 2
+    assert main(["export", str(tmp_path / "missing"), str(tmp_path / "other")]) == 1
+    assert "missing' is not a training checkpoint" in capsys.readouterr().err
