@@ -2,10 +2,12 @@
 
 The shards are those of the prepare job (DESIGN.md): ``image: struct<bytes, path>`` (JPEG),
 ``width``, ``height``, ``split`` ("train"/"val"), ``source``. CPU tasks decode each image, apply
-pix2pix's random jitter (Isola et al. 2017, section 6.2; ``--preprocess resize_and_crop``):
+pix2pix's random jitter (Isola et al. 2017, section 6.2):
 
 - train: resize the shorter side to ``image_size * 286 / 256`` (286 for 256), random crop
-  ``image_size`` x ``image_size``, random horizontal flip;
+  ``image_size`` x ``image_size``, random horizontal flip. pix2pix's ``resize_and_crop``
+  squashes every image to 286 x 286 first; resizing the shorter side keeps the photographs'
+  proportions, and the crop then comes from anywhere along the longer side;
 - val: resize the shorter side to ``image_size``, centre crop (no randomness);
 
 and convert to Lab (kornia): columns ``l`` (B, 1, S, S) in [-1, 1] and ``ab`` (B, 2, S, S)

@@ -65,12 +65,15 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Ray Train entry point of each rank.
 
     Args:
-        loop_config: ``{"config": TrainConfig.model_dump(), "staging_dir": str | None}``;
+        loop_config: ``{"config": TrainConfig.model_dump() without storage_options,
+            "storage_options": ObjectRef of them, "staging_dir": str | None}``;
             ``staging_dir`` is set only in local mode (``workers=0``), where Ray Train does
             not upload checkpoints and the driver exports from the last one left there.
     """
+    import ray
+
     _show_progress_logs()
-    config = TrainConfig(**loop_config["config"])
+    config = TrainConfig(**loop_config["config"], storage_options=ray.get(loop_config["storage_options"]))
     threads = torch.get_num_threads()
     if not config.gpu:
         # As many threads as CPUs reserved: more only contend with the decode tasks (and, in

@@ -56,14 +56,22 @@ def build_trainer(config: TrainConfig, datasets: Mapping[str, Any], staging_dir:
             "train" is split across the workers, "val" is read whole by rank 0.
         staging_dir: local folder for checkpoints in local mode (``workers=0``).
     """
+    import ray
     from ray.data import ExecutionOptions
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     storage = run_storage(config.run, config.storage_options)
+    # Storage options may hold credentials: they travel as an object reference, so that Ray
+    # Train's run records (which copy train_loop_config) never contain them.
+    loop_config = {
+        "config": config.model_dump(exclude={"storage_options"}),
+        "storage_options": ray.put(dict(config.storage_options)),
+        "staging_dir": staging_dir,
+    }
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": config.model_dump(), "staging_dir": staging_dir},
+        train_loop_config=loop_config,
         scaling_config=ScalingConfig(
             num_workers=config.workers, use_gpu=config.gpu, resources_per_worker={"CPU": config.cpus_per_worker}
         ),
