@@ -54,6 +54,10 @@ COMMANDS: list[Command] = [
         "archive_colorizer.config:PrepareConfig",
         "archive_colorizer.prepare:run",
     ),
+    Command("train", "train a pix2pix colorization model with Ray Train (resumes a run directory)",
+            "archive_colorizer.config:TrainConfig", "archive_colorizer.train:run"),
+    Command("export", "export a training checkpoint as a generator artifact",
+            "archive_colorizer.config:ExportConfig", "archive_colorizer.train.export:run"),
 ]
 """Registered subcommands, in the order ``--help`` lists them."""
 

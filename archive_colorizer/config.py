@@ -16,10 +16,10 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.imageio import DEFAULT_MAX_PIXELS, GRAY_CHROMA_THRESHOLD
@@ -189,3 +189,85 @@ class PrepareConfig(JobConfig):
     def output_options(self) -> dict[str, Any]:
         """The fsspec options for OUTPUT: ``output_storage_options`` if given, else ``storage_options``."""
         return dict(self.storage_options if self.output_storage_options is None else self.output_storage_options)
+# --- train ---
+
+_MODEL_FIELDS = ("image_size", "ngf", "num_downs", "ndf", "n_layers")
+
+
+class TrainConfig(JobConfig):
+    """Settings of ``archive-colorizer train``: data-parallel pix2pix training with Ray Train.
+
+    Model and optimiser defaults are pix2pix's (Isola et al. 2017): ``unet_256`` generator,
+    70x70 PatchGAN, Adam lr 2e-4 betas (0.5, 0.999), lambda_L1 100, vanilla GAN loss.
+    """
+
+    data: str = Field(description="training shards written by prepare: a folder or prefix of Parquet files (any fsspec URL)")
+    run: str = Field(
+        description="run directory (local path or s3://...): checkpoints, metrics.jsonl, plots, config and the exported "
+        "generator; resubmitting with the same run directory continues from its last checkpoint"
+    )
+    workers: int = Field(
+        1, ge=0, description="training workers (Ray Train, one DDP rank each); 0 runs the loop in this process (Ray Train "
+        "local mode, for debugging): the generator is exported, but no checkpoint is kept to resume from"
+    )
+    gpu: bool = Field(False, description="one GPU per worker, bf16 autocast; without it float32 on CPU")
+    cpus_per_worker: float = Field(
+        1.0, gt=0, description="CPUs reserved per training worker; the rest of the cluster decodes and augments images"
+    )
+    epochs: int = Field(20, ge=1, description="epochs in total, pretraining included")
+    pretrain_epochs: int = Field(0, ge=0, description="first epochs that train the generator with L1 only (no discriminator)")
+    batch_size: int = Field(16, ge=1, description="images per step and worker")
+    shuffle_buffer: int = Field(
+        256, ge=0, description="decoded images each worker draws its batches from at random, on top of the per-epoch "
+        "shard order (memory: about 0.8 MB per image at 256 px); 0: none"
+    )
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (quick runs); none: the whole training split")
+    image_size: int = Field(256, ge=8, description="side of the square training crops in pixels (jitter resizes to image_size*286/256 first)")
+    lr: float = Field(2e-4, gt=0, description="Adam learning rate of generator and discriminator")
+    lambda_l1: float = Field(100.0, ge=0, description="weight lambda_L1 of the L1 term in the generator's loss")
+    gan_mode: Literal["vanilla", "lsgan"] = Field("vanilla", description="adversarial loss: vanilla (BCE on logits) or lsgan")
+    ngf: int = Field(64, ge=1, description="generator filters in the outermost layer")
+    num_downs: int = Field(8, ge=2, le=12, description="generator downsamplings (8: unet_256); image_size must be divisible by 2**num_downs")
+    ndf: int = Field(64, ge=1, description="discriminator filters in the first layer")
+    n_layers: int = Field(3, ge=1, le=8, description="discriminator stride-2 layers (3: 70x70 PatchGAN)")
+    max_val_images: int | None = Field(256, ge=1, description="validation images evaluated per epoch (the first ones of the val split); none: all")
+    sample_images: int = Field(4, ge=1, le=32, description="validation images in each epoch's sample grid")
+    checkpoint_every: int = Field(1, ge=1, description="checkpoint every N epochs (the last epoch always)")
+    keep_checkpoints: int = Field(3, ge=1, description="checkpoints kept in the run directory (the newest)")
+    max_failures: int = Field(0, ge=-1, description="worker failures Ray Train recovers from by restarting from the last checkpoint (-1: no limit)")
+    seed: int = Field(0, description="seed of the weight initialisation and of each worker's random state")
+    export: str | None = Field(None, description="where to write the generator artifact at the end; none: <run>/generator")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for the data and run URLs, e.g. endpoint_url=http://... (repeatable)",
+        json_schema_extra={"cli_name": "storage-option"},
+    )
+    ray_address: str | None = Field(None, description="Ray cluster address; none: RAY_ADDRESS, else a local Ray")
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> TrainConfig:
+        side = 2**self.num_downs
+        if self.image_size % side:
+            raise ValueError(f"image_size {self.image_size} must be divisible by 2**num_downs = {side} (num_downs={self.num_downs})")
+        if self.pretrain_epochs > self.epochs:
+            raise ValueError(f"pretrain_epochs {self.pretrain_epochs} exceeds epochs {self.epochs}")
+        return self
+
+    def model_settings(self) -> dict[str, Any]:
+        """The settings a checkpoint's tensors depend on (a resumed run must keep them)."""
+        return {name: getattr(self, name) for name in _MODEL_FIELDS}
+
+
+# --- export ---
+
+
+class ExportConfig(JobConfig):
+    """Settings of ``archive-colorizer export``: a training checkpoint -> generator artifact."""
+
+    checkpoint: str = Field(description="a checkpoint folder of a run directory (checkpoint_epoch_NNNN)", json_schema_extra={"cli": "positional"})
+    out: str = Field(description="artifact folder to write (generator.safetensors + generator.json)", json_schema_extra={"cli": "positional"})
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for both URLs, e.g. endpoint_url=http://... (repeatable)",
+        json_schema_extra={"cli_name": "storage-option"},
+    )

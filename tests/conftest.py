@@ -110,7 +110,12 @@ def ray_local(moto_server: str) -> Iterator[None]:
             include_dashboard=False,
             logging_level="WARNING",
             configure_logging=True,
-            runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
+            # RAY_API_SERVER_ADDRESS: this Ray has no dashboard, so Ray Train's placement-group
+            # cleaner must not look for one: left alone, the state API picks the newest Ray on
+            # the machine (another test session's), finds no Train controller of ours there,
+            # and removes our workers' placement group mid-run. Pointing it at a closed port
+            # makes every query fail fast, which the cleaner tolerates.
+            runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT), "RAY_API_SERVER_ADDRESS": "http://127.0.0.1:9"}},
         )
     from ray.data import DataContext
 
@@ -130,18 +135,22 @@ def ray_head(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     # Every port the head opens is chosen here: Ray's fixed defaults (agent HTTP 52365, client
     # server 10001, ...) collide with any other Ray head on the machine, and a head whose job
     # agent could not bind refuses every submission ("No available agent to submit job").
-    dashboard_port, agent_http, agent_grpc, runtime_env_agent, metrics, client_server = free_ports(6)
-    # The venv's bin first on PATH (as if activated): a job's `python` is then this interpreter.
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    ports = free_ports(7)
+    dashboard_port, gcs_port, agent_http, agent_grpc, runtime_env_agent, metrics, client_server = ports
+    # RAY_ADDRESS in the head's environment (inherited by its workers) makes Ray's state API,
+    # which Ray Train's placement-group cleaner queries, ask this cluster rather than the
+    # newest Ray on the machine.
+    # PATH: the venv's bin first (as if activated), so a job's ``python`` is this interpreter.
     # No graceful drain on SIGTERM: the whole group is stopped at once, so the drain could only
     # wait out its 30 s for a GCS that is already gone.
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", PATH=path,
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", RAY_ADDRESS=f"127.0.0.1:{gcs_port}",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0")
     log = tmp_path_factory.mktemp("ray-head") / "head.log"
     ray_bin = str(Path(sys.executable).with_name("ray"))
     with open(log, "wb") as handle:
         process = subprocess.Popen(
-            [ray_bin, "start", "--head", "--block", "--port=0", f"--dashboard-port={dashboard_port}",
+            [ray_bin, "start", "--head", "--block", f"--port={gcs_port}", f"--dashboard-port={dashboard_port}",
              "--dashboard-host=127.0.0.1", "--num-cpus=2", "--disable-usage-stats",
              f"--dashboard-agent-listen-port={agent_http}", f"--dashboard-agent-grpc-port={agent_grpc}",
              f"--runtime-env-agent-port={runtime_env_agent}", f"--metrics-export-port={metrics}",

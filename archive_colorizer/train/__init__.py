@@ -1,0 +1,132 @@
+"""train: data-parallel pix2pix training with Ray Train (``archive-colorizer train``).
+
+``run(config)`` reads the prepare job's shards with Ray Data, trains on ``config.workers``
+Ray Train workers (DDP), checkpoints to the run directory, and exports the generator artifact
+at the end. Resubmitting the same command continues from the run's last checkpoint.
+
+Run directory (any fsspec URL)::
+
+    config.yaml                  resolved config of the latest submission (secrets redacted)
+    checkpoint_epoch_NNNN/       Ray Train checkpoints (the newest --keep-checkpoints)
+    checkpoint_manager_snapshot.json   Ray Train's record of them
+    metrics.jsonl                one row per epoch, each epoch exactly once
+    loss_curve.png               losses and validation metrics per epoch
+    samples/epoch_NNNN.png       gray input | prediction | ground truth, per epoch
+    generator/                   the exported artifact (unless --export says elsewhere)
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from archive_colorizer.config import TrainConfig
+from archive_colorizer.errors import ConfigError, JobError
+from archive_colorizer.storage import is_local, join, open_url, read_bytes
+
+CONFIG_NAME = "config.yaml"
+GENERATOR_FOLDER = "generator"
+
+
+@dataclass
+class TrainResult:
+    """Outcome of a training run.
+
+    Attributes:
+        run: the run directory URL.
+        epochs: epochs completed in total (over all submissions).
+        global_step: optimiser steps in total.
+        checkpoint: URL of the checkpoint the generator was exported from (``None`` in local
+            mode, ``workers=0``, which keeps no checkpoint).
+        generator: URL of the exported generator artifact.
+        metrics: the last ``metrics.jsonl`` row (``None`` if this submission trained nothing).
+    """
+
+    run: str
+    epochs: int
+    global_step: int
+    checkpoint: str | None
+    generator: str
+    metrics: dict[str, Any] | None = field(default=None, repr=False)
+    exit_code: int = 0
+
+
+def _absolute(url: str | None, storage_options: dict[str, Any]) -> str | None:
+    if url is None:
+        return None
+    fs, path = open_url(url, storage_options)
+    return os.path.abspath(os.path.expanduser(path)) if is_local(fs) else url
+
+
+def resolve(config: TrainConfig) -> TrainConfig:
+    """The config with local paths made absolute (Ray workers run in other directories)."""
+    options = config.storage_options
+    return config.model_copy(
+        update={name: _absolute(getattr(config, name), options) for name in ("data", "run", "export")}
+    )
+
+
+def check_resumable(config: TrainConfig) -> None:
+    """Refuse to continue a run whose checkpoints have another architecture.
+
+    Raises:
+        ConfigError: ``<run>/config.yaml`` exists and differs in image size or network sizes.
+    """
+    import yaml
+
+    fs, run = open_url(config.run, config.storage_options)
+    try:
+        previous = yaml.safe_load(read_bytes(fs, join(run, CONFIG_NAME))) or {}
+    except FileNotFoundError:
+        return
+    changed = {k: (previous.get(k), v) for k, v in config.model_settings().items() if previous.get(k, v) != v}
+    if changed:
+        details = ", ".join(f"{k}: {old} -> {new}" for k, (old, new) in changed.items())
+        raise ConfigError(
+            f"run directory {config.run!r} holds a run with other model settings ({details}); "
+            "use a new --run, or the same settings to continue it"
+        )
+
+
+def run(config: TrainConfig) -> TrainResult:
+    """Train (or continue training) and export the generator. See the module docstring.
+
+    Raises:
+        ConfigError: unreadable shards, too few images, or a run directory of another model.
+        JobError: training failed (more worker failures than ``max_failures``).
+        StorageError: the run directory cannot be written.
+    """
+    from archive_colorizer.runtime import init_ray
+    from archive_colorizer.train.data import training_datasets
+    from archive_colorizer.train.export import export_checkpoint
+    from archive_colorizer.train.trainer import build_trainer, fit
+
+    config = resolve(config)
+    init_ray(config.ray_address)
+    check_resumable(config)
+    config.save(join(config.run, CONFIG_NAME), config.storage_options)
+    datasets = training_datasets(config.data, workers=config.workers, batch_size=config.batch_size,
+                                 image_size=config.image_size, max_val_images=config.max_val_images,
+                                 storage_options=config.storage_options)
+    staging = tempfile.mkdtemp(prefix="archive-colorizer-checkpoints-") if config.workers == 0 else None
+    try:
+        result = fit(build_trainer(config, datasets, staging))
+        if result.checkpoint is None:
+            raise JobError(f"training of {config.run!r} ended without a checkpoint")
+        checkpoint = result.checkpoint.path if staging else join(config.run, posixpath.basename(result.checkpoint.path))
+        out = config.export or join(config.run, GENERATOR_FOLDER)
+        metadata = export_checkpoint(checkpoint, out, config.storage_options, {"checkpoint": None} if staging else None)
+    finally:
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
+    provenance = metadata["provenance"]
+    print(f"trained {provenance['epochs_trained']} epochs ({provenance['global_step']} steps); generator exported to {out}")
+    return TrainResult(config.run, provenance["epochs_trained"], provenance["global_step"],
+                       None if staging else checkpoint, out, result.metrics)
+
+
+__all__ = ["TrainResult", "run"]

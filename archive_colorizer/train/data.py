@@ -1,0 +1,242 @@
+"""Training data with Ray Data: Parquet shards -> decoded, jittered (L, ab) tensors.
+
+The shards are those of the prepare job (DESIGN.md): ``image: struct<bytes, path>`` (JPEG),
+``width``, ``height``, ``split`` ("train"/"val"), ``source``. CPU tasks decode each image, apply
+pix2pix's random jitter (Isola et al. 2017, section 6.2):
+
+- train: resize the shorter side to ``image_size * 286 / 256`` (286 for 256), random crop
+  ``image_size`` x ``image_size``, random horizontal flip. pix2pix's ``resize_and_crop``
+  squashes every image to 286 x 286 first; resizing the shorter side keeps the photographs'
+  proportions, and the crop then comes from anywhere along the longer side;
+- val: resize the shorter side to ``image_size``, centre crop (no randomness);
+
+and convert to Lab (kornia): columns ``l`` (B, 1, S, S) in [-1, 1] and ``ab`` (B, 2, S, S)
+ab/110, float32. Training workers read them with ``iter_torch_batches``.
+
+The jitter draws from fresh OS entropy in every task, so augmentations differ per epoch; they
+are not reproducible from the seed (Ray Data decides which task sees which rows anyway).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from PIL import Image
+
+from archive_colorizer.color import rgb_to_l_ab
+from archive_colorizer.errors import ConfigError
+from archive_colorizer.imageio import ImageDecodeError, decode, resize_shorter_side, to_rgb
+from archive_colorizer.storage import is_local, iter_files, open_url
+
+logger = logging.getLogger(__name__)
+
+JITTER_RATIO = 286 / 256
+"""pix2pix loads at 286 and crops 256: the resize before the random crop, relative to the crop."""
+DECODE_BATCH_SIZE = 32
+"""Rows per Ray Data block and decode task."""
+FILES_PER_FOOTER_READER = 64
+"""Shard files per Parquet footer-reading actor (see :func:`_footer_readers`)."""
+
+
+def load_size(image_size: int) -> int:
+    """Shorter side before the random crop: ``round(image_size * 286 / 256)`` (286 for 256)."""
+    return round(image_size * JITTER_RATIO)
+
+
+def crop_square(image: Image.Image, image_size: int, rng: np.random.Generator | None) -> np.ndarray:
+    """Resize, crop and (when training) flip one RGB image.
+
+    Args:
+        image: RGB image of any size.
+        image_size: side S of the output.
+        rng: a generator for the training jitter; ``None`` for validation (resize the shorter
+            side to S and take the centre).
+
+    Returns:
+        (S, S, 3) uint8 RGB.
+    """
+    if rng is None:
+        image = resize_shorter_side(image, image_size)
+        left, top = (image.width - image_size) // 2, (image.height - image_size) // 2
+    else:
+        image = resize_shorter_side(image, load_size(image_size))
+        left = int(rng.integers(0, image.width - image_size + 1))
+        top = int(rng.integers(0, image.height - image_size + 1))
+    pixels = np.asarray(image.crop((left, top, left + image_size, top + image_size)))
+    if rng is not None and rng.random() < 0.5:
+        pixels = pixels[:, ::-1]
+    return pixels
+
+
+def to_lab_batch(batch: pa.Table, image_size: int, jitter: bool) -> dict[str, np.ndarray]:
+    """Ray Data batch function: shard rows -> ``{"l": (B,1,S,S), "ab": (B,2,S,S)}`` float32.
+
+    Rows whose bytes do not decode are dropped with a warning naming the image's path (the
+    prepare job already refuses such files, so this is a last guard).
+    """
+    rng = np.random.default_rng() if jitter else None
+    images = batch.column("image").combine_chunks()
+    crops = []
+    for data, path in zip(images.field("bytes").to_pylist(), images.field("path").to_pylist()):
+        try:
+            crops.append(crop_square(to_rgb(decode(data, source=str(path)).image), image_size, rng))
+        except ImageDecodeError as exc:
+            logger.warning("skipping training image %s: %s", path, exc)
+    if not crops:
+        return {"l": np.zeros((0, 1, image_size, image_size), np.float32), "ab": np.zeros((0, 2, image_size, image_size), np.float32)}
+    rgb = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0  # (B, 3, S, S)
+    l_norm, ab_norm = rgb_to_l_ab(rgb)
+    return {"l": l_norm.numpy(), "ab": ab_norm.numpy()}
+
+
+def pa_filesystem(fs) -> pa.fs.FileSystem:
+    """An fsspec filesystem as a pyarrow one (fsspec's options, e.g. ``endpoint_url``, apply)."""
+    import pyarrow.fs
+
+    return pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs))
+
+
+@dataclass(frozen=True)
+class Shards:
+    """The Parquet files of a shards URL, listed once on the driver.
+
+    Attributes:
+        url: the shards folder or prefix as given.
+        fs: its fsspec filesystem.
+        files: paths of the ``*.parquet`` files below it (hidden and ``_``-prefixed entries
+            skipped, as :func:`archive_colorizer.storage.iter_files` does), sorted.
+    """
+
+    url: str
+    fs: Any
+    files: tuple[str, ...]
+
+    @classmethod
+    def find(cls, url: str, storage_options: Mapping[str, Any] | None = None) -> Shards:
+        """List the shards at ``url``.
+
+        Raises:
+            ConfigError: there is no ``*.parquet`` file at ``url``.
+        """
+        fs, root = open_url(url, storage_options)
+        if fs.isdir(root):
+            files = tuple(iter_files(fs, root, (".parquet",)))
+        else:
+            files = (root,) if fs.exists(root) else ()
+        if not files:
+            raise ConfigError(f"no Parquet shards (*.parquet) at {url!r}; write them with 'archive-colorizer prepare'")
+        return cls(url, fs, files)
+
+    def split_counts(self) -> dict[str, int]:
+        """Rows per ``split`` value, read on the driver (only the ``split`` column).
+
+        Raises:
+            ConfigError: the files are not Parquet or have no ``split`` column.
+        """
+        import pyarrow.dataset
+
+        try:
+            table = pyarrow.dataset.dataset(list(self.files), filesystem=pa_filesystem(self.fs), format="parquet").to_table(columns=["split"])
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ConfigError(f"cannot read the split column of the training shards at {self.url!r}: {exc}") from exc
+        counts = pc.value_counts(table.column("split").combine_chunks())
+        return {str(v): int(c) for v, c in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())}
+
+    def read(self, shuffle_files: bool):
+        """``ray.data.read_parquet`` of exactly these files."""
+        import ray.data
+
+        with _footer_readers(len(self.files)):
+            return ray.data.read_parquet(
+                list(self.files), filesystem=None if is_local(self.fs) else self.fs, shuffle="files" if shuffle_files else None
+            )
+
+
+@contextlib.contextmanager
+def _footer_readers(files: int) -> Iterator[None]:
+    """Size Ray 2.60's pool of Parquet footer-reading actors to the number of shard files.
+
+    ``read_parquet`` starts ``RAY_DATA_PARQUET_FOOTER_NUM_ACTORS`` (default 32) actors at every
+    execution of the dataset, i.e. every epoch. For a few hundred shard files that is mostly
+    process start-up: it delayed each epoch's first batch by about 3 s on 2 cores. Ray reads
+    the variable when ``read_parquet`` is called; a value set by the user is left alone.
+    """
+    name = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = str(max(1, min(32, math.ceil(files / FILES_PER_FOOTER_READER))))
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
+def split_dataset(shards: Shards, split: str, image_size: int, *, jitter: bool, limit: int | None = None):
+    """The Ray Dataset of one split as (L, ab) tensors.
+
+    Args:
+        shards: the listed shard files.
+        split: "train" or "val".
+        image_size: crop side S.
+        jitter: random resize-crop-flip (training) or resize + centre crop (validation).
+        limit: keep only the first ``limit`` rows.
+
+    Returns:
+        A lazy ``ray.data.Dataset`` with columns ``l`` and ``ab`` (see the module docstring);
+        training datasets read their files in a new random order every epoch.
+    """
+    from ray.data.expressions import col, lit
+
+    dataset = shards.read(shuffle_files=jitter).filter(expr=col("split") == lit(split)).select_columns(["image"])
+    if limit is not None:
+        dataset = dataset.limit(limit)
+    # A shard file arrives as one block; decoding it in one task would let the first batch out
+    # only when the whole file is done, on one CPU. Small blocks stream and decode in parallel.
+    dataset = dataset.repartition(target_num_rows_per_block=DECODE_BATCH_SIZE)
+    return dataset.map_batches(
+        to_lab_batch,
+        fn_kwargs={"image_size": image_size, "jitter": jitter},
+        batch_size=DECODE_BATCH_SIZE,
+        batch_format="pyarrow",
+    )
+
+
+def training_datasets(data_url: str, *, workers: int, batch_size: int, image_size: int, max_val_images: int | None = None,
+                      storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``{"train": ..., "val": ...}`` datasets for :func:`archive_colorizer.train.trainer.build_trainer`.
+
+    Without a val split (e.g. a tiny collection) validation falls back to the first training
+    images, without jitter, and says so in a warning. The validation images are decoded once
+    (materialized) since rank 0 evaluates the same images every epoch.
+
+    Raises:
+        ConfigError: no shards, or fewer training images than ``workers * batch_size`` (no
+            worker would get a full batch).
+    """
+    shards = Shards.find(data_url, storage_options)
+    counts = shards.split_counts()
+    needed = max(workers, 1) * batch_size
+    if counts.get("train", 0) < needed:
+        raise ConfigError(
+            f"the shards at {data_url!r} hold {counts.get('train', 0)} training images (splits: {counts}); "
+            f"{max(workers, 1)} worker(s) x batch_size {batch_size} need at least {needed}"
+        )
+    val_split = "val"
+    if not counts.get("val"):
+        logger.warning("the shards at %s have no val split: validating on the first training images", data_url)
+        val_split = "train"
+    return {
+        "train": split_dataset(shards, "train", image_size, jitter=True),
+        "val": split_dataset(shards, val_split, image_size, jitter=False, limit=max_val_images).materialize(),
+    }

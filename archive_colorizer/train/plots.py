@@ -1,0 +1,86 @@
+"""Training plots as PNG bytes: the loss curve and the per-epoch sample grid (matplotlib, Agg).
+
+The figures are drawn with matplotlib's object API (no pyplot state), so they can be made from
+any thread or Ray worker without a display.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from archive_colorizer.color import l_ab_to_rgb
+from archive_colorizer.train.metrics import TRAIN_LOSSES
+
+
+def _png(figure: Figure) -> bytes:
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _series(history: Sequence[Mapping[str, object]], name: str) -> tuple[list[int], list[float]]:
+    points = [(int(row["epoch"]), float(row[name])) for row in history if row.get(name) is not None]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def loss_curve_png(history: Sequence[Mapping[str, object]]) -> bytes:
+    """PNG of the training losses and validation metrics per epoch.
+
+    Args:
+        history: ``metrics.jsonl`` rows (``epoch``, the train losses, ``val_L1_ab``,
+            ``val_L1_ab_gray``, ``val_PSNR``, ``val_PSNR_gray``); missing values are skipped.
+    """
+    figure = Figure(figsize=(12, 4))
+    losses, l1, psnr = figure.subplots(1, 3)
+    for name in TRAIN_LOSSES:
+        losses.plot(*_series(history, name), marker=".", label=name)
+    losses.set(title="training losses", xlabel="epoch")
+    for name, axes in (("val_L1_ab", l1), ("val_L1_ab_gray", l1), ("val_PSNR", psnr), ("val_PSNR_gray", psnr)):
+        axes.plot(*_series(history, name), marker=".", label=name)
+    train_l1 = _series(history, "loss_G_L1")
+    l1.plot(*train_l1, marker=".", linestyle=":", label="loss_G_L1 (train)")
+    l1.set(title="L1(ab/110)", xlabel="epoch")
+    psnr.set(title="validation PSNR (dB, RGB 8-bit)", xlabel="epoch")
+    for axes in (losses, l1, psnr):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.legend(fontsize="small")
+        axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def sample_grid_png(l_norm: torch.Tensor, predicted_ab: torch.Tensor, real_ab: torch.Tensor, title: str = "") -> bytes:
+    """PNG grid, one row per image: gray input | prediction | ground truth.
+
+    Args:
+        l_norm: (N, 1, H, W) in [-1, 1].
+        predicted_ab: (N, 2, H, W) ab/110 from the generator.
+        real_ab: (N, 2, H, W) ab/110 ground truth.
+        title: figure title, e.g. the run and epoch.
+    """
+    columns = {
+        "gray input": l_ab_to_rgb(l_norm, torch.zeros_like(real_ab)),
+        "prediction": l_ab_to_rgb(l_norm, predicted_ab.float()),
+        "ground truth": l_ab_to_rgb(l_norm, real_ab.float()),
+    }
+    count = l_norm.shape[0]
+    figure = Figure(figsize=(6, 2 * count + 0.4))
+    axes = np.atleast_2d(figure.subplots(count, 3, squeeze=False))
+    for column, (name, rgb) in enumerate(columns.items()):
+        images = rgb.permute(0, 2, 3, 1).cpu().numpy()  # (N, H, W, 3) in [0, 1]
+        for row in range(count):
+            axes[row, column].imshow(images[row], interpolation="nearest")
+            axes[row, column].set_axis_off()
+        axes[0, column].set_title(name, fontsize="small")
+    if title:
+        figure.suptitle(title, fontsize="small")
+    figure.tight_layout()
+    return _png(figure)

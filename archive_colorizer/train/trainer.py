@@ -1,0 +1,101 @@
+"""Ray Train at the edge: the TorchTrainer of a training run and where it keeps its files.
+
+The run directory URL is Ray Train's experiment folder: ``RunConfig(storage_path=<parent>,
+name=<last path component>)``. Resubmitting with the same run directory therefore lets Ray
+Train V2 find the run's checkpoint snapshot and hand the latest checkpoint to the workers.
+Object stores go through fsspec (so ``endpoint_url`` and the other storage options apply)
+wrapped for pyarrow with ``FSSpecHandler``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.fs
+
+from archive_colorizer.config import TrainConfig
+from archive_colorizer.errors import ConfigError, JobError
+from archive_colorizer.storage import is_local, open_url
+from archive_colorizer.train.data import pa_filesystem
+from archive_colorizer.train.loop import train_loop_per_worker
+
+
+@dataclass(frozen=True)
+class RunStorage:
+    """Where Ray Train keeps a run: ``storage_path/name`` on ``filesystem`` (``None``: local)."""
+
+    storage_path: str
+    name: str
+    filesystem: pyarrow.fs.FileSystem | None = None
+
+
+def run_storage(run_url: str, storage_options: Mapping[str, Any] | None = None) -> RunStorage:
+    """Split a run directory URL into Ray Train's storage path, run name and filesystem.
+
+    Raises:
+        ConfigError: the URL has no folder name (e.g. a bare bucket ``s3://bucket``).
+    """
+    fs, path = open_url(run_url, storage_options)
+    parent, name = posixpath.split(path.rstrip("/"))
+    if not name or not parent:
+        raise ConfigError(f"--run {run_url!r} must name a folder below a parent, e.g. s3://bucket/runs/places365-a")
+    if is_local(fs):
+        return RunStorage(parent, name)
+    return RunStorage(parent, name, pa_filesystem(fs))
+
+
+def build_trainer(config: TrainConfig, datasets: Mapping[str, Any], staging_dir: str | None = None):
+    """The ``TorchTrainer`` of a run.
+
+    Args:
+        config: the resolved config (absolute local paths).
+        datasets: ``{"train": ..., "val": ...}`` from :mod:`archive_colorizer.train.data`;
+            "train" is split across the workers, "val" is read whole by rank 0.
+        staging_dir: local folder for checkpoints in local mode (``workers=0``).
+    """
+    import ray
+    from ray.data import ExecutionOptions
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    storage = run_storage(config.run, config.storage_options)
+    # Storage options may hold credentials: they travel as an object reference, so that Ray
+    # Train's run records (which copy train_loop_config) never contain them.
+    loop_config = {
+        "config": config.model_dump(exclude={"storage_options"}),
+        "storage_options": ray.put(dict(config.storage_options)),
+        "staging_dir": staging_dir,
+    }
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(
+            num_workers=config.workers, use_gpu=config.gpu, resources_per_worker={"CPU": config.cpus_per_worker}
+        ),
+        run_config=RunConfig(
+            name=storage.name,
+            storage_path=storage.storage_path,
+            storage_filesystem=storage.filesystem,
+            checkpoint_config=CheckpointConfig(num_to_keep=config.keep_checkpoints),
+            failure_config=FailureConfig(max_failures=config.max_failures),
+        ),
+        datasets=dict(datasets),
+        dataset_config=DataConfig(datasets_to_split=["train"], execution_options={"val": ExecutionOptions(preserve_order=True)}),
+    )
+
+
+def fit(trainer):
+    """``trainer.fit()``, with Ray Train's failure turned into a :class:`JobError` naming the cause.
+
+    Returns:
+        Ray Train's ``Result``.
+    """
+    import ray.train
+
+    try:
+        return trainer.fit()
+    except ray.train.TrainingFailedError as exc:
+        raise JobError(f"training failed: {exc}") from exc

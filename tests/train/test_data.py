@@ -1,0 +1,69 @@
+"""Decode, jitter and Lab conversion of shard rows (the Ray Data batch function), on real JPEGs."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from PIL import Image
+
+from archive_colorizer.color import l_ab_to_rgb
+from archive_colorizer.imageio import encode_jpeg, resize_shorter_side
+from archive_colorizer.train.data import crop_square, load_size, to_lab_batch
+
+NAMES = ("astronaut", "coffee", "rocket")
+
+
+@pytest.fixture(scope="module")
+def shard_rows(photos) -> tuple[pa.Table, list[Image.Image]]:
+    """Rows as the prepare job writes them (JPEG, shorter side 40) and the decoded images."""
+    images = [resize_shorter_side(Image.fromarray(photos[n]), 40) for n in NAMES]
+    encoded = [encode_jpeg(image) for image in images]
+    table = pa.table({"image": [{"bytes": data, "path": f"{n}.jpg"} for data, n in zip(encoded, NAMES)]})
+    decoded = [Image.open(io.BytesIO(data)).convert("RGB") for data in encoded]
+    return table, decoded
+
+
+def test_load_size_follows_pix2pix_286_for_256():
+    assert (load_size(256), load_size(32), load_size(128)) == (286, 36, 143)
+
+
+def test_validation_batch_is_the_centre_crop_in_lab(shard_rows):
+    table, decoded = shard_rows
+    batch = to_lab_batch(table, image_size=32, jitter=False)
+    assert batch["l"].shape == (3, 1, 32, 32) and batch["ab"].shape == (3, 2, 32, 32)
+    assert batch["l"].dtype == np.float32 and -1 <= batch["l"].min() and batch["l"].max() <= 1
+    assert np.abs(batch["ab"]).max() <= 1.0
+    rgb = l_ab_to_rgb(torch.from_numpy(batch["l"]), torch.from_numpy(batch["ab"]))  # back to RGB
+    for index, image in enumerate(decoded):
+        small = resize_shorter_side(image, 32)
+        left, top = (small.width - 32) // 2, (small.height - 32) // 2
+        expected = np.asarray(small.crop((left, top, left + 32, top + 32)), dtype=np.float32) / 255
+        assert np.abs(rgb[index].permute(1, 2, 0).numpy() - expected).max() < 2 / 255
+    again = to_lab_batch(table, image_size=32, jitter=False)
+    assert np.array_equal(again["ab"], batch["ab"])
+
+
+def test_training_jitter_is_a_random_window_of_the_286_resize_sometimes_flipped(shard_rows):
+    _, decoded = shard_rows
+    resized = np.asarray(resize_shorter_side(decoded[1], load_size(32)))  # (36, W, 3)
+    rng = np.random.default_rng(1)
+    crops = [crop_square(decoded[1], 32, rng) for _ in range(12)]
+    windows = {(top, left, flip) for crop in crops for top in range(resized.shape[0] - 31) for left in range(resized.shape[1] - 31)
+               for flip in (False, True)
+               if np.array_equal((crop[:, ::-1] if flip else crop), resized[top:top + 32, left:left + 32])}
+    assert len(windows) >= 6  # every crop is a window of the resized image, and they differ
+    assert {flip for _, _, flip in windows} == {False, True}
+
+
+def test_undecodable_rows_are_dropped_with_a_warning(shard_rows, caplog):
+    table, _ = shard_rows
+    broken = pa.concat_tables([table, pa.table({"image": [{"bytes": b"\xff\xd8 not a jpeg", "path": "broken.jpg"}]})])
+    with caplog.at_level(logging.WARNING):
+        batch = to_lab_batch(broken, image_size=32, jitter=True)
+    assert batch["l"].shape[0] == 3
+    assert "broken.jpg" in caplog.text
