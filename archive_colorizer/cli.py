@@ -49,6 +49,14 @@ def _import(path: str) -> Any:
 
 COMMANDS: list[Command] = []
 """Registered subcommands, in the order ``--help`` lists them."""
+COMMANDS.append(
+    Command(
+        "colorize",
+        "colorize an archive at full resolution with a generator artifact (Ray Data actors), with a manifest and resume",
+        "archive_colorizer.config:ColorizeConfig",
+        "archive_colorizer.colorize:run",
+    )
+)
 
 
 def _is_positional(field: FieldInfo) -> bool:
