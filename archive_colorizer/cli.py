@@ -187,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         result = run(config)
+    except ConfigError as exc:  # a setting the job found unusable (e.g. OUTPUT inside INPUT)
+        print(f"archive-colorizer {command.name}: {exc}", file=sys.stderr)
+        return 2
     except ArchiveColorizerError as exc:
         print(f"archive-colorizer {command.name}: {exc}", file=sys.stderr)
         return 1

@@ -117,12 +117,16 @@ def ray_head(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """
     dashboard_port = free_port()
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    # Job entrypoints say `python`: the head's environment (which jobs inherit) finds this venv's first.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     log = tmp_path_factory.mktemp("ray-head") / "head.log"
     ray_bin = str(Path(sys.executable).with_name("ray"))
     with open(log, "wb") as handle:
         process = subprocess.Popen(
             [ray_bin, "start", "--head", "--block", "--port=0", f"--dashboard-port={dashboard_port}",
-             "--dashboard-host=127.0.0.1", "--num-cpus=2", "--disable-usage-stats"],
+             "--dashboard-host=127.0.0.1", "--num-cpus=2", "--disable-usage-stats",
+             # Fixed defaults (agent 52365, client 10001) collide with other heads on the machine.
+             f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}"],
             stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
     address = f"http://127.0.0.1:{dashboard_port}"
@@ -149,7 +153,13 @@ def ray_head(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def submit_job(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """``ray job submit --working-dir <repo> -- python <args>`` against ``ray_head``'s cluster."""
     ray_bin = str(Path(sys.executable).with_name("ray"))
-    return subprocess.run(
-        [ray_bin, "job", "submit", "--working-dir", str(REPO_ROOT), "--", "python", *args],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
-    )
+    deadline = time.monotonic() + 120
+    while True:
+        completed = subprocess.run(
+            [ray_bin, "job", "submit", "--working-dir", str(REPO_ROOT), "--", "python", *args],
+            env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+        )
+        # A fresh head answers on the dashboard port before its job agent has registered.
+        if "No available agent to submit job" not in completed.stderr or time.monotonic() > deadline:
+            return completed
+        time.sleep(2)
