@@ -175,6 +175,34 @@ def _limit_chroma(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, max_value: f
     return cb * scale, cr * scale
 
 
+# 16 x the largest |R|, |G| or |B| offset (8-bit levels) a Cb or a Cr byte can cause, rounded up:
+# |offset| <= 1.772 |Cb - 128| + 1.402 |Cr - 128| for each of R, G and B (JFIF coefficients).
+_BOUND16_CB = np.ceil(16 * _CB_TO_B * np.abs(np.arange(256) - 128.0)).astype(np.uint16)
+_BOUND16_CR = np.ceil(16 * _CR_TO_R * np.abs(np.arange(256) - 128.0)).astype(np.uint16)
+_TIMES16 = (np.arange(256) * 16).astype(np.uint16)
+
+
+def _limit_chroma_8bit(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> None:
+    """:func:`_limit_chroma` on flat uint8 planes, in place, computed only where it can matter.
+
+    A pixel whose gray value is more than one level away from 0 and 255 beyond the bound on
+    its channel offsets keeps its chroma exactly (the factor is 1 and truncation keeps the
+    integer offsets), so only the pixels near black or white go through the float formula,
+    and the result equals computing it for every pixel.
+    """
+    reach = _BOUND16_CB[cb] + _BOUND16_CR[cr] + np.uint16(16)  # 16 x (offset bound + 1 level)
+    luma16 = _TIMES16[luma]
+    near_edge = np.flatnonzero((luma16 <= reach) | (np.uint16(255 * 16) - luma16 <= reach))
+    if near_edge.size == 0:
+        return
+    cb_off = cb[near_edge].astype(np.float32) - 128.0
+    cr_off = cr[near_edge].astype(np.float32) - 128.0
+    cb_off, cr_off = _limit_chroma(luma[near_edge].astype(np.float32), cb_off, cr_off, 255.0)
+    # Truncate toward zero: rounding could push a channel one level out of gamut.
+    cb[near_edge] = (128.0 + np.trunc(cb_off)).astype(np.uint8)
+    cr[near_edge] = (128.0 + np.trunc(cr_off)).astype(np.uint8)
+
+
 def _upsample_chroma_8bit(chroma: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(2, h, w) float offsets -> two full-size uint8 planes (128 = neutral), bilinear."""
     planes = []
@@ -211,12 +239,7 @@ def merge_full_resolution(gray: Image.Image, chroma: np.ndarray) -> Image.Image:
     luma = np.asarray(gray)
     for top in range(0, luma.shape[0], _STRIP_ROWS):
         rows = slice(top, top + _STRIP_ROWS)
-        cb_off = cb[rows].astype(np.float32) - 128.0
-        cr_off = cr[rows].astype(np.float32) - 128.0
-        cb_off, cr_off = _limit_chroma(luma[rows].astype(np.float32), cb_off, cr_off, 255.0)
-        # Truncate toward zero: rounding could push a channel one level out of gamut.
-        cb[rows] = (128.0 + np.trunc(cb_off)).astype(np.uint8)
-        cr[rows] = (128.0 + np.trunc(cr_off)).astype(np.uint8)
+        _limit_chroma_8bit(luma[rows].reshape(-1), cb[rows].reshape(-1), cr[rows].reshape(-1))
     return Image.merge("YCbCr", (gray, Image.fromarray(cb), Image.fromarray(cr)))
 
 
