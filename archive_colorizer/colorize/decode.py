@@ -27,6 +27,8 @@ from archive_colorizer.colorize import manifest
 from archive_colorizer.colorize.settings import StageSettings
 from archive_colorizer.errors import StorageError
 
+DRAFT_SIDE = 256
+"""Smallest side decoded in this stage: the colour measure looks at a 256-pixel thumbnail."""
 GRAY_MODES = ("1", "L", "LA", "La", "F", *imageio.SIXTEEN_BIT_MODES)
 """Modes that hold no colour at all (their mean chroma is 0 by construction)."""
 
@@ -116,12 +118,15 @@ def prepare_row(row: dict[str, Any], settings: StageSettings) -> np.ndarray | No
         manifest.fail(row, "unreadable", exc)
         return None
     try:
-        decoded = imageio.decode(data, source=row["input_url"], max_pixels=settings.max_pixels)
+        # Only a small image is needed here: JPEGs are decoded at 1/2 to 1/8 scale (DCT scaling).
+        draft = (max(settings.model_size, DRAFT_SIDE),) * 2
+        decoded = imageio.decode(data, source=row["input_url"], max_pixels=settings.max_pixels, draft_size=draft)
     except imageio.ImageDecodeError as exc:
         manifest.fail(row, exc.reason, exc)
         return None
     image = decoded.image
-    row.update(width=image.width, height=image.height, input_mode=decoded.mode, input_format=decoded.format)
+    width, height = decoded.full_size
+    row.update(width=width, height=height, input_mode=decoded.mode, input_format=decoded.format)
     row["mean_chroma"] = colour_measure(image)
     if settings.on_color == "skip" and row["mean_chroma"] >= settings.color_threshold:
         row.update(status=manifest.SKIPPED_COLOR, reason="color", output_url=None)
