@@ -1,0 +1,164 @@
+"""Throughput of the colorize job against what Pillow alone costs; prints JSON.
+
+Makes N gray JPEGs of at least 1 megapixel from scikit-image's photographs (resized, with a
+little film grain so that they compress like scans), saves an untrained tiny generator, then
+measures on the same files:
+
+- ``floor``: Pillow alone, one process: decode each JPEG and re-encode it (gray, quality 95).
+  The least any colorize job must spend per image.
+- ``naive``: one process, no Ray: the job's per-image work in a loop (decode, small L, the
+  generator on one image, decode again, merge, encode with metadata, write).
+- ``pipeline``: the whole job, ``archive_colorizer.colorize.run`` on a local Ray with every
+  core, listing and manifest included.
+
+Usage::
+
+    .venv/bin/python bench/colorize_throughput.py --images 200 [--workdir DIR] [--skip-naive]
+        [--task-batch-size 16] [--batch-size 16] [--actors 1] [--cpus-per-actor 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "camera")
+
+
+def make_inputs(folder: Path, count: int, megapixels: float, seed: int = 0) -> float:
+    """Write ``count`` gray JPEGs (quality 90) of about ``megapixels`` each; returns their mean megapixels."""
+    import skimage.data
+
+    rng = np.random.default_rng(seed)
+    sources = [np.asarray(Image.fromarray(getattr(skimage.data, name)()).convert("L")) for name in PHOTOS]
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = []
+    for index in range(count):
+        source = sources[index % len(sources)]
+        height, width = source.shape
+        scale = (megapixels * 1e6 / (height * width)) ** 0.5 * rng.uniform(1.0, 1.15)
+        image = Image.fromarray(source).resize((round(width * scale), round(height * scale)), Image.Resampling.LANCZOS)
+        if index % 2:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        grain = rng.normal(0, 3.0, (image.height, image.width))
+        image = Image.fromarray(np.clip(np.asarray(image, np.float32) + grain, 0, 255).astype(np.uint8))
+        image.save(folder / f"scan_{index:05d}.jpg", quality=90, dpi=(300, 300))
+        sizes.append(image.width * image.height / 1e6)
+    return float(np.mean(sizes))
+
+
+def measure_floor(files: list[Path]) -> dict:
+    """Pillow decode + re-encode (gray, quality 95), one process."""
+    start = time.perf_counter()
+    for path in files:
+        image = Image.open(io.BytesIO(path.read_bytes()))
+        image.load()
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=95)
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 3), "images_per_second": round(len(files) / seconds, 3)}
+
+
+def measure_naive(files: list[Path], model_url: str, output: Path) -> dict:
+    """The job's per-image work in one process, one image at a time, no Ray."""
+    import torch
+
+    from archive_colorizer import __version__, color, imageio
+    from archive_colorizer.colorize import decode, encode, merge
+    from archive_colorizer.models.artifact import load_generator
+
+    torch.set_num_threads(1)
+    artifact = load_generator(model_url)
+    provenance = encode.Provenance(__version__, artifact.sha256)
+    size = artifact.working_size
+    output.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    for path in files:
+        data = path.read_bytes()
+        decoded = imageio.decode(data)
+        l_norm = torch.from_numpy(decode.l_norm_batch([decode.small_gray(decode.gray_planes(decoded.image).gray8, size)]))
+        with torch.inference_mode():
+            chroma = color.predicted_chroma(l_norm[0], artifact.generator(l_norm)[0])
+        rendered = merge.render(imageio.decode(data), chroma, "JPEG", provenance)
+        (output / path.name).write_bytes(rendered)
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 3), "images_per_second": round(len(files) / seconds, 3)}
+
+
+def measure_pipeline(inputs: Path, output: Path, model_url: str, options: argparse.Namespace) -> dict:
+    """The whole job on a local Ray with every core of this machine."""
+    import ray
+
+    from archive_colorizer.colorize import run
+    from archive_colorizer.config import ColorizeConfig
+
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
+    values = {"task_batch_size": options.task_batch_size, "batch_size": options.batch_size,
+              "cpus_per_actor": options.cpus_per_actor, "progress": False}
+    if options.actors:
+        values["actors"] = options.actors
+    config = ColorizeConfig(input=str(inputs), output=str(output), model=model_url, **values)
+    try:
+        start = time.perf_counter()
+        result = run(config)
+        seconds = time.perf_counter() - start
+    finally:
+        ray.shutdown()
+    return {"seconds": round(seconds, 3), "images_per_second": round(result.inputs / seconds, 3),
+            "counts": result.counts, "settings": {k: v for k, v in values.items() if k != "progress"}}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--megapixels", type=float, default=1.2)
+    parser.add_argument("--workdir", default=None, help="where inputs and outputs go (default: a temporary folder)")
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--task-batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--actors", type=int, nargs="+", default=None)
+    parser.add_argument("--cpus-per-actor", type=float, default=1.0)
+    options = parser.parse_args(argv)
+
+    from archive_colorizer.models import GeneratorSpec
+    from archive_colorizer.models.artifact import save_generator
+
+    workdir = Path(options.workdir or tempfile.mkdtemp(prefix="colorize-bench-"))
+    shutil.rmtree(workdir / "out-pipeline", ignore_errors=True)
+    spec = GeneratorSpec(ngf=8, num_downs=5)
+    model_url = str(workdir / "model")
+    save_generator(spec.build(), model_url, spec=spec, working_size=32)
+    inputs = workdir / "in"
+    files = sorted(inputs.glob("*.jpg")) if inputs.exists() else []
+    if len(files) != options.images:
+        shutil.rmtree(inputs, ignore_errors=True)
+        make_inputs(inputs, options.images, options.megapixels)
+        files = sorted(inputs.glob("*.jpg"))
+    megapixels = float(np.mean([np.prod(Image.open(p).size) / 1e6 for p in files]))
+    report = {"images": len(files), "mean_megapixels": round(megapixels, 3), "cores": os.cpu_count(),
+              "model": "untrained GeneratorSpec(ngf=8, num_downs=5), working size 32",
+              "floor": measure_floor(files)}
+    if not options.skip_naive:
+        report["naive"] = measure_naive(files, model_url, workdir / "out-naive")
+    report["pipeline"] = measure_pipeline(inputs, workdir / "out-pipeline", model_url, options)
+    floor = report["floor"]["images_per_second"]
+    report["pipeline_over_floor"] = round(report["pipeline"]["images_per_second"] / floor, 3)
+    if "naive" in report:
+        report["naive_over_floor"] = round(report["naive"]["images_per_second"] / floor, 3)
+    json.dump(report, sys.stdout, indent=2)
+    print()
+    return report
+
+
+if __name__ == "__main__":
+    main()
