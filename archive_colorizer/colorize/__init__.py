@@ -144,10 +144,13 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     if total == 0:
         raise ConfigError(f"no inputs found in {config.input!r} (extensions {', '.join(config.extensions)})")
     dataset = pipeline.build_dataset(refs, settings, _pool(config), config.model)
+    run_manifest = manifest.RunManifest(config.output, run_info, options)
     try:
-        counts = pipeline.execute(dataset, total, config.progress)
+        counts = pipeline.execute(dataset, total, config.progress, sink=run_manifest.write)
     except Exception as exc:
+        run_manifest.abort()
         raise JobError(f"the colorize pipeline stopped: {_stopped_by(exc)}") from exc
+    run_manifest.commit()
     return _finish(config, artifact, run_info, counts, total, time.perf_counter() - clock, model_size)
 
 

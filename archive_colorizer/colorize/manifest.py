@@ -18,6 +18,9 @@ How parts are written (so that a killed task, actor or driver loses nothing):
   ``colorized`` whose output is missing (the task died in between) is redone by the next run.
 - A part's name is derived from the run and the batch's inputs, so a retried task replaces
   its own part instead of adding rows twice.
+- At the end of a run the driver, which received every final row, writes them as one
+  ``run-<time>-<id>.parquet`` and removes the run's parts (:class:`RunManifest`); readers use
+  the run file where there is one and the parts otherwise.
 - An input may have rows from several runs; its final row is the one recorded last
   (:func:`latest_rows`). Resume (:class:`ResumeIndex`) skips an input whose final row says
   ``colorized`` or ``skipped_existing`` for the same output URL, once its output is confirmed.
@@ -29,8 +32,11 @@ import datetime as _dt
 import hashlib
 import io
 import json
+import os
 import posixpath
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,29 +155,107 @@ def write_part(output_url: str, name: str, rows: Sequence[Mapping[str, Any]], st
     storage.write_bytes(fs, storage.join(folder, name), buffer.getvalue())
 
 
+def run_file_name(run: RunInfo) -> str:
+    """Name of the file holding all of one finished run's rows."""
+    return f"run-{run.started:%Y%m%dT%H%M%S}-{run.run_id}.parquet"
+
+
+def _run_id_of(name: str) -> str | None:
+    """The run id in a manifest file name (``run-<time>-<id>.parquet``, ``part-<time>-<id>-<batch>.parquet``)."""
+    fields = name.removesuffix(".parquet").split("-")
+    return fields[2] if len(fields) >= 3 else None
+
+
+def _manifest_files(fs: Any, folder: str) -> list[str]:
+    """The files to read: one per finished run, plus the parts of runs that never finished."""
+    try:
+        names = sorted(posixpath.basename(p) for p in fs.ls(folder, detail=False)) if fs.isdir(folder) else []
+    except FileNotFoundError:
+        names = []
+    names = [n for n in names if n.endswith(".parquet") and n.startswith(("run-", "part-"))]
+    finished = {_run_id_of(n) for n in names if n.startswith("run-")}
+    return [storage.join(folder, n) for n in names if n.startswith("run-") or _run_id_of(n) not in finished]
+
+
 def read_manifest(output_url: str, storage_options: Mapping[str, Any] | None = None, columns: Sequence[str] | None = None) -> pa.Table:
-    """Every row of every part under ``OUTPUT/_manifest`` (all runs); empty table when there is none.
+    """Every row of every run under ``OUTPUT/_manifest``; an empty table when there is none.
+
+    Reads one file per finished run (:class:`RunManifest`) and the parts of runs that did
+    not finish (killed drivers), several files at a time.
 
     Args:
         columns: fields to read (default all of :data:`MANIFEST_SCHEMA`).
 
     Raises:
-        StorageError: a part exists but cannot be read.
+        StorageError: a manifest file exists but cannot be read.
     """
     schema = MANIFEST_SCHEMA if columns is None else pa.schema([MANIFEST_SCHEMA.field(c) for c in columns])
     fs, folder = storage.open_url(manifest_url(output_url), storage_options)
-    try:
-        names = fs.ls(folder, detail=False) if fs.isdir(folder) else []
-    except FileNotFoundError:
-        names = []
-    parts = sorted(p for p in names if posixpath.basename(p).startswith("part-") and p.endswith(".parquet"))
-    if not parts:
+    files = _manifest_files(fs, folder)
+    if not files:
         return schema.empty_table()
+
+    def read(path: str) -> pa.Table:
+        with fs.open(path, "rb") as handle:
+            return pq.read_table(handle, columns=schema.names, schema=MANIFEST_SCHEMA)
+
     try:
-        tables = [pq.read_table(fs.open(p, "rb"), columns=schema.names, schema=MANIFEST_SCHEMA) for p in parts]
+        with ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
+            tables = list(pool.map(read, files))
     except (OSError, pa.ArrowException) as exc:
         raise StorageError(f"cannot read the manifest under {manifest_url(output_url)!r}: {exc}") from exc
     return pa.concat_tables(tables).select(schema.names)
+
+
+class RunManifest:
+    """One run's manifest rows, streamed by the driver into ``_manifest/run-<time>-<id>.parquet``.
+
+    The file appears whole when :meth:`commit` is called (a temporary name renamed on local
+    disks; on object stores the upload completes only then); the run's part files are then
+    removed, since the run file holds the same final rows. Until then, and for ever if the
+    driver dies, the parts are the record.
+    """
+
+    def __init__(self, output_url: str, run: RunInfo, storage_options: Mapping[str, Any] | None = None) -> None:
+        self.fs, self.folder = storage.open_url(manifest_url(output_url), storage_options)
+        self.run = run
+        self.path = storage.join(self.folder, run_file_name(run))
+        self.local = storage.is_local(self.fs)
+        self.writing = storage.join(self.folder, f".{run_file_name(run)}.{uuid.uuid4().hex}.tmp") if self.local else self.path
+        self.fs.makedirs(self.folder, exist_ok=True)
+        self.handle = self.fs.open(self.writing, "wb")
+        self.writer = pq.ParquetWriter(self.handle, MANIFEST_SCHEMA, compression="zstd")
+
+    def write(self, table: pa.Table) -> None:
+        """Append manifest rows (a table with :data:`MANIFEST_SCHEMA`)."""
+        self.writer.write_table(table.select(MANIFEST_SCHEMA.names).cast(MANIFEST_SCHEMA))
+
+    def commit(self) -> None:
+        """Publish the run file and remove the run's parts.
+
+        Raises:
+            StorageError: the file could not be written.
+        """
+        try:
+            self.writer.close()
+            self.handle.close()
+            if self.local:
+                os.replace(self.writing, self.path)
+            parts = [p for p in self.fs.ls(self.folder, detail=False)
+                     if posixpath.basename(p).startswith("part-") and _run_id_of(posixpath.basename(p)) == self.run.run_id]
+            if parts:
+                self.fs.rm(parts)
+        except OSError as exc:
+            raise StorageError(f"cannot write the manifest {storage.to_url(self.fs, self.path)!r}: {exc}") from exc
+
+    def abort(self) -> None:
+        """Drop the run file (the parts stay the record); never raises."""
+        try:
+            self.writer.close()
+            self.handle.close()
+            self.fs.rm(self.writing)
+        except Exception:  # cleaning up after another failure: that failure is the one to report
+            pass
 
 
 def latest_rows(table: pa.Table) -> pa.Table:

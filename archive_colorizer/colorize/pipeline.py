@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -97,8 +97,11 @@ def build_dataset(block_refs: list[Any], settings: StageSettings, pool: PoolSett
     return dataset.map_batches(finish_batch, **task_args)
 
 
-def execute(dataset, total: int, progress: bool) -> Counter[str]:
+def execute(dataset, total: int, progress: bool, sink: Callable[[pa.Table], None] | None = None) -> Counter[str]:
     """Run the dataset to the end, counting statuses, with a progress bar on stderr.
+
+    Args:
+        sink: called with every batch of manifest rows as it arrives (the run's manifest file).
 
     Returns:
         Rows per status; the values add up to ``total``.
@@ -114,6 +117,8 @@ def execute(dataset, total: int, progress: bool) -> Counter[str]:
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
             for status, count in zip(*_value_counts(batch.column("status"))):
                 counts[status] += count
+            if sink is not None:
+                sink(batch)
             bar.update(batch.num_rows)
             elapsed = max(time.perf_counter() - started, 1e-9)
             bar.set_postfix({"ok": counts[manifest.COLORIZED], "existing": counts[manifest.SKIPPED_EXISTING],

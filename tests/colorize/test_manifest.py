@@ -50,11 +50,36 @@ def test_resume_index_knows_finished_pairs_and_their_model():
     assert manifest.ResumeIndex.from_manifest(manifest.MANIFEST_SCHEMA.empty_table()).lookup("/in/a.jpg", "/out/a.jpg") is None
 
 
+def _write_run(folder, run: manifest.RunInfo, minutes: int, statuses: dict[str, str]) -> list[dict]:
+    rows = _rows(run.run_id, minutes, statuses)
+    for row in rows:  # one part per input, as tasks would write them
+        manifest.write_part(str(folder), manifest.part_name(run, [row["input_url"]]), [row], None)
+    return rows
+
+
 def test_run_history_counts_each_run(tmp_path):
-    manifest.write_part(str(tmp_path), "part-1.parquet", _rows("r1", 0, {"a": "colorized", "b": "failed"}), None)
-    manifest.write_part(str(tmp_path), "part-2.parquet", _rows("r2", 9, {"a": "skipped_existing", "b": "colorized"}), None)
+    _write_run(tmp_path, manifest.RunInfo("r1", T0, "aa" * 32, "0.1.0"), 0, {"a": "colorized", "b": "failed"})
+    _write_run(tmp_path, manifest.RunInfo("r2", T0 + dt.timedelta(minutes=9), "aa" * 32, "0.1.0"), 9,
+               {"a": "skipped_existing", "b": "colorized"})
     history = manifest.run_history(manifest.read_manifest(str(tmp_path)))
     assert [run["run_id"] for run in history] == ["r1", "r2"]
     assert history[0]["counts"] == {"colorized": 1, "skipped_existing": 0, "skipped_color": 0, "failed": 1}
     assert history[1]["counts"]["skipped_existing"] == 1
     assert manifest.read_manifest(str(tmp_path / "nothing")).num_rows == 0
+
+
+def test_a_committed_run_file_replaces_the_runs_parts_and_an_aborted_one_leaves_them(tmp_path):
+    first, second = manifest.RunInfo("r1", T0, "aa" * 32, "0.1.0"), manifest.RunInfo("r2", T0, "aa" * 32, "0.1.0")
+    rows = _write_run(tmp_path, first, 0, {"a": "colorized", "b": "failed"})
+    _write_run(tmp_path, second, 5, {"a": "skipped_existing"})
+    committed = manifest.RunManifest(str(tmp_path), first)
+    committed.write(manifest.to_table(rows, manifest.MANIFEST_SCHEMA))
+    committed.commit()
+    aborted = manifest.RunManifest(str(tmp_path), second)
+    aborted.write(manifest.to_table(_rows("r2", 5, {"a": "skipped_existing"}), manifest.MANIFEST_SCHEMA))
+    aborted.abort()
+    names = sorted(p.name for p in (tmp_path / "_manifest").iterdir())
+    assert len(names) == 2 and names[1] == manifest.run_file_name(first) and names[0].startswith("part-20260101T000000-r2-")
+    table = manifest.read_manifest(str(tmp_path))
+    assert sorted(zip(table.column("run_id").to_pylist(), table.column("input_url").to_pylist())) == [
+        ("r1", "/in/a.jpg"), ("r1", "/in/b.jpg"), ("r2", "/in/a.jpg")]
