@@ -53,10 +53,30 @@ class PoolSettings:
     gpu: bool
 
 
-def listing_chunks(rows: Iterable[dict[str, Any]], resume: manifest.ResumeIndex, chunk_rows: int) -> Iterator[pa.Table]:
-    """Group listing rows into Arrow tables of ``chunk_rows``, marking inputs an earlier run finished."""
+MAX_CHUNK_ROWS = 1024
+"""Largest listing chunk (one object in Ray's object store, one block of the dataset)."""
+
+
+def chunk_sizes(first: int, most: int = MAX_CHUNK_ROWS, per_size: int = 8) -> Iterator[int]:
+    """Rows per listing chunk: ``first`` for ``per_size`` chunks, then doubling every ``per_size`` chunks up to ``most``.
+
+    A small job spreads over many small blocks (every CPU gets work at once); a job of
+    millions of inputs makes about a thousand times fewer objects than one per batch.
+    """
+    size = first
+    while True:
+        for _ in range(per_size):
+            yield size
+        size = min(most, size * 2)
+
+
+def listing_chunks(rows: Iterable[dict[str, Any]], resume: manifest.ResumeIndex, first_chunk_rows: int) -> Iterator[pa.Table]:
+    """Group listing rows into Arrow tables (growing sizes, :func:`chunk_sizes`), marking inputs an earlier run finished."""
     iterator = iter(rows)
-    while chunk := list(islice(iterator, chunk_rows)):
+    for size in chunk_sizes(first_chunk_rows, max(MAX_CHUNK_ROWS, first_chunk_rows)):
+        chunk = list(islice(iterator, size))
+        if not chunk:
+            return
         for row in chunk:
             if row["status"] == manifest.PENDING:
                 row["previous_sha256"] = resume.lookup(row["input_url"], row["output_url"])
