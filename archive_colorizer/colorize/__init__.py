@@ -78,10 +78,13 @@ def _check_output_writable(config: ColorizeConfig) -> None:
 def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
     import ray
 
+    resources = ray.cluster_resources()
+    if config.gpu and not resources.get("GPU"):
+        print("archive-colorizer colorize: warning: --gpu but the Ray cluster has no GPU now; "
+              "the predictor actors wait until GPU nodes join", file=sys.stderr)
     if config.actors is not None:
         low, high = config.actors[0], config.actors[-1]
     else:
-        resources = ray.cluster_resources()
         high = int(resources.get("GPU", 0)) if config.gpu else int(resources.get("CPU", 1) // 2)
         low, high = 1, max(1, high)
     return pipeline.PoolSettings(low, high, config.batch_size, config.task_batch_size,
@@ -106,9 +109,11 @@ def _list_inputs(config: ColorizeConfig, roots: listing.Roots, resume: manifest.
 def _stopped_by(exc: BaseException) -> str:
     """The most useful message in an exception raised through Ray: our own error if there is one."""
     seen: BaseException | None = exc
-    while seen is not None:
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
         if isinstance(seen, ArchiveColorizerError):
             return str(seen)
+        visited.add(id(seen))
         cause = getattr(seen, "cause", None)
         seen = cause if isinstance(cause, BaseException) else (seen.__cause__ or seen.__context__)
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
