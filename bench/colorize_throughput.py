@@ -9,12 +9,15 @@ measures on the same files:
 - ``naive``: one process, no Ray: the job's per-image work in a loop (decode, small L, the
   generator on one image, decode again, merge, encode with metadata, write).
 - ``pipeline``: the whole job, ``archive_colorizer.colorize.run`` on a local Ray with every
-  core, listing and manifest included.
+  core, listing, model check, actor start-up and manifest included.
+- ``pipeline_marginal`` (with ``--marginal M``): the job again on M images; the extra
+  ``M - N`` images over the extra time: the rate once start-up costs are paid.
 
 Usage::
 
-    .venv/bin/python bench/colorize_throughput.py --images 200 [--workdir DIR] [--skip-naive]
-        [--task-batch-size 16] [--batch-size 16] [--actors 1] [--cpus-per-actor 1]
+    .venv/bin/python bench/colorize_throughput.py --images 200 [--marginal 600] [--workdir DIR]
+        [--skip-naive] [--task-batch-size 16] [--batch-size 16] [--actors 1] [--cpus-per-actor 1]
+        [--cpus-per-task 1]
 """
 
 from __future__ import annotations
@@ -95,32 +98,31 @@ def measure_naive(files: list[Path], model_url: str, output: Path) -> dict:
     return {"seconds": round(seconds, 3), "images_per_second": round(len(files) / seconds, 3)}
 
 
-def measure_pipeline(inputs: Path, output: Path, model_url: str, options: argparse.Namespace) -> dict:
-    """The whole job on a local Ray with every core of this machine."""
-    import ray
-
+def measure_pipeline(inputs: Path, files: list[Path], output: Path, model_url: str, options: argparse.Namespace) -> dict:
+    """The whole job on ``files`` (given as an input list) on a local Ray with every core of this machine."""
     from archive_colorizer.colorize import run
     from archive_colorizer.config import ColorizeConfig
 
-    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
+    listing = output.with_suffix(".txt")
+    listing.write_text("".join(f"{path.name}\n" for path in files))
+    shutil.rmtree(output, ignore_errors=True)
     values = {"task_batch_size": options.task_batch_size, "batch_size": options.batch_size,
-              "cpus_per_actor": options.cpus_per_actor, "progress": False}
+              "cpus_per_actor": options.cpus_per_actor, "cpus_per_task": options.cpus_per_task}
     if options.actors:
         values["actors"] = options.actors
-    config = ColorizeConfig(input=str(inputs), output=str(output), model=model_url, **values)
-    try:
-        start = time.perf_counter()
-        result = run(config)
-        seconds = time.perf_counter() - start
-    finally:
-        ray.shutdown()
-    return {"seconds": round(seconds, 3), "images_per_second": round(result.inputs / seconds, 3),
-            "counts": result.counts, "settings": {k: v for k, v in values.items() if k != "progress"}}
+    config = ColorizeConfig(input=str(inputs), output=str(output), model=model_url, input_list=str(listing),
+                            progress=False, **values)
+    start = time.perf_counter()
+    result = run(config)
+    seconds = time.perf_counter() - start
+    return {"images": result.inputs, "seconds": round(seconds, 3), "images_per_second": round(result.inputs / seconds, 3),
+            "counts": result.counts, "settings": values}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--marginal", type=int, default=0, help="also run the job on this many images (> --images)")
     parser.add_argument("--megapixels", type=float, default=1.2)
     parser.add_argument("--workdir", default=None, help="where inputs and outputs go (default: a temporary folder)")
     parser.add_argument("--skip-naive", action="store_true")
@@ -128,33 +130,46 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--actors", type=int, nargs="+", default=None)
     parser.add_argument("--cpus-per-actor", type=float, default=1.0)
+    parser.add_argument("--cpus-per-task", type=float, default=1.0)
     options = parser.parse_args(argv)
+
+    import ray
 
     from archive_colorizer.models import GeneratorSpec
     from archive_colorizer.models.artifact import save_generator
 
     workdir = Path(options.workdir or tempfile.mkdtemp(prefix="colorize-bench-"))
-    shutil.rmtree(workdir / "out-pipeline", ignore_errors=True)
     spec = GeneratorSpec(ngf=8, num_downs=5)
     model_url = str(workdir / "model")
     save_generator(spec.build(), model_url, spec=spec, working_size=32)
-    inputs = workdir / "in"
-    files = sorted(inputs.glob("*.jpg")) if inputs.exists() else []
-    if len(files) != options.images:
+    inputs, needed = workdir / "in", max(options.images, options.marginal)
+    if len(list(inputs.glob("*.jpg"))) < needed:
         shutil.rmtree(inputs, ignore_errors=True)
-        make_inputs(inputs, options.images, options.megapixels)
-        files = sorted(inputs.glob("*.jpg"))
+        make_inputs(inputs, needed, options.megapixels)
+    all_files = sorted(inputs.glob("*.jpg"))
+    files = all_files[: options.images]
     megapixels = float(np.mean([np.prod(Image.open(p).size) / 1e6 for p in files]))
     report = {"images": len(files), "mean_megapixels": round(megapixels, 3), "cores": os.cpu_count(),
+              "load_average_before": round(os.getloadavg()[0], 2),
               "model": "untrained GeneratorSpec(ngf=8, num_downs=5), working size 32",
               "floor": measure_floor(files)}
     if not options.skip_naive:
         report["naive"] = measure_naive(files, model_url, workdir / "out-naive")
-    report["pipeline"] = measure_pipeline(inputs, workdir / "out-pipeline", model_url, options)
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
+    try:
+        report["pipeline"] = measure_pipeline(inputs, files, workdir / "out-pipeline", model_url, options)
+        if options.marginal > options.images:
+            more = measure_pipeline(inputs, all_files[: options.marginal], workdir / "out-marginal", model_url, options)
+            extra_seconds = more["seconds"] - report["pipeline"]["seconds"]
+            report["pipeline_marginal"] = {"images": options.marginal - options.images, "seconds": round(extra_seconds, 3),
+                                           "images_per_second": round((options.marginal - options.images) / extra_seconds, 3)}
+    finally:
+        ray.shutdown()
+    report["load_average_after"] = round(os.getloadavg()[0], 2)
     floor = report["floor"]["images_per_second"]
-    report["pipeline_over_floor"] = round(report["pipeline"]["images_per_second"] / floor, 3)
-    if "naive" in report:
-        report["naive_over_floor"] = round(report["naive"]["images_per_second"] / floor, 3)
+    for name in ("pipeline", "naive", "pipeline_marginal"):
+        if name in report:
+            report[f"{name}_over_floor"] = round(report[name]["images_per_second"] / floor, 3)
     json.dump(report, sys.stdout, indent=2)
     print()
     return report
