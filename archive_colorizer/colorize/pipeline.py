@@ -9,7 +9,13 @@
       -> driver: counts per status, progress
 
 Every stage passes rows it does not work on (failed, skipped) through untouched, so each
-input reaches the end exactly once and the counts add up to the number of inputs.
+input reaches the end exactly once and the counts add up to the number of inputs. Full-size
+pixels exist only inside the last stage; between stages travel the compressed bytes and
+(S, S) planes.
+
+When the decode tasks and the actors reserve the same resources (CPU-only runs with
+``cpus_per_task == cpus_per_actor``), Ray Data fuses the decode stage into the actors; with
+``--gpu`` they stay separate, so decoding scales with the CPUs and not with the GPUs.
 """
 
 from __future__ import annotations
