@@ -6,6 +6,8 @@ measures on the same files:
 
 - ``floor``: Pillow alone, one process: decode each JPEG and re-encode it (gray, quality 95).
   The least any colorize job must spend per image.
+- ``floor_color``: the same, but encoding a colour image as the job does (YCbCr, 4:4:4,
+  quality 95: three full-size planes instead of one).
 - ``naive``: one process, no Ray: the job's per-image work in a loop (decode, small L, the
   generator on one image, decode again, merge, encode with metadata, write).
 - ``pipeline``: the whole job, ``archive_colorizer.colorize.run`` on a local Ray with every
@@ -16,13 +18,14 @@ measures on the same files:
 Usage::
 
     .venv/bin/python bench/colorize_throughput.py --images 200 [--marginal 600] [--workdir DIR]
-        [--skip-naive] [--task-batch-size 16] [--batch-size 16] [--actors 1] [--cpus-per-actor 1]
-        [--cpus-per-task 1]
+        [--skip-naive] [--task-batch-size 16] [--batch-size 16] [--actors 1] [--cpus-per-actor C]
+        [--cpus-per-task C]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -60,14 +63,16 @@ def make_inputs(folder: Path, count: int, megapixels: float, seed: int = 0) -> f
     return float(np.mean(sizes))
 
 
-def measure_floor(files: list[Path]) -> dict:
-    """Pillow decode + re-encode (gray, quality 95), one process."""
+def measure_floor(files: list[Path], colour: bool = False) -> dict:
+    """Pillow decode + re-encode at quality 95, one process: gray, or YCbCr 4:4:4 when ``colour``."""
     start = time.perf_counter()
     for path in files:
         image = Image.open(io.BytesIO(path.read_bytes()))
         image.load()
+        if colour:
+            image = Image.merge("YCbCr", (image, image.point(lambda v: 118), image.point(lambda v: 140)))
         buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=95)
+        image.save(buffer, format="JPEG", quality=95, subsampling=0 if colour else -1)
     seconds = time.perf_counter() - start
     return {"seconds": round(seconds, 3), "images_per_second": round(len(files) / seconds, 3)}
 
@@ -106,14 +111,15 @@ def measure_pipeline(inputs: Path, files: list[Path], output: Path, model_url: s
     listing = output.with_suffix(".txt")
     listing.write_text("".join(f"{path.name}\n" for path in files))
     shutil.rmtree(output, ignore_errors=True)
-    values = {"task_batch_size": options.task_batch_size, "batch_size": options.batch_size,
-              "cpus_per_actor": options.cpus_per_actor, "cpus_per_task": options.cpus_per_task}
-    if options.actors:
-        values["actors"] = options.actors
+    values = {"task_batch_size": options.task_batch_size, "batch_size": options.batch_size}
+    for name in ("actors", "cpus_per_actor", "cpus_per_task"):
+        if getattr(options, name) is not None:
+            values[name] = getattr(options, name)
     config = ColorizeConfig(input=str(inputs), output=str(output), model=model_url, input_list=str(listing),
                             progress=False, **values)
     start = time.perf_counter()
-    result = run(config)
+    with contextlib.redirect_stdout(sys.stderr):  # the job's summary table; stdout carries the JSON
+        result = run(config)
     seconds = time.perf_counter() - start
     return {"images": result.inputs, "seconds": round(seconds, 3), "images_per_second": round(result.inputs / seconds, 3),
             "counts": result.counts, "settings": values}
@@ -129,8 +135,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--task-batch-size", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--actors", type=int, nargs="+", default=None)
-    parser.add_argument("--cpus-per-actor", type=float, default=1.0)
-    parser.add_argument("--cpus-per-task", type=float, default=1.0)
+    parser.add_argument("--cpus-per-actor", type=float, default=None, help="default: the job's")
+    parser.add_argument("--cpus-per-task", type=float, default=None, help="default: the job's")
     options = parser.parse_args(argv)
 
     import ray
@@ -152,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"images": len(files), "mean_megapixels": round(megapixels, 3), "cores": os.cpu_count(),
               "load_average_before": round(os.getloadavg()[0], 2),
               "model": "untrained GeneratorSpec(ngf=8, num_downs=5), working size 32",
-              "floor": measure_floor(files)}
+              "floor": measure_floor(files), "floor_color": measure_floor(files, colour=True)}
     if not options.skip_naive:
         report["naive"] = measure_naive(files, model_url, workdir / "out-naive")
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
@@ -167,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
         ray.shutdown()
     report["load_average_after"] = round(os.getloadavg()[0], 2)
     floor = report["floor"]["images_per_second"]
-    for name in ("pipeline", "naive", "pipeline_marginal"):
+    for name in ("floor_color", "pipeline", "naive", "pipeline_marginal"):
         if name in report:
             report[f"{name}_over_floor"] = round(report[name]["images_per_second"] / floor, 3)
     json.dump(report, sys.stdout, indent=2)
