@@ -63,6 +63,14 @@ def make_inputs(folder: Path, count: int, megapixels: float, seed: int = 0) -> f
     return float(np.mean(sizes))
 
 
+def existing_or_new_inputs(folder: Path, count: int, megapixels: float) -> list[Path]:
+    """The JPEGs in ``folder``, made anew unless there are at least ``count``."""
+    if len(list(folder.glob("*.jpg"))) < count:
+        shutil.rmtree(folder, ignore_errors=True)
+        make_inputs(folder, count, megapixels)
+    return sorted(folder.glob("*.jpg"))
+
+
 def measure_floor(files: list[Path], colour: bool = False) -> dict:
     """Pillow decode + re-encode at quality 95, one process: gray, or YCbCr 4:4:4 when ``colour``."""
     start = time.perf_counter()
@@ -148,11 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
     spec = GeneratorSpec(ngf=8, num_downs=5)
     model_url = str(workdir / "model")
     save_generator(spec.build(), model_url, spec=spec, working_size=32)
-    inputs, needed = workdir / "in", max(options.images, options.marginal)
-    if len(list(inputs.glob("*.jpg"))) < needed:
-        shutil.rmtree(inputs, ignore_errors=True)
-        make_inputs(inputs, needed, options.megapixels)
-    all_files = sorted(inputs.glob("*.jpg"))
+    inputs = workdir / "in"
+    all_files = existing_or_new_inputs(inputs, max(options.images, options.marginal), options.megapixels)
     files = all_files[: options.images]
     megapixels = float(np.mean([np.prod(Image.open(p).size) / 1e6 for p in files]))
     report = {"images": len(files), "mean_megapixels": round(megapixels, 3), "cores": os.cpu_count(),
