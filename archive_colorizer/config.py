@@ -172,9 +172,9 @@ class ColorizeConfig(JobConfig):
         0.5, gt=0, description="CPUs reserved by each decode and merge/encode task; 0.5 runs two per core, "
         "which keeps every core busy while tasks wait on storage"
     )
-    cpus_per_actor: float | None = Field(
-        None, gt=0, description="CPUs reserved by each predictor actor (its torch threads on CPU); default 1 with "
-        "--gpu, else --cpus-per-task (Ray then runs the decode stage inside the actors)"
+    cpus_per_actor: float = Field(
+        1.0, gt=0, description="CPUs reserved by each predictor actor: its torch threads on CPU, the thread that "
+        "feeds its GPU with --gpu (when equal to --cpus-per-task, Ray runs the decode stage inside the actors)"
     )
     gpu: bool = Field(False, description="run each predictor actor on one GPU (bf16 autocast)")
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="inputs with more pixels fail without being decoded (decompression-bomb guard)")

@@ -87,9 +87,8 @@ def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
     else:
         high = int(resources.get("GPU", 0)) if config.gpu else int(resources.get("CPU", 1) // 2)
         low, high = 1, max(1, high)
-    cpus_per_actor = config.cpus_per_actor or (1.0 if config.gpu else config.cpus_per_task)
     return pipeline.PoolSettings(low, high, config.batch_size, config.task_batch_size,
-                                 config.cpus_per_task, cpus_per_actor, config.gpu)
+                                 config.cpus_per_task, config.cpus_per_actor, config.gpu)
 
 
 def _list_inputs(config: ColorizeConfig, roots: listing.Roots, resume: manifest.ResumeIndex) -> tuple[list[Any], int]:

@@ -13,9 +13,9 @@ input reaches the end exactly once and the counts add up to the number of inputs
 pixels exist only inside the last stage; between stages travel the compressed bytes and
 (S, S) planes.
 
-When the decode tasks and the actors reserve the same resources (CPU-only runs with
-``cpus_per_task == cpus_per_actor``), Ray Data fuses the decode stage into the actors; with
-``--gpu`` they stay separate, so decoding scales with the CPUs and not with the GPUs.
+The stages stay separate because tasks and actors reserve different resources (by default
+0.5 CPU per task, two per core, and 1 CPU per actor); were they equal, Ray Data would fuse the
+decode stage into the actors, and decoding would scale with the actors instead of the CPUs.
 """
 
 from __future__ import annotations
