@@ -13,14 +13,21 @@ into YCbCr (ITU-R BT.601 full range, what JPEG stores) at the model's working si
 chroma planes are upsampled bilinearly to the original size, and they are joined with the
 original gray image as Y. Where a predicted colour cannot exist at a pixel's gray value (near
 black or white) the chroma is reduced; the gray value is never changed.
+
+torch and kornia are imported by the functions that use them: the full-resolution merge needs
+only numpy and Pillow, so the CPU workers of the colorize job never load torch (about 2 s of
+start-up and 200 MB of memory per worker process).
 """
 
 from __future__ import annotations
 
-import kornia.color
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 L_SCALE = 50.0
 """``L_norm = L / L_SCALE - 1`` maps L in [0, 100] to [-1, 1]."""
@@ -37,6 +44,8 @@ _STRIP_ROWS = 256
 
 
 def _check_batch(image: torch.Tensor, channels: int, name: str) -> None:
+    import torch
+
     if not isinstance(image, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
     if image.ndim != 4 or image.shape[1] != channels:
@@ -55,6 +64,8 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     Raises:
         ValueError: the shape is not (B, 3, H, W).
     """
+    import kornia.color
+
     _check_batch(rgb, 3, "rgb")
     return kornia.color.rgb_to_lab(rgb.float())
 
@@ -68,6 +79,8 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, 3, H, W) float32 sRGB in [0, 1].
     """
+    import kornia.color
+
     _check_batch(lab, 3, "lab")
     return kornia.color.lab_to_rgb(lab.float(), clip=True)
 
@@ -116,6 +129,8 @@ def l_ab_to_rgb(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, 3, H, W) float32 sRGB in [0, 1].
     """
+    import torch
+
     _check_batch(l_norm, 1, "l_norm")
     _check_batch(ab_norm, 2, "ab_norm")
     lab = torch.cat([denormalize_l(l_norm.float()), denormalize_ab(ab_norm.float())], dim=1)
@@ -150,6 +165,9 @@ def predicted_chroma(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> np.ndarray:
         (2, h, w) float32 numpy array: Cb and Cr as offsets from neutral in 8-bit levels,
         each in [-127.5, 127.5].
     """
+    import kornia.color
+    import torch
+
     if l_norm.ndim == 3:
         l_norm = l_norm.unsqueeze(0)
     if ab_norm.ndim == 3:

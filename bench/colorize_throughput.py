@@ -8,8 +8,8 @@ measures on the same files:
   The least any colorize job must spend per image.
 - ``floor_color``: the same, but encoding a colour image as the job does (YCbCr, 4:4:4,
   quality 95: three full-size planes instead of one).
-- ``naive``: one process, no Ray: the job's per-image work in a loop (decode, small L, the
-  generator on one image, decode again, merge, encode with metadata, write).
+- ``naive``: one process, no Ray: the job's per-image work in a loop (reduced decode, small
+  gray, the generator on one image, full decode, merge, encode with metadata, write).
 - ``pipeline``: the whole job, ``archive_colorizer.colorize.run`` on a local Ray with every
   core, listing, model check, actor start-up and manifest included.
 - ``pipeline_marginal`` (with ``--marginal M``): the job again on M images; the extra
@@ -87,24 +87,20 @@ def measure_floor(files: list[Path], colour: bool = False) -> dict:
 
 def measure_naive(files: list[Path], model_url: str, output: Path) -> dict:
     """The job's per-image work in one process, one image at a time, no Ray."""
-    import torch
-
-    from archive_colorizer import __version__, color, imageio
+    from archive_colorizer import __version__, imageio
     from archive_colorizer.colorize import decode, encode, merge
+    from archive_colorizer.colorize.predictor import Predictor
     from archive_colorizer.models.artifact import load_generator
 
-    torch.set_num_threads(1)
     artifact = load_generator(model_url)
+    predictor = Predictor(model_url, artifact.sha256, artifact.working_size, num_threads=1)
     provenance = encode.Provenance(__version__, artifact.sha256)
-    size = artifact.working_size
     output.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     for path in files:
         data = path.read_bytes()
-        decoded = imageio.decode(data)
-        l_norm = torch.from_numpy(decode.l_norm_batch([decode.small_gray(decode.gray_planes(decoded.image).gray8, size)]))
-        with torch.inference_mode():
-            chroma = color.predicted_chroma(l_norm[0], artifact.generator(l_norm)[0])
+        small = imageio.decode(data, draft_size=(256, 256))
+        chroma = predictor.predict(decode.small_gray(decode.gray_planes(small.image).gray8, artifact.working_size)[None])[0]
         rendered = merge.render(imageio.decode(data), chroma, "JPEG", provenance)
         (output / path.name).write_bytes(rendered)
     seconds = time.perf_counter() - start

@@ -17,12 +17,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from archive_colorizer import __version__, storage
-from archive_colorizer.colorize import listing, manifest, pipeline
+from archive_colorizer.colorize import listing, manifest
 from archive_colorizer.colorize.settings import StageSettings
-from archive_colorizer.config import ColorizeConfig
 from archive_colorizer.errors import ArchiveColorizerError, ConfigError, JobError, StorageError
-from archive_colorizer.models.artifact import GeneratorArtifact, load_generator
+
+if TYPE_CHECKING:  # the CPU workers import this package; only the driver and the actors need torch
+    from archive_colorizer.colorize import pipeline
+    from archive_colorizer.config import ColorizeConfig
+    from archive_colorizer.models.artifact import GeneratorArtifact
 
 __all__ = ["ColorizeResult", "run"]
 
@@ -78,6 +83,8 @@ def _check_output_writable(config: ColorizeConfig) -> None:
 def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
     import ray
 
+    from archive_colorizer.colorize import pipeline
+
     resources = ray.cluster_resources()
     if config.gpu and not resources.get("GPU"):
         print("archive-colorizer colorize: warning: --gpu but the Ray cluster has no GPU now; "
@@ -94,6 +101,8 @@ def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
 def _list_inputs(config: ColorizeConfig, roots: listing.Roots, resume: manifest.ResumeIndex) -> tuple[list[Any], int]:
     """List the inputs into Ray's object store chunk by chunk; returns (block refs, number of inputs)."""
     import ray
+
+    from archive_colorizer.colorize import pipeline
 
     if config.input_list:
         rows = listing.iter_from_list(roots, config.input_list, config.format, config.storage_options)
@@ -132,6 +141,8 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         ArtifactError: the generator is missing or corrupt (raised before any Ray work).
         JobError: OUTPUT is not writable, or the pipeline stopped on a systemic error.
     """
+    from archive_colorizer.colorize import pipeline
+    from archive_colorizer.models.artifact import load_generator
     from archive_colorizer.runtime import init_ray
 
     started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()

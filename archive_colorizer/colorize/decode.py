@@ -1,14 +1,16 @@
-"""CPU stage before the actors: read, decode, classify, and make the small L for the generator.
+"""CPU stage before the actors: read, decode, classify, and squeeze the gray image for the generator.
 
 Per input: skip it if an earlier run finished it and its output exists (``skipped_existing``,
 the input is not even read); read its bytes; decode them (:func:`archive_colorizer.imageio.decode`:
-EXIF orientation applied, pixel limit); skip colour photographs (``skipped_color``, from
-:func:`archive_colorizer.imageio.mean_chroma`); otherwise take its gray values, resize them to
-``model_size`` x ``model_size`` and convert them to the generator's input ``L/50 - 1``.
-Whatever goes wrong with one input becomes a ``failed`` row; the batch carries on.
+EXIF orientation applied, pixel limit, JPEGs at a reduced DCT scale); skip colour photographs
+(``skipped_color``, from :func:`archive_colorizer.imageio.mean_chroma`); otherwise resize its
+gray values to ``model_size`` x ``model_size`` (8-bit). The actor turns them into the
+generator's input ``L/50 - 1`` on its device. Whatever goes wrong with one input becomes a
+``failed`` row; the batch carries on.
 
 The bytes travel on to the merge stage, which decodes them again: a compressed file is far
-smaller than its decoded full-resolution pixels.
+smaller than its decoded full-resolution pixels. Nothing here imports torch, so the CPU
+workers start fast and stay small.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import torch
 from PIL import Image
 
-from archive_colorizer import color, imageio, storage
+from archive_colorizer import imageio, storage
 from archive_colorizer.colorize import manifest
 from archive_colorizer.colorize.settings import StageSettings
 from archive_colorizer.errors import StorageError
@@ -83,16 +84,8 @@ def colour_measure(image: Image.Image) -> float:
 
 
 def small_gray(gray8: Image.Image, size: int) -> np.ndarray:
-    """The gray image squeezed to ``size`` x ``size`` (box reduction, then bilinear), as (size, size) float32 in [0, 1]."""
-    small = gray8.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return np.asarray(small, dtype=np.float32) / 255.0
-
-
-def l_norm_batch(grays: list[np.ndarray]) -> np.ndarray:
-    """Generator inputs for gray images: (N, 1, S, S) float32 ``L/50 - 1`` in [-1, 1] (:func:`color.gray_to_l`)."""
-    with torch.inference_mode():
-        batch = torch.from_numpy(np.stack(grays))[:, None]  # (N, 1, S, S)
-        return color.gray_to_l(batch).numpy()
+    """The gray image squeezed to ``size`` x ``size`` (box reduction, then bilinear): (size, size) uint8."""
+    return np.asarray(gray8.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0))
 
 
 def _already_done(row: dict[str, Any], settings: StageSettings) -> bool:
@@ -138,11 +131,10 @@ def prepare_row(row: dict[str, Any], settings: StageSettings) -> np.ndarray | No
 def prepare_batch(batch: pa.Table, settings: StageSettings) -> pa.Table:
     """Ray Data batch function of the decode stage (rows of :data:`manifest.ROW_SCHEMA` in and out).
 
-    Pending rows leave with ``data`` and ``l_norm`` ((1, S, S) float32 bytes) or with a final
+    Pending rows leave with ``data`` and ``gray_small`` ((S, S) uint8 bytes) or with a final
     status; rows that arrive with a final status pass through untouched.
     """
     rows = batch.to_pylist()
-    pending: list[tuple[dict[str, Any], np.ndarray]] = []
     for row in rows:
         if row["status"] != manifest.PENDING:
             continue
@@ -153,10 +145,6 @@ def prepare_batch(batch: pa.Table, settings: StageSettings) -> pa.Table:
             manifest.fail(row, "error", exc)
             gray = None
         if gray is not None:
-            pending.append((row, gray))
+            row["gray_small"] = gray.tobytes()
         row["seconds"] += time.perf_counter() - start
-    if pending:
-        l_norm = l_norm_batch([gray for _, gray in pending])
-        for (row, _), plane in zip(pending, l_norm):
-            row["l_norm"] = plane.tobytes()
     return manifest.to_table(rows)

@@ -85,14 +85,14 @@ ROW_SCHEMA = pa.schema(
         pa.field("output_format", pa.string()),
         pa.field("previous_sha256", pa.string()),
         pa.field("data", pa.large_binary()),
-        pa.field("l_norm", pa.binary()),
+        pa.field("gray_small", pa.binary()),
         pa.field("chroma", pa.binary()),
     ]
 )
 """Rows between the stages: the manifest fields plus work fields that never reach the manifest:
 ``output_format`` (JPEG|PNG|TIFF), ``previous_sha256`` (set when a previous run finished the
-input), ``data`` (the input's bytes), ``l_norm`` ((1, S, S) float32 network input) and
-``chroma`` ((2, S, S) float32 predicted Cb/Cr offsets), the last two as C-order bytes."""
+input), ``data`` (the input's bytes), ``gray_small`` ((S, S) uint8 gray squeezed to the model's
+size) and ``chroma`` ((2, S, S) float32 predicted Cb/Cr offsets), the last two as C-order bytes."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def new_row(input_url: str, **values: Any) -> dict[str, Any]:
 def fail(row: dict[str, Any], reason: str, exc: BaseException | str) -> dict[str, Any]:
     """Mark ``row`` failed: ``reason`` (short class) and the error as ``Class: message``; drops work data."""
     error = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
-    row.update(status=FAILED, reason=reason, error=error, output_url=None, data=None, l_norm=None, chroma=None)
+    row.update(status=FAILED, reason=reason, error=error, output_url=None, data=None, gray_small=None, chroma=None)
     return row
 
 

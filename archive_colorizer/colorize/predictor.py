@@ -1,9 +1,11 @@
-"""The actor stage: one generator per actor predicts ab for batches of small L images.
+"""The actor stage: one generator per actor predicts ab for batches of small gray images.
 
 The Ray Data batch-inference pattern: a callable class loads the model once in ``__init__``
-and maps batches in ``__call__``. On CUDA the forward pass runs under bf16 autocast; the
-prediction is turned into BT.601 chroma at the model's size (:func:`color.predicted_chroma`),
-which is all the merge stage needs. Rows that are not pending pass through untouched.
+and maps batches in ``__call__``. The squeezed gray images become the generator's input
+``L/50 - 1`` (:func:`color.gray_to_l`) on the actor's device; on CUDA the forward pass runs
+under bf16 autocast; the prediction is turned into BT.601 chroma at the model's size
+(:func:`color.predicted_chroma`), which is all the merge stage needs. Rows that are not
+pending pass through untouched. The actors are the only processes of the job that load torch.
 """
 
 from __future__ import annotations
@@ -63,21 +65,22 @@ class Predictor:
         self.generator = artifact.generator
         self.model_size = model_size
 
-    def predict(self, l_norm: np.ndarray) -> np.ndarray:
-        """ab for a batch of L.
+    def predict(self, gray: np.ndarray) -> np.ndarray:
+        """Chroma for a batch of squeezed gray images.
 
         Args:
-            l_norm: (N, 1, S, S) float32 in [-1, 1].
+            gray: (N, S, S) uint8 gray values.
 
         Returns:
             (N, 2, S, S) float32 chroma: BT.601 Cb/Cr offsets from neutral in 8-bit levels.
         """
-        l_tensor = torch.from_numpy(l_norm).to(self.device, non_blocking=True)
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            ab_norm = self.generator(l_tensor)  # (N, 2, S, S)
         with torch.inference_mode():
+            gray_tensor = torch.from_numpy(gray).to(self.device, non_blocking=True)[:, None].float() / 255.0
+            l_norm = color.gray_to_l(gray_tensor)  # (N, 1, S, S) in [-1, 1]
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+                ab_norm = self.generator(l_norm)  # (N, 2, S, S)
             ab_norm = ab_norm.float()
-            return np.stack([color.predicted_chroma(l_tensor[i], ab_norm[i]) for i in range(len(l_norm))])
+            return np.stack([color.predicted_chroma(l_norm[i], ab_norm[i]) for i in range(len(gray))])
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         start = time.perf_counter()
@@ -85,10 +88,9 @@ class Predictor:
         if not pending.any():
             return batch
         size = self.model_size
-        l_bytes = batch.column("l_norm").to_pylist()
+        gray_bytes = batch.column("gray_small").to_pylist()
         indices = np.flatnonzero(pending)
-        l_norm = np.stack([np.frombuffer(l_bytes[i], np.float32).reshape(1, size, size) for i in indices])
-        chroma = self.predict(l_norm)
+        chroma = self.predict(np.stack([np.frombuffer(gray_bytes[i], np.uint8).reshape(size, size) for i in indices]))
         share = (time.perf_counter() - start) / len(indices)
         chroma_column: list[bytes | None] = [None] * batch.num_rows
         seconds = batch.column("seconds").to_numpy(zero_copy_only=False).copy()
@@ -97,4 +99,4 @@ class Predictor:
             seconds[index] += share
         batch = batch.set_column(batch.schema.get_field_index("chroma"), "chroma", pa.array(chroma_column, pa.binary()))
         batch = batch.set_column(batch.schema.get_field_index("seconds"), "seconds", pa.array(seconds, pa.float64()))
-        return batch.set_column(batch.schema.get_field_index("l_norm"), "l_norm", pa.nulls(batch.num_rows, pa.binary()))
+        return batch.set_column(batch.schema.get_field_index("gray_small"), "gray_small", pa.nulls(batch.num_rows, pa.binary()))

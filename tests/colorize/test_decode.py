@@ -47,15 +47,17 @@ def test_colour_measure_separates_colour_photos_from_gray_ones(photos):
     assert decode.colour_measure(Image.fromarray(photos["coffee"]).convert("L")) == 0.0
 
 
-def test_generator_input_is_normalised_l_of_the_squeezed_gray(photos):
+def test_the_gray_is_squeezed_to_the_model_size_without_loading_torch(photos):
+    import subprocess
+    import sys
+
     gray = Image.fromarray(photos["rocket"]).convert("L")  # 640 x 427, squeezed to 32 x 32
     small = decode.small_gray(gray, 32)
-    assert small.shape == (32, 32) and small.dtype == np.float32
-    l_norm = decode.l_norm_batch([small, np.zeros((32, 32), np.float32), np.ones((32, 32), np.float32)])
-    assert l_norm.shape == (3, 1, 32, 32)
-    assert l_norm[1].max() == pytest.approx(-1.0, abs=1e-4) and l_norm[2].min() == pytest.approx(1.0, abs=1e-3)
-    # L rises with the gray value: the brightest pixel of the photo has the largest L.
-    assert np.argmax(l_norm[0, 0]) == np.argmax(small)
+    assert small.shape == (32, 32) and small.dtype == np.uint8
+    expected = np.asarray(gray.resize((32, 32), Image.Resampling.BOX), dtype=np.float64)
+    assert np.abs(small - expected).mean() < 3.0  # a faithful thumbnail of the photo
+    probe = "import sys, archive_colorizer.colorize.decode, archive_colorizer.colorize.merge; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
 def _row(path, **values):
@@ -100,7 +102,7 @@ def test_finished_inputs_are_skipped_without_reading_them_unless_overwrite(photo
     assert redo["status"] == manifest.FAILED  # it was read (and is missing) instead of skipped
 
 
-def test_prepare_batch_passes_final_rows_through_and_fills_l_norm(photos, tmp_path):
+def test_prepare_batch_passes_final_rows_through_and_fills_the_small_gray(photos, tmp_path):
     (tmp_path / "in").mkdir()
     gray = tmp_path / "in" / "gray.png"
     gray.write_bytes(encode(Image.fromarray(photos["rocket"]).convert("L"), "PNG"))
@@ -111,6 +113,6 @@ def test_prepare_batch_passes_final_rows_through_and_fills_l_norm(photos, tmp_pa
     rows = decode.prepare_batch(table, settings_for(tmp_path)).to_pylist()
     assert [r["status"] for r in rows] == [manifest.PENDING, manifest.FAILED, manifest.FAILED]
     assert rows[1]["reason"] == "empty" and rows[2] == {**listed_failure, "seconds": 0.0}
-    l_norm = np.frombuffer(rows[0]["l_norm"], np.float32)
-    assert l_norm.size == 32 * 32 and -1.0 <= l_norm.min() < l_norm.max() <= 1.0
-    assert rows[0]["seconds"] > 0 and rows[1]["l_norm"] is None
+    small = np.frombuffer(rows[0]["gray_small"], np.uint8)
+    assert small.size == 32 * 32 and small.min() < small.max()
+    assert rows[0]["seconds"] > 0 and rows[1]["gray_small"] is None
