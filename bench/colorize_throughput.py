@@ -10,10 +10,11 @@ measures on the same files:
   quality 95: three full-size planes instead of one).
 - ``naive``: one process, no Ray: the job's per-image work in a loop (reduced decode, small
   gray, the generator on one image, full decode, merge, encode with metadata, write).
-- ``pipeline``: the whole job, ``archive_colorizer.colorize.run`` on a local Ray with every
-  core, listing, model check, actor start-up and manifest included.
-- ``pipeline_marginal`` (with ``--marginal M``): the job again on M images; the extra
-  ``M - N`` images over the extra time: the rate once start-up costs are paid.
+- ``pipeline``: the whole job, ``archive_colorizer.colorize.run`` on a fresh local Ray with
+  every core: listing, model check, worker and actor start-up, manifest and summary included.
+- ``pipeline_warm``: the same job again in the same Ray (workers already running), best of two.
+- ``pipeline_marginal`` (with ``--marginal M``): a warm job on M images; the extra ``M - N``
+  images over the extra time against ``pipeline_warm``: the rate once start-up is paid.
 
 Usage::
 
@@ -165,16 +166,18 @@ def main(argv: list[str] | None = None) -> dict:
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
     try:
         report["pipeline"] = measure_pipeline(inputs, files, workdir / "out-pipeline", model_url, options)
+        warm = [measure_pipeline(inputs, files, workdir / "out-warm", model_url, options) for _ in range(2)]
+        report["pipeline_warm"] = min(warm, key=lambda run: run["seconds"])
         if options.marginal > options.images:
             more = measure_pipeline(inputs, all_files[: options.marginal], workdir / "out-marginal", model_url, options)
-            extra_seconds = more["seconds"] - report["pipeline"]["seconds"]
+            extra_seconds = more["seconds"] - report["pipeline_warm"]["seconds"]
             report["pipeline_marginal"] = {"images": options.marginal - options.images, "seconds": round(extra_seconds, 3),
                                            "images_per_second": round((options.marginal - options.images) / extra_seconds, 3)}
     finally:
         ray.shutdown()
     report["load_average_after"] = round(os.getloadavg()[0], 2)
     floor = report["floor"]["images_per_second"]
-    for name in ("floor_color", "pipeline", "naive", "pipeline_marginal"):
+    for name in ("floor_color", "naive", "pipeline", "pipeline_warm", "pipeline_marginal"):
         if name in report:
             report[f"{name}_over_floor"] = round(report[name]["images_per_second"] / floor, 3)
     json.dump(report, sys.stdout, indent=2)
