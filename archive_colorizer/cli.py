@@ -60,6 +60,14 @@ COMMANDS: list[Command] = [
             "archive_colorizer.config:ExportConfig", "archive_colorizer.train.export:run"),
 ]
 """Registered subcommands, in the order ``--help`` lists them."""
+COMMANDS.append(
+    Command(
+        "colorize",
+        "colorize an archive at full resolution with a generator artifact (Ray Data actors), with a manifest and resume",
+        "archive_colorizer.config:ColorizeConfig",
+        "archive_colorizer.colorize:run",
+    )
+)
 
 
 def _is_positional(field: FieldInfo) -> bool:
@@ -190,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         result = run(config)
+    except ConfigError as exc:  # a setting the job found unusable (e.g. OUTPUT inside INPUT)
+        print(f"archive-colorizer {command.name}: {exc}", file=sys.stderr)
+        return 2
     except ArchiveColorizerError as exc:
         print(f"archive-colorizer {command.name}: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1

@@ -13,14 +13,21 @@ into YCbCr (ITU-R BT.601 full range, what JPEG stores) at the model's working si
 chroma planes are upsampled bilinearly to the original size, and they are joined with the
 original gray image as Y. Where a predicted colour cannot exist at a pixel's gray value (near
 black or white) the chroma is reduced; the gray value is never changed.
+
+torch and kornia are imported by the functions that use them: the full-resolution merge needs
+only numpy and Pillow, so the CPU workers of the colorize job never load torch (about 2 s of
+start-up and 200 MB of memory per worker process).
 """
 
 from __future__ import annotations
 
-import kornia.color
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 L_SCALE = 50.0
 """``L_norm = L / L_SCALE - 1`` maps L in [0, 100] to [-1, 1]."""
@@ -37,6 +44,8 @@ _STRIP_ROWS = 256
 
 
 def _check_batch(image: torch.Tensor, channels: int, name: str) -> None:
+    import torch
+
     if not isinstance(image, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
     if image.ndim != 4 or image.shape[1] != channels:
@@ -55,6 +64,8 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     Raises:
         ValueError: the shape is not (B, 3, H, W).
     """
+    import kornia.color
+
     _check_batch(rgb, 3, "rgb")
     return kornia.color.rgb_to_lab(rgb.float())
 
@@ -68,6 +79,8 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, 3, H, W) float32 sRGB in [0, 1].
     """
+    import kornia.color
+
     _check_batch(lab, 3, "lab")
     return kornia.color.lab_to_rgb(lab.float(), clip=True)
 
@@ -116,6 +129,8 @@ def l_ab_to_rgb(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, 3, H, W) float32 sRGB in [0, 1].
     """
+    import torch
+
     _check_batch(l_norm, 1, "l_norm")
     _check_batch(ab_norm, 2, "ab_norm")
     lab = torch.cat([denormalize_l(l_norm.float()), denormalize_ab(ab_norm.float())], dim=1)
@@ -150,6 +165,9 @@ def predicted_chroma(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> np.ndarray:
         (2, h, w) float32 numpy array: Cb and Cr as offsets from neutral in 8-bit levels,
         each in [-127.5, 127.5].
     """
+    import kornia.color
+    import torch
+
     if l_norm.ndim == 3:
         l_norm = l_norm.unsqueeze(0)
     if ab_norm.ndim == 3:
@@ -173,6 +191,34 @@ def _limit_chroma(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, max_value: f
         np.minimum(scale, room, out=scale)
     np.clip(scale, 0.0, 1.0, out=scale)
     return cb * scale, cr * scale
+
+
+# 16 x the largest |R|, |G| or |B| offset (8-bit levels) a Cb or a Cr byte can cause, rounded up:
+# |offset| <= 1.772 |Cb - 128| + 1.402 |Cr - 128| for each of R, G and B (JFIF coefficients).
+_BOUND16_CB = np.ceil(16 * _CB_TO_B * np.abs(np.arange(256) - 128.0)).astype(np.uint16)
+_BOUND16_CR = np.ceil(16 * _CR_TO_R * np.abs(np.arange(256) - 128.0)).astype(np.uint16)
+_TIMES16 = (np.arange(256) * 16).astype(np.uint16)
+
+
+def _limit_chroma_8bit(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> None:
+    """:func:`_limit_chroma` on flat uint8 planes, in place, computed only where it can matter.
+
+    A pixel whose gray value is more than one level away from 0 and 255 beyond the bound on
+    its channel offsets keeps its chroma exactly (the factor is 1 and truncation keeps the
+    integer offsets), so only the pixels near black or white go through the float formula,
+    and the result equals computing it for every pixel.
+    """
+    reach = _BOUND16_CB[cb] + _BOUND16_CR[cr] + np.uint16(16)  # 16 x (offset bound + 1 level)
+    luma16 = _TIMES16[luma]
+    near_edge = np.flatnonzero((luma16 <= reach) | (np.uint16(255 * 16) - luma16 <= reach))
+    if near_edge.size == 0:
+        return
+    cb_off = cb[near_edge].astype(np.float32) - 128.0
+    cr_off = cr[near_edge].astype(np.float32) - 128.0
+    cb_off, cr_off = _limit_chroma(luma[near_edge].astype(np.float32), cb_off, cr_off, 255.0)
+    # Truncate toward zero: rounding could push a channel one level out of gamut.
+    cb[near_edge] = (128.0 + np.trunc(cb_off)).astype(np.uint8)
+    cr[near_edge] = (128.0 + np.trunc(cr_off)).astype(np.uint8)
 
 
 def _upsample_chroma_8bit(chroma: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -211,12 +257,7 @@ def merge_full_resolution(gray: Image.Image, chroma: np.ndarray) -> Image.Image:
     luma = np.asarray(gray)
     for top in range(0, luma.shape[0], _STRIP_ROWS):
         rows = slice(top, top + _STRIP_ROWS)
-        cb_off = cb[rows].astype(np.float32) - 128.0
-        cr_off = cr[rows].astype(np.float32) - 128.0
-        cb_off, cr_off = _limit_chroma(luma[rows].astype(np.float32), cb_off, cr_off, 255.0)
-        # Truncate toward zero: rounding could push a channel one level out of gamut.
-        cb[rows] = (128.0 + np.trunc(cb_off)).astype(np.uint8)
-        cr[rows] = (128.0 + np.trunc(cr_off)).astype(np.uint8)
+        _limit_chroma_8bit(luma[rows].reshape(-1), cb[rows].reshape(-1), cr[rows].reshape(-1))
     return Image.merge("YCbCr", (gray, Image.fromarray(cb), Image.fromarray(cr)))
 
 

@@ -43,15 +43,25 @@ class DecodedImage:
         mode: the mode as stored in the file, before any conversion.
         info: ``dpi`` (tuple), ``exif`` (bytes, orientation reset to 1), ``icc_profile`` (bytes)
             where the input had them.
+        full_size: (width, height) of the full-resolution image after orientation; differs
+            from ``image.size`` only when ``decode`` was asked for a reduced ``draft_size``.
     """
 
     image: Image.Image
     format: str
     mode: str
     info: dict[str, Any] = field(default_factory=dict)
+    full_size: tuple[int, int] = (0, 0)
 
 
-def decode(data: bytes, *, source: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS, apply_orientation: bool = True) -> DecodedImage:
+def decode(
+    data: bytes,
+    *,
+    source: str = "<bytes>",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    apply_orientation: bool = True,
+    draft_size: tuple[int, int] | None = None,
+) -> DecodedImage:
     """Decode image bytes with Pillow, refusing what is empty, broken or too large.
 
     The pixel count is checked from the header before any pixel is decoded. For animated
@@ -62,6 +72,9 @@ def decode(data: bytes, *, source: str = "<bytes>", max_pixels: int = DEFAULT_MA
         source: name used in error messages (the input URL).
         max_pixels: refuse images with more pixels than this (decompression-bomb guard).
         apply_orientation: rotate/flip per the EXIF Orientation tag and reset the tag to 1.
+        draft_size: when the codec can decode at a reduced scale (JPEG: DCT scaling by 1/2,
+            1/4 or 1/8), decode only as large as needed to keep both sides at least this
+            (W, H); the whole file is still read, so truncation and corruption are detected.
 
     Returns:
         A :class:`DecodedImage`.
@@ -81,6 +94,8 @@ def decode(data: bytes, *, source: str = "<bytes>", max_pixels: int = DEFAULT_MA
                 raise ImageDecodeError(
                     "too_large", f"{source}: {width}x{height} = {width * height:,} pixels exceeds max_pixels {max_pixels:,}"
                 )
+            if draft_size is not None and image.format == "JPEG":
+                image.draft(image.mode, draft_size)
             image.load()
     except ImageDecodeError:
         raise
@@ -91,7 +106,10 @@ def decode(data: bytes, *, source: str = "<bytes>", max_pixels: int = DEFAULT_MA
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = "truncated" if "truncated" in str(exc).lower() or isinstance(exc, EOFError) else "corrupt"
         raise ImageDecodeError(reason, f"{source}: {type(exc).__name__}: {exc}") from exc
-    return _finish_decode(image, source, apply_orientation)
+    decoded = _finish_decode(image, source, apply_orientation)
+    rotated = apply_orientation and decoded.image.size != image.size
+    decoded.full_size = (height, width) if rotated else (width, height)
+    return decoded
 
 
 def _finish_decode(image: Image.Image, source: str, apply_orientation: bool) -> DecodedImage:

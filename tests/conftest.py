@@ -172,7 +172,8 @@ def ray_head(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     yield dict(env, RAY_ADDRESS=address)
     os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=60)
+        # `ray start --block` takes about 35 s to exit after SIGTERM; its group is ours to kill.
+        process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
@@ -192,6 +193,7 @@ def submit_job(env: dict[str, str], *args: str, timeout: float = 600) -> subproc
             [ray_bin, "job", "submit", "--working-dir", str(REPO_ROOT), "--", "python", *args],
             env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
         )
+        # A fresh head answers on the dashboard port before its job agent has registered.
         if "No available agent to submit job" not in completed.stderr or time.monotonic() > deadline:
             return completed
         time.sleep(2)

@@ -123,6 +123,34 @@ def test_merge_reduces_chroma_instead_of_clipping_gray_near_white_and_black():
     assert np.ptp(rgb[:, 150], axis=-1).min() > 60
 
 
+def _limited_everywhere(gray: Image.Image, chroma: np.ndarray) -> np.ndarray:
+    """Reference merge: the chroma limit evaluated for every pixel, straight from its definition."""
+    planes = [np.asarray(Image.fromarray(np.clip(np.rint(p + 128.0), 0, 255).astype(np.uint8)).resize(gray.size, Image.Resampling.BILINEAR))
+              for p in chroma]
+    luma = np.asarray(gray, dtype=np.float32)
+    cb, cr = (plane.astype(np.float32) - 128.0 for plane in planes)
+    scale = np.ones_like(luma)
+    for offset in (1.402 * cr, -0.344136 * cb - 0.714136 * cr, 1.772 * cb):  # R, G, B (JFIF)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            room = np.where(offset > 0, (255.0 - luma) / offset, np.where(offset < 0, luma / -offset, 1.0))
+        scale = np.minimum(scale, room)
+    scale = np.clip(scale, 0.0, 1.0)
+    limited = [(128.0 + np.trunc(plane * scale)).astype(np.uint8) for plane in (cb, cr)]
+    return np.stack([np.asarray(gray), *limited], axis=-1)
+
+
+@pytest.mark.parametrize("amplitude", [10.0, 60.0, 127.5])
+def test_merge_limits_exactly_the_pixels_that_need_it(photos, amplitude):
+    # Photos with deep shadows and highlights, random strong predictions: the merge (which only
+    # evaluates the limit near black and white) equals the limit evaluated everywhere.
+    rng = np.random.default_rng(int(amplitude))
+    for name in ("astronaut", "coffee", "rocket"):
+        gray = Image.fromarray(photos[name]).convert("L")
+        chroma = rng.uniform(-amplitude, amplitude, (2, 16, 16)).astype(np.float32)
+        merged = np.asarray(color.merge_full_resolution(gray, chroma))
+        assert np.array_equal(merged, _limited_everywhere(gray, chroma)), name
+
+
 def test_merge_16bit_keeps_luma_and_sixteen_bits(photo_640x427):
     gray8 = photo_640x427.convert("L")
     gray16 = np.asarray(gray8, dtype=np.uint16) * 257 + 100  # use the low byte too

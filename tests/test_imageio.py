@@ -90,3 +90,18 @@ def test_resize_shorter_side_keeps_aspect(photos):
     assert imageio.resize_shorter_side(image, 286).size == (429, 286)
     tall = image.transpose(Image.Transpose.ROTATE_90)
     assert imageio.resize_shorter_side(tall, 286).size == (286, 429)
+
+
+def test_draft_decoding_is_smaller_but_reports_the_full_size_and_still_refuses_truncation(photos):
+    image = Image.fromarray(photos["astronaut"]).resize((1600, 1200))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _encode(image, "JPEG", quality=90, exif=exif.tobytes())
+    full = imageio.decode(data, source="big.jpg")
+    small = imageio.decode(data, source="big.jpg", draft_size=(256, 256))
+    assert full.image.size == full.full_size == small.full_size == (1200, 1600)
+    assert small.image.size == (300, 400)  # 1/4 scale, then rotated
+    assert small.info["exif"] == full.info["exif"]
+    with pytest.raises(imageio.ImageDecodeError) as info:
+        imageio.decode(data[: len(data) // 2], source="cut.jpg", draft_size=(256, 256))
+    assert info.value.reason == "truncated"

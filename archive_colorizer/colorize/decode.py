@@ -1,0 +1,150 @@
+"""CPU stage before the actors: read, decode, classify, and squeeze the gray image for the generator.
+
+Per input: skip it if an earlier run finished it and its output exists (``skipped_existing``,
+the input is not even read); read its bytes; decode them (:func:`archive_colorizer.imageio.decode`:
+EXIF orientation applied, pixel limit, JPEGs at a reduced DCT scale); skip colour photographs
+(``skipped_color``, from :func:`archive_colorizer.imageio.mean_chroma`); otherwise resize its
+gray values to ``model_size`` x ``model_size`` (8-bit). The actor turns them into the
+generator's input ``L/50 - 1`` on its device. Whatever goes wrong with one input becomes a
+``failed`` row; the batch carries on.
+
+The bytes travel on to the merge stage, which decodes them again: a compressed file is far
+smaller than its decoded full-resolution pixels. Nothing here imports torch, so the CPU
+workers start fast and stay small.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+
+from archive_colorizer import imageio, storage
+from archive_colorizer.colorize import manifest
+from archive_colorizer.colorize.settings import StageSettings
+from archive_colorizer.errors import StorageError
+
+DRAFT_SIDE = 256
+"""Smallest side decoded in this stage: the colour measure looks at a 256-pixel thumbnail."""
+GRAY_MODES = ("1", "L", "LA", "La", "F", *imageio.SIXTEEN_BIT_MODES)
+"""Modes that hold no colour at all (their mean chroma is 0 by construction)."""
+
+
+@dataclass
+class GrayPlanes:
+    """The gray values of a decoded image, and its transparency.
+
+    Attributes:
+        gray8: mode "L" image, 8-bit gray (the top 8 bits of 16-bit values).
+        gray16: (H, W) uint16 gray values of a 16-bit input, else None.
+        alpha: mode "L" alpha channel when the input has transparency that is not fully opaque.
+    """
+
+    gray8: Image.Image
+    gray16: np.ndarray | None = None
+    alpha: Image.Image | None = None
+
+
+def _alpha(image: Image.Image) -> Image.Image | None:
+    if image.mode in ("RGBA", "LA", "PA"):
+        alpha = image.getchannel("A")
+    elif "transparency" in image.info and image.mode in ("P", "L", "RGB"):
+        alpha = image.convert("RGBA").getchannel("A")
+    else:
+        return None
+    return None if alpha.getextrema() == (255, 255) else alpha
+
+
+def gray_planes(image: Image.Image) -> GrayPlanes:
+    """Split a decoded image of any mode into its gray values and alpha.
+
+    Gray is Pillow's ITU-R 601-2 luma (``convert("L")``) for colour modes and palettes (CMYK
+    through RGB), the values themselves for gray modes, colour channels taken before any
+    transparency is applied. 16-bit gray (``I;16*``, ``I``) is kept in ``gray16`` (clipped to
+    [0, 65535]); 32-bit float gray is clipped to [0, 255].
+    """
+    alpha = _alpha(image)
+    if image.mode in imageio.SIXTEEN_BIT_MODES:
+        gray16 = np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+        return GrayPlanes(Image.fromarray((gray16 >> 8).astype(np.uint8)), gray16, alpha)
+    if image.mode == "F":
+        return GrayPlanes(Image.fromarray(imageio.gray_to_uint8(image)), None, alpha)
+    if image.mode == "CMYK":
+        return GrayPlanes(image.convert("RGB").convert("L"), None, alpha)
+    return GrayPlanes(image.convert("L"), None, alpha)
+
+
+def colour_measure(image: Image.Image) -> float:
+    """Mean chroma of ``image`` in 8-bit levels (:func:`imageio.mean_chroma`); 0 for gray modes."""
+    return 0.0 if image.mode in GRAY_MODES else imageio.mean_chroma(image)
+
+
+def small_gray(gray8: Image.Image, size: int) -> np.ndarray:
+    """The gray image squeezed to ``size`` x ``size`` (box reduction, then bilinear): (size, size) uint8."""
+    return np.asarray(gray8.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0))
+
+
+def _already_done(row: dict[str, Any], settings: StageSettings) -> bool:
+    if settings.overwrite or row["previous_sha256"] is None:
+        return False
+    fs, path = storage.open_url(row["output_url"], settings.storage_options)
+    return fs.exists(path)
+
+
+def prepare_row(row: dict[str, Any], settings: StageSettings) -> np.ndarray | None:
+    """Advance one pending row through read/decode/classify; returns its small gray or None.
+
+    Updates ``row`` in place: ``skipped_existing``, ``failed`` (with reason), ``skipped_color``,
+    or still pending with ``data``, size, mode and format filled in.
+    """
+    try:
+        if _already_done(row, settings):
+            row.update(status=manifest.SKIPPED_EXISTING, model_sha256=row["previous_sha256"] or None)
+            return None
+        fs, path = storage.open_url(row["input_url"], settings.storage_options)
+        data = storage.read_bytes(fs, path)
+    except (FileNotFoundError, StorageError) as exc:
+        manifest.fail(row, "unreadable", exc)
+        return None
+    try:
+        # Only a small image is needed here: JPEGs are decoded at 1/2 to 1/8 scale (DCT scaling).
+        draft = (max(settings.model_size, DRAFT_SIDE),) * 2
+        decoded = imageio.decode(data, source=row["input_url"], max_pixels=settings.max_pixels, draft_size=draft)
+    except imageio.ImageDecodeError as exc:
+        manifest.fail(row, exc.reason, exc)
+        return None
+    image = decoded.image
+    width, height = decoded.full_size
+    row.update(width=width, height=height, input_mode=decoded.mode, input_format=decoded.format)
+    row["mean_chroma"] = colour_measure(image)
+    if settings.on_color == "skip" and row["mean_chroma"] >= settings.color_threshold:
+        row.update(status=manifest.SKIPPED_COLOR, reason="color", output_url=None)
+        return None
+    row["data"] = data
+    return small_gray(gray_planes(image).gray8, settings.model_size)
+
+
+def prepare_batch(batch: pa.Table, settings: StageSettings) -> pa.Table:
+    """Ray Data batch function of the decode stage (rows of :data:`manifest.ROW_SCHEMA` in and out).
+
+    Pending rows leave with ``data`` and ``gray_small`` ((S, S) uint8 bytes) or with a final
+    status; rows that arrive with a final status pass through untouched.
+    """
+    rows = batch.to_pylist()
+    for row in rows:
+        if row["status"] != manifest.PENDING:
+            continue
+        start = time.perf_counter()
+        try:
+            gray = prepare_row(row, settings)
+        except Exception as exc:  # an input must never stop the job; record what happened
+            manifest.fail(row, "error", exc)
+            gray = None
+        if gray is not None:
+            row["gray_small"] = gray.tobytes()
+        row["seconds"] += time.perf_counter() - start
+    return manifest.to_table(rows)

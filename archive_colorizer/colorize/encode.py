@@ -1,0 +1,198 @@
+"""Encoding colorized outputs with the input's metadata and a provenance label.
+
+Carried over from the input: DPI, EXIF (orientation already applied and reset to 1; DateTime,
+camera, author and the rest kept; the Exif IFD's pixel dimensions updated), and the ICC
+profile when it describes RGB (a gray or CMYK profile does not describe the RGB output).
+
+Provenance, readable with Pillow (``getexif()``, ``info["xmp"]``):
+
+- EXIF ``Software`` = ``archive-colorizer <version>``; EXIF ``ImageDescription`` = the input's
+  description (if any) followed by what was done and the generator's sha256.
+- XMP ``Iptc4xmpExt:DigitalSourceType`` = IPTC's ``compositeWithTrainedAlgorithmicMedia``
+  (real gray values combined with colour from a trained model), ``xmp:CreatorTool``, and
+  ``archivecolorizer:GeneratorSha256``.
+
+Formats: JPEG is encoded straight from YCbCr (4:4:4 at quality >= 90); PNG and 8-bit TIFF
+(deflate) through Pillow; 16-bit RGB TIFF through tifffile, because Pillow has no 16-bit RGB
+mode to write (TIFF tags carried there: DPI, ICC, XMP, DateTime, description, software,
+artist, copyright, make, model; the Exif sub-IFD is not written).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+from PIL import Image, ImageCms, PngImagePlugin
+
+from archive_colorizer import imageio
+
+DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+XMP_NAMESPACE = "https://archive-colorizer.dev/ns/1.0/"
+TAG_IMAGE_DESCRIPTION = 0x010E
+TAG_SOFTWARE = 0x0131
+TAG_DATETIME = 0x0132
+TAG_ORIENTATION = 0x0112
+EXIF_IFD = 0x8769
+EXIF_PIXEL_X, EXIF_PIXEL_Y = 0xA002, 0xA003
+# Base IFD tags kept when the whole EXIF block does not fit (JPEG APP1 holds 64 KiB) or in 16-bit TIFF.
+_ESSENTIAL_TAGS = {0x010F: "make", 0x0110: "model", 0x013B: "artist", 0x8298: "copyright", TAG_DATETIME: "datetime"}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who made an output: the tool's version and the generator's sha256."""
+
+    tool_version: str
+    model_sha256: str
+
+    @property
+    def software(self) -> str:
+        return f"archive-colorizer {self.tool_version}"
+
+    def description(self, original: str | None = None) -> str:
+        """EXIF ImageDescription: the input's own description first, then the colorization note."""
+        note = (
+            f"Colorized by {self.software} with a trained pix2pix generator (sha256 {self.model_sha256}); "
+            "gray values of the original kept, colour added by the model."
+        )
+        return f"{original.strip()} | {note}" if original and original.strip() else note
+
+    def xmp(self) -> bytes:
+        """An XMP packet with the IPTC digital source type and the generator's sha256."""
+        return (
+            '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
+            ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+            '  <rdf:Description rdf:about=""\n'
+            '    xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"\n'
+            '    xmlns:xmp="http://ns.adobe.com/xap/1.0/"\n'
+            f'    xmlns:archivecolorizer="{XMP_NAMESPACE}"\n'
+            f'    Iptc4xmpExt:DigitalSourceType="{DIGITAL_SOURCE_TYPE}"\n'
+            f'    xmp:CreatorTool="{escape(self.software)}"\n'
+            f'    archivecolorizer:GeneratorSha256="{escape(self.model_sha256)}"/>\n'
+            " </rdf:RDF>\n"
+            "</x:xmpmeta>\n"
+            '<?xpacket end="w"?>'
+        ).encode("utf-8")
+
+
+@dataclass
+class OutputMetadata:
+    """Metadata written into an output: EXIF (provenance set), DPI, RGB ICC profile, XMP."""
+
+    exif: Image.Exif
+    xmp: bytes
+    dpi: tuple[float, float] | None = None
+    icc_profile: bytes | None = None
+
+    @classmethod
+    def from_input(cls, info: dict[str, Any], size: tuple[int, int], provenance: Provenance) -> OutputMetadata:
+        """From :attr:`imageio.DecodedImage.info` of the input and the output's (W, H)."""
+        exif = Image.Exif()
+        if info.get("exif"):
+            try:
+                exif.load(info["exif"])
+            except Exception:  # an unreadable EXIF block is dropped, not fatal
+                exif = Image.Exif()
+        exif[TAG_SOFTWARE] = provenance.software
+        exif[TAG_IMAGE_DESCRIPTION] = provenance.description(_text(exif.get(TAG_IMAGE_DESCRIPTION)))
+        if exif.get(TAG_ORIENTATION) is not None:
+            exif[TAG_ORIENTATION] = 1
+        exif_ifd = exif.get_ifd(EXIF_IFD) if EXIF_IFD in exif else {}
+        if EXIF_PIXEL_X in exif_ifd or EXIF_PIXEL_Y in exif_ifd:
+            exif_ifd[EXIF_PIXEL_X], exif_ifd[EXIF_PIXEL_Y] = size
+        return cls(exif=exif, xmp=provenance.xmp(), dpi=info.get("dpi"), icc_profile=_rgb_profile(info.get("icc_profile")))
+
+    def essential_exif(self) -> Image.Exif:
+        """A small EXIF block: provenance, DateTime, make, model, artist, copyright."""
+        small = Image.Exif()
+        for tag in (TAG_SOFTWARE, TAG_IMAGE_DESCRIPTION, *_ESSENTIAL_TAGS):
+            if self.exif.get(tag) is not None:
+                small[tag] = self.exif[tag]
+        return small
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
+
+
+def _rgb_profile(icc: bytes | None) -> bytes | None:
+    """``icc`` if it is a readable ICC profile of an RGB colour space, else None."""
+    if not icc:
+        return None
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ImageCms.PyCMSError):
+        return None
+    return icc if profile.profile.xcolor_space.strip() == "RGB" else None
+
+
+def _common(meta: OutputMetadata) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if meta.dpi:
+        params["dpi"] = meta.dpi
+    if meta.icc_profile:
+        params["icc_profile"] = meta.icc_profile
+    return params
+
+
+def encode_jpeg(ycbcr: Image.Image, meta: OutputMetadata, quality: int) -> bytes:
+    """A JPEG straight from a YCbCr image (no RGB round trip), with EXIF, DPI, ICC and XMP.
+
+    An EXIF block too large for JPEG's 64 KiB APP1 segment is replaced by :meth:`OutputMetadata.essential_exif`.
+    """
+    params = {**_common(meta), "xmp": meta.xmp}
+    try:
+        return imageio.encode_jpeg(ycbcr, quality, exif=meta.exif.tobytes(), **params)
+    except ValueError:
+        return imageio.encode_jpeg(ycbcr, quality, exif=meta.essential_exif().tobytes(), **params)
+
+
+def encode_png(image: Image.Image, meta: OutputMetadata) -> bytes:
+    """A PNG (RGB or RGBA) with eXIf, pHYs (DPI), iCCP and the XMP packet as iTXt ``XML:com.adobe.xmp``."""
+    text = PngImagePlugin.PngInfo()
+    text.add_itxt("XML:com.adobe.xmp", meta.xmp.decode("utf-8"))
+    text.add_text("Software", str(meta.exif[TAG_SOFTWARE]))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", exif=meta.exif.tobytes(), pnginfo=text, compress_level=6, **_common(meta))
+    return buffer.getvalue()
+
+
+def encode_tiff(image: Image.Image, meta: OutputMetadata) -> bytes:
+    """An 8-bit RGB or RGBA TIFF (deflate) with the EXIF tags, DPI, ICC and XMP (tag 700)."""
+    exif = Image.Exif()
+    exif.load(meta.exif.tobytes())
+    exif[700] = meta.xmp
+    buffer = io.BytesIO()
+    image.save(buffer, format="TIFF", exif=exif, compression="tiff_adobe_deflate", **_common(meta))
+    return buffer.getvalue()
+
+
+def encode_tiff16(rgb: np.ndarray, meta: OutputMetadata) -> bytes:
+    """A 16-bit RGB TIFF (deflate, via tifffile) with DPI, ICC, XMP and the essential EXIF tags.
+
+    Args:
+        rgb: (H, W, 3) uint16.
+    """
+    import tifffile
+
+    exif = meta.essential_exif()
+    extratags = [(700, "B", len(meta.xmp), meta.xmp, True)]
+    for tag in (0x010F, 0x0110, 0x013B, 0x8298):
+        if isinstance(exif.get(tag), str):
+            extratags.append((tag, "s", 0, exif[tag], True))
+    buffer = io.BytesIO()
+    tifffile.imwrite(
+        buffer, rgb, photometric="rgb", compression="zlib", metadata=None,
+        description=str(exif[TAG_IMAGE_DESCRIPTION]), software=str(exif[TAG_SOFTWARE]),
+        datetime=exif.get(TAG_DATETIME) if isinstance(exif.get(TAG_DATETIME), str) else None,
+        resolution=meta.dpi, resolutionunit="INCH" if meta.dpi else None,
+        iccprofile=meta.icc_profile, extratags=extratags,
+    )
+    return buffer.getvalue()

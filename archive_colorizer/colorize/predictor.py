@@ -1,0 +1,102 @@
+"""The actor stage: one generator per actor predicts ab for batches of small gray images.
+
+The Ray Data batch-inference pattern: a callable class loads the model once in ``__init__``
+and maps batches in ``__call__``. The squeezed gray images become the generator's input
+``L/50 - 1`` (:func:`color.gray_to_l`) on the actor's device; on CUDA the forward pass runs
+under bf16 autocast; the prediction is turned into BT.601 chroma at the model's size
+(:func:`color.predicted_chroma`), which is all the merge stage needs. Rows that are not
+pending pass through untouched. The actors are the only processes of the job that load torch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from archive_colorizer import color
+from archive_colorizer.colorize import manifest
+from archive_colorizer.errors import ArtifactError, JobError
+from archive_colorizer.models.artifact import load_generator
+
+
+class Predictor:
+    """Ray Data actor: predicts Cb/Cr chroma for the pending rows of a batch.
+
+    Args:
+        model_url: generator artifact folder.
+        expected_sha256: sha256 the driver saw; an actor that loads other weights refuses to
+            start (the artifact was replaced during the job).
+        model_size: side S of the square input, divisible by ``2**num_downs``.
+        use_gpu: run on ``cuda`` with bf16 autocast (the actor is given one GPU).
+        num_threads: torch CPU threads when not on a GPU.
+        storage_options: fsspec options for ``model_url``.
+
+    Raises:
+        ArtifactError: the artifact cannot be loaded or changed since the driver checked it.
+        JobError: ``use_gpu`` but this actor sees no CUDA device.
+    """
+
+    def __init__(
+        self,
+        model_url: str,
+        expected_sha256: str,
+        model_size: int,
+        use_gpu: bool = False,
+        num_threads: int = 1,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if use_gpu and not torch.cuda.is_available():
+            raise JobError("--gpu was given but this predictor actor sees no CUDA device")
+        self.device = torch.device("cuda" if use_gpu else "cpu")
+        if not use_gpu:
+            torch.set_num_threads(max(1, num_threads))
+        artifact = load_generator(model_url, device=self.device, storage_options=storage_options)
+        if artifact.sha256 != expected_sha256:
+            raise ArtifactError(
+                f"the generator at {artifact.url!r} changed during the job: sha256 {artifact.sha256}, "
+                f"the job started with {expected_sha256}"
+            )
+        self.generator = artifact.generator
+        self.model_size = model_size
+
+    def predict(self, gray: np.ndarray) -> np.ndarray:
+        """Chroma for a batch of squeezed gray images.
+
+        Args:
+            gray: (N, S, S) uint8 gray values.
+
+        Returns:
+            (N, 2, S, S) float32 chroma: BT.601 Cb/Cr offsets from neutral in 8-bit levels.
+        """
+        with torch.inference_mode():
+            gray_tensor = torch.from_numpy(gray).to(self.device, non_blocking=True)[:, None].float() / 255.0
+            l_norm = color.gray_to_l(gray_tensor)  # (N, 1, S, S) in [-1, 1]
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+                ab_norm = self.generator(l_norm)  # (N, 2, S, S)
+            ab_norm = ab_norm.float()
+            return np.stack([color.predicted_chroma(l_norm[i], ab_norm[i]) for i in range(len(gray))])
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        start = time.perf_counter()
+        pending = pc.equal(batch.column("status"), manifest.PENDING).to_numpy(zero_copy_only=False)
+        if not pending.any():
+            return batch
+        size = self.model_size
+        gray_bytes = batch.column("gray_small").to_pylist()
+        indices = np.flatnonzero(pending)
+        chroma = self.predict(np.stack([np.frombuffer(gray_bytes[i], np.uint8).reshape(size, size) for i in indices]))
+        share = (time.perf_counter() - start) / len(indices)
+        chroma_column: list[bytes | None] = [None] * batch.num_rows
+        seconds = batch.column("seconds").to_numpy(zero_copy_only=False).copy()
+        for position, index in enumerate(indices):
+            chroma_column[index] = chroma[position].tobytes()
+            seconds[index] += share
+        batch = batch.set_column(batch.schema.get_field_index("chroma"), "chroma", pa.array(chroma_column, pa.binary()))
+        batch = batch.set_column(batch.schema.get_field_index("seconds"), "seconds", pa.array(seconds, pa.float64()))
+        return batch.set_column(batch.schema.get_field_index("gray_small"), "gray_small", pa.nulls(batch.num_rows, pa.binary()))

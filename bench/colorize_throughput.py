@@ -1,0 +1,189 @@
+"""Throughput of the colorize job against what Pillow alone costs; prints JSON.
+
+Makes N gray JPEGs of at least 1 megapixel from scikit-image's photographs (resized, with a
+little film grain so that they compress like scans), saves an untrained tiny generator, then
+measures on the same files:
+
+- ``floor``: Pillow alone, one process: decode each JPEG and re-encode it (gray, quality 95).
+  The least any colorize job must spend per image.
+- ``floor_color``: the same, but encoding a colour image as the job does (YCbCr, 4:4:4,
+  quality 95: three full-size planes instead of one).
+- ``naive``: one process, no Ray: the job's per-image work in a loop (reduced decode, small
+  gray, the generator on one image, full decode, merge, encode with metadata, write).
+- ``pipeline``: the whole job, ``archive_colorizer.colorize.run`` on a fresh local Ray with
+  every core: listing, model check, worker and actor start-up, manifest and summary included.
+- ``pipeline_warm``: the same job again in the same Ray (workers already running), best of two.
+- ``pipeline_marginal`` (with ``--marginal M``): a warm job on M images; the extra ``M - N``
+  images over the extra time against ``pipeline_warm``: the rate once start-up is paid.
+
+Usage::
+
+    .venv/bin/python bench/colorize_throughput.py --images 200 [--marginal 600] [--workdir DIR]
+        [--skip-naive] [--task-batch-size 16] [--batch-size 16] [--actors 1] [--cpus-per-actor C]
+        [--cpus-per-task C]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "camera")
+
+
+def make_inputs(folder: Path, count: int, megapixels: float, seed: int = 0) -> float:
+    """Write ``count`` gray JPEGs (quality 90) of about ``megapixels`` each; returns their mean megapixels."""
+    import skimage.data
+
+    rng = np.random.default_rng(seed)
+    sources = [np.asarray(Image.fromarray(getattr(skimage.data, name)()).convert("L")) for name in PHOTOS]
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = []
+    for index in range(count):
+        source = sources[index % len(sources)]
+        height, width = source.shape
+        scale = (megapixels * 1e6 / (height * width)) ** 0.5 * rng.uniform(1.0, 1.15)
+        image = Image.fromarray(source).resize((round(width * scale), round(height * scale)), Image.Resampling.LANCZOS)
+        if index % 2:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        grain = rng.normal(0, 3.0, (image.height, image.width))
+        image = Image.fromarray(np.clip(np.asarray(image, np.float32) + grain, 0, 255).astype(np.uint8))
+        image.save(folder / f"scan_{index:05d}.jpg", quality=90, dpi=(300, 300))
+        sizes.append(image.width * image.height / 1e6)
+    return float(np.mean(sizes))
+
+
+def existing_or_new_inputs(folder: Path, count: int, megapixels: float) -> list[Path]:
+    """The JPEGs in ``folder``, made anew unless there are at least ``count``."""
+    if len(list(folder.glob("*.jpg"))) < count:
+        shutil.rmtree(folder, ignore_errors=True)
+        make_inputs(folder, count, megapixels)
+    return sorted(folder.glob("*.jpg"))
+
+
+def measure_floor(files: list[Path], colour: bool = False) -> dict:
+    """Pillow decode + re-encode at quality 95, one process: gray, or YCbCr 4:4:4 when ``colour``."""
+    start = time.perf_counter()
+    for path in files:
+        image = Image.open(io.BytesIO(path.read_bytes()))
+        image.load()
+        if colour:
+            image = Image.merge("YCbCr", (image, image.point(lambda v: 118), image.point(lambda v: 140)))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=95, subsampling=0 if colour else -1)
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 3), "images_per_second": round(len(files) / seconds, 3)}
+
+
+def measure_naive(files: list[Path], model_url: str, output: Path) -> dict:
+    """The job's per-image work in one process, one image at a time, no Ray."""
+    from archive_colorizer import __version__, imageio
+    from archive_colorizer.colorize import decode, encode, merge
+    from archive_colorizer.colorize.predictor import Predictor
+    from archive_colorizer.models.artifact import load_generator
+
+    artifact = load_generator(model_url)
+    predictor = Predictor(model_url, artifact.sha256, artifact.working_size, num_threads=1)
+    provenance = encode.Provenance(__version__, artifact.sha256)
+    output.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    for path in files:
+        data = path.read_bytes()
+        small = imageio.decode(data, draft_size=(256, 256))
+        chroma = predictor.predict(decode.small_gray(decode.gray_planes(small.image).gray8, artifact.working_size)[None])[0]
+        rendered = merge.render(imageio.decode(data), chroma, "JPEG", provenance)
+        (output / path.name).write_bytes(rendered)
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 3), "images_per_second": round(len(files) / seconds, 3)}
+
+
+def measure_pipeline(inputs: Path, files: list[Path], output: Path, model_url: str, options: argparse.Namespace) -> dict:
+    """The whole job on ``files`` (given as an input list) on a local Ray with every core of this machine."""
+    from archive_colorizer.colorize import run
+    from archive_colorizer.config import ColorizeConfig
+
+    listing = output.with_suffix(".txt")
+    listing.write_text("".join(f"{path.name}\n" for path in files))
+    shutil.rmtree(output, ignore_errors=True)
+    values = {"task_batch_size": options.task_batch_size, "batch_size": options.batch_size}
+    for name in ("actors", "cpus_per_actor", "cpus_per_task"):
+        if getattr(options, name) is not None:
+            values[name] = getattr(options, name)
+    config = ColorizeConfig(input=str(inputs), output=str(output), model=model_url, input_list=str(listing),
+                            progress=False, **values)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):  # the job's summary table; stdout carries the JSON
+        result = run(config)
+    seconds = time.perf_counter() - start
+    return {"images": result.inputs, "seconds": round(seconds, 3), "images_per_second": round(result.inputs / seconds, 3),
+            "counts": result.counts, "settings": values}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--marginal", type=int, default=0, help="also run the job on this many images (> --images)")
+    parser.add_argument("--megapixels", type=float, default=1.2)
+    parser.add_argument("--workdir", default=None, help="where inputs and outputs go (default: a temporary folder)")
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--task-batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--actors", type=int, nargs="+", default=None)
+    parser.add_argument("--cpus-per-actor", type=float, default=None, help="default: the job's")
+    parser.add_argument("--cpus-per-task", type=float, default=None, help="default: the job's")
+    options = parser.parse_args(argv)
+
+    import ray
+
+    from archive_colorizer.models import GeneratorSpec
+    from archive_colorizer.models.artifact import save_generator
+
+    workdir = Path(options.workdir or tempfile.mkdtemp(prefix="colorize-bench-"))
+    spec = GeneratorSpec(ngf=8, num_downs=5)
+    model_url = str(workdir / "model")
+    save_generator(spec.build(), model_url, spec=spec, working_size=32)
+    inputs = workdir / "in"
+    all_files = existing_or_new_inputs(inputs, max(options.images, options.marginal), options.megapixels)
+    files = all_files[: options.images]
+    megapixels = float(np.mean([np.prod(Image.open(p).size) / 1e6 for p in files]))
+    report = {"images": len(files), "mean_megapixels": round(megapixels, 3), "cores": os.cpu_count(),
+              "load_average_before": round(os.getloadavg()[0], 2),
+              "model": "untrained GeneratorSpec(ngf=8, num_downs=5), working size 32",
+              "floor": measure_floor(files), "floor_color": measure_floor(files, colour=True)}
+    if not options.skip_naive:
+        report["naive"] = measure_naive(files, model_url, workdir / "out-naive")
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
+    try:
+        report["pipeline"] = measure_pipeline(inputs, files, workdir / "out-pipeline", model_url, options)
+        warm = [measure_pipeline(inputs, files, workdir / "out-warm", model_url, options) for _ in range(2)]
+        report["pipeline_warm"] = min(warm, key=lambda run: run["seconds"])
+        if options.marginal > options.images:
+            more = measure_pipeline(inputs, all_files[: options.marginal], workdir / "out-marginal", model_url, options)
+            extra_seconds = more["seconds"] - report["pipeline_warm"]["seconds"]
+            report["pipeline_marginal"] = {"images": options.marginal - options.images, "seconds": round(extra_seconds, 3),
+                                           "images_per_second": round((options.marginal - options.images) / extra_seconds, 3)}
+    finally:
+        ray.shutdown()
+    report["load_average_after"] = round(os.getloadavg()[0], 2)
+    floor = report["floor"]["images_per_second"]
+    for name in ("floor_color", "naive", "pipeline", "pipeline_warm", "pipeline_marginal"):
+        if name in report:
+            report[f"{name}_over_floor"] = round(report[name]["images_per_second"] / floor, 3)
+    json.dump(report, sys.stdout, indent=2)
+    print()
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Rendering outputs: full-resolution merge, formats, carried metadata and the provenance label."""
+
+from __future__ import annotations
+
+import io
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageCms
+
+from archive_colorizer import imageio
+from archive_colorizer.colorize import encode
+from archive_colorizer.colorize.merge import render
+from tests.colorize.conftest import encode as encode_image
+
+PROVENANCE = encode.Provenance("0.1.0", "5e" * 32)
+RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
+
+
+def _chroma(size: int = 32) -> np.ndarray:
+    """A strong, spatially varying prediction: Cb rises left to right, Cr top to bottom (8-bit levels)."""
+    ramp = np.linspace(-60, 60, size, dtype=np.float32)
+    return np.stack([np.tile(ramp, (size, 1)), np.tile(ramp[:, None], (1, size))])
+
+
+def _decoded(photos, fmt="JPEG", **params) -> imageio.DecodedImage:
+    exif = Image.Exif()
+    exif[0x0132] = "1931:05:04 12:00:00"
+    exif[0x010E] = "Harbour, seen from the lighthouse"
+    gray = Image.fromarray(photos["coffee"]).convert("L")
+    return imageio.decode(encode_image(gray, fmt, exif=exif.tobytes(), dpi=(400, 400), **params))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF"])
+def test_output_keeps_size_gray_dpi_datetime_and_labels_itself(photos, fmt):
+    decoded = _decoded(photos)
+    output = Image.open(io.BytesIO(render(decoded, _chroma(), fmt, PROVENANCE)))
+    assert output.format == fmt and output.size == decoded.image.size
+    difference = np.abs(np.asarray(output.convert("L"), float) - np.asarray(decoded.image, float))
+    assert difference.mean() < 1.0
+    assert imageio.mean_chroma(output) > 10  # colour was added
+    assert output.info["dpi"] == pytest.approx((400, 400), abs=0.01)
+    exif = output.getexif()
+    assert exif[0x0132] == "1931:05:04 12:00:00"
+    assert exif[0x0131] == "archive-colorizer 0.1.0"
+    assert exif[0x010E].startswith("Harbour, seen from the lighthouse | Colorized by archive-colorizer 0.1.0")
+    assert PROVENANCE.model_sha256 in exif[0x010E]
+    description = ET.fromstring(output.info["xmp"]).find(f".//{RDF}Description")
+    assert description.get("{http://iptc.org/std/Iptc4xmpExt/2008-02-29/}DigitalSourceType") == encode.DIGITAL_SOURCE_TYPE
+
+
+def test_jpeg_is_encoded_from_ycbcr_with_full_chroma(photos):
+    output = Image.open(io.BytesIO(render(_decoded(photos), _chroma(), "JPEG", PROVENANCE, jpeg_quality=95)))
+    assert output.mode == "RGB" and output.layer[1][1:3] == (1, 1)  # 4:4:4: chroma not subsampled
+    assert output.getexif().get(0x0112) in (None, 1)
+
+
+def test_sixteen_bit_tiff_stays_sixteen_bit_with_its_gray_as_luma(photos):
+    gray16 = (np.asarray(Image.fromarray(photos["chelsea"]).convert("L"), dtype=np.uint16) * 257 + 77).astype(np.uint16)
+    decoded = imageio.decode(encode_image(Image.fromarray(gray16), "TIFF", dpi=(1200, 1200)))
+    data = render(decoded, _chroma(), "TIFF", PROVENANCE)
+    rgb = tifffile.imread(io.BytesIO(data))
+    assert rgb.dtype == np.uint16 and rgb.shape == (*gray16.shape, 3)
+    luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    assert np.abs(luma - gray16).mean() < 2.0  # in 16-bit levels
+    assert rgb.std(axis=-1).mean() > 1000  # coloured
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.info["dpi"] == pytest.approx((1200, 1200))
+        assert b"compositeWithTrainedAlgorithmicMedia" in image.info["xmp"]
+        assert image.getexif()[0x0131] == "archive-colorizer 0.1.0"
+
+
+def test_rgb_icc_profiles_are_kept_and_others_dropped(photos):
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    colour_input = imageio.decode(encode_image(Image.fromarray(photos["coffee"]), "PNG", icc_profile=srgb))
+    assert Image.open(io.BytesIO(render(colour_input, _chroma(), "PNG", PROVENANCE))).info["icc_profile"] == srgb
+    # A profile of another colour space (here CIE Lab) does not describe the RGB output.
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    gray_input = imageio.decode(encode_image(Image.fromarray(photos["coffee"]).convert("L"), "JPEG", icc_profile=lab))
+    assert gray_input.info["icc_profile"] == lab
+    assert "icc_profile" not in Image.open(io.BytesIO(render(gray_input, _chroma(), "JPEG", PROVENANCE))).info
+
+
+def test_an_exif_block_too_large_for_jpeg_keeps_the_essential_tags(photos):
+    exif = Image.Exif()
+    exif[0x0132] = "1931:05:04 12:00:00"
+    exif[0x927C] = b"x" * 70_000  # a huge maker note: no longer fits JPEG's 64 KiB APP1 segment
+    decoded = imageio.decode(encode_image(Image.fromarray(photos["coffee"]).convert("L"), "PNG", exif=exif.tobytes()))
+    output = Image.open(io.BytesIO(render(decoded, _chroma(), "JPEG", PROVENANCE)))
+    assert output.getexif()[0x0132] == "1931:05:04 12:00:00" and 0x927C not in output.getexif()
+    assert output.getexif()[0x0131] == "archive-colorizer 0.1.0"
