@@ -176,82 +176,6 @@ class PrepareConfig(JobConfig):
         None,
         description="Ray cluster address (host:port, ray://host:10001, or local for a new local Ray); none means RAY_ADDRESS if set, else the cluster a `ray start` on this machine started last, else a new local Ray",
     )
-# --- colorize ---
-
-COLORIZE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".gif", ".bmp", ".webp")
-
-
-class ColorizeConfig(JobConfig):
-    """Settings of ``archive-colorizer colorize``: batch-colorize an archive with Ray Data actors."""
-
-    input: str = Field(
-        description="folder or prefix holding the archive (a local path, s3://bucket/prefix or any fsspec URL); "
-        "listed recursively, or the root that --input-list entries are relative to",
-        json_schema_extra={"cli": "positional"},
-    )
-    output: str = Field(
-        description="folder or prefix for the colorized images, mirroring the input's relative paths, with "
-        "_manifest/*.parquet and _summary.json; must not be INPUT, lie inside it or contain it",
-        json_schema_extra={"cli": "positional"},
-    )
-    model: str = Field(description="generator artifact folder (generator.safetensors + generator.json), any fsspec URL")
-    input_list: str | None = Field(
-        None,
-        description="file of inputs instead of listing INPUT: .txt (one per line), .csv or .parquet (column "
-        "'url', 'input_url' or 'path', else the first); entries are URLs below INPUT or paths relative to it",
-    )
-    extensions: list[str] = Field(
-        default_factory=lambda: list(COLORIZE_EXTENSIONS),
-        description="file name suffixes colorized when listing INPUT (case-insensitive)",
-    )
-    format: Literal["auto", "jpeg", "png", "tiff"] = Field(
-        "auto",
-        description="output format; auto keeps JPEG, PNG and TIFF (16-bit TIFF stays 16-bit) and writes other "
-        "formats as PNG; a changed format appends its suffix (scan.gif -> scan.gif.png)",
-    )
-    jpeg_quality: int = Field(95, ge=1, le=100, description="JPEG quality of JPEG outputs (4:4:4 chroma at 90 and above)")
-    on_color: Literal["skip", "colorize"] = Field(
-        "skip", description="what to do with inputs that are already colour: skip (recorded as skipped_color) or colorize their gray"
-    )
-    color_threshold: float = Field(
-        GRAY_CHROMA_THRESHOLD,
-        ge=0,
-        description="an input counts as colour when its mean chroma reaches this: the mean distance of BT.601 "
-        "(Cb, Cr) from neutral in 8-bit levels on a 256-pixel thumbnail (gray scans about 0-2, colour photos 15-55)",
-    )
-    model_size: int | None = Field(
-        None, ge=16, description="side in pixels of the square gray image the generator sees; default: the artifact's working size"
-    )
-    batch_size: int = Field(16, ge=1, description="images per generator forward pass in an actor")
-    task_batch_size: int = Field(
-        16, ge=1, description="images per CPU task batch (decode; merge, encode and write) and per manifest part"
-    )
-    actors: list[int] | None = Field(
-        None,
-        description="predictor actor pool: N for a fixed pool or MIN MAX to autoscale; default 1 to the number of "
-        "GPUs with --gpu, else 1 to half the CPUs",
-    )
-    cpus_per_task: float = Field(
-        0.5, gt=0, description="CPUs reserved by each decode and merge/encode task; 0.5 runs two per core, "
-        "which keeps every core busy while tasks wait on storage"
-    )
-    cpus_per_actor: float = Field(
-        1.0, gt=0, description="CPUs reserved by each predictor actor: its torch threads on CPU, the thread that "
-        "feeds its GPU with --gpu (when equal to --cpus-per-task, Ray runs the decode stage inside the actors)"
-    )
-    gpu: bool = Field(False, description="run each predictor actor on one GPU (bf16 autocast)")
-    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="inputs with more pixels fail without being decoded (decompression-bomb guard)")
-    max_failure_rate: float = Field(
-        0.05, ge=0, le=1, description="exit non-zero when more than this fraction of the inputs failed"
-    )
-    overwrite: bool = Field(False, description="colorize again inputs that a previous run already colorized")
-    progress: bool = Field(True, description="show a progress bar while the job runs")
-    storage_options: dict[str, Any] = Field(
-        default_factory=dict,
-        description="fsspec options for INPUT, OUTPUT, the model and the input list, e.g. endpoint_url=http://host:9000",
-        json_schema_extra={"cli_name": "storage-option"},
-    )
-    ray_address: str | None = Field(None, description="Ray cluster address; default RAY_ADDRESS or a local Ray")
 
     @field_validator("extensions")
     @classmethod
@@ -347,6 +271,88 @@ class ExportConfig(JobConfig):
         description="fsspec options for both URLs, e.g. endpoint_url=http://... (repeatable)",
         json_schema_extra={"cli_name": "storage-option"},
     )
+
+
+# --- colorize ---
+
+COLORIZE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".gif", ".bmp", ".webp")
+
+
+class ColorizeConfig(JobConfig):
+    """Settings of ``archive-colorizer colorize``: batch-colorize an archive with Ray Data actors."""
+
+    input: str = Field(
+        description="folder or prefix holding the archive (a local path, s3://bucket/prefix or any fsspec URL); "
+        "listed recursively, or the root that --input-list entries are relative to",
+        json_schema_extra={"cli": "positional"},
+    )
+    output: str = Field(
+        description="folder or prefix for the colorized images, mirroring the input's relative paths, with "
+        "_manifest/*.parquet and _summary.json; must not be INPUT, lie inside it or contain it",
+        json_schema_extra={"cli": "positional"},
+    )
+    model: str = Field(description="generator artifact folder (generator.safetensors + generator.json), any fsspec URL")
+    input_list: str | None = Field(
+        None,
+        description="file of inputs instead of listing INPUT: .txt (one per line), .csv or .parquet (column "
+        "'url', 'input_url' or 'path', else the first); entries are URLs below INPUT or paths relative to it",
+    )
+    extensions: list[str] = Field(
+        default_factory=lambda: list(COLORIZE_EXTENSIONS),
+        description="file name suffixes colorized when listing INPUT (case-insensitive)",
+    )
+    format: Literal["auto", "jpeg", "png", "tiff"] = Field(
+        "auto",
+        description="output format; auto keeps JPEG, PNG and TIFF (16-bit TIFF stays 16-bit) and writes other "
+        "formats as PNG; a changed format appends its suffix (scan.gif -> scan.gif.png)",
+    )
+    jpeg_quality: int = Field(95, ge=1, le=100, description="JPEG quality of JPEG outputs (4:4:4 chroma at 90 and above)")
+    on_color: Literal["skip", "colorize"] = Field(
+        "skip", description="what to do with inputs that are already colour: skip (recorded as skipped_color) or colorize their gray"
+    )
+    color_threshold: float = Field(
+        GRAY_CHROMA_THRESHOLD,
+        ge=0,
+        description="an input counts as colour when its mean chroma reaches this: the mean distance of BT.601 "
+        "(Cb, Cr) from neutral in 8-bit levels on a 256-pixel thumbnail (gray scans about 0-2, colour photos 15-55)",
+    )
+    model_size: int | None = Field(
+        None, ge=16, description="side in pixels of the square gray image the generator sees; default: the artifact's working size"
+    )
+    batch_size: int = Field(16, ge=1, description="images per generator forward pass in an actor")
+    task_batch_size: int = Field(
+        16, ge=1, description="images per CPU task batch (decode; merge, encode and write) and per manifest part"
+    )
+    actors: list[int] | None = Field(
+        None,
+        description="predictor actor pool: N for a fixed pool or MIN MAX to autoscale; default 1 to the number of "
+        "GPUs with --gpu, else 1 to half the CPUs",
+    )
+    cpus_per_task: float = Field(
+        0.5, gt=0, description="CPUs reserved by each decode and merge/encode task; 0.5 runs two per core, "
+        "which keeps every core busy while tasks wait on storage"
+    )
+    cpus_per_actor: float = Field(
+        1.0, gt=0, description="CPUs reserved by each predictor actor: its torch threads on CPU, the thread that "
+        "feeds its GPU with --gpu (when equal to --cpus-per-task, Ray runs the decode stage inside the actors)"
+    )
+    gpu: bool = Field(False, description="run each predictor actor on one GPU (bf16 autocast)")
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="inputs with more pixels fail without being decoded (decompression-bomb guard)")
+    max_failure_rate: float = Field(
+        0.05, ge=0, le=1, description="exit non-zero when more than this fraction of the inputs failed"
+    )
+    overwrite: bool = Field(False, description="colorize again inputs that a previous run already colorized")
+    progress: bool = Field(True, description="show a progress bar while the job runs")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for INPUT, OUTPUT, the model and the input list, e.g. endpoint_url=http://host:9000",
+        json_schema_extra={"cli_name": "storage-option"},
+    )
+    ray_address: str | None = Field(None, description="Ray cluster address; default RAY_ADDRESS or a local Ray")
+
+    @field_validator("extensions")
+    @classmethod
+    def _normalise_extensions(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("at least one extension is needed")
         return [("." + ext.lstrip(".")).lower() for ext in value]
