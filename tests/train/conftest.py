@@ -1,23 +1,33 @@
-"""Training shards for the train tests, in the layout of DESIGN.md.
+"""Training shards for the train tests, written by the prepare job itself.
 
-``make_shards`` stands in for the prepare job until it lands: Parquet files with
-``image: struct<bytes, path>`` (JPEG, shorter side ``size``), ``width``, ``height``, ``split``,
-``source``, plus a ``_stats.json`` beside them. Swap its body for
-``archive_colorizer.prepare.run`` once prepare is merged; the tests only need the URL.
+``make_shards`` lays real photographs out as a small collection and runs
+:func:`archive_colorizer.prepare.run` on it, once for the training photos (``val_fraction=0``)
+and once for the validation photos (``val_fraction=1``), into two sub-folders of the shards
+folder; train reads every ``*.parquet`` below the URL it is given.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from PIL import Image
 
-from archive_colorizer.imageio import encode_jpeg, resize_shorter_side
+from archive_colorizer.config import PrepareConfig
+from archive_colorizer.imageio import resize_shorter_side
+from archive_colorizer.prepare import run as prepare
+
+
+def _collection(folder: Path, photos: Mapping[str, np.ndarray], names: Iterable[str], copies: int, size: int) -> Path:
+    """Write ``copies`` JPEG copies of each named photo (``copy-NNN/<name>.jpg``) at shorter side ``size``."""
+    for name in names:
+        image = resize_shorter_side(Image.fromarray(photos[name]).convert("RGB"), size)
+        for copy in range(copies):
+            path = folder / f"copy-{copy:03d}" / f"{name}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image.save(path, quality=95)
+    return folder
 
 
 def make_shards(
@@ -28,28 +38,26 @@ def make_shards(
     val: Iterable[str] = (),
     repeat: int = 1,
     val_also_train: bool = False,
-    files: int = 2,
+    rows_per_shard: int = 4,
 ) -> str:
-    """Write ``photos`` as JPEG rows of ``files`` Parquet shards in ``folder``; returns its path.
+    """Prepare shards of ``photos`` in ``folder`` with the prepare job; returns the shards URL.
 
-    Photos named in ``val`` get ``split="val"``, the others ``"train"``, each training photo
-    ``repeat`` times. With ``val_also_train`` every photo is one val row plus ``repeat``
-    training rows (to measure how well a model fits the images it was trained on).
+    Photos named in ``val`` go to the ``val`` split, the others to ``train``, each training
+    photo ``repeat`` times (as separate files). With ``val_also_train`` every photo is one val
+    row plus ``repeat`` training rows (to measure how well a model fits what it was trained on).
+    Needs a connected Ray (the ``ray_local`` fixture).
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    rows, train_rows = [], []
-    for name, pixels in photos.items():
-        image = resize_shorter_side(Image.fromarray(pixels).convert("RGB"), size)
-        row = {"image": {"bytes": encode_jpeg(image), "path": f"{name}.jpg"}, "width": image.width,
-               "height": image.height, "source": f"photos/{name}.jpg"}
-        if name in val or val_also_train:
-            rows.append({**row, "split": "val"})
-        if name not in val:
-            train_rows.append({**row, "split": "train"})
-    rows += train_rows * repeat  # photo after photo, as in a real collection, not runs of one photo
-    for index in range(files):
-        part = rows[index * len(rows) // files:(index + 1) * len(rows) // files]
-        if part:
-            pq.write_table(pa.Table.from_pylist(part), folder / f"shard-{index:05d}.parquet")
-    (folder / "_stats.json").write_text(json.dumps({"rows": len(rows)}))
-    return str(folder)
+    val = set(val)
+    train_names = [name for name in photos if name not in val]
+    val_names = list(photos) if val_also_train else [name for name in photos if name in val]
+    shards = folder / "shards"
+    for split, names, copies, fraction in (("train", train_names, repeat, 0.0), ("val", val_names, 1, 1.0)):
+        if not names:
+            continue
+        collection = _collection(folder / f"photos-{split}", photos, names, copies, size)
+        result = prepare(PrepareConfig(
+            input=str(collection), output=str(shards / split), size=size, min_size=16, val_fraction=fraction,
+            rows_per_shard=rows_per_shard, progress=False,
+        ))
+        assert result.counts["written"] == len(names) * copies, result.counts
+    return str(shards)

@@ -44,7 +44,7 @@ def quick_controller():
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory, photos) -> str:
+def shards(ray_local, tmp_path_factory, photos) -> str:
     """6 photos: 4 for training (twice each: 8 rows, 2 steps per epoch on 2 workers x 2), 2 for val."""
     return make_shards(tmp_path_factory.mktemp("shards"), photos, val=("rocket", "motorcycle"), repeat=2)
 
@@ -176,7 +176,7 @@ def test_resubmitted_run_continues_from_its_last_checkpoint(resumed_run, s3_job)
 def test_in_process_run_overfits_four_photos_below_half_the_gray_baseline(ray_local, photos, tmp_path):
     """workers=0 (the loop in this process): trained on 4 photos, validated on the same 4."""
     four = {name: photos[name] for name in ("astronaut", "coffee", "chelsea", "rocket")}
-    shards = make_shards(tmp_path / "shards", four, val_also_train=True, repeat=70)
+    shards = make_shards(tmp_path / "shards", four, val_also_train=True, repeat=70, rows_per_shard=40)
     config = TrainConfig(data=shards, run=str(tmp_path / "run"), workers=0, epochs=3, pretrain_epochs=1, lr=1e-3,
                          **{**TINY, "batch_size": 4})
     result = train(config)
