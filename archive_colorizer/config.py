@@ -48,6 +48,17 @@ def redact(value: Any) -> Any:
     return value
 
 
+def dotted_suffixes(value: list[str]) -> list[str]:
+    """File name suffixes as lower-case ``.ext`` (``JPG`` -> ``.jpg``).
+
+    Raises:
+        ValueError: the list is empty.
+    """
+    if not value:
+        raise ValueError("at least one extension is needed")
+    return [("." + ext.lstrip(".")).lower() for ext in value]
+
+
 class JobConfig(BaseModel):
     """Base of the job configs: strict fields, YAML loading, redacted saving."""
 
@@ -358,9 +369,7 @@ class ColorizeConfig(JobConfig):
     @field_validator("extensions")
     @classmethod
     def _normalise_extensions(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("at least one extension is needed")
-        return [("." + ext.lstrip(".")).lower() for ext in value]
+        return dotted_suffixes(value)
 
     @field_validator("actors")
     @classmethod
@@ -414,6 +423,4 @@ class EvaluateConfig(JobConfig):
     @field_validator("extensions")
     @classmethod
     def _normalise_extensions(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("at least one extension is needed")
-        return [("." + ext.lstrip(".")).lower() for ext in value]
+        return dotted_suffixes(value)
