@@ -169,8 +169,8 @@ def _remove_stale_thumbs(thumbs_url: str, keep: set[str], options: Mapping[str, 
 def write_review(config: ColorizeConfig, result: ColorizeResult, *, failures_listed: int = FAILURES_LISTED) -> str | None:
     """Write ``OUTPUT/_review/index.html`` and its thumbnails for a finished run.
 
-    The page is a report on outputs that already exist: if it cannot be written the run's
-    result stands, a warning goes to stderr, and None is returned.
+    The page is a report on outputs that already exist: if it cannot be written, for whatever
+    reason, the run's result stands, a warning goes to stderr, and None is returned.
 
     Args:
         config: the run's config (``review_samples`` pairs are shown).
@@ -194,8 +194,9 @@ def write_review(config: ColorizeConfig, result: ColorizeResult, *, failures_lis
         page = render_page(result.summary, rows, list(zip(samples, pairs)), _input_root(config))
         fs, path = storage.open_url(storage.join(review_url, PAGE_NAME), options)
         storage.write_bytes(fs, path, page.encode("utf-8"))
-    except (OSError, StorageError) as exc:
-        print(f"archive-colorizer colorize: warning: the review page could not be written: {exc}", file=sys.stderr)
+    except Exception as exc:  # the outputs and the manifest are done: a report must not fail the run
+        print(f"archive-colorizer colorize: warning: the review page could not be written: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
         return None
     url = storage.join(review_url, PAGE_NAME)
     print(f"  review page {url}")

@@ -122,6 +122,31 @@ def test_fewer_samples_remove_the_thumbnails_no_longer_shown(review_run, tmp_pat
     assert len(list((Path(url).parent / review.THUMBS_DIR).iterdir())) == 8
 
 
+def test_the_page_and_its_thumbnails_go_to_s3_too(review_run, s3_bucket):
+    bucket, options = s3_bucket
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**options)
+    fs.put(str(review_run.root / "out" / manifest.MANIFEST_DIR), f"{bucket}/out/", recursive=True)  # the run's manifest
+    config = review_run.config.model_copy(update={"output": f"{bucket}/out", "storage_options": options})
+    url = review.write_review(config, review_run.result)
+    assert url == f"{bucket}/out/_review/index.html"
+    assert "Before / after: 4 of 4 outputs" in fs.cat_file(url).decode()
+    assert len(fs.ls(f"{bucket}/out/_review/thumbs", refresh=True)) == 8
+    review.write_review(config.model_copy(update={"review_samples": 1}), review_run.result)
+    assert len(fs.ls(f"{bucket}/out/_review/thumbs", refresh=True)) == 2
+
+
+def test_a_page_that_cannot_be_written_is_a_warning_not_a_failed_run(review_run, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(review_run.root / "out" / manifest.MANIFEST_DIR, tmp_path / "out" / manifest.MANIFEST_DIR)
+    (tmp_path / "out" / review.REVIEW_DIR).write_text("a file where the review folder would go")
+    config = review_run.config.model_copy(update={"output": str(tmp_path / "out")})
+    assert review.write_review(config, review_run.result) is None
+    assert "warning: the review page could not be written" in capsys.readouterr().err
+
+
 def _region(image: np.ndarray, left: float, right: float) -> np.ndarray:
     """Columns ``left`` to ``right`` (fractions of the width) below the badges."""
     height, width = image.shape[:2]
