@@ -35,6 +35,8 @@ import numpy as np
 from PIL import Image
 
 from archive_colorizer import __version__, storage
+from archive_colorizer.color import merge_full_resolution
+from archive_colorizer.colorize.decode import gray_planes, small_gray
 from archive_colorizer.evaluate.data import HeldOut, HeldOutImage
 from archive_colorizer.evaluate.metrics import METRICS
 from archive_colorizer.evaluate.report import ScoredImage, contact_sheet_png, format_table, means
@@ -95,9 +97,6 @@ def colorize_truths(predictor: Predictor, truths: list[np.ndarray], model_size: 
     Returns:
         ``(gray, prediction)`` per image: (S, S, 3) uint8 RGB each; ``gray`` is the baseline.
     """
-    from archive_colorizer.color import merge_full_resolution
-    from archive_colorizer.colorize.decode import gray_planes, small_gray
-
     grays = [gray_planes(Image.fromarray(truth)).gray8 for truth in truths]  # mode "L", BT.601 luma
     chroma = predictor.predict(np.stack([small_gray(gray, model_size) for gray in grays]))  # (N, 2, s, s)
     return [(np.asarray(gray.convert("RGB")), np.asarray(merge_full_resolution(gray, plane).convert("RGB")))
