@@ -68,6 +68,14 @@ COMMANDS.append(
         "archive_colorizer.colorize:run",
     )
 )
+COMMANDS.append(
+    Command(
+        "evaluate",
+        "score a generator on held-out colour photos against the gray baseline (PSNR, SSIM, colorfulness, CIEDE2000)",
+        "archive_colorizer.config:EvaluateConfig",
+        "archive_colorizer.evaluate:run",
+    )
+)
 
 
 def _is_positional(field: FieldInfo) -> bool:

@@ -48,6 +48,17 @@ def redact(value: Any) -> Any:
     return value
 
 
+def dotted_suffixes(value: list[str]) -> list[str]:
+    """File name suffixes as lower-case ``.ext`` (``JPG`` -> ``.jpg``).
+
+    Raises:
+        ValueError: the list is empty.
+    """
+    if not value:
+        raise ValueError("at least one extension is needed")
+    return [("." + ext.lstrip(".")).lower() for ext in value]
+
+
 class JobConfig(BaseModel):
     """Base of the job configs: strict fields, YAML loading, redacted saving."""
 
@@ -343,6 +354,11 @@ class ColorizeConfig(JobConfig):
     )
     overwrite: bool = Field(False, description="colorize again inputs that a previous run already colorized")
     progress: bool = Field(True, description="show a progress bar while the job runs")
+    review_samples: int = Field(
+        24, ge=0, le=1000,
+        description="before/after pairs shown on the review page OUTPUT/_review/index.html (chosen by a stable hash "
+        "of the input URL; 0: counts, failures and model only)",
+    )
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
         description="fsspec options for INPUT, OUTPUT, the model and the input list, e.g. endpoint_url=http://host:9000",
@@ -353,9 +369,7 @@ class ColorizeConfig(JobConfig):
     @field_validator("extensions")
     @classmethod
     def _normalise_extensions(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("at least one extension is needed")
-        return [("." + ext.lstrip(".")).lower() for ext in value]
+        return dotted_suffixes(value)
 
     @field_validator("actors")
     @classmethod
@@ -365,3 +379,48 @@ class ColorizeConfig(JobConfig):
         if len(value) not in (1, 2) or min(value) < 1 or value[0] > value[-1]:
             raise ValueError(f"expected N or MIN MAX with 1 <= MIN <= MAX, got {value}")
         return value
+
+
+# --- evaluate ---
+
+
+class EvaluateConfig(JobConfig):
+    """Settings of ``archive-colorizer evaluate``: score a generator on held-out colour photographs.
+
+    See :func:`archive_colorizer.evaluate.run` for the metrics and their conventions.
+    """
+
+    model: str = Field(description="generator artifact folder (generator.safetensors + generator.json), any fsspec URL")
+    data: str = Field(
+        description="held-out images: Parquet shards written by prepare (the --split rows are used) or a folder of "
+        "colour photographs (recursive; made gray here); any fsspec URL"
+    )
+    out: str | None = Field(None, description="folder for evaluation.json and contact_sheet.png; none: MODEL/evaluation")
+    split: str = Field("val", description="split of the shards to evaluate on (ignored for a folder of photographs)")
+    size: int = Field(256, ge=16, description="side of the square images scored: shorter side resized to it, centre crop (Zhang et al. score 256x256)")
+    model_size: int | None = Field(
+        None, ge=16, description="side in pixels of the gray image the generator sees; default: the artifact's working size"
+    )
+    max_images: int | None = Field(1000, ge=1, description="score at most this many images (the first ones found); none: all")
+    batch_size: int = Field(16, ge=1, description="images per generator forward pass")
+    sheet_images: int = Field(8, ge=0, le=64, description="rows (first images) on the contact sheet; 0: no contact sheet")
+    gray_threshold: float = Field(
+        GRAY_CHROMA_THRESHOLD, ge=0,
+        description="photographs of a folder whose mean chroma (8-bit BT.601 levels) is below this are skipped: gray "
+        "images cannot be a colour ground truth",
+    )
+    extensions: list[str] = Field(
+        default_factory=lambda: list(IMAGE_EXTENSIONS), description="image file suffixes read from a folder (case-insensitive)"
+    )
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="skip images with more pixels than this without decoding them")
+    gpu: bool = Field(False, description="run the generator on the first CUDA device (bf16 autocast)")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for MODEL, DATA and OUT, e.g. endpoint_url=http://host:9000 (repeatable)",
+        json_schema_extra={"cli_name": "storage-option"},
+    )
+
+    @field_validator("extensions")
+    @classmethod
+    def _normalise_extensions(cls, value: list[str]) -> list[str]:
+        return dotted_suffixes(value)

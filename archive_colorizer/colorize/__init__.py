@@ -20,7 +20,7 @@ from typing import Any
 from typing import TYPE_CHECKING
 
 from archive_colorizer import __version__, storage
-from archive_colorizer.colorize import listing, manifest
+from archive_colorizer.colorize import listing, manifest, review
 from archive_colorizer.colorize.settings import StageSettings
 from archive_colorizer.errors import ArchiveColorizerError, ConfigError, JobError, StorageError
 
@@ -167,7 +167,9 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         run_manifest.abort()
         raise JobError(f"the colorize pipeline stopped: {_stopped_by(exc)}") from exc
     run_manifest.commit()
-    return _finish(config, artifact, run_info, counts, total, time.perf_counter() - clock, model_size)
+    result = _finish(config, artifact, run_info, counts, total, time.perf_counter() - clock, model_size)
+    review.write_review(config, result)  # OUTPUT/_review/index.html: a page to look at the run
+    return result
 
 
 def _finish(config: ColorizeConfig, artifact: GeneratorArtifact, run_info: manifest.RunInfo, counts: Counter[str],

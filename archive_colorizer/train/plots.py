@@ -57,6 +57,50 @@ def loss_curve_png(history: Sequence[Mapping[str, object]]) -> bytes:
     return _png(figure)
 
 
+def image_grid_png(
+    columns: Mapping[str, Sequence[np.ndarray]],
+    *,
+    row_labels: Sequence[str] | None = None,
+    cell_labels: Sequence[Sequence[str]] | None = None,
+    title: str = "",
+    cell_inches: float = 2.0,
+) -> bytes:
+    """PNG grid of images: one column per named colouring, one row per image.
+
+    Args:
+        columns: column title -> N images, (H, W, 3) RGB each, uint8 or float in [0, 1].
+        row_labels: N labels written left of each row (e.g. the image's name).
+        cell_labels: N rows of one label per column, written under each image (e.g. its scores).
+        title: figure title.
+        cell_inches: width and height of one image in inches (100 dpi).
+
+    Raises:
+        ValueError: the columns hold different numbers of images, or none.
+    """
+    counts = {len(images) for images in columns.values()}
+    if len(counts) != 1 or 0 in counts:
+        raise ValueError(f"every column needs the same, non-zero number of images, got {sorted(counts)}")
+    count = counts.pop()
+    label_space = 0.3 if cell_labels else 0.0
+    figure = Figure(figsize=(cell_inches * len(columns) + (1.2 if row_labels else 0), (cell_inches + label_space) * count + 0.5))
+    axes = np.atleast_2d(figure.subplots(count, len(columns), squeeze=False))
+    for column, (name, images) in enumerate(columns.items()):
+        for row in range(count):
+            cell = axes[row, column]
+            cell.imshow(images[row], interpolation="nearest")
+            cell.set_xticks([])
+            cell.set_yticks([])
+            if cell_labels:
+                cell.set_xlabel(cell_labels[row][column], fontsize="x-small")
+        axes[0, column].set_title(name, fontsize="small")
+    for row, label in enumerate(row_labels or ()):
+        axes[row, 0].set_ylabel(label, fontsize="x-small")
+    if title:
+        figure.suptitle(title, fontsize="small")
+    figure.tight_layout()
+    return _png(figure)
+
+
 def sample_grid_png(l_norm: torch.Tensor, predicted_ab: torch.Tensor, real_ab: torch.Tensor, title: str = "") -> bytes:
     """PNG grid, one row per image: gray input | prediction | ground truth.
 
@@ -71,16 +115,5 @@ def sample_grid_png(l_norm: torch.Tensor, predicted_ab: torch.Tensor, real_ab: t
         "prediction": l_ab_to_rgb(l_norm, predicted_ab.float()),
         "ground truth": l_ab_to_rgb(l_norm, real_ab.float()),
     }
-    count = l_norm.shape[0]
-    figure = Figure(figsize=(6, 2 * count + 0.4))
-    axes = np.atleast_2d(figure.subplots(count, 3, squeeze=False))
-    for column, (name, rgb) in enumerate(columns.items()):
-        images = rgb.permute(0, 2, 3, 1).cpu().numpy()  # (N, H, W, 3) in [0, 1]
-        for row in range(count):
-            axes[row, column].imshow(images[row], interpolation="nearest")
-            axes[row, column].set_axis_off()
-        axes[0, column].set_title(name, fontsize="small")
-    if title:
-        figure.suptitle(title, fontsize="small")
-    figure.tight_layout()
-    return _png(figure)
+    # (N, H, W, 3) in [0, 1] per column
+    return image_grid_png({name: rgb.permute(0, 2, 3, 1).cpu().numpy() for name, rgb in columns.items()}, title=title)

@@ -1,0 +1,367 @@
+"""The review page of a colorize run: ``OUTPUT/_review/index.html``, one static file to look at.
+
+An archivist checks a run by eye: the page shows the run's counts per status, a sample of
+before/after pairs (a slider over each pair), the failed inputs with their reasons, and the
+generator with its provenance. It is plain HTML with inline CSS and a few lines of inline
+JavaScript (the slider; without script the pair stays split in the middle): no server, no
+external asset, so it opens from a bucket download or a local folder alike. Every string from
+the manifest, the config or the model (file names may hold ``<``, ``&`` or quotes) is
+HTML-escaped.
+
+The page stays small whatever the size of the job. Its rows come from one pass over this run's
+manifest file, streamed in batches, keeping only
+
+- the ``samples`` finished inputs (``colorized`` or ``skipped_existing``) with the smallest
+  hash of their input URL: a fixed-size, uniform, deterministic sample (the same inputs are
+  shown again after a resume);
+- the first ``failures_listed`` failed inputs by input URL, plus the count per reason; the page
+  names the manifest, which holds the rest.
+
+Thumbnails (at most :data:`THUMB_SIDE` pixels, JPEG) are written beside the page in
+``_review/thumbs/``; thumbnails of an earlier page that are no longer shown are removed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import posixpath
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from archive_colorizer import __version__, imageio, storage
+from archive_colorizer.colorize import manifest
+from archive_colorizer.errors import StorageError
+
+if TYPE_CHECKING:
+    from archive_colorizer.colorize import ColorizeResult
+    from archive_colorizer.config import ColorizeConfig
+
+REVIEW_DIR = "_review"
+PAGE_NAME = "index.html"
+THUMBS_DIR = "thumbs"
+THUMB_SIDE = 320
+"""Longest side of a thumbnail in pixels."""
+THUMB_QUALITY = 80
+FAILURES_LISTED = 100
+"""Failed inputs listed on the page (the first by input URL); the manifest holds them all."""
+ERROR_CHARS = 300
+"""Characters of an error message shown on the page."""
+READ_THREADS = 4
+"""Thumbnails made at once (each holds one decoded input and one output)."""
+_COLUMNS = ("input_url", "output_url", "status", "reason", "error", "width", "height", "input_mode", "run_id")
+
+
+def _stable_hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+@dataclass
+class ReviewRows:
+    """What the page shows of a run's manifest rows, gathered in one pass with bounded memory.
+
+    Holds at most ``2 * samples`` finished rows and ``2 * failures_listed`` failed rows at any
+    time (trimmed by sorting when full), whatever the number of rows added.
+    """
+
+    samples: int
+    failures_listed: int
+    failed_total: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    _finished: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    _failed: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Take in manifest rows (dicts with at least :data:`_COLUMNS`)."""
+        for row in rows:
+            if row["status"] == manifest.FAILED:
+                self.failed_total += 1
+                self.reasons[row["reason"] or "unknown"] += 1
+                self._failed.append(row)
+                if len(self._failed) > 2 * max(self.failures_listed, 1):
+                    self._failed = self.failed_rows()
+            elif row["status"] in manifest.DONE_STATUSES and row["output_url"] and self.samples:
+                self._finished.append((_stable_hash(row["input_url"]), row))
+                if len(self._finished) > 2 * self.samples:
+                    self._finished = sorted(self._finished, key=lambda item: item[0])[: self.samples]
+
+    def sample_rows(self) -> list[dict[str, Any]]:
+        """The sampled finished rows (smallest URL hashes), ordered by input URL."""
+        chosen = sorted(self._finished, key=lambda item: item[0])[: self.samples]
+        return sorted((row for _, row in chosen), key=lambda row: row["input_url"])
+
+    def failed_rows(self) -> list[dict[str, Any]]:
+        """The first ``failures_listed`` failed rows by input URL."""
+        return sorted(self._failed, key=lambda row: row["input_url"])[: self.failures_listed]
+
+
+def iter_run_rows(output_url: str, run_id: str, storage_options: Mapping[str, Any] | None) -> Iterator[list[dict[str, Any]]]:
+    """Batches of one run's manifest rows: its ``run-*`` file, or its parts if it has none.
+
+    Raises:
+        StorageError: a manifest file cannot be read.
+    """
+    fs, folder = storage.open_url(manifest.manifest_url(output_url), storage_options)
+    names = sorted(posixpath.basename(p) for p in fs.ls(folder, detail=False)) if fs.isdir(folder) else []
+    mine = [n for n in names if n.endswith(".parquet") and n.removesuffix(".parquet").split("-")[2:3] == [run_id]]
+    run_files = [n for n in mine if n.startswith("run-")]
+    for name in run_files or [n for n in mine if n.startswith("part-")]:
+        path = storage.join(folder, name)
+        try:
+            with fs.open(path, "rb") as handle:
+                for batch in pq.ParquetFile(handle).iter_batches(batch_size=4096, columns=list(_COLUMNS)):
+                    yield batch.to_pylist()
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"cannot read the manifest file {storage.to_url(fs, path)!r}: {exc}") from exc
+
+
+def _thumbnail(image: Image.Image, size: tuple[int, int]) -> bytes:
+    return imageio.encode_jpeg(image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), quality=THUMB_QUALITY)
+
+
+def _decoded(url: str, options: Mapping[str, Any] | None, max_pixels: int) -> Image.Image:
+    fs, path = storage.open_url(url, options)
+    draft = (THUMB_SIDE, THUMB_SIDE)  # JPEGs decode at 1/2 to 1/8 scale
+    return imageio.to_rgb(imageio.decode(storage.read_bytes(fs, path), source=url, max_pixels=max_pixels, draft_size=draft).image)
+
+
+def make_pair(row: dict[str, Any], thumbs_url: str, options: Mapping[str, Any] | None, max_pixels: int) -> dict[str, Any]:
+    """Write the before (the input as gray) and after (the output) thumbnails of one finished row.
+
+    Returns:
+        ``{"before": name, "after": name, "width": w, "height": h}`` (names relative to the
+        thumbs folder, size of both thumbnails), or ``{"error": message}`` when the input or
+        the output cannot be read or decoded (the page says so instead of showing the pair).
+    """
+    key = hashlib.sha1(row["input_url"].encode()).hexdigest()[:20]
+    try:
+        before = _decoded(row["input_url"], options, max_pixels).convert("L")
+        after = _decoded(row["output_url"], options, max_pixels)
+    except (OSError, ValueError, StorageError) as exc:  # ImageDecodeError is a ValueError
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    scale = THUMB_SIDE / max(after.size)
+    size = (max(1, round(after.width * scale)), max(1, round(after.height * scale)))
+    fs, folder = storage.open_url(thumbs_url, options)
+    names = {"before": f"{key}-before.jpg", "after": f"{key}-after.jpg"}
+    storage.write_bytes(fs, storage.join(folder, names["before"]), _thumbnail(before, size))
+    storage.write_bytes(fs, storage.join(folder, names["after"]), _thumbnail(after, size))
+    return {**names, "width": size[0], "height": size[1]}
+
+
+def _remove_stale_thumbs(thumbs_url: str, keep: set[str], options: Mapping[str, Any] | None) -> None:
+    fs, folder = storage.open_url(thumbs_url, options)
+    if fs.isdir(folder):
+        stale = [p for p in fs.ls(folder, detail=False) if posixpath.basename(p) not in keep]
+        if stale:
+            fs.rm(stale)
+
+
+def write_review(config: ColorizeConfig, result: ColorizeResult, *, failures_listed: int = FAILURES_LISTED) -> str | None:
+    """Write ``OUTPUT/_review/index.html`` and its thumbnails for a finished run.
+
+    The page is a report on outputs that already exist: if it cannot be written, for whatever
+    reason, the run's result stands, a warning goes to stderr, and None is returned.
+
+    Args:
+        config: the run's config (``review_samples`` pairs are shown).
+        result: the run's result (its summary and run id).
+        failures_listed: failed inputs listed on the page.
+
+    Returns:
+        The page's URL, or None when it could not be written.
+    """
+    options = config.storage_options
+    review_url = storage.join(config.output, REVIEW_DIR)
+    thumbs_url = storage.join(review_url, THUMBS_DIR)
+    try:
+        rows = ReviewRows(config.review_samples, failures_listed)
+        for batch in iter_run_rows(config.output, result.run_id, options):
+            rows.add(batch)
+        samples = rows.sample_rows()
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+            pairs = list(pool.map(lambda row: make_pair(row, thumbs_url, options, config.max_pixels), samples))
+        _remove_stale_thumbs(thumbs_url, {p[k] for p in pairs for k in ("before", "after") if k in p}, options)
+        page = render_page(result.summary, rows, list(zip(samples, pairs)), _input_root(config))
+        fs, path = storage.open_url(storage.join(review_url, PAGE_NAME), options)
+        storage.write_bytes(fs, path, page.encode("utf-8"))
+    except Exception as exc:  # the outputs and the manifest are done: a report must not fail the run
+        print(f"archive-colorizer colorize: warning: the review page could not be written: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return None
+    url = storage.join(review_url, PAGE_NAME)
+    print(f"  review page {url}")
+    return url
+
+
+def _input_root(config: ColorizeConfig) -> str:
+    """INPUT as the manifest writes its URLs, with a trailing ``/`` (to show input names relative to it)."""
+    fs, path = storage.open_url(config.input, config.storage_options)
+    return storage.to_url(fs, path.rstrip("/")) + "/"
+
+
+# --- the page ---
+
+_CSS = """
+:root{--ink:#1d232a;--muted:#5d6b78;--line:#d8dee4;--bg:#f6f8fa;--ok:#1a7f37;--bad:#cf222e}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:#fff}
+header,section,footer{max-width:1280px;margin:0 auto;padding:16px 24px}
+header{border-bottom:1px solid var(--line)}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:0 0 10px}
+.sub,.hint,footer{color:var(--muted)}
+code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px;word-break:break-all}
+.message{font-weight:600}.message.ok{color:var(--ok)}.message.bad{color:var(--bad)}
+table{border-collapse:collapse;margin:6px 0 12px}
+th,td{border-bottom:1px solid var(--line);padding:4px 10px;text-align:left;vertical-align:top}
+th{background:var(--bg);font-weight:600}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0}
+.card{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:8px 14px;min-width:120px}
+.card .value{display:block;font-size:20px;font-weight:700}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:16px;align-items:start}
+figure{margin:0;border:1px solid var(--line);border-radius:6px;overflow:hidden;background:var(--bg)}
+figcaption{padding:6px 8px;font-size:12.5px}
+.compare{position:relative;--pos:50%;background:#000;line-height:0}
+.compare img{display:block;width:100%;height:auto}
+.compare .before{position:absolute;top:0;left:0;clip-path:inset(0 calc(100% - var(--pos)) 0 0)}
+.compare .divider{position:absolute;top:0;bottom:0;left:var(--pos);width:2px;margin-left:-1px;background:#fff;box-shadow:0 0 3px #000;pointer-events:none}
+.compare input{position:absolute;inset:0;width:100%;height:100%;margin:0;opacity:0;cursor:ew-resize}
+.badge{position:absolute;top:6px;padding:1px 6px;border-radius:3px;background:rgba(0,0,0,.6);color:#fff;font-size:11px;line-height:16px;pointer-events:none}
+.badge.left{left:6px}.badge.right{right:6px}
+.unavailable{padding:24px 8px;color:var(--bad)}
+.failures td:first-child{max-width:420px}
+.failures td:last-child{color:var(--muted);max-width:560px}
+"""
+
+_SCRIPT = """
+document.querySelectorAll('.compare input').forEach(function (slider) {
+  slider.addEventListener('input', function () {
+    slider.parentElement.style.setProperty('--pos', slider.value + '%');
+  });
+});
+"""
+
+
+def _text(value: Any) -> str:
+    """A value as escaped HTML text."""
+    return escape("" if value is None else str(value), quote=True)
+
+
+def _short(text: str | None, limit: int = ERROR_CHARS) -> str:
+    text = text or ""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _relative(url: str, root: str) -> str:
+    return url[len(root):] if url.startswith(root) else url
+
+
+def _summary_html(summary: Mapping[str, Any]) -> str:
+    total = max(int(summary["inputs"]), 1)
+    counts = "".join(
+        f'<tr><td>{_text(status)}</td><td class="num">{count:,}</td><td class="num">{count / total:.1%}</td></tr>'
+        for status, count in summary["counts"].items()
+    )
+    ok = "ok" if summary.get("exit_code", 0) == 0 else "bad"
+    cards = [("inputs", f"{summary['inputs']:,}"), ("wall time", f"{summary['wall_seconds']:.1f} s"),
+             ("images / s", f"{summary['images_per_second']:.2f}"), ("runs in the manifest", len(summary.get("runs", [])))]
+    return (
+        '<section id="summary"><h2>Summary</h2>'
+        f'<p class="message {ok}">{_text(summary.get("message"))}</p>'
+        '<div class="cards">' + "".join(f'<div class="card"><span class="value">{_text(v)}</span>{_text(k)}</div>' for k, v in cards) + "</div>"
+        f'<table class="counts"><thead><tr><th>status</th><th>inputs</th><th>share</th></tr></thead><tbody>{counts}'
+        f'<tr><th>total</th><th class="num">{summary["inputs"]:,}</th><th></th></tr></tbody></table></section>'
+    )
+
+
+def _pair_html(row: Mapping[str, Any], pair: Mapping[str, Any], root: str) -> str:
+    name = _relative(row["input_url"], root)
+    meta = f"{row['width']}\u00d7{row['height']} \u00b7 {row['input_mode']} \u00b7 {row['status']}"
+    caption = f'<figcaption><div class="mono" title="{_text(row["input_url"])}">{_text(name)}</div><div class="sub">{_text(meta)}</div></figcaption>'
+    if "error" in pair:
+        return f'<figure><div class="unavailable">thumbnail unavailable: {_text(_short(pair["error"]))}</div>{caption}</figure>'
+    size = f'width="{pair["width"]}" height="{pair["height"]}"'
+    return (
+        '<figure><div class="compare">'
+        f'<img class="after" src="{THUMBS_DIR}/{_text(pair["after"])}" alt="colorized: {_text(name)}" {size}>'
+        f'<img class="before" src="{THUMBS_DIR}/{_text(pair["before"])}" alt="original: {_text(name)}" {size}>'
+        '<div class="divider"></div><span class="badge left">before</span><span class="badge right">after</span>'
+        f'<input type="range" min="0" max="100" value="50" aria-label="before/after: {_text(name)}">'
+        f"</div>{caption}</figure>"
+    )
+
+
+def _samples_html(pairs: list[tuple[dict[str, Any], dict[str, Any]]], summary: Mapping[str, Any], root: str) -> str:
+    finished = sum(summary["counts"].get(s, 0) for s in manifest.DONE_STATUSES)
+    if not pairs:
+        return f'<section id="samples"><h2>Before / after</h2><p class="hint">No sample: {finished:,} finished outputs, --review-samples {summary["config"].get("review_samples")}.</p></section>'
+    figures = "".join(_pair_html(row, pair, root) for row, pair in pairs)
+    return (
+        f'<section id="samples"><h2>Before / after: {len(pairs):,} of {finished:,} outputs</h2>'
+        '<p class="hint">A fixed sample chosen by a hash of the input URL (the same after a resume). '
+        "Drag across a picture: left of the line the original, right of it the colorized output.</p>"
+        f'<div class="grid">{figures}</div></section>'
+    )
+
+
+def _failures_html(rows: ReviewRows, summary: Mapping[str, Any], root: str) -> str:
+    if rows.failed_total == 0:
+        return '<section id="failed"><h2>Failed inputs: none</h2></section>'
+    listed = rows.failed_rows()
+    reasons = ", ".join(f"{_text(reason)} {count:,}" for reason, count in rows.reasons.most_common())
+    body = "".join(
+        f'<tr><td class="mono">{_text(_relative(row["input_url"], root))}</td><td>{_text(row["reason"])}</td>'
+        f'<td class="mono">{_text(_short(row["error"]))}</td></tr>'
+        for row in listed
+    )
+    rest = "" if len(listed) == rows.failed_total else f", the first {len(listed):,} by path listed here"
+    return (
+        f'<section id="failed"><h2>Failed inputs: {rows.failed_total:,}</h2>'
+        f"<p>By reason: {reasons}{rest}. Every failed input is a row with <code>status = failed</code> in the manifest "
+        f'<code>{_text(summary["manifest"])}</code> (Parquet; <code>archive_colorizer.colorize.manifest.read_manifest</code>).</p>'
+        f'<table class="failures"><thead><tr><th>input</th><th>reason</th><th>error</th></tr></thead><tbody>{body}</tbody></table></section>'
+    )
+
+
+def _model_html(model: Mapping[str, Any]) -> str:
+    entries = [("url", model.get("url")), ("sha256", model.get("sha256")), ("working size", model.get("working_size")),
+               ("model size", model.get("model_size")), ("architecture", json.dumps(model.get("spec", {}), sort_keys=True))]
+    entries += [(f"provenance: {key}", value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str))
+                for key, value in (model.get("provenance") or {}).items()]
+    body = "".join(f'<tr><th>{_text(k)}</th><td class="mono">{_text(v)}</td></tr>' for k, v in entries)
+    return f'<section id="model"><h2>Model</h2><table>{body}</table></section>'
+
+
+def render_page(summary: Mapping[str, Any], rows: ReviewRows, pairs: list[tuple[dict[str, Any], dict[str, Any]]], input_root: str) -> str:
+    """The review page as one HTML document (inline CSS and script, every value escaped).
+
+    Args:
+        summary: the run's ``_summary.json`` content.
+        rows: the run's manifest rows as gathered by :class:`ReviewRows`.
+        pairs: ``(row, make_pair(...))`` of the sampled rows.
+        input_root: INPUT with a trailing ``/``; input names are shown relative to it.
+    """
+    output = summary["config"].get("output", "")
+    written = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Colorize review: {_text(output)}</title><style>{_CSS}</style></head><body>"
+        f'<header><h1>Colorize review</h1><p class="sub">input <code>{_text(summary["config"].get("input"))}</code> '
+        f'\u2192 output <code>{_text(output)}</code><br>run {_text(summary["run_id"])}, {_text(summary["started"])} to '
+        f'{_text(summary["finished"])}</p></header>'
+        + _summary_html(summary) + _samples_html(pairs, summary, input_root) + _failures_html(rows, summary, input_root)
+        + _model_html(summary["model"])
+        + f"<footer>{_text(summary.get('tool', 'archive-colorizer ' + __version__))} \u00b7 page written {written}</footer>"
+        f"<script>{_SCRIPT}</script></body></html>\n"
+    )

@@ -1,0 +1,181 @@
+"""The evaluate job: score a generator on held-out colour photographs against the gray baseline.
+
+``run(config)`` reads the held-out images (:mod:`.data`: the ``val`` split of prepare's shards,
+or a folder of colour photographs), makes each one gray and colorizes it exactly as the
+colorize job does, at ``size`` x ``size`` instead of full resolution:
+
+    truth (S, S, 3) -> gray = BT.601 luma (colorize's ``gray_planes``) -> squeezed to the model
+    size (``small_gray``) -> :class:`~archive_colorizer.colorize.predictor.Predictor` (chroma)
+    -> :func:`~archive_colorizer.color.merge_full_resolution` (gray as luma + chroma) -> RGB
+
+and scores it (:mod:`.metrics`: PSNR, SSIM, colourfulness and dCF, CIEDE2000) next to the gray
+baseline, the same gray image with no colour (ab = 0, R = G = B = gray). Outputs are not
+JPEG-encoded: the scores measure the model, not the codec. Unlike train's ``val_PSNR`` (Lab at
+the training size with the truth's L), the gray values here are the photograph's own luma, as in
+an archive scan.
+
+It runs in this process, without Ray: a held-out set is small (``max_images``, default 1000),
+images are streamed, and memory holds one batch plus the contact sheet's ``sheet_images``
+images. Writes ``OUT/evaluation.json`` and ``OUT/contact_sheet.png``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from archive_colorizer import __version__, storage
+from archive_colorizer.color import merge_full_resolution
+from archive_colorizer.colorize.decode import gray_planes, small_gray
+from archive_colorizer.evaluate.data import HeldOut, HeldOutImage
+from archive_colorizer.evaluate.metrics import METRICS
+from archive_colorizer.evaluate.report import ScoredImage, contact_sheet_png, format_table, means
+from archive_colorizer.errors import ConfigError
+
+if TYPE_CHECKING:
+    from archive_colorizer.colorize.predictor import Predictor
+    from archive_colorizer.config import EvaluateConfig
+
+__all__ = ["EvaluateResult", "colorize_truths", "run"]
+
+EVALUATION_NAME = "evaluation.json"
+CONTACT_SHEET_NAME = "contact_sheet.png"
+CONVENTIONS = {
+    "images": "ground truth: shorter side resized to size, centre crop (size x size, 8-bit sRGB); gray = its BT.601 luma",
+    "model": "colorized as the colorize job does: generator at model_size, chroma upsampled, merged with the gray as luma; not JPEG-encoded",
+    "gray": "gray baseline: the gray image with no colour (ab = 0, R = G = B = gray)",
+    "psnr": "dB, 20*log10(255/RMSE) over R, G, B 8-bit values (Zhang et al. 2016); RMSE floored at 1e-4 (identical: 128.13)",
+    "ssim": "Wang et al. 2004 (scikit-image): Gaussian sigma 1.5, population covariance, data_range 255, mean over R, G, B",
+    "colorfulness": "Hasler & Suesstrunk 2003 M on 8-bit RGB; 0 for gray",
+    "delta_colorfulness": "signed: colorfulness(x) - colorfulness(truth); negative = duller than the truth",
+    "abs_delta_colorfulness": "|delta_colorfulness| per image (its mean is not |mean delta_colorfulness|)",
+    "ciede2000": "mean over pixels of CIEDE2000 between the CIE Lab (D65) of truth and x (scikit-image)",
+    "mean": "arithmetic mean over the images of each per-image value",
+}
+
+
+@dataclass
+class EvaluateResult:
+    """What an evaluation found.
+
+    Attributes:
+        exit_code: always 0 (failures raise).
+        images: images scored.
+        mean: ``{"model": {metric: mean}, "gray": {...}, "truth": {"colorfulness": ...}}``.
+        out_url, evaluation_url, contact_sheet_url: where the results are (the sheet None when
+            ``sheet_images`` is 0).
+        evaluation: the content of ``evaluation.json``.
+    """
+
+    exit_code: int
+    images: int
+    mean: dict[str, Any]
+    out_url: str
+    evaluation_url: str
+    contact_sheet_url: str | None
+    evaluation: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+def colorize_truths(predictor: Predictor, truths: list[np.ndarray], model_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Make ground truths gray and colorize them along the colorize job's path.
+
+    Args:
+        predictor: the colorize job's predictor (generator loaded once).
+        truths: (S, S, 3) uint8 RGB images.
+        model_size: side of the gray image the generator sees.
+
+    Returns:
+        ``(gray, prediction)`` per image: (S, S, 3) uint8 RGB each; ``gray`` is the baseline.
+    """
+    grays = [gray_planes(Image.fromarray(truth)).gray8 for truth in truths]  # mode "L", BT.601 luma
+    chroma = predictor.predict(np.stack([small_gray(gray, model_size) for gray in grays]))  # (N, 2, s, s)
+    return [(np.asarray(gray.convert("RGB")), np.asarray(merge_full_resolution(gray, plane).convert("RGB")))
+            for gray, plane in zip(grays, chroma)]
+
+
+def _batches(images: Iterable[HeldOutImage], size: int) -> Iterator[list[HeldOutImage]]:
+    iterator = iter(images)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def run(config: EvaluateConfig) -> EvaluateResult:
+    """Score ``config.model`` on the held-out images at ``config.data``; see the module docstring.
+
+    Raises:
+        ConfigError: the data holds no usable image (none of the split, all skipped), or
+            ``model_size`` does not fit the generator.
+        ArtifactError: the generator is missing or corrupt.
+        StorageError: a shard cannot be read, or OUT cannot be written.
+        JobError: ``gpu`` without a CUDA device.
+    """
+    from archive_colorizer.colorize.predictor import Predictor
+    from archive_colorizer.models.artifact import load_generator
+
+    started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
+    options = config.storage_options
+    artifact = load_generator(config.model, storage_options=options)
+    model_size = config.model_size or artifact.working_size
+    if model_size % 2**artifact.spec.num_downs:
+        raise ConfigError(f"model_size {model_size} must be divisible by 2**num_downs = {2**artifact.spec.num_downs}")
+    held_out = HeldOut.open(config.data, config.split, tuple(config.extensions), options)
+    predictor = Predictor(config.model, artifact.sha256, model_size, use_gpu=config.gpu,
+                          num_threads=os.cpu_count() or 1, storage_options=options)
+    stream = islice(held_out.images(config.size, gray_threshold=config.gray_threshold, extensions=tuple(config.extensions),
+                                    max_pixels=config.max_pixels, storage_options=options), config.max_images)
+    scored, sheet = [], []
+    for batch in _batches(stream, config.batch_size):
+        for image, (gray, prediction) in zip(batch, colorize_truths(predictor, [i.rgb for i in batch], model_size)):
+            scored.append(ScoredImage.of(image.name, image.rgb, prediction, gray))
+            if len(sheet) < config.sheet_images:
+                sheet.append((scored[-1], gray, prediction, image.rgb))
+    if not scored:
+        where = f"split {config.split!r} of the shards" if held_out.kind == "shards" else "the folder"
+        raise ConfigError(f"no image to evaluate in {where} at {config.data!r} (skipped: {dict(held_out.skipped) or 'none'})")
+    model = {"url": artifact.url, "sha256": artifact.sha256, "working_size": artifact.working_size,
+             "model_size": model_size, "spec": artifact.spec.model_dump(), "provenance": artifact.metadata.get("provenance", {})}
+    return _write(config, held_out, model, scored, sheet, started, time.perf_counter() - clock)
+
+
+def _write(config: EvaluateConfig, held_out: HeldOut, model: dict[str, Any], scored: list[ScoredImage],
+           sheet: list[tuple], started: _dt.datetime, wall: float) -> EvaluateResult:
+    """Write ``evaluation.json`` and the contact sheet, print the table, build the result."""
+    out = config.out or storage.join(model["url"], "evaluation")
+    fs, folder = storage.open_url(out, config.storage_options)
+    mean = means(scored)
+    title = f"evaluate {model['sha256'][:12]} on {held_out.kind} {config.data}" + (f" (split {held_out.split})" if held_out.split else "")
+    sheet_url = None
+    if sheet:
+        storage.write_bytes(fs, storage.join(folder, CONTACT_SHEET_NAME), contact_sheet_png(sheet, title))
+        sheet_url = storage.join(out, CONTACT_SHEET_NAME)
+    evaluation = {
+        "tool": f"archive-colorizer {__version__}",
+        "created": started.isoformat(timespec="seconds"),
+        "wall_seconds": round(wall, 3),
+        "images": len(scored),
+        "size": config.size,
+        "metrics": list(METRICS),
+        "conventions": CONVENTIONS,
+        "mean": mean,
+        "model": model,
+        "data": held_out.describe(),
+        "contact_sheet": CONTACT_SHEET_NAME if sheet_url else None,
+        "per_image": [image.to_json() for image in scored],
+        "config": config.public_dict(),
+    }
+    storage.write_bytes(fs, storage.join(folder, EVALUATION_NAME), (json.dumps(evaluation, indent=2, allow_nan=False) + "\n").encode())
+    print(format_table(mean, len(scored), title))
+    print(f"  results: {storage.join(out, EVALUATION_NAME)}" + (f", {sheet_url}" if sheet_url else ""))
+    if held_out.skipped:
+        print(f"  skipped: {dict(held_out.skipped)}", file=sys.stderr)
+    return EvaluateResult(0, len(scored), mean, out, storage.join(out, EVALUATION_NAME), sheet_url, evaluation)

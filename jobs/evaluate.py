@@ -1,0 +1,12 @@
+"""``ray job submit -- python jobs/evaluate.py --model M --data SHARDS_OR_FOLDER --out OUT``: the evaluate job's entrypoint.
+
+Takes the same options as ``archive-colorizer evaluate``; see ``--help``. The evaluation runs
+in the driver process (no Ray tasks), so ``--out`` should be a URL the cluster can write to.
+"""
+
+import sys
+
+from archive_colorizer.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["evaluate", *sys.argv[1:]]))

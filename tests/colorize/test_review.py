@@ -1,0 +1,176 @@
+"""The review page of a colorize run: bounded sample, escaped names, failures, and a real browser."""
+
+from __future__ import annotations
+
+import io
+import random
+from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from archive_colorizer.colorize import manifest, review, run
+from archive_colorizer.config import ColorizeConfig
+from scripts.screenshot_review import find_chromium, render_page
+from tests.colorize.conftest import encode
+
+TRICKY_GRAY = 'odd <b>&amp; "quoted" \'name\'.png'
+TRICKY_FAILED = "<img src=x onerror=alert(1)>.jpg"
+
+
+class _Tags(HTMLParser):
+    """Every start tag of a page with its attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(page: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = _Tags()
+    parser.feed(page)
+    return parser.tags
+
+
+@pytest.fixture(scope="module")
+def review_run(photos, tiny_model, tmp_path_factory, ray_local):
+    """A colorize run with 4 gray photos (one with a tricky name), a colour photo and 2 broken files."""
+    root = tmp_path_factory.mktemp("review")
+    archive = root / "in"
+    (archive / "box 1").mkdir(parents=True)
+    for name in ("astronaut", "chelsea", "coffee"):
+        (archive / "box 1" / f"{name}.jpg").write_bytes(encode(Image.fromarray(photos[name]).convert("L"), "JPEG", quality=90))
+    (archive / TRICKY_GRAY).write_bytes(encode(Image.fromarray(photos["rocket"]).convert("L"), "PNG"))
+    (archive / "colour.jpg").write_bytes(encode(Image.fromarray(photos["coffee"]), "JPEG", quality=90))
+    (archive / TRICKY_FAILED).write_bytes(b"a note, not a picture")
+    (archive / "empty.jpg").write_bytes(b"")
+    config = ColorizeConfig(input=str(archive), output=str(root / "out"), model=tiny_model, progress=False, review_samples=4)
+    result = run(config)
+    page = root / "out" / review.REVIEW_DIR / review.PAGE_NAME
+    return SimpleNamespace(root=root, config=config, result=result, page=page, html=page.read_text())
+
+
+def _rows(count: int, failed_every: int = 7) -> list[dict]:
+    return [{"input_url": f"s3://archive/scan-{i:06d}.tif", "output_url": f"s3://out/scan-{i:06d}.tif",
+             "status": manifest.FAILED if i % failed_every == 0 else manifest.COLORIZED,
+             "reason": ("truncated", "empty")[i % 2] if i % failed_every == 0 else None} for i in range(count)]
+
+
+def test_review_rows_keep_a_bounded_sample_that_does_not_depend_on_the_order():
+    rows = _rows(20_000)
+    gathered = []
+    for seed in (0, 1):
+        shuffled = random.Random(seed).sample(rows, len(rows))
+        kept = review.ReviewRows(samples=24, failures_listed=10)
+        for start in range(0, len(shuffled), 1000):
+            kept.add(shuffled[start:start + 1000])
+            assert len(kept._finished) <= 48 and len(kept._failed) <= 20  # bounded whatever the job's size
+        gathered.append(kept)
+    first, second = gathered
+    assert first.sample_rows() == second.sample_rows()
+    finished = [row for row in rows if row["status"] == manifest.COLORIZED]
+    smallest = sorted(finished, key=lambda row: review._stable_hash(row["input_url"]))[:24]
+    assert [r["input_url"] for r in first.sample_rows()] == sorted(r["input_url"] for r in smallest)
+    failed = [row for row in rows if row["status"] == manifest.FAILED]
+    assert first.failed_rows() == failed[:10] and first.failed_total == len(failed)
+    assert sum(first.reasons.values()) == len(failed) and set(first.reasons) == {"truncated", "empty"}
+
+
+def test_every_run_writes_a_page_with_thumbnails_beside_it(review_run):
+    thumbs = sorted(p.name for p in (review_run.page.parent / review.THUMBS_DIR).iterdir())
+    assert len(thumbs) == 2 * 4  # before and after of each colorized input (--review-samples 4)
+    for name in thumbs:
+        with Image.open(review_run.page.parent / review.THUMBS_DIR / name) as thumb:
+            assert thumb.format == "JPEG" and max(thumb.size) == review.THUMB_SIDE
+    sources = [attrs["src"] for tag, attrs in _tags(review_run.html) if tag == "img"]
+    assert sorted(Path(src).name for src in sources) == thumbs
+    assert not any(tag in ("link", "iframe") or (attrs.get("src") or "").startswith(("http", "//"))
+                   for tag, attrs in _tags(review_run.html))  # no external asset
+    assert len(review_run.html.encode()) < 40_000
+
+
+def test_names_from_the_archive_are_escaped(review_run):
+    tags = _tags(review_run.html)
+    # The failed file's name would make an <img src=x> element if it were pasted in raw.
+    assert not [attrs for tag, attrs in tags if tag == "img" and attrs.get("src") == "x"]
+    assert not [tag for tag, _ in tags if tag == "b"]
+    assert "&lt;img src=x onerror=alert(1)&gt;.jpg" in review_run.html
+    assert "&lt;b&gt;&amp;amp; &quot;quoted&quot; &#x27;name&#x27;.png" in review_run.html
+
+
+def test_the_failed_list_is_bounded_and_points_to_the_manifest(review_run):
+    url = review.write_review(review_run.config, review_run.result, failures_listed=1)
+    html = Path(url).read_text()
+    assert "Failed inputs: 2" in html and "the first 1 by path listed here" in html
+    assert html.count("<td class=\"mono\">&lt;img src=x") == 1 and "empty.jpg</td>" not in html
+    assert manifest.manifest_url(review_run.config.output) in html
+    review.write_review(review_run.config, review_run.result)  # the full page again, for the browser test
+
+
+def test_fewer_samples_remove_the_thumbnails_no_longer_shown(review_run, tmp_path):
+    config = review_run.config.model_copy(update={"review_samples": 1})
+    url = review.write_review(config, review_run.result)
+    assert len(list((Path(url).parent / review.THUMBS_DIR).iterdir())) == 2
+    assert "Before / after: 1 of 4 outputs" in Path(url).read_text()
+    review.write_review(review_run.config, review_run.result)
+    assert len(list((Path(url).parent / review.THUMBS_DIR).iterdir())) == 8
+
+
+def test_the_page_and_its_thumbnails_go_to_s3_too(review_run, s3_bucket):
+    bucket, options = s3_bucket
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**options)
+    fs.put(str(review_run.root / "out" / manifest.MANIFEST_DIR), f"{bucket}/out/", recursive=True)  # the run's manifest
+    config = review_run.config.model_copy(update={"output": f"{bucket}/out", "storage_options": options})
+    url = review.write_review(config, review_run.result)
+    assert url == f"{bucket}/out/_review/index.html"
+    assert "Before / after: 4 of 4 outputs" in fs.cat_file(url).decode()
+    assert len(fs.ls(f"{bucket}/out/_review/thumbs", refresh=True)) == 8
+    review.write_review(config.model_copy(update={"review_samples": 1}), review_run.result)
+    assert len(fs.ls(f"{bucket}/out/_review/thumbs", refresh=True)) == 2
+
+
+def test_a_page_that_cannot_be_written_is_a_warning_not_a_failed_run(review_run, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(review_run.root / "out" / manifest.MANIFEST_DIR, tmp_path / "out" / manifest.MANIFEST_DIR)
+    (tmp_path / "out" / review.REVIEW_DIR).write_text("a file where the review folder would go")
+    config = review_run.config.model_copy(update={"output": str(tmp_path / "out")})
+    assert review.write_review(config, review_run.result) is None
+    assert "warning: the review page could not be written" in capsys.readouterr().err
+
+
+def _region(image: np.ndarray, left: float, right: float) -> np.ndarray:
+    """Columns ``left`` to ``right`` (fractions of the width) below the badges."""
+    height, width = image.shape[:2]
+    return image[30:height - 2, int(left * width):int(right * width)]
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="no chromium on PATH (apt-get install chromium chromium-driver; .ci/run does)")
+def test_the_page_renders_in_headless_chromium(review_run, tmp_path):
+    rendered = render_page(review_run.page, width=1200)
+    (tmp_path / "review.png").write_bytes(rendered.png)
+    assert rendered.console_errors == []
+    assert len(rendered.images) == 8 and all(image["complete"] and image["natural_width"] > 0 for image in rendered.images)
+    screenshot = np.asarray(Image.open(io.BytesIO(rendered.png)).convert("RGB"), dtype=np.float32)
+    assert screenshot.shape[1] == 1200 and screenshot.std() > 30  # not blank
+    # Each pair is on screen as its thumbnails: the original left of the slider (at 50 %), the output right of it.
+    for image in rendered.images:
+        left, top, width, height = (round(v) for v in image["box"])
+        shown = screenshot[top:top + height, left:left + width]
+        with Image.open(review_run.page.parent / image["src"]) as thumb:
+            expected = np.asarray(thumb.convert("RGB").resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+        half = (0.05, 0.45) if image["src"].endswith("-before.jpg") else (0.55, 0.95)
+        assert np.abs(_region(shown, *half) - _region(expected, *half)).mean() < 8, image["src"]
+    text = rendered.text
+    assert TRICKY_FAILED in text and "empty.jpg" in text and "not_an_image" in text
+    assert TRICKY_GRAY in text and "box 1/astronaut.jpg" in text  # names relative to INPUT, as they are
+    assert "Failed inputs: 2" in text and review_run.result.model_sha256 in text and "skipped_color" in text
+

@@ -1,0 +1,127 @@
+"""The evaluate job end to end: prepare's val split, a model overfitted on it, a folder, the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from archive_colorizer import cli
+from archive_colorizer.color import rgb_to_l_ab
+from archive_colorizer.config import EvaluateConfig
+from archive_colorizer.evaluate import run
+from archive_colorizer.evaluate.data import HeldOut
+from archive_colorizer.evaluate.metrics import METRICS
+from archive_colorizer.models import DiscriminatorSpec, GeneratorSpec
+from archive_colorizer.models.artifact import load_generator, save_generator
+from archive_colorizer.train.step import build_pix2pix, pretrain_step
+from tests.conftest import REPO_ROOT
+from tests.train.conftest import make_shards
+
+VAL = ("astronaut", "coffee", "chelsea")
+SIZE = 32
+
+
+def overfit_generator(truths: list[np.ndarray], url: str, steps: int = 120) -> str:
+    """Train a tiny generator (ngf 8, 5 downsamplings) on ``truths`` alone with L1 steps; save it at ``url``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a shared 2-core machine: one thread is the fast and steady choice
+    try:
+        torch.manual_seed(0)
+        spec = GeneratorSpec(ngf=8, num_downs=5)
+        generator = spec.build()
+        model = build_pix2pix(generator, DiscriminatorSpec(ndf=8, n_layers=1).build(), lr=2e-3)
+        l_norm, ab = rgb_to_l_ab(torch.from_numpy(np.stack(truths)).permute(0, 3, 1, 2).float() / 255)  # (N, 1|2, S, S)
+        for _ in range(steps):
+            pretrain_step(model, l_norm, ab)
+        generator.eval()
+        save_generator(generator, url, spec=spec, working_size=SIZE, provenance={"run": "overfitted on the val photos"})
+    finally:
+        torch.set_num_threads(threads)
+    return url
+
+
+@pytest.fixture(scope="module")
+def shards_run(photos, tmp_path_factory, ray_local):
+    root = tmp_path_factory.mktemp("evaluate")
+    chosen = {name: photos[name] for name in (*VAL, "rocket")}  # rocket: the train split, never evaluated
+    shards = make_shards(root, chosen, size=48, val=VAL)
+    held_out = HeldOut.open(shards, "val", (".jpg",), None)
+    truths = [image.rgb for image in held_out.images(SIZE, gray_threshold=0, extensions=(".jpg",), max_pixels=10**8)]
+    model = overfit_generator(truths, str(root / "overfitted"))
+    result = run(EvaluateConfig(model=model, data=shards, out=str(root / "eval"), size=SIZE, sheet_images=2))
+    return SimpleNamespace(root=root, shards=shards, model=model, result=result,
+                           saved=json.loads((root / "eval" / "evaluation.json").read_text()))
+
+
+def test_overfitted_model_beats_the_gray_baseline(shards_run):
+    mean = shards_run.result.mean
+    print(json.dumps(mean, indent=1))
+    assert mean["model"]["psnr"] > mean["gray"]["psnr"] + 5
+    assert mean["model"]["abs_delta_colorfulness"] < mean["gray"]["abs_delta_colorfulness"] / 2
+    assert mean["model"]["ciede2000"] < mean["gray"]["ciede2000"]
+    assert mean["gray"]["colorfulness"] == 0.0
+    assert mean["gray"]["delta_colorfulness"] == -mean["truth"]["colorfulness"]
+    for image in shards_run.saved["per_image"]:  # better on every image, not just on average
+        assert image["model"]["psnr"] > image["gray"]["psnr"]
+        assert image["model"]["abs_delta_colorfulness"] < image["gray"]["abs_delta_colorfulness"]
+
+
+def test_evaluation_json_holds_every_field(shards_run):
+    saved, model = shards_run.saved, load_generator(shards_run.model)
+    assert saved["images"] == len(saved["per_image"]) == len(VAL)  # the val split only
+    assert sorted(Path(image["name"]).stem for image in saved["per_image"]) == sorted(VAL)
+    for image in saved["per_image"]:
+        assert set(image["model"]) == set(image["gray"]) == set(METRICS) and image["truth_colorfulness"] > 10
+    for colouring in ("model", "gray"):
+        for name in METRICS:  # means of the per-image values
+            values = [image[colouring][name] for image in saved["per_image"]]
+            assert saved["mean"][colouring][name] == pytest.approx(np.mean(values), abs=1e-3)
+    assert set(saved["conventions"]) >= {*METRICS, "gray", "model", "images"}
+    assert saved["model"]["sha256"] == model.sha256 and saved["model"]["provenance"]["run"] == "overfitted on the val photos"
+    assert (saved["model"]["working_size"], saved["model"]["model_size"], saved["size"]) == (SIZE, SIZE, SIZE)
+    assert saved["data"] == {"url": shards_run.shards, "kind": "shards", "split": "val", "skipped": {}, "skipped_examples": []}
+    assert saved["config"]["model"] == shards_run.model and saved["contact_sheet"] == "contact_sheet.png"
+
+
+def test_contact_sheet_has_a_labelled_row_per_image(shards_run):
+    sheet = Image.open(shards_run.result.contact_sheet_url)
+    assert sheet.format == "PNG" and sheet.width > sheet.height / 2 * 1.5  # 2 rows of 3 columns
+    pixels = np.asarray(sheet.convert("RGB"), dtype=np.int16)
+    chroma = np.abs(pixels[..., 0] - pixels[..., 1]) + np.abs(pixels[..., 1] - pixels[..., 2])
+    assert (chroma > 30).mean() > 0.05  # the prediction and truth columns are in colour
+
+
+def test_a_folder_of_photographs_through_the_job_entrypoint(photos, tmp_path, shards_run):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in (*VAL, "rocket", "motorcycle"):  # listed: astronaut (broken) chelsea coffee (gray) motorcycle; rocket after the 4th
+        Image.fromarray(photos[name]).save(folder / f"{name}.png")
+    Image.fromarray(photos["coffee"]).convert("L").save(folder / "gray scan.png")
+    (folder / "broken notes.jpg").write_bytes(b"not a photograph")
+    completed = subprocess.run(
+        [sys.executable, "jobs/evaluate.py", "--model", shards_run.model, "--data", str(folder), "--out", str(tmp_path / "out"),
+         "--size", "64", "--max-images", "4", "--sheet-images", "0"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    saved = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    assert saved["images"] == 4 and saved["size"] == 64 and saved["contact_sheet"] is None
+    assert [image["name"] for image in saved["per_image"]] == ["astronaut.png", "chelsea.png", "coffee.png", "motorcycle.png"]
+    assert saved["data"]["kind"] == "folder" and saved["data"]["skipped"] == {"gray": 1, "not_an_image": 1}
+    assert {e["name"] for e in saved["data"]["skipped_examples"]} == {"gray scan.png", "broken notes.jpg"}
+    assert not (tmp_path / "out" / "contact_sheet.png").exists()
+    assert "PSNR (dB, RGB 8-bit)" in completed.stdout and "gray" in completed.stdout
+
+
+def test_a_split_with_no_rows_is_a_usage_error(shards_run, tmp_path, capsys):
+    code = cli.main(["evaluate", "--model", shards_run.model, "--data", shards_run.shards, "--split", "test", "--out", str(tmp_path)])
+    assert code == 2
+    assert "no image to evaluate in split 'test'" in capsys.readouterr().err
