@@ -80,10 +80,3 @@ class CountingS3FileSystem(S3FileSystem):
 
     _connect = set_session
     connect = sync_wrapper(set_session)
-
-
-def counting(fs: Any) -> Any:
-    """``fs`` as a :class:`CountingS3FileSystem` with the same arguments (other filesystems unchanged)."""
-    if type(fs) is S3FileSystem:
-        return CountingS3FileSystem(*fs.storage_args, **fs.storage_options)
-    return fs

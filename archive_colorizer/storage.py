@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import fsspec
-from fsspec.core import split_protocol, url_to_fs
+from fsspec.core import split_protocol
 
 from archive_colorizer.errors import StorageError
 
@@ -72,23 +72,25 @@ def open_url(url: str, storage_options: Mapping[str, Any] | None = None) -> tupl
 
     ``s3://`` URLs get :data:`archive_colorizer.s3.S3_RETRIES` unless the options or the
     environment choose retry settings, and their retries are counted (:func:`retried_requests`).
+    ``::`` is part of a name here, not fsspec's URL chaining: a file called ``a::b.jpg`` is that
+    file (archives are read by the jobs themselves).
 
     Raises:
         StorageError: the protocol has no installed driver.
     """
     options = dict(storage_options or {})
-    s3 = split_protocol(url)[0] in S3_PROTOCOLS
+    protocol = split_protocol(url)[0] or "file"
     try:
-        if s3:
+        if protocol in S3_PROTOCOLS:
             from archive_colorizer import s3 as s3_support  # imports s3fs only where S3 is used
 
-            options = s3_support.with_retries(options)
-        fs, path = url_to_fs(url, **options)
-        if s3:
-            fs = s3_support.counting(fs)
+            cls, options = s3_support.CountingS3FileSystem, s3_support.with_retries(options)
+        else:
+            cls = fsspec.get_filesystem_class(protocol)
+        fs = cls(**{**cls._get_kwargs_from_urls(url), **options})
     except (ImportError, ValueError) as exc:
         raise StorageError(f"cannot open {url!r}: {exc}") from exc
-    return fs, path
+    return fs, cls._strip_protocol(url)
 
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
