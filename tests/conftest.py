@@ -203,6 +203,13 @@ def submit_job(env: dict[str, str], *args: str, timeout: float = 600) -> subproc
         time.sleep(2)
 
 
+def ray_session_logs() -> Path:
+    """The log folder of the session's local Ray (``ray_local``): every worker's output, Ray Data's logs."""
+    import ray
+
+    return Path(ray._private.worker._global_node.get_logs_dir_path())
+
+
 @pytest.fixture(scope="session")
 def flaky_s3(moto_server: str) -> Iterator[FlakyS3Proxy]:
     """An HTTP proxy on 127.0.0.1 in front of the moto server that fails a fraction of the requests.

@@ -1,4 +1,4 @@
-"""The colorize job under faults, on the session's real local Ray: killed workers, a killed driver, a flaky S3.
+"""The colorize job under faults, on the session's real local Ray: killed workers, a killed driver.
 
 Killing: the test finds this session's Ray processes among its own descendants (psutil) by
 the titles Ray 2.60 gives them while they work: ``ray::MapWorker(MapBatches(Predictor)).submit``
@@ -23,7 +23,7 @@ import psutil
 import pytest
 from PIL import Image
 
-from archive_colorizer import cli, imageio, storage
+from archive_colorizer import cli, imageio
 from archive_colorizer.colorize import manifest, run
 from archive_colorizer.colorize.decode import prepare_row
 from archive_colorizer.colorize.encode import Provenance
@@ -31,8 +31,8 @@ from archive_colorizer.colorize.merge import render
 from archive_colorizer.colorize.predictor import Predictor
 from archive_colorizer.colorize.settings import StageSettings
 from archive_colorizer.config import ColorizeConfig
-from tests.colorize.conftest import encode, reference_gray
-from tests.flaky_s3 import FAULTS, FAKE_KEY_ID, FAKE_SECRET, credential_options, find_secrets
+from tests.colorize.conftest import encode
+from tests.flaky_s3 import FAKE_KEY_ID, FAKE_SECRET, find_secrets
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -179,52 +179,3 @@ def test_killed_driver_then_the_same_command_finishes_the_rest_without_redoing_a
     leftovers = [p.name for p in out.rglob(".*")]
     assert leftovers == []  # the killed driver's unfinished run file left nothing behind
     assert find_secrets((tmp_path / "first.log").read_bytes(), out) == []
-
-
-ODD_NAMES = ("with space.jpg", "hash#1.jpg", "what?.jpg", "ünïcødé 写真.jpg", "-leading-dash.jpg", "100%.jpg")
-
-
-def test_a_flaky_s3_loses_nothing_and_the_retries_are_counted(photos, tiny_model, s3_bucket, flaky_s3, tmp_path, capfd):
-    bucket, direct = s3_bucket
-    fs, _ = storage.open_url(bucket, direct)
-    local = _gray_archive(tmp_path / "in", photos, 6)
-    names = [path.name for path in local[:-len(ODD_NAMES)]] + list(ODD_NAMES)
-    for path, name in zip(local, names):
-        fs.pipe_file(f"{bucket}/scans/{name}", path.read_bytes())
-    fs.pipe_file(f"{bucket}/scans/broken.jpg", b"\xff\xd8\xff\xe0 not really a JPEG")
-    flaky_s3.reset(fault_rate=0.2, seed=5)
-    try:
-        result = run(ColorizeConfig(input=f"{bucket}/scans", output=f"{bucket}/colorized", model=tiny_model,
-                                    progress=False, max_failure_rate=0.5, storage_options=credential_options(flaky_s3.endpoint_url),
-                                    **SMALL_BATCHES))
-        faults = dict(flaky_s3.counts)
-    finally:
-        flaky_s3.reset(fault_rate=0.0)
-    assert faults["slow_down"] + faults["internal_error"] > 0, faults
-    assert result.counts == {"colorized": len(local), "skipped_existing": 0, "skipped_color": 0, "failed": 1}
-    rows = {row["input_url"]: row for row in manifest.read_manifest(f"{bucket}/colorized", direct).to_pylist()}
-    assert rows[f"{bucket}/scans/broken.jpg"]["reason"] == "truncated"
-    for path, name in zip(local, names):
-        row = rows.pop(f"{bucket}/scans/{name}")
-        assert row["status"] == "colorized" and row["output_url"] == f"{bucket}/colorized/{name}"
-        fetched = tmp_path / "fetched" / path.name
-        fetched.parent.mkdir(exist_ok=True)
-        fetched.write_bytes(fs.cat_file(row["output_url"]))
-        assert np.abs(reference_gray(fetched) - reference_gray(path)).mean() < 1.5, name
-    # Retried requests are counted in the summary (the proxy's count is the truth: drops that
-    # aiohttp re-sent on its own are not seen by botocore).
-    summary = manifest.read_summary(f"{bucket}/colorized", direct)
-    assert 0 < summary["storage_retries"] == result.storage_retries <= sum(faults[k] for k in FAULTS)
-    logs = capfd.readouterr()
-    assert f"object-store requests retried: {result.storage_retries}" in logs.out
-    # The credentials given as storage options are in no output, log or manifest.
-    fs.get(f"{bucket}/colorized", str(tmp_path / "colorized"), recursive=True)
-    assert summary["config"]["storage_options"]["secret"] == "***"
-    assert find_secrets(logs.out, logs.err, tmp_path / "colorized", _ray_session_logs()) == []
-
-
-def _ray_session_logs() -> Path:
-    """The log folder of the session's local Ray (every worker's and actor's output, Ray Data's logs)."""
-    import ray
-
-    return Path(ray._private.worker._global_node.get_logs_dir_path())

@@ -16,7 +16,6 @@ its pixels would take (2.5 GB).
 
 from __future__ import annotations
 
-import io
 import os
 import struct
 import threading

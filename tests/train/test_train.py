@@ -227,13 +227,27 @@ def test_checkpoints_on_a_flaky_s3_lose_nothing_and_the_retries_are_reported(s3_
         assert contents.state["epoch"] == int(name[-4:])  # every file present and matching its sha256
 
 
+def _head_session_logs(env: dict[str, str]) -> Path:
+    """The log folder of the ``ray_head`` cluster (found from its processes' command lines)."""
+    port = env["RAY_ADDRESS"].rsplit(":", 1)[1]
+    for process in psutil.process_iter(["cmdline"]):
+        if f"--dashboard-port={port}" in (process.info["cmdline"] or []):
+            for child in process.children(recursive=True):
+                for arg in child.cmdline():
+                    if arg.startswith("--session-dir="):
+                        return Path(arg.split("=", 1)[1]) / "logs"
+    raise AssertionError("the ray_head cluster's session folder was not found")
+
+
 @pytest.mark.slow
-def test_credentials_given_as_storage_options_appear_in_no_log_or_file_of_the_run(s3_job, tmp_path):
+def test_credentials_given_as_storage_options_appear_in_no_log_or_file_of_the_run(s3_job, ray_head, tmp_path):
     url, options, output, _ = s3_job
     fs, root = open_url(url, options)
     fs.get(root, str(tmp_path / "run"), recursive=True)
     assert (tmp_path / "run" / "config.yaml").read_text().count("'***'") == 2  # key and secret, redacted
-    assert find_secrets(output, tmp_path / "run") == []
+    # The job's output, every file of the run (config, metrics, checkpoints' state.json, the
+    # generator's JSON), and every log of the cluster the job ran on.
+    assert find_secrets(output, tmp_path / "run", _head_session_logs(ray_head)) == []
 
 
 def test_in_process_run_overfits_four_photos_below_half_the_gray_baseline(ray_local, photos, tmp_path):
