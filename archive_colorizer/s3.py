@@ -46,10 +46,18 @@ def with_retries(storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
     A retry mode or attempt count in ``config_kwargs["retries"]`` or in ``AWS_RETRY_MODE`` /
     ``AWS_MAX_ATTEMPTS`` wins (botocore would otherwise let the client config override the
     variables).
+
+    Raises:
+        ValueError: ``config_kwargs`` or its ``retries`` is not a mapping (e.g. typed as a
+            ``--storage-option`` string); :func:`~archive_colorizer.storage.open_url` turns it
+            into a :class:`~archive_colorizer.errors.StorageError`.
     """
     options = dict(storage_options or {})
-    config = dict(options.get("config_kwargs") or {})
-    retries = dict(config.get("retries") or {})
+    config = options.get("config_kwargs") or {}
+    retries = config.get("retries") or {} if isinstance(config, Mapping) else None
+    if not isinstance(retries, Mapping):
+        raise ValueError("storage option config_kwargs (and its retries) must be a mapping: set it in a --config YAML file")
+    config, retries = dict(config), dict(retries)
     if "mode" not in retries and not os.environ.get("AWS_RETRY_MODE"):
         retries["mode"] = S3_RETRIES["mode"]
     if not {"max_attempts", "total_max_attempts"} & retries.keys() and not os.environ.get("AWS_MAX_ATTEMPTS"):
