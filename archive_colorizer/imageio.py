@@ -85,6 +85,7 @@ def decode(
     """
     if not data:
         raise ImageDecodeError("empty", f"{source}: file is empty (0 bytes)")
+    _raise_pillow_limit(max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -102,7 +103,7 @@ def decode(
     except UnidentifiedImageError as exc:
         raise ImageDecodeError("not_an_image", f"{source}: not a recognised image file") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageDecodeError("too_large", f"{source}: {exc}") from exc
+        raise ImageDecodeError("too_large", f"{source}: more than max_pixels {max_pixels:,} ({exc})") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         reason = "truncated" if "truncated" in str(exc).lower() or isinstance(exc, EOFError) else "corrupt"
         raise ImageDecodeError(reason, f"{source}: {type(exc).__name__}: {exc}") from exc
@@ -110,6 +111,19 @@ def decode(
     rotated = apply_orientation and decoded.image.size != image.size
     decoded.full_size = (height, width) if rotated else (width, height)
     return decoded
+
+
+def _raise_pillow_limit(max_pixels: int) -> None:
+    """Let ``max_pixels`` decide what is too large.
+
+    Pillow has its own guard: ``Image.open`` refuses images above twice
+    ``Image.MAX_IMAGE_PIXELS`` (89 M pixels by default, so 179 M), before :func:`decode` can
+    look at the size, and would refuse a 200 M pixel scan that ``max_pixels`` (default 250 M)
+    allows. Its limit is raised to ``max_pixels`` where lower; it is never lowered, so any other
+    code in the process keeps at least Pillow's own guard.
+    """
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
 
 
 def _finish_decode(image: Image.Image, source: str, apply_orientation: bool) -> DecodedImage:

@@ -3,18 +3,24 @@
 A bare path is local; ``s3://`` goes through s3fs (endpoint and credentials from the standard
 AWS variables such as ``AWS_ENDPOINT_URL`` or from storage options); any other protocol works
 where its fsspec driver is installed. Nothing here hard-codes an endpoint or a credential.
+
+Object stores throttle and fail now and then; ``s3://`` URLs therefore get botocore's
+``standard`` retry mode with ten attempts in total unless the user chose retry settings (see
+:mod:`archive_colorizer.s3`). Each process counts the S3 requests that botocore retried
+(:func:`retried_requests`), so jobs can report them.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import fsspec
-from fsspec.core import url_to_fs
+from fsspec.core import split_protocol
 
 from archive_colorizer.errors import StorageError
 
@@ -25,11 +31,32 @@ __all__ = [
     "is_local",
     "is_same_or_inside",
     "join",
+    "LocalAtomicFile",
     "open_url",
     "read_bytes",
+    "count_retries",
+    "retried_requests",
     "to_url",
     "write_bytes",
 ]
+
+
+S3_PROTOCOLS = ("s3", "s3a")
+
+_retry_lock = threading.Lock()
+_retried = 0
+
+
+def retried_requests() -> int:
+    """S3 requests that botocore retried in this process so far (each retry counts once)."""
+    return _retried
+
+
+def count_retries(attempts: int) -> None:
+    """Add ``attempts`` retried requests to this process's count (see :mod:`archive_colorizer.s3`)."""
+    global _retried
+    with _retry_lock:
+        _retried += attempts
 
 
 def open_url(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -43,14 +70,27 @@ def open_url(url: str, storage_options: Mapping[str, Any] | None = None) -> tupl
     Returns:
         The fsspec filesystem and the path inside it (no protocol; absolute for local paths).
 
+    ``s3://`` URLs get :data:`archive_colorizer.s3.S3_RETRIES` unless the options or the
+    environment choose retry settings, and their retries are counted (:func:`retried_requests`).
+    ``::`` is part of a name here, not fsspec's URL chaining: a file called ``a::b.jpg`` is that
+    file (archives are read by the jobs themselves).
+
     Raises:
         StorageError: the protocol has no installed driver.
     """
+    options = dict(storage_options or {})
+    protocol = split_protocol(url)[0] or "file"
     try:
-        fs, path = url_to_fs(url, **dict(storage_options or {}))
+        if protocol in S3_PROTOCOLS:
+            from archive_colorizer import s3 as s3_support  # imports s3fs only where S3 is used
+
+            cls, options = s3_support.CountingS3FileSystem, s3_support.with_retries(options)
+        else:
+            cls = fsspec.get_filesystem_class(protocol)
+        fs = cls(**{**cls._get_kwargs_from_urls(url), **options})
     except (ImportError, ValueError) as exc:
         raise StorageError(f"cannot open {url!r}: {exc}") from exc
-    return fs, path
+    return fs, cls._strip_protocol(url)
 
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
@@ -71,28 +111,82 @@ def join(url: str, *parts: str) -> str:
     return posixpath.join(url, *parts)
 
 
+class LocalAtomicFile:
+    """A local file that appears at ``path`` whole or not at all, even if the process is killed.
+
+    On Linux the bytes go to an unnamed file in the target folder (``O_TMPFILE``), which the
+    kernel frees if the process dies; :meth:`commit` links it under a temporary name and renames
+    that over ``path``, so a name exists only for that instant. Where ``O_TMPFILE`` is missing
+    (other systems, some network filesystems) a named ``.<name>.<hex>.tmp`` file in the same
+    folder is written and renamed instead; that one stays behind if the process is killed while
+    writing (hidden: listings skip it). ``os.replace`` is atomic on POSIX.
+
+    Attributes:
+        file: the binary file object to write to.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        folder = os.path.dirname(path) or "."
+        os.makedirs(folder, exist_ok=True)
+        self._named: str | None = None
+        try:
+            if not os.path.isdir("/proc/self/fd"):
+                raise OSError("no /proc/self/fd to link an unnamed file from")
+            descriptor = os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o666)
+        except (AttributeError, OSError):
+            self._named = self._temporary_name()
+            descriptor = os.open(self._named, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        self.file = os.fdopen(descriptor, "wb")
+
+    def _temporary_name(self) -> str:
+        return os.path.join(os.path.dirname(self.path), f".{os.path.basename(self.path)}.{uuid.uuid4().hex}.tmp")
+
+    def commit(self) -> None:
+        """Publish the written bytes at ``path`` (replacing what was there)."""
+        self.file.flush()
+        named = self._named
+        if named is None:
+            named = self._temporary_name()
+            # os.link calls linkat(..., AT_SYMLINK_FOLLOW) only when given a directory fd.
+            folder = os.open(os.path.dirname(named) or ".", os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.link(f"/proc/self/fd/{self.file.fileno()}", os.path.basename(named), dst_dir_fd=folder)
+            finally:
+                os.close(folder)
+        self.file.close()
+        try:
+            os.replace(named, self.path)
+        finally:
+            if os.path.exists(named):
+                os.remove(named)
+
+    def abort(self) -> None:
+        """Drop the bytes; ``path`` is left as it was."""
+        self.file.close()
+        if self._named is not None and os.path.exists(self._named):
+            os.remove(self._named)
+
+
 def write_bytes(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers never see a partial file.
 
-    Local files are written under a temporary name in the same folder and renamed into place
-    (``os.replace`` is atomic on POSIX). Object stores (s3, gcs, az, memory) store an object
-    whole or not at all, so they are written directly.
+    Local files go through :class:`LocalAtomicFile` (an unnamed file renamed into place: a
+    process killed while writing leaves nothing behind). Object stores (s3, gcs, az, memory)
+    store an object whole or not at all, so they are written directly.
 
     Raises:
         StorageError: the write failed; the message names the path.
     """
     try:
         if is_local(fs):
-            folder = os.path.dirname(path)
-            os.makedirs(folder, exist_ok=True)
-            tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+            target = LocalAtomicFile(path)
             try:
-                with open(tmp, "wb") as handle:
-                    handle.write(data)
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
+                target.file.write(data)
+            except BaseException:
+                target.abort()
+                raise
+            target.commit()
         else:
             fs.pipe_file(path, data)
     except OSError as exc:

@@ -9,6 +9,8 @@
 - ``ray_head``: a ``ray start --head --block`` in its own process group, for ``ray job submit``
   tests; stopped by killing that group (never ``ray stop``, which would stop every Ray on the
   machine).
+- ``flaky_s3``: a proxy in front of the moto server that fails a chosen fraction of the
+  requests (503 SlowDown, 500, dropped connections).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.flaky_s3 import FlakyS3Proxy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "motorcycle")
@@ -197,3 +201,21 @@ def submit_job(env: dict[str, str], *args: str, timeout: float = 600) -> subproc
         if "No available agent to submit job" not in completed.stderr or time.monotonic() > deadline:
             return completed
         time.sleep(2)
+
+
+def ray_session_logs() -> Path:
+    """The log folder of the session's local Ray (``ray_local``): every worker's output, Ray Data's logs."""
+    import ray
+
+    return Path(ray._private.worker._global_node.get_logs_dir_path())
+
+
+@pytest.fixture(scope="session")
+def flaky_s3(moto_server: str) -> Iterator[FlakyS3Proxy]:
+    """An HTTP proxy on 127.0.0.1 in front of the moto server that fails a fraction of the requests.
+
+    Faultless until a test calls ``flaky_s3.reset(fault_rate)``; see :mod:`tests.flaky_s3`.
+    """
+    proxy = FlakyS3Proxy(moto_server).start()
+    yield proxy
+    proxy.stop()

@@ -108,3 +108,46 @@ def test_pickled_checkpoints_are_refused_by_name(tmp_path, name):
 def test_working_size_must_fit_the_unet(generator, tmp_path):
     with pytest.raises(ValueError, match="divisible"):
         save_generator(generator, str(tmp_path / "gen"), spec=SPEC, working_size=48)
+
+
+class _Trap:
+    """Unpickling this creates the file ``path``: proof that something unpickled it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        import pathlib
+
+        return pathlib.Path.touch, (pathlib.Path(self.path),)
+
+
+def test_a_pickle_with_any_name_is_refused_without_being_unpickled(tmp_path, capsys):
+    import hashlib
+    import pickle
+
+    from archive_colorizer import cli
+
+    marker = tmp_path / "unpickled"
+    trap = pickle.dumps(_Trap(str(marker)))
+    pickle.loads(trap)  # the trap works ...
+    assert marker.exists()
+    marker.unlink()  # ... and is armed again
+    (tmp_path / "model.weights").write_bytes(trap)  # a suffix that says nothing
+    with pytest.raises(ArtifactError, match="is a file, not a generator artifact folder"):
+        load_generator(str(tmp_path / "model.weights"))
+    # A pickle in place of the weights, with generator.json vouching for its size and sha256.
+    folder = tmp_path / "disguised"
+    folder.mkdir()
+    (folder / WEIGHTS_NAME).write_bytes(trap)
+    metadata = {"format": "archive-colorizer/generator", "format_version": 1, "spec": SPEC.model_dump(),
+                "working_size": 32, "weights_bytes": len(trap), "sha256": hashlib.sha256(trap).hexdigest()}
+    (folder / METADATA_NAME).write_text(json.dumps(metadata))
+    with pytest.raises(ArtifactError, match="corrupt generator.safetensors"):
+        load_generator(str(folder))
+    # The command line says why, before any work.
+    (tmp_path / "in").mkdir()
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "model.pt")
+    assert cli.main(["colorize", str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(tmp_path / "model.pt")]) == 1
+    assert "never unpickles" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert not marker.exists()

@@ -6,6 +6,8 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from archive_colorizer import imageio
@@ -105,3 +107,55 @@ def test_draft_decoding_is_smaller_but_reports_the_full_size_and_still_refuses_t
     with pytest.raises(imageio.ImageDecodeError) as info:
         imageio.decode(data[: len(data) // 2], source="cut.jpg", draft_size=(256, 256))
     assert info.value.reason == "truncated"
+
+
+@pytest.fixture(scope="module")
+def small_jpeg(photos) -> bytes:
+    """A real JPEG (96 x 64 photo) with an EXIF block (orientation 6, DateTime) and DPI: 4-5 kB."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x0132] = "1968:07:20 10:56:00"
+    image = Image.fromarray(photos["chelsea"]).resize((96, 64))
+    return _encode(image, "JPEG", quality=85, exif=exif.tobytes(), dpi=(300, 300))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_truncation_or_byte_flip_of_a_jpeg_decodes_or_raises_image_decode_error(small_jpeg, data):
+    cut = data.draw(st.integers(0, len(small_jpeg)), label="cut")
+    mutated = bytearray(small_jpeg[:cut])
+    if mutated:
+        flips = st.tuples(st.integers(0, len(mutated) - 1), st.integers(1, 255))
+        for position, mask in data.draw(st.lists(flips, max_size=8), label="flips"):
+            mutated[position] ^= mask
+    try:
+        decoded = imageio.decode(bytes(mutated), source="fuzzed.jpg", max_pixels=200_000)
+    except imageio.ImageDecodeError as exc:
+        assert exc.reason in {"empty", "not_an_image", "truncated", "corrupt", "too_large"}
+        assert "fuzzed.jpg" in str(exc)
+    else:
+        width, height = decoded.image.size
+        assert 0 < width * height <= 200_000 and decoded.full_size in ((width, height), (height, width))
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A gray PNG that claims (width x height) pixels but holds almost no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + ihdr + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def test_max_pixels_decides_not_pillows_own_smaller_limit():
+    # 200 M pixels: Pillow alone refuses above 179 M; max_pixels allows it, so it is decoded
+    # (and found truncated: the file holds almost no pixel data).
+    with pytest.raises(imageio.ImageDecodeError) as allowed:
+        imageio.decode(_png_header(20_000, 10_000), source="large-scan.png", max_pixels=250_000_000)
+    assert allowed.value.reason in ("truncated", "corrupt")
+    with pytest.raises(imageio.ImageDecodeError, match="max_pixels 250,000,000") as bomb:
+        imageio.decode(_png_header(50_000, 50_000), source="bomb.png", max_pixels=250_000_000)
+    assert bomb.value.reason == "too_large"

@@ -48,6 +48,8 @@ class ColorizeResult:
         model_sha256: the generator's sha256.
         run_id: id stamped on this run's manifest rows.
         summary: the content of ``_summary.json``.
+        storage_retries: object-store requests that botocore retried in this run, on the
+            driver and in the tasks (not those of the actors loading the model).
     """
 
     exit_code: int
@@ -62,6 +64,7 @@ class ColorizeResult:
     model_sha256: str
     run_id: str
     summary: dict[str, Any] = field(repr=False, default_factory=dict)
+    storage_retries: int = 0
 
 
 def _model_size(config: ColorizeConfig, artifact: GeneratorArtifact) -> int:
@@ -156,6 +159,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     settings = StageSettings(config.output, model_size, config.max_pixels, config.on_color, config.color_threshold,
                              config.overwrite, config.jpeg_quality, run_info, dict(options))
     init_ray(config.ray_address)
+    driver_retries = storage.retried_requests()
     refs, total = _list_inputs(config, roots, resume)
     if total == 0:
         raise ConfigError(f"no inputs found in {config.input!r} (extensions {', '.join(config.extensions)})")
@@ -167,13 +171,14 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         run_manifest.abort()
         raise JobError(f"the colorize pipeline stopped: {_stopped_by(exc)}") from exc
     run_manifest.commit()
-    result = _finish(config, artifact, run_info, counts, total, time.perf_counter() - clock, model_size)
+    retries = run_manifest.storage_retries + storage.retried_requests() - driver_retries
+    result = _finish(config, artifact, run_info, counts, total, time.perf_counter() - clock, model_size, retries)
     review.write_review(config, result)  # OUTPUT/_review/index.html: a page to look at the run
     return result
 
 
 def _finish(config: ColorizeConfig, artifact: GeneratorArtifact, run_info: manifest.RunInfo, counts: Counter[str],
-            total: int, wall: float, model_size: int) -> ColorizeResult:
+            total: int, wall: float, model_size: int, storage_retries: int = 0) -> ColorizeResult:
     failed_fraction = counts[manifest.FAILED] / total
     exit_code = 1 if failed_fraction > config.max_failure_rate else 0
     message = (
@@ -193,6 +198,7 @@ def _finish(config: ColorizeConfig, artifact: GeneratorArtifact, run_info: manif
         "images_per_second": round(total / wall, 3),
         "colorized_per_second": round(counts[manifest.COLORIZED] / wall, 3),
         "failed_fraction": round(failed_fraction, 6),
+        "storage_retries": storage_retries,
         "exit_code": exit_code,
         "message": message,
         "model": {"url": config.model, "sha256": artifact.sha256, "working_size": artifact.working_size,
@@ -206,7 +212,7 @@ def _finish(config: ColorizeConfig, artifact: GeneratorArtifact, run_info: manif
     print(format_summary(summary), file=sys.stdout if exit_code == 0 else sys.stderr)
     return ColorizeResult(exit_code, message, dict(summary["counts"]), total, wall, summary["images_per_second"],
                           config.output, manifest.manifest_url(config.output), summary_url, artifact.sha256,
-                          run_info.run_id, summary)
+                          run_info.run_id, summary, storage_retries)
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -217,6 +223,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     for status, count in summary["counts"].items():
         lines.append(f"  {status:<18}{count:>10}{count / total:>9.1%}")
     lines.append(f"  {'total':<18}{summary['inputs']:>10}")
+    if summary.get("storage_retries"):
+        lines.append(f"  object-store requests retried: {summary['storage_retries']}")
     if len(summary["runs"]) > 1:
         lines.append(f"  runs recorded in the manifest: {len(summary['runs'])} (this one resumes the earlier ones)")
     lines += [f"  model sha256 {summary['model']['sha256']}", f"  manifest {summary['manifest']}", f"  {summary['message']}"]

@@ -138,7 +138,7 @@ def prepare_batch(batch: pa.Table, settings: StageSettings) -> pa.Table:
     for row in rows:
         if row["status"] != manifest.PENDING:
             continue
-        start = time.perf_counter()
+        start, retried = time.perf_counter(), storage.retried_requests()
         try:
             gray = prepare_row(row, settings)
         except Exception as exc:  # an input must never stop the job; record what happened
@@ -147,4 +147,5 @@ def prepare_batch(batch: pa.Table, settings: StageSettings) -> pa.Table:
         if gray is not None:
             row["gray_small"] = gray.tobytes()
         row["seconds"] += time.perf_counter() - start
+        row["storage_retries"] = (row["storage_retries"] or 0) + storage.retried_requests() - retried
     return manifest.to_table(rows)

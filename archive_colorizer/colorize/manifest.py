@@ -32,9 +32,7 @@ import datetime as _dt
 import hashlib
 import io
 import json
-import os
 import posixpath
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -87,12 +85,17 @@ ROW_SCHEMA = pa.schema(
         pa.field("data", pa.large_binary()),
         pa.field("gray_small", pa.binary()),
         pa.field("chroma", pa.binary()),
+        pa.field("storage_retries", pa.int32()),
     ]
 )
 """Rows between the stages: the manifest fields plus work fields that never reach the manifest:
 ``output_format`` (JPEG|PNG|TIFF), ``previous_sha256`` (set when a previous run finished the
 input), ``data`` (the input's bytes), ``gray_small`` ((S, S) uint8 gray squeezed to the model's
-size) and ``chroma`` ((2, S, S) float32 predicted Cb/Cr offsets), the last two as C-order bytes."""
+size) and ``chroma`` ((2, S, S) float32 predicted Cb/Cr offsets), the last two as C-order bytes,
+and ``storage_retries`` (object-store requests retried while working on the input)."""
+RESULT_SCHEMA = MANIFEST_SCHEMA.append(pa.field("storage_retries", pa.int32()))
+"""What the last stage hands the driver: manifest rows plus ``storage_retries`` (summed into
+``_summary.json``, not written to the manifest)."""
 
 
 @dataclass(frozen=True)
@@ -214,21 +217,29 @@ class RunManifest:
     disks; on object stores the upload completes only then); the run's part files are then
     removed, since the run file holds the same final rows. Until then, and for ever if the
     driver dies, the parts are the record.
+
+    Attributes:
+        storage_retries: the ``storage_retries`` of the rows written so far, summed (when the
+            tables have that column, :data:`RESULT_SCHEMA`).
     """
 
     def __init__(self, output_url: str, run: RunInfo, storage_options: Mapping[str, Any] | None = None) -> None:
         self.fs, self.folder = storage.open_url(manifest_url(output_url), storage_options)
         self.run = run
         self.path = storage.join(self.folder, run_file_name(run))
-        self.local = storage.is_local(self.fs)
-        self.writing = storage.join(self.folder, f".{run_file_name(run)}.{uuid.uuid4().hex}.tmp") if self.local else self.path
         self.fs.makedirs(self.folder, exist_ok=True)
-        self.handle = self.fs.open(self.writing, "wb")
+        # Local: an unnamed file until commit (a killed driver leaves nothing); object stores:
+        # the upload completes only when the handle is closed.
+        self.local = storage.LocalAtomicFile(self.path) if storage.is_local(self.fs) else None
+        self.handle = self.local.file if self.local else self.fs.open(self.path, "wb")
         self.writer = pq.ParquetWriter(self.handle, MANIFEST_SCHEMA, compression="zstd")
+        self.storage_retries = 0
 
     def write(self, table: pa.Table) -> None:
-        """Append manifest rows (a table with :data:`MANIFEST_SCHEMA`)."""
+        """Append manifest rows (a table with :data:`MANIFEST_SCHEMA`, or :data:`RESULT_SCHEMA`)."""
         self.writer.write_table(table.select(MANIFEST_SCHEMA.names).cast(MANIFEST_SCHEMA))
+        if "storage_retries" in table.column_names:
+            self.storage_retries += pc.sum(table.column("storage_retries")).as_py() or 0
 
     def commit(self) -> None:
         """Publish the run file and remove the run's parts.
@@ -238,9 +249,10 @@ class RunManifest:
         """
         try:
             self.writer.close()
-            self.handle.close()
             if self.local:
-                os.replace(self.writing, self.path)
+                self.local.commit()
+            else:
+                self.handle.close()
             parts = [p for p in self.fs.ls(self.folder, detail=False)
                      if posixpath.basename(p).startswith("part-") and _run_id_of(posixpath.basename(p)) == self.run.run_id]
             if parts:
@@ -252,8 +264,11 @@ class RunManifest:
         """Drop the run file (the parts stay the record); never raises."""
         try:
             self.writer.close()
-            self.handle.close()
-            self.fs.rm(self.writing)
+            if self.local:
+                self.local.abort()
+            else:
+                self.handle.close()
+                self.fs.rm(self.path)
         except Exception:  # cleaning up after another failure: that failure is the one to report
             pass
 

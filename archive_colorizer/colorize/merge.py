@@ -82,7 +82,8 @@ def _stamp(rows: list[dict[str, Any]], settings: StageSettings) -> list[dict[str
 
 
 def finish_batch(batch: pa.Table, settings: StageSettings) -> pa.Table:
-    """Ray Data batch function of the merge stage: rows of :data:`manifest.ROW_SCHEMA` in, manifest rows out.
+    """Ray Data batch function of the merge stage: rows of :data:`manifest.ROW_SCHEMA` in, rows of
+    :data:`manifest.RESULT_SCHEMA` out (the retries of the part writes go to the batch's first row).
 
     Raises:
         StorageError: the manifest part cannot be written (OUTPUT is not writable): systemic.
@@ -90,16 +91,22 @@ def finish_batch(batch: pa.Table, settings: StageSettings) -> pa.Table:
     rows = batch.to_pylist()
     pending = [row for row in rows if row["status"] == manifest.PENDING]
     name = manifest.part_name(settings.run, (row["input_url"] for row in rows))
+    retried = storage.retried_requests()
     if pending:  # before any output exists, its row says colorized (see the manifest module)
         manifest.write_part(settings.output_url, name, _stamp(rows, settings), settings.storage_options)
     for row in pending:
-        start = time.perf_counter()
+        start, row_retried = time.perf_counter(), storage.retried_requests()
         try:
             colorize_row(row, settings)
         except Exception as exc:  # an input must never stop the job; record what happened
             manifest.fail(row, "error", exc)
         row["seconds"] += time.perf_counter() - start
+        spent = storage.retried_requests() - row_retried
+        row["storage_retries"] = (row["storage_retries"] or 0) + spent
+        retried += spent  # counted on the row, not again for the batch
         row.update(data=None, chroma=None)
     final = _stamp(rows, settings)
     manifest.write_part(settings.output_url, name, final, settings.storage_options)
-    return manifest.to_table(final, manifest.MANIFEST_SCHEMA)
+    if final:
+        final[0]["storage_retries"] = (final[0]["storage_retries"] or 0) + storage.retried_requests() - retried
+    return manifest.to_table(final, manifest.RESULT_SCHEMA)

@@ -168,7 +168,8 @@ def load_generator(
         A :class:`GeneratorArtifact` whose generator is in eval mode on ``device``.
 
     Raises:
-        ArtifactError: the URL is a pickled checkpoint, a file is missing or unreadable, the
+        ArtifactError: the URL is a pickled checkpoint (by its suffix) or any other single
+            file instead of a folder, a file is missing or unreadable, the
             weights are truncated or do not match the recorded sha256, or the tensors do not
             match the architecture in ``generator.json``. The message names the URL.
     """
@@ -176,6 +177,11 @@ def load_generator(
     fs, folder = open_url(folder_url, storage_options)
     folder = folder.rstrip("/")
     shown = to_url(fs, folder)
+    if fs.isfile(folder):
+        raise ArtifactError(
+            f"{shown!r} is a file, not a generator artifact folder; archive-colorizer never unpickles models. "
+            f"Pass a folder holding {WEIGHTS_NAME} + {METADATA_NAME}, e.g. one written by 'archive-colorizer export'."
+        )
     metadata, spec = _read_metadata(fs, folder, shown)
     weights_path = join(folder, WEIGHTS_NAME)
     try:

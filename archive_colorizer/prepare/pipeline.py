@@ -42,6 +42,7 @@ def run(config: PrepareConfig) -> PrepareResult:
             it, or OUTPUT is not empty and ``overwrite`` is off (messages name the URLs).
         JobError: INPUT holds no input, an archive cannot be listed, or a shard task failed.
     """
+    retried = storage.retried_requests()
     check_paths(config)
     inputs = _nonempty_listing(config)
     init_ray(config.ray_address)
@@ -56,6 +57,7 @@ def run(config: PrepareConfig) -> PrepareResult:
             bar.update(stats.inputs)
             bar.set_postfix(shards=result.shards, written=result.counts["written"], dropped=result.inputs - result.counts["written"], refresh=False)
     result.seconds = time.monotonic() - start
+    result.storage_retries += storage.retried_requests() - retried  # the driver's own
     write_json(out_fs, storage.join(out_root, STATS_FILE), result.to_dict(config.public_dict()))
     print(result.summary(), flush=True)
     return result

@@ -44,6 +44,7 @@ def process_shard(index: int, refs: Sequence[InputRef], config: PrepareConfig) -
     Raises:
         StorageError: the shard could not be written (bad input never raises).
     """
+    retried = storage.retried_requests()
     in_fs, _ = storage.open_url(config.input, config.storage_options)
     out_fs, out_root = storage.open_url(config.output, config.output_options)
     settings = settings_from(config)
@@ -64,4 +65,5 @@ def process_shard(index: int, refs: Sequence[InputRef], config: PrepareConfig) -
     stats_name = shard_name(index).replace(".parquet", ".json")
     write_json(out_fs, storage.join(out_root, SHARD_STATS_FOLDER, stats_name), stats.to_dict())
     stats.dropped = []
+    stats.storage_retries = storage.retried_requests() - retried
     return stats

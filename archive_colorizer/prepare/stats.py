@@ -30,6 +30,8 @@ class ShardStats:
         counts: inputs per outcome.
         splits: written rows per split.
         dropped: one ``{"path", "source", "outcome", "error"}`` record per input not written.
+        storage_retries: object-store requests the task retried (reported to the driver, not
+            in the shard's JSON, which is written before the count is final).
     """
 
     index: int
@@ -37,6 +39,7 @@ class ShardStats:
     counts: Counter = field(default_factory=Counter)
     splits: Counter = field(default_factory=Counter)
     dropped: list[dict[str, str]] = field(default_factory=list)
+    storage_retries: int = 0
 
     @property
     def inputs(self) -> int:
@@ -71,6 +74,7 @@ class PrepareResult:
         splits: written rows per split.
         shards: number of Parquet shards written.
         seconds: wall time of the run.
+        storage_retries: object-store requests that botocore retried (shard tasks and driver).
     """
 
     input: str
@@ -79,6 +83,7 @@ class PrepareResult:
     splits: Counter = field(default_factory=Counter)
     shards: int = 0
     seconds: float = 0.0
+    storage_retries: int = 0
 
     @property
     def inputs(self) -> int:
@@ -94,6 +99,7 @@ class PrepareResult:
         self.counts.update(shard.counts)
         self.splits.update(shard.splits)
         self.shards += shard.file is not None
+        self.storage_retries += shard.storage_retries
 
     def to_dict(self, config: dict[str, Any]) -> dict[str, Any]:
         """The record of ``_stats.json``: totals, rate and the resolved (redacted) ``config``."""
@@ -106,6 +112,7 @@ class PrepareResult:
             "shards": self.shards,
             "seconds": round(self.seconds, 3),
             "inputs_per_second": round(self.inputs / self.seconds, 2) if self.seconds else None,
+            "storage_retries": self.storage_retries,
             "config": config,
         }
 
@@ -113,8 +120,9 @@ class PrepareResult:
         """One line for the end of the run."""
         dropped = ", ".join(f"{self.counts.get(o, 0):,} {o.removeprefix('dropped_').replace('_', ' ')}" for o in OUTCOMES[1:])
         rate = self.inputs / self.seconds if self.seconds else 0.0
+        retried = f"; {self.storage_retries:,} object-store requests retried" if self.storage_retries else ""
         return (
             f"prepare: {self.inputs:,} inputs -> {self.counts.get('written', 0):,} written "
             f"({self.splits.get('train', 0):,} train, {self.splits.get('val', 0):,} val) in {self.shards:,} shards; "
-            f"dropped {dropped}; {self.seconds:.1f} s ({rate:.1f} inputs/s) -> {self.output}"
+            f"dropped {dropped}{retried}; {self.seconds:.1f} s ({rate:.1f} inputs/s) -> {self.output}"
         )

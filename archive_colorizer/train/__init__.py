@@ -26,7 +26,7 @@ from typing import Any
 
 from archive_colorizer.config import TrainConfig
 from archive_colorizer.errors import ConfigError, JobError
-from archive_colorizer.storage import is_local, join, open_url, read_bytes
+from archive_colorizer.storage import is_local, join, open_url, read_bytes, retried_requests
 
 CONFIG_NAME = "config.yaml"
 GENERATOR_FOLDER = "generator"
@@ -106,6 +106,7 @@ def run(config: TrainConfig) -> TrainResult:
     from archive_colorizer.train.trainer import build_trainer, fit
 
     config = resolve(config)
+    retried = retried_requests()
     init_ray(config.ray_address)
     check_resumable(config)
     config.save(join(config.run, CONFIG_NAME), config.storage_options)
@@ -124,7 +125,9 @@ def run(config: TrainConfig) -> TrainResult:
         if staging:
             shutil.rmtree(staging, ignore_errors=True)
     provenance = metadata["provenance"]
-    print(f"trained {provenance['epochs_trained']} epochs ({provenance['global_step']} steps); generator exported to {out}")
+    retried = retried_requests() - retried
+    note = f"; object-store requests retried by the driver: {retried} (workers: storage_retries in metrics.jsonl)" if retried else ""
+    print(f"trained {provenance['epochs_trained']} epochs ({provenance['global_step']} steps); generator exported to {out}{note}")
     return TrainResult(config.run, provenance["epochs_trained"], provenance["global_step"],
                        None if staging else checkpoint, out, result.metrics)
 

@@ -35,7 +35,7 @@ import torch.distributed as dist
 from archive_colorizer.config import TrainConfig
 from archive_colorizer.errors import JobError
 from archive_colorizer.models import DiscriminatorSpec, GeneratorSpec
-from archive_colorizer.storage import join, open_url, write_bytes
+from archive_colorizer.storage import join, open_url, retried_requests, write_bytes
 from archive_colorizer.train.checkpoint import (
     OPTIMIZER_D_NAME,
     OPTIMIZER_G_NAME,
@@ -112,6 +112,7 @@ class WorkerLoop:
         import ray.train
 
         context = ray.train.get_context()
+        self._retries_mark = retried_requests()
         self.config = config
         self.staging_dir = staging_dir
         self.rank, self.world_size = context.get_world_rank(), context.get_world_size()
@@ -192,7 +193,8 @@ class WorkerLoop:
             val = self._reduce(val)
             self.epochs_done += 1
             row = epoch_row(epoch, self.global_step, phase, train, val, self.world_size,
-                            extra={"lr": self.config.lr, "generator_param_sha256": self._weight_digests()})
+                            extra={"lr": self.config.lr, "generator_param_sha256": self._weight_digests(),
+                                   "storage_retries": self._storage_retries()})
             self.history.append(row)
             self._report(row, checkpoint=self._checkpoint_due())
             self._write_outputs(samples)
@@ -269,6 +271,20 @@ class WorkerLoop:
         vector = sums.to_tensor().to(self.device)
         dist.all_reduce(vector, op=dist.ReduceOp.SUM)
         return Accumulator.from_tensor(sums.names, vector.cpu())
+
+    def _storage_retries(self) -> int:
+        """Object-store requests botocore retried on all ranks since the previous row (or the start).
+
+        The previous epoch's checkpoint upload and outputs are included, as is the restore
+        of a checkpoint for the first row after it; the last checkpoint's upload is in no row.
+        """
+        now = retried_requests()
+        local, self._retries_mark = now - self._retries_mark, now
+        if self.world_size == 1:
+            return local
+        total = torch.tensor([float(local)], dtype=torch.float64, device=self.device)
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return int(total.item())
 
     def _weight_digests(self) -> list[str]:
         """sha256 of each rank's generator parameters (equal on all ranks when DDP is in sync)."""

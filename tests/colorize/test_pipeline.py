@@ -17,6 +17,8 @@ from archive_colorizer import cli, storage
 from archive_colorizer.colorize import encode, manifest, run
 from archive_colorizer.config import ColorizeConfig
 from tests.colorize.conftest import GRAY_PHOTOS, encode as encode_image, reference_gray, write_mixed_archive
+from tests.conftest import ray_session_logs
+from tests.flaky_s3 import FAULTS, credential_options, find_secrets
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -101,24 +103,51 @@ def test_dpi_datetime_and_provenance_are_carried(mixed_run):
     assert Image.open(mixed_run.root / "out/scans/astronaut.jpg").getexif()[0x0132] == "1968:07:20 10:56:00"
 
 
-def test_same_run_on_s3_through_the_command_line(photos, tiny_model, s3_bucket, tmp_path):
+ODD_NAMES = ("with space.jpg", "hash#1.jpg", "what?.jpg", "ünïcødé 写真.jpg", "-leading-dash.jpg", "100%.jpg", "a::b.jpg")
+
+
+def test_same_run_on_a_flaky_s3_through_the_command_line(photos, tiny_model, s3_bucket, flaky_s3, tmp_path, capfd):
+    """S3 through a proxy failing a fifth of the requests; credentials as storage options; odd key names."""
     bucket, options = s3_bucket
     expected = write_mixed_archive(tmp_path / "in", photos)
+    gray = encode_image(Image.fromarray(photos["coffee"]).convert("L"), "JPEG", quality=90)
+    for name in ODD_NAMES:
+        (tmp_path / "in" / "names").mkdir(exist_ok=True)
+        (tmp_path / "in" / "names" / name).write_bytes(gray)
+        expected[f"names/{name}"] = "colorized"
     fs, _ = storage.open_url(bucket, options)
     for relative in expected:
         fs.put_file(str(tmp_path / "in" / relative), f"{bucket}/archive/{relative}")
-    code = cli.main(["colorize", f"{bucket}/archive", f"{bucket}/colorized", "--model", tiny_model, "--no-progress",
-                     "--max-failure-rate", "0.5", "--storage-option", f"endpoint_url={options['endpoint_url']}"])
-    assert code == 0
+    flaky = [arg for key, value in credential_options(flaky_s3.endpoint_url).items() for arg in ("--storage-option", f"{key}={value}")]
+    flaky_s3.reset(fault_rate=0.2, seed=5)
+    try:
+        code = cli.main(["colorize", f"{bucket}/archive", f"{bucket}/colorized", "--model", tiny_model, "--no-progress",
+                         "--max-failure-rate", "0.5", *flaky])
+        faults = dict(flaky_s3.counts)
+    finally:
+        flaky_s3.reset(fault_rate=0.0)
+    logs = capfd.readouterr()
+    assert code == 0, logs.err[-3000:]
+    # Nothing lost: every input has its expected final row; outputs read back directly from moto.
     rows = _final_rows(f"{bucket}/colorized", options)
     assert {url: row["status"] for url, row in rows.items()} == {f"{bucket}/archive/{rel}": s for rel, s in expected.items()}
-    for relative in ("scans/coffee.jpg", "odd/sixteen.png", "odd/palette.gif"):
+    for relative in ("scans/coffee.jpg", "odd/sixteen.png", "odd/palette.gif", *(f"names/{n}" for n in ODD_NAMES)):
         row = rows[f"{bucket}/archive/{relative}"]
         local = tmp_path / "fetched" / Path(row["output_url"]).name
         local.parent.mkdir(exist_ok=True)
         fs.get_file(row["output_url"], str(local))
-        assert np.abs(reference_gray(local) - reference_gray(tmp_path / "in" / relative)).mean() < 1.5
-    assert manifest.read_summary(f"{bucket}/colorized", options)["counts"]["colorized"] == 9
+        assert np.abs(reference_gray(local) - reference_gray(tmp_path / "in" / relative)).mean() < 1.5, relative
+    summary = manifest.read_summary(f"{bucket}/colorized", options)
+    assert summary["counts"]["colorized"] == 9 + len(ODD_NAMES)
+    # Retried requests are counted in the summary and the printed table; the proxy's count is the
+    # truth (a dropped kept-alive connection that aiohttp re-sent on its own is not seen by botocore).
+    assert faults["slow_down"] + faults["internal_error"] > 0, faults
+    assert 0 < summary["storage_retries"] <= sum(faults[k] for k in FAULTS)
+    assert f"object-store requests retried: {summary['storage_retries']}" in logs.out
+    # The credentials are in no output, manifest, summary, config, log of the job or of the session's Ray.
+    fs.get(f"{bucket}/colorized", str(tmp_path / "colorized"), recursive=True)
+    assert summary["config"]["storage_options"]["secret"] == "***"
+    assert find_secrets(logs.out, logs.err, tmp_path / "colorized", ray_session_logs()) == []
 
 
 def test_resume_redoes_exactly_the_deleted_outputs(photos, tiny_model, tmp_path):

@@ -15,6 +15,7 @@ from archive_colorizer.config import PrepareConfig
 from archive_colorizer.errors import ConfigError, JobError
 from archive_colorizer.prepare import run
 from archive_colorizer.prepare.writer import SHARD_SCHEMA
+from tests.flaky_s3 import FAULTS, credential_options, find_secrets
 from tests.prepare.conftest import INPUTS, PHOTO_FILES, PLANTED, write_folder, write_tar, write_zip
 
 SIZE = 64
@@ -86,21 +87,34 @@ def test_zip_and_tar_give_the_same_rows_as_the_folder(folder_run, collection, tm
         assert _stats(str(output))["counts"] == _stats(str(folder_run))["counts"]
 
 
-def test_s3_input_and_output_give_the_same_shards_as_the_local_run(folder_run, collection, s3_bucket):
+def test_s3_input_and_output_through_a_flaky_s3_give_the_same_shards_as_the_local_run(folder_run, collection, s3_bucket, flaky_s3, capsys):
     import ray
 
     bucket, options = s3_bucket
     fs, root = storage.open_url(bucket, options)
     for relative, data in collection.items():
         storage.write_bytes(fs, f"{root}/photos/{relative}", data)
-    result = run(_config(f"{bucket}/photos", f"{bucket}/shards", storage_options=options))
+    # The job reaches S3 through a proxy failing a fifth of the requests, with credentials as
+    # storage options; the test reads the results directly.
+    flaky_s3.reset(fault_rate=0.2, seed=2)
+    try:
+        result = run(_config(f"{bucket}/photos", f"{bucket}/shards", storage_options=credential_options(flaky_s3.endpoint_url)))
+        faults = dict(flaky_s3.counts)
+    finally:
+        flaky_s3.reset(fault_rate=0.0)
     assert result.counts["written"] == 6
     rows = _rows(f"{bucket}/shards", options)
     assert _comparable(rows) == _comparable(_rows(str(folder_run)))
     assert rows[0]["source"] == f"{bucket}/photos/astronaut.jpg"
     assert sorted(p.rsplit("/", 1)[-1] for p in fs.glob(f"{root}/shards/shard-*.parquet")) == sorted(p.name for p in folder_run.glob("shard-*.parquet"))
-    assert _stats(f"{bucket}/shards", options)["counts"] == _stats(str(folder_run))["counts"]
-    assert "testing-secret-key" not in json.dumps(_stats(f"{bucket}/shards", options))
+    stats = _stats(f"{bucket}/shards", options)
+    assert stats["counts"] == _stats(str(folder_run))["counts"]
+    assert faults["slow_down"] + faults["internal_error"] > 0, faults
+    assert 0 < stats["storage_retries"] == result.storage_retries <= sum(faults[k] for k in FAULTS)
+    captured = capsys.readouterr()
+    assert f"{result.storage_retries} object-store requests retried" in captured.out
+    config = storage.read_bytes(fs, f"{root}/shards/_config.yaml")
+    assert find_secrets(json.dumps(stats), config, captured.out, captured.err) == []
     # How the train job reads them: Ray Data over the same fsspec filesystem, filtered on split.
     from ray.data.expressions import col
 

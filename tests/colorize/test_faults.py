@@ -1,0 +1,181 @@
+"""The colorize job under faults, on the session's real local Ray: killed workers, a killed driver.
+
+Killing: the test finds this session's Ray processes among its own descendants (psutil) by
+the titles Ray 2.60 gives them while they work: ``ray::MapWorker(MapBatches(Predictor)).submit``
+(a predictor actor running a batch), ``ray::MapBatches(finish_batch)`` (a merge/encode/write
+task). The driver is a separate ``python -m archive_colorizer.cli colorize`` process connected
+to the session's Ray.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from PIL import Image
+
+from archive_colorizer import cli, imageio
+from archive_colorizer.colorize import manifest, run
+from archive_colorizer.colorize.decode import prepare_row
+from archive_colorizer.colorize.encode import Provenance
+from archive_colorizer.colorize.merge import render
+from archive_colorizer.colorize.predictor import Predictor
+from archive_colorizer.colorize.settings import StageSettings
+from archive_colorizer.config import ColorizeConfig
+from tests.colorize.conftest import encode
+from tests.flaky_s3 import FAKE_KEY_ID, FAKE_SECRET, find_secrets
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+
+PREDICTOR_BUSY = "ray::MapWorker(MapBatches(Predictor)).submit"
+MERGE_TASK_BUSY = "ray::MapBatches(finish_batch)"
+SMALL_BATCHES = {"task_batch_size": 4, "batch_size": 4}
+
+
+def _gray_archive(folder: Path, photos, count: int) -> list[Path]:
+    """``count`` different gray JPEGs (160x120 crops of real photographs) in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = sorted(photos)
+    paths = []
+    for index in range(count):
+        photo = Image.fromarray(photos[names[index % len(names)]]).convert("L")
+        left, top = (index * 7) % (photo.width - 160), (index * 5) % (photo.height - 120)
+        path = folder / f"scan-{index:03d}.jpg"
+        path.write_bytes(encode(photo.crop((left, top, left + 160, top + 120)), "JPEG", quality=90))
+        paths.append(path)
+    return paths
+
+
+def _manifest_parts(output: Path) -> list[str]:
+    folder = output / manifest.MANIFEST_DIR
+    return [n for n in os.listdir(folder) if n.startswith("part-")] if folder.is_dir() else []
+
+
+def _kill_when_busy(output: Path, titles: list[str], stop: threading.Event, killed: list[tuple[str, int]]) -> None:
+    """Once the job has written a manifest part, SIGKILL one process of this session busy under each title."""
+    while titles and not stop.wait(0.01):
+        if not _manifest_parts(output):
+            continue
+        for process in psutil.Process().children(recursive=True):  # only this session's Ray
+            try:
+                title = process.cmdline()[0]
+            except (psutil.Error, IndexError):
+                continue
+            if titles and title.startswith(titles[0]):
+                os.kill(process.pid, signal.SIGKILL)
+                killed.append((titles.pop(0), process.pid))
+
+
+def _clean_output(input_path: Path, model: str, sha256: str, predictor: Predictor) -> np.ndarray:
+    """The output of ``input_path`` from the job's own stages, one image at a time, without Ray: (H, W, 3) uint8."""
+    settings = StageSettings(str(input_path.parent), 32, imageio.DEFAULT_MAX_PIXELS, "skip", 4.0, True, 95,
+                             manifest.RunInfo("clean", None, sha256, "test"))
+    row = manifest.new_row(str(input_path), output_url="unused", output_format="JPEG")
+    gray = prepare_row(row, settings)
+    chroma = predictor.predict(gray[None].copy())[0]
+    decoded = imageio.decode(row["data"], source=str(input_path))
+    data = render(decoded, chroma, "JPEG", Provenance("test", sha256), 95)
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+
+
+def test_killed_predictor_actor_and_merge_task_lose_nothing(photos, tiny_model, tmp_path):
+    inputs = _gray_archive(tmp_path / "in", photos, 40)
+    out = tmp_path / "out"
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_when_busy, args=(out, [PREDICTOR_BUSY, MERGE_TASK_BUSY], stop, killed), daemon=True)
+    killer.start()
+    try:
+        result = run(ColorizeConfig(input=str(tmp_path / "in"), output=str(out), model=tiny_model, progress=False,
+                                    actors=[1], **SMALL_BATCHES))
+    finally:
+        stop.set()
+        killer.join()
+    assert [title for title, _ in killed] == [PREDICTOR_BUSY, MERGE_TASK_BUSY], "the job ended before both kills"
+    assert result.counts["colorized"] == len(inputs) and result.exit_code == 0
+    rows = manifest.read_manifest(str(out))
+    assert sorted(rows.column("input_url").to_pylist()) == [str(p) for p in inputs]  # each exactly once
+    # Nothing else in OUTPUT: no part left over, no temporary file of a killed write.
+    run_files = os.listdir(out / manifest.MANIFEST_DIR)
+    assert len(run_files) == 1 and run_files[0].startswith("run-") and result.run_id in run_files[0]
+    files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert files == {p.name for p in inputs} | {manifest.SUMMARY_NAME, manifest.CONFIG_NAME,
+                                                f"{manifest.MANIFEST_DIR}/{run_files[0]}"}
+    predictor = Predictor(tiny_model, result.model_sha256, 32)
+    for path in inputs:
+        with Image.open(out / path.name) as output:
+            output.load()  # decodes: no partial file
+            pixels = np.asarray(output.convert("RGB"), dtype=np.int16)
+        clean = _clean_output(path, tiny_model, result.model_sha256, predictor)
+        # The generator runs in eval mode, so an image's colour does not depend on its batch;
+        # only float rounding may, where a retried batch was composed differently.
+        assert np.abs(pixels - clean).max() <= 2, path.name
+
+
+def _wait_for_progress(output: Path, total: int, driver: subprocess.Popen, timeout: float = 240) -> None:
+    """Until the job has written some outputs (and their manifest part) but not all of them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if driver.poll() is not None:
+            raise AssertionError(f"the driver ended (exit code {driver.returncode}) before it could be killed")
+        done = len(list(output.glob("scan-*.jpg")))
+        if _manifest_parts(output) and 4 <= done < total - 8:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no progress in {timeout} s")
+
+
+def test_killed_driver_then_the_same_command_finishes_the_rest_without_redoing_any(photos, tiny_model, tmp_path, capfd):
+    import ray
+
+    inputs = _gray_archive(tmp_path / "in", photos, 40)
+    out = tmp_path / "out"
+    arguments = ["colorize", str(tmp_path / "in"), str(out), "--model", tiny_model, "--no-progress", "--actors", "1",
+                 "--task-batch-size", "4", "--batch-size", "4", "--ray-address", ray.get_runtime_context().gcs_address]
+    command = [sys.executable, "-m", "archive_colorizer.cli", *arguments]
+    # Credentials in the driver's environment must not show up in anything it writes or prints.
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=FAKE_KEY_ID, AWS_SECRET_ACCESS_KEY=FAKE_SECRET)
+    with open(tmp_path / "first.log", "wb") as log:
+        first = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            _wait_for_progress(out, len(inputs), first)
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(timeout=60)
+        finally:
+            if first.poll() is None:
+                os.killpg(first.pid, signal.SIGKILL)
+                first.wait()
+    finished = {path: path.stat().st_mtime_ns for path in out.glob("scan-*.jpg")}
+    killed_run_rows = manifest.read_manifest(str(out))
+
+    capfd.readouterr()
+    # The same command again, here in the test's process (already connected to the same Ray).
+    assert cli.main(arguments) == 0
+    second = capfd.readouterr()
+    summary = manifest.read_summary(str(out))
+    counts = summary["counts"]
+    assert counts["colorized"] + counts["skipped_existing"] == len(inputs) and counts["failed"] == 0
+    # Nothing finished was redone: every output of the killed run was skipped, untouched.
+    assert counts["skipped_existing"] >= len(finished) and counts["colorized"] >= 8
+    assert {path: path.stat().st_mtime_ns for path in finished} == finished
+    # The manifest: the killed run's parts and the second run's file; one final row per input.
+    final = manifest.latest_rows(manifest.read_manifest(str(out)))
+    assert sorted(final.column("input_url").to_pylist()) == [str(p) for p in inputs]
+    assert set(final.column("status").to_pylist()) <= {"colorized", "skipped_existing"}
+    assert {row["run_id"] for row in killed_run_rows.to_pylist()} == {summary["runs"][0]["run_id"]}
+    assert [run["run_id"] for run in summary["runs"]][1] == summary["run_id"] and len(summary["runs"]) == 2
+    assert "runs recorded in the manifest: 2" in second.out
+    for path in inputs:
+        with Image.open(out / path.name) as output:
+            output.load()
+    leftovers = [p.name for p in out.rglob(".*")]
+    assert leftovers == []  # the killed driver's unfinished run file left nothing behind
+    assert find_secrets((tmp_path / "first.log").read_bytes(), out) == []

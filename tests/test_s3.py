@@ -1,0 +1,55 @@
+"""S3 retry defaults and retry counting, against a real S3 API (moto) behind a flaky proxy."""
+
+from __future__ import annotations
+
+import pytest
+
+from archive_colorizer import s3, storage
+
+
+def test_s3_urls_get_standard_retries_with_ten_attempts(moto_server, monkeypatch):
+    monkeypatch.delenv("AWS_RETRY_MODE", raising=False)
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
+    fs, path = storage.open_url("s3://bucket-a/photos", {"endpoint_url": moto_server})
+    assert isinstance(fs, s3.CountingS3FileSystem) and path == "bucket-a/photos"
+    assert fs.config_kwargs["retries"] == {"mode": "standard", "total_max_attempts": 10}
+    assert fs.endpoint_url == moto_server
+
+
+def test_retry_settings_chosen_by_the_user_win(monkeypatch):
+    monkeypatch.delenv("AWS_RETRY_MODE", raising=False)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "4")
+    chosen = s3.with_retries({"config_kwargs": {"retries": {"mode": "adaptive"}, "read_timeout": 30}})
+    # botocore lets a client config override the variables: so the count is left to AWS_MAX_ATTEMPTS.
+    assert chosen["config_kwargs"] == {"retries": {"mode": "adaptive"}, "read_timeout": 30}
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS")
+    assert s3.with_retries({"config_kwargs": {"retries": {"max_attempts": 2}}})["config_kwargs"]["retries"] == {
+        "max_attempts": 2, "mode": "standard"}
+    assert not isinstance(storage.open_url("/tmp/x")[0], s3.CountingS3FileSystem)  # local paths are left alone
+    with pytest.raises(storage.StorageError, match="config_kwargs .* must be a mapping"):
+        storage.open_url("s3://bucket-a/x", {"config_kwargs": "{retries: {max_attempts: 3}}"})  # typed as a string
+
+
+def test_reads_and_writes_through_a_flaky_endpoint_lose_nothing_and_count_their_retries(s3_bucket, flaky_s3):
+    bucket, _ = s3_bucket
+    flaky_s3.reset(fault_rate=0.3, seed=3)
+    assert flaky_s3.endpoint_url.startswith("http://127.0.0.1:")
+    fs, root = storage.open_url(bucket, {"endpoint_url": flaky_s3.endpoint_url})
+    before = storage.retried_requests()
+    payloads = {f"{root}/object-{i}.bin": bytes([i]) * (1000 + i) for i in range(8)}
+    for path, data in payloads.items():
+        storage.write_bytes(fs, path, data)
+    assert {path: storage.read_bytes(fs, path) for path in payloads} == payloads
+    retried = storage.retried_requests() - before
+    # Every 503/500 the proxy sent was retried by botocore; a dropped kept-alive connection
+    # may be re-sent by aiohttp instead, unseen by botocore.
+    answered_with_errors = flaky_s3.counts["slow_down"] + flaky_s3.counts["internal_error"]
+    assert answered_with_errors > 0
+    assert answered_with_errors <= retried <= flaky_s3.faults
+
+
+def test_the_flaky_proxy_forwards_only_to_this_machine():
+    from tests.flaky_s3 import FlakyS3Proxy
+
+    with pytest.raises(ValueError, match="127.0.0.1"):
+        FlakyS3Proxy("http://s3.amazonaws.com")
