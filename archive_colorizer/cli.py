@@ -68,6 +68,14 @@ COMMANDS.append(
         "archive_colorizer.colorize:run",
     )
 )
+COMMANDS.append(
+    Command(
+        "demo",
+        "the whole flow on real photographs on one machine: prepare, train, colorize (make demo)",
+        "archive_colorizer.config:DemoConfig",
+        "archive_colorizer.demo:run",
+    )
+)
 
 
 def _is_positional(field: FieldInfo) -> bool:
