@@ -112,6 +112,8 @@ def _default_text(field: FieldInfo) -> str:
         return "yes" if default else "no"
     if default in (None, {}, []):
         return "none"
+    if isinstance(default, (list, tuple)):  # as typed on the command line: --extensions .jpg .png
+        return " ".join(str(item) for item in default)
     return str(default)
 
 
