@@ -371,7 +371,7 @@ class ColorizeConfig(JobConfig):
 
 DEMO_TRAIN_SETTINGS: dict[str, Any] = {
     "ngf": 32, "num_downs": 6, "ndf": 32, "n_layers": 3, "batch_size": 8, "cpus_per_worker": 0.5,
-    "lr": 5e-4, "checkpoint_every": 5, "keep_checkpoints": 1, "sample_images": 6,
+    "checkpoint_every": 4, "keep_checkpoints": 1, "sample_images": 6,
 }
 """Train settings of the demo beyond pix2pix's defaults: a generator of 7.3 M parameters that
 learns rough colours at 128 px in minutes on two CPU cores (``--train-option`` overrides them)."""
@@ -403,14 +403,14 @@ class DemoConfig(JobConfig):
     model: str | None = Field(
         None, description="an existing generator artifact: skip prepare and train, only colorize (and draw the figure)"
     )
-    epochs: int = Field(24, ge=1, description="training epochs in total, L1 pretraining included")
+    epochs: int = Field(16, ge=1, description="training epochs in total, L1 pretraining included")
     pretrain_epochs: int = Field(8, ge=0, description="first epochs that train the generator with L1 only, before the GAN epochs")
     image_size: int = Field(128, ge=16, description="side of the square training crops and the generator's working size in pixels")
     workers: int = Field(2, ge=0, description="Ray Train workers (one DDP rank each, on CPU)")
     crop_grid: int = Field(
-        4, ge=1, le=8,
+        5, ge=1, le=8,
         description="each bundled training photo is cut into 1x1, 2x2, ... NxN grids of overlapping crops "
-        "(30 images per photo for 4), so that an epoch has enough distinct views",
+        "(55 images per photo for 5), so that an epoch has enough distinct views",
     )
     val_fraction: float = Field(
         0.05, ge=0, le=1,

@@ -80,7 +80,7 @@ def _fit(image: Image.Image, height: int) -> Image.Image:
 
 
 def before_after_png(rows: Sequence[FigureRow], height: int = ROW_HEIGHT) -> bytes:
-    """Draw ``rows`` as a grid: before | after | real colours (blank where unknown).
+    """Draw ``rows`` as a grid: before | after | real colours (blank where unknown), names on the gray inputs.
 
     Returns:
         PNG bytes (palette of :data:`MAX_COLORS` colours), about ``3 * 1.4 * height`` wide for
@@ -100,8 +100,13 @@ def before_after_png(rows: Sequence[FigureRow], height: int = ROW_HEIGHT) -> byt
     for c in columns:
         draw.text((left + 2, 3), COLUMNS[c], fill="black", font=font)
         for r, row in enumerate(cells):
+            top = LABEL_HEIGHT + r * (height + GAP)
             if row[c] is not None:
-                canvas.paste(row[c], (left, LABEL_HEIGHT + r * (height + GAP)))
+                canvas.paste(row[c], (left, top))
+            if c == 0:  # the input's name in a corner of its gray image
+                box = draw.textbbox((left + 4, top + height - 20), rows[r].name, font=font)
+                draw.rectangle((box[0] - 3, box[1] - 2, box[2] + 3, box[3] + 2), fill="white")
+                draw.text((left + 4, top + height - 20), rows[r].name, fill="black", font=font)
         left += widths[c] + GAP
     buffer = io.BytesIO()
     canvas.quantize(MAX_COLORS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(buffer, "PNG", optimize=True)
