@@ -33,9 +33,9 @@ def quick_controller():
 
 @pytest.fixture(scope="module")
 def finished(ray_local, quick_controller, tmp_path_factory):
-    """One tiny demo: 6 training photos x 5 crops, 32 px, 1 pretraining + 1 GAN epoch on 2 workers."""
+    """One tiny demo: the 6 whole training photos, 32 px, 1 pretraining + 1 GAN epoch on 2 workers."""
     output = tmp_path_factory.mktemp("demo") / "demo-output"
-    config = DemoConfig(output=str(output), epochs=2, pretrain_epochs=1, image_size=32, crop_grid=2,
+    config = DemoConfig(output=str(output), epochs=2, pretrain_epochs=1, image_size=32, crop_grid=1,
                         train_options=TINY, figure_rows=3, progress=False)
     return output, demo(config)
 
@@ -68,9 +68,9 @@ def test_training_ran_both_phases_on_the_held_out_validation_split(finished):
     rows = [json.loads(line) for line in (output / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [row["phase"] for row in rows] == ["pretrain", "gan"]
     assert rows[-1]["workers"] == 2 and rows[-1]["val_images"] == 4
-    # 6 photos x (1 + 4) crops train; the 2 held-out photos x 5 crops validate, none of them in training
+    # the 6 training photos train; the 2 held-out photos x 5 crops validate, none of them in training
     prepared = [json.loads((output / "shards" / split / "_stats.json").read_text()) for split in ("train", "val")]
-    assert prepared[0]["splits"] == {"train": 30, "val": 0} and prepared[1]["splits"] == {"train": 0, "val": 10}
+    assert prepared[0]["splits"] == {"train": 6, "val": 0} and prepared[1]["splits"] == {"train": 0, "val": 10}
     assert (output / "run" / "loss_curve.png").is_file() and (output / "run" / "samples" / "epoch_0001.png").is_file()
     artifact = load_generator(str(output / "run" / "generator"))
     assert artifact.working_size == 32 and artifact.spec.ngf == 8
