@@ -1,4 +1,4 @@
-# Two commands a newcomer needs: `make test` (and, later, `make demo`).
+# Two commands a newcomer needs: `make demo` and `make test`.
 # Both create .venv when it is missing and install what they need into it.
 
 PYTHON ?= python3
@@ -7,22 +7,32 @@ VENV ?= .venv
 # instead of pulling the CUDA wheels. On a CUDA machine: make test TORCH_SPEC=torch
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+# Options of `archive-colorizer demo`, e.g. DEMO_ARGS="--photos my-photos/ --archive my-scans/"
+DEMO_ARGS ?=
 PIP := $(VENV)/bin/python -m pip
 
-.PHONY: install test clean
+.PHONY: install test demo docs clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install --quiet "$(TORCH_SPEC)"
-	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet -e ".[test,demo]"
 	touch $@
 
 install: $(VENV)/.installed
 
 test: install
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Prepare, train and colorize on real photographs on this machine (a local Ray); see README.
+demo: install
+	$(VENV)/bin/archive-colorizer demo $(DEMO_ARGS)
+
+# Rewrite the README's option tables from the command line's own parser.
+docs: install
+	$(VENV)/bin/python -m archive_colorizer.docs README.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

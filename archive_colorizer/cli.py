@@ -76,6 +76,14 @@ COMMANDS.append(
         "archive_colorizer.evaluate:run",
     )
 )
+COMMANDS.append(
+    Command(
+        "demo",
+        "the whole flow on real photographs on one machine: prepare, train, colorize (make demo)",
+        "archive_colorizer.config:DemoConfig",
+        "archive_colorizer.demo:run",
+    )
+)
 
 
 def _is_positional(field: FieldInfo) -> bool:
@@ -112,6 +120,8 @@ def _default_text(field: FieldInfo) -> str:
         return "yes" if default else "no"
     if default in (None, {}, []):
         return "none"
+    if isinstance(default, (list, tuple)):  # as typed on the command line: --extensions .jpg .png
+        return " ".join(str(item) for item in default)
     return str(default)
 
 
