@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from archive_colorizer import cli, imageio
-from archive_colorizer.colorize import manifest, run
+from archive_colorizer.colorize import manifest, review, run
 from archive_colorizer.colorize.decode import prepare_row
 from archive_colorizer.colorize.encode import Provenance
 from archive_colorizer.colorize.merge import render
@@ -106,9 +106,10 @@ def test_killed_predictor_actor_and_merge_task_lose_nothing(photos, tiny_model, 
     # Nothing else in OUTPUT: no part left over, no temporary file of a killed write.
     run_files = os.listdir(out / manifest.MANIFEST_DIR)
     assert len(run_files) == 1 and run_files[0].startswith("run-") and result.run_id in run_files[0]
-    files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and review.REVIEW_DIR not in p.parts}
     assert files == {p.name for p in inputs} | {manifest.SUMMARY_NAME, manifest.CONFIG_NAME,
                                                 f"{manifest.MANIFEST_DIR}/{run_files[0]}"}
+    assert (out / review.REVIEW_DIR / review.PAGE_NAME).is_file()  # the review page, beside the outputs
     predictor = Predictor(tiny_model, result.model_sha256, 32)
     for path in inputs:
         with Image.open(out / path.name) as output:
