@@ -193,41 +193,61 @@ def _limit_chroma(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, max_value: f
     return cb * scale, cr * scale
 
 
-# 16 x the largest |R|, |G| or |B| offset (8-bit levels) a Cb or a Cr byte can cause, rounded up:
-# |offset| <= 1.772 |Cb - 128| + 1.402 |Cr - 128| for each of R, G and B (JFIF coefficients).
-_BOUND16_CB = np.ceil(16 * _CB_TO_B * np.abs(np.arange(256) - 128.0)).astype(np.uint16)
-_BOUND16_CR = np.ceil(16 * _CR_TO_R * np.abs(np.arange(256) - 128.0)).astype(np.uint16)
-_TIMES16 = (np.arange(256) * 16).astype(np.uint16)
+def _reach_8bit(cb_small: np.ndarray, cr_small: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Full-size (H, W) uint8 bound on the R, G and B offsets the upsampled chroma can cause, in levels.
 
-
-def _limit_chroma_8bit(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> None:
-    """:func:`_limit_chroma` on flat uint8 planes, in place, computed only where it can matter.
-
-    A pixel whose gray value is more than one level away from 0 and 255 beyond the bound on
-    its channel offsets keeps its chroma exactly (the factor is 1 and truncation keeps the
-    integer offsets), so only the pixels near black or white go through the float formula,
-    and the result equals computing it for every pixel.
+    A channel's offset from Y is at most ``1.772 |Cb - 128| + 1.402 |Cr - 128|`` (JFIF
+    coefficients; G's is smaller). The bound is computed on the small (h, w) planes, widened to
+    the 3 x 3 neighbourhood that bilinear upsampling draws each output pixel from, rounded up
+    with a level to spare for the upsampling's rounding, and spread to full size by nearest
+    neighbour, so that it holds for every output pixel.
     """
-    reach = _BOUND16_CB[cb] + _BOUND16_CR[cr] + np.uint16(16)  # 16 x (offset bound + 1 level)
-    luma16 = _TIMES16[luma]
-    near_edge = np.flatnonzero((luma16 <= reach) | (np.uint16(255 * 16) - luma16 <= reach))
+    reach = _CB_TO_B * np.abs(cb_small.astype(np.float32) - 128.0) + _CR_TO_R * np.abs(cr_small.astype(np.float32) - 128.0)
+    padded = np.pad(reach, 1, mode="edge")
+    height, width = reach.shape
+    widened = np.max([padded[dy:dy + height, dx:dx + width] for dy in range(3) for dx in range(3)], axis=0)
+    small = Image.fromarray(np.minimum(np.ceil(widened) + 2.0, 255.0).astype(np.uint8))
+    return np.asarray(small.resize(size, Image.Resampling.NEAREST))
+
+
+def _limit_chroma_8bit(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, reach: np.ndarray) -> None:
+    """:func:`_limit_chroma` on flat uint8 planes (one strip), in place, computed only where it can matter.
+
+    ``reach`` bounds each pixel's channel offsets (:func:`_reach_8bit`). A pixel whose gray
+    value lies farther than that from 0 and 255 keeps its chroma exactly (the factor is 1 and
+    truncation keeps the integer offsets), so only the pixels near black or white go through
+    the float formula, and the result equals computing it for every pixel.
+    """
+    near_edge = np.flatnonzero((luma <= reach) | (luma >= 255 - reach))
     if near_edge.size == 0:
         return
+    near_luma = luma[near_edge].astype(np.float32)
     cb_off = cb[near_edge].astype(np.float32) - 128.0
     cr_off = cr[near_edge].astype(np.float32) - 128.0
-    cb_off, cr_off = _limit_chroma(luma[near_edge].astype(np.float32), cb_off, cr_off, 255.0)
+    # Of these, the pixels whose R, G or B leaves [0, 255] (with a margin that float rounding
+    # cannot cross; the others' factor is exactly 1) go through the formula.
+    red, green, blue = _CR_TO_R * cr_off, _CB_TO_G * cb_off + _CR_TO_G * cr_off, _CB_TO_B * cb_off
+    lowest = np.minimum(np.minimum(red, green), blue)
+    highest = np.maximum(np.maximum(red, green), blue)
+    outside = np.flatnonzero((near_luma + lowest < 0.01) | (near_luma + highest > 254.99))
+    if outside.size == 0:
+        return
+    cb_off, cr_off = _limit_chroma(near_luma[outside], cb_off[outside], cr_off[outside], 255.0)
     # Truncate toward zero: rounding could push a channel one level out of gamut.
-    cb[near_edge] = (128.0 + np.trunc(cb_off)).astype(np.uint8)
-    cr[near_edge] = (128.0 + np.trunc(cr_off)).astype(np.uint8)
+    pixels = near_edge[outside]
+    cb[pixels] = (128.0 + np.trunc(cb_off)).astype(np.uint8)
+    cr[pixels] = (128.0 + np.trunc(cr_off)).astype(np.uint8)
 
 
-def _upsample_chroma_8bit(chroma: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(2, h, w) float offsets -> two full-size uint8 planes (128 = neutral), bilinear."""
-    planes = []
-    for plane in chroma:
-        small = Image.fromarray(np.clip(np.rint(plane + 128.0), 0, 255).astype(np.uint8))
-        planes.append(np.asarray(small.resize(size, Image.Resampling.BILINEAR)).copy())
+def _small_chroma_8bit(chroma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(2, h, w) float offsets -> two (h, w) uint8 planes, 128 = neutral."""
+    planes = np.clip(np.rint(chroma + 128.0), 0, 255).astype(np.uint8)
     return planes[0], planes[1]
+
+
+def _upsample_8bit(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A small uint8 plane -> a writable full-size (H, W) uint8 plane, bilinear (Pillow)."""
+    return np.asarray(Image.fromarray(plane).resize(size, Image.Resampling.BILINEAR)).copy()
 
 
 def merge_full_resolution(gray: Image.Image, chroma: np.ndarray) -> Image.Image:
@@ -253,11 +273,13 @@ def merge_full_resolution(gray: Image.Image, chroma: np.ndarray) -> Image.Image:
         raise ValueError(f"merge_full_resolution expects a mode 'L' image, got mode {gray.mode!r}")
     if chroma.ndim != 3 or chroma.shape[0] != 2:
         raise ValueError(f"chroma must have shape (2, h, w), got {chroma.shape}")
-    cb, cr = _upsample_chroma_8bit(chroma, gray.size)
+    cb_small, cr_small = _small_chroma_8bit(chroma)
+    cb, cr = _upsample_8bit(cb_small, gray.size), _upsample_8bit(cr_small, gray.size)
+    reach = _reach_8bit(cb_small, cr_small, gray.size)
     luma = np.asarray(gray)
     for top in range(0, luma.shape[0], _STRIP_ROWS):
         rows = slice(top, top + _STRIP_ROWS)
-        _limit_chroma_8bit(luma[rows].reshape(-1), cb[rows].reshape(-1), cr[rows].reshape(-1))
+        _limit_chroma_8bit(luma[rows].reshape(-1), cb[rows].reshape(-1), cr[rows].reshape(-1), reach[rows].reshape(-1))
     return Image.merge("YCbCr", (gray, Image.fromarray(cb), Image.fromarray(cr)))
 
 
