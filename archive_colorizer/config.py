@@ -339,15 +339,22 @@ class ColorizeConfig(JobConfig):
         description="predictor actor pool: N for a fixed pool or MIN MAX to autoscale; default 1 to the number of "
         "GPUs with --gpu, else 1 to half the CPUs",
     )
-    cpus_per_task: float = Field(
-        0.5, gt=0, description="CPUs reserved by each decode and merge/encode task; 0.5 runs two per core, "
-        "which keeps every core busy while tasks wait on storage"
+    cpus_per_task: float | None = Field(
+        None, gt=0, description="CPUs reserved by each CPU task; none: 1 with fused stages (the generator keeps a core "
+        "busy), 0.5 with split stages (two decode or merge tasks per core keep every core busy while tasks wait on "
+        "storage)"
     )
     cpus_per_actor: float = Field(
         1.0, gt=0, description="CPUs reserved by each predictor actor: its torch threads on CPU, the thread that "
         "feeds its GPU with --gpu (when equal to --cpus-per-task, Ray runs the decode stage inside the actors)"
     )
     gpu: bool = Field(False, description="run each predictor actor on one GPU (bf16 autocast)")
+    stages: Literal["auto", "fused", "split"] = Field(
+        "auto",
+        description="fused: each CPU task reads, decodes, runs the generator (loaded once per worker process), merges "
+        "and writes its batch, no actors; split: decode tasks -> predictor actor pool (--actors, --cpus-per-actor, "
+        "--gpu) -> merge tasks; auto: split with --gpu, else fused",
+    )
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="inputs with more pixels fail without being decoded (decompression-bomb guard)")
     max_failure_rate: float = Field(
         0.05, ge=0, le=1, description="exit non-zero when more than this fraction of the inputs failed"
@@ -379,6 +386,12 @@ class ColorizeConfig(JobConfig):
         if len(value) not in (1, 2) or min(value) < 1 or value[0] > value[-1]:
             raise ValueError(f"expected N or MIN MAX with 1 <= MIN <= MAX, got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _check_stages(self) -> "ColorizeConfig":
+        if self.stages == "fused" and self.gpu:
+            raise ValueError("stages: fused runs the generator in CPU tasks; with gpu use stages split (or auto)")
+        return self
 
 
 # --- evaluate ---

@@ -1,26 +1,35 @@
-"""Throughput of the colorize job against what Pillow alone costs; prints JSON.
+"""Throughput of the colorize job against its floors, in one run on one machine; prints JSON.
 
-Makes N gray JPEGs of at least 1 megapixel from scikit-image's photographs (resized, with a
-little film grain so that they compress like scans), saves an untrained tiny generator, then
-measures on the same files:
+Makes N gray JPEGs of about ``--megapixels`` from scikit-image's photographs (resized, with a
+little film grain so that they compress like scans), saves an untrained generator of the
+chosen size (``--model``: ``tiny`` ngf 8 / 5 downs / 32 px, ``demo`` the demo's ngf 32 / 6
+downs / 128 px, ``unet_256`` pix2pix's default at 256 px), then measures on the same files:
 
-- ``floor``: Pillow alone, one process: decode each JPEG and re-encode it (gray, quality 95).
-  The least any colorize job must spend per image.
-- ``floor_color``: the same, but encoding a colour image as the job does (YCbCr, 4:4:4,
-  quality 95: three full-size planes instead of one).
-- ``naive``: one process, no Ray: the job's per-image work in a loop (reduced decode, small
-  gray, the generator on one image, full decode, merge, encode with metadata, write).
-- ``pipeline``: the whole job, ``archive_colorizer.colorize.run`` on a fresh local Ray with
-  every core: listing, model check, worker and actor start-up, manifest and summary included.
-- ``pipeline_warm``: the same job again in the same Ray (workers already running), best of two.
+- ``floor``: one process, Pillow alone: decode each JPEG and encode a colour image of its
+  size as the job does (YCbCr, 4:4:4, quality 95). The I/O and codec floor.
+  (``floor_gray`` re-encodes gray instead, for reference.)
+- ``model_only``: the generator's forward pass on pre-decoded batches of ``--batch-size``
+  gray images at its working size, one torch thread. The compute floor.
+- ``naive``: one process, no Ray: the job's per-image work in a plain loop (reduced decode,
+  small gray, the generator on one image, full decode, merge, encode with metadata, write).
+- ``pipeline``: the real job, ``archive_colorizer.colorize.run``, on a local Ray of every core
+  started before the clock starts: listing, model check, the actor's start and model load,
+  manifest, summary and review page included. The first job on that Ray.
+- ``pipeline_warm``: the same job again on the same Ray (its worker processes already
+  running), best of two.
 - ``pipeline_marginal`` (with ``--marginal M``): a warm job on M images; the extra ``M - N``
   images over the extra time against ``pipeline_warm``: the rate once start-up is paid.
+- ``ideal`` = cores / (seconds per image of ``floor`` + of ``model_only``): the rate if every
+  core did nothing but the codec's and the model's work.
+
+The ratios ``pipeline_over_naive`` and ``pipeline_over_ideal`` (also for the warm and
+marginal rates) are what the README reports.
 
 Usage::
 
-    .venv/bin/python bench/colorize_throughput.py --images 200 [--marginal 600] [--workdir DIR]
-        [--skip-naive] [--task-batch-size 16] [--batch-size 16] [--actors 1] [--cpus-per-actor C]
-        [--cpus-per-task C]
+    .venv/bin/python bench/colorize_throughput.py [--images 200] [--megapixels 1.5] [--model demo]
+        [--marginal 600] [--workdir DIR] [--skip-naive] [--task-batch-size 16] [--batch-size 16]
+        [--actors 1] [--cpus-per-actor C] [--cpus-per-task C]
 """
 
 from __future__ import annotations
@@ -72,18 +81,52 @@ def existing_or_new_inputs(folder: Path, count: int, megapixels: float) -> list[
     return sorted(folder.glob("*.jpg"))
 
 
-def measure_floor(files: list[Path], colour: bool = False) -> dict:
-    """Pillow decode + re-encode at quality 95, one process: gray, or YCbCr 4:4:4 when ``colour``."""
+MODELS = {
+    "tiny": ({"ngf": 8, "num_downs": 5}, 32),
+    "demo": ({"ngf": 32, "num_downs": 6}, 128),
+    "unet_256": ({"ngf": 64, "num_downs": 8}, 256),
+}
+"""Generator sizes to measure with: GeneratorSpec keywords and working size in pixels."""
+
+
+def rate(images: int, seconds: float) -> dict:
+    """The JSON figure of ``images`` done in ``seconds``."""
+    return {"images": images, "seconds": round(seconds, 3), "images_per_second": round(images / seconds, 3)}
+
+
+def measure_floor(files: list[Path], colour: bool = True) -> dict:
+    """Pillow decode + encode at quality 95 in one process: a YCbCr 4:4:4 colour image (the job's), or gray."""
     start = time.perf_counter()
     for path in files:
         image = Image.open(io.BytesIO(path.read_bytes()))
         image.load()
         if colour:
-            image = Image.merge("YCbCr", (image, image.point(lambda v: 118), image.point(lambda v: 140)))
+            image = Image.merge("YCbCr", (image, Image.new("L", image.size, 118), Image.new("L", image.size, 140)))
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=95, subsampling=0 if colour else -1)
-    seconds = time.perf_counter() - start
-    return {"seconds": round(seconds, 3), "images_per_second": round(len(files) / seconds, 3)}
+    return rate(len(files), time.perf_counter() - start)
+
+
+def measure_model_only(model_url: str, images: int, batch_size: int) -> dict:
+    """The generator's forward pass on pre-decoded gray batches at its working size, one torch thread."""
+    import torch
+
+    from archive_colorizer.models.artifact import load_generator
+
+    torch.set_num_threads(1)
+    artifact = load_generator(model_url)
+    size = artifact.working_size
+    batch = torch.rand(batch_size, 1, size, size) * 2 - 1  # L/50 - 1
+    with torch.inference_mode():
+        artifact.generator(batch[:1])  # allocator and kernels warmed
+        start = time.perf_counter()
+        done = 0
+        while done < images:
+            count = min(batch_size, images - done)
+            artifact.generator(batch[:count])
+            done += count
+        seconds = time.perf_counter() - start
+    return rate(images, seconds) | {"batch_size": batch_size, "threads": 1}
 
 
 def measure_naive(files: list[Path], model_url: str, output: Path) -> dict:
@@ -104,8 +147,7 @@ def measure_naive(files: list[Path], model_url: str, output: Path) -> dict:
         chroma = predictor.predict(decode.small_gray(decode.gray_planes(small.image).gray8, artifact.working_size)[None])[0]
         rendered = merge.render(imageio.decode(data), chroma, "JPEG", provenance)
         (output / path.name).write_bytes(rendered)
-    seconds = time.perf_counter() - start
-    return {"seconds": round(seconds, 3), "images_per_second": round(len(files) / seconds, 3)}
+    return rate(len(files), time.perf_counter() - start)
 
 
 def measure_pipeline(inputs: Path, files: list[Path], output: Path, model_url: str, options: argparse.Namespace) -> dict:
@@ -125,16 +167,15 @@ def measure_pipeline(inputs: Path, files: list[Path], output: Path, model_url: s
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # the job's summary table; stdout carries the JSON
         result = run(config)
-    seconds = time.perf_counter() - start
-    return {"images": result.inputs, "seconds": round(seconds, 3), "images_per_second": round(result.inputs / seconds, 3),
-            "counts": result.counts, "settings": values}
+    return rate(result.inputs, time.perf_counter() - start) | {"counts": result.counts, "settings": values}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
-    parser.add_argument("--marginal", type=int, default=0, help="also run the job on this many images (> --images)")
-    parser.add_argument("--megapixels", type=float, default=1.2)
+    parser.add_argument("--marginal", type=int, default=0, help="also run a warm job on this many images (> --images)")
+    parser.add_argument("--megapixels", type=float, default=1.5)
+    parser.add_argument("--model", choices=sorted(MODELS), default="demo", help="generator size (default: the demo's)")
     parser.add_argument("--workdir", default=None, help="where inputs and outputs go (default: a temporary folder)")
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--task-batch-size", type=int, default=16)
@@ -150,20 +191,25 @@ def main(argv: list[str] | None = None) -> dict:
     from archive_colorizer.models.artifact import save_generator
 
     workdir = Path(options.workdir or tempfile.mkdtemp(prefix="colorize-bench-"))
-    spec = GeneratorSpec(ngf=8, num_downs=5)
-    model_url = str(workdir / "model")
-    save_generator(spec.build(), model_url, spec=spec, working_size=32)
+    spec_args, working_size = MODELS[options.model]
+    spec = GeneratorSpec(**spec_args)
+    model_url = str(workdir / f"model-{options.model}")
+    save_generator(spec.build(), model_url, spec=spec, working_size=working_size)
     inputs = workdir / "in"
     all_files = existing_or_new_inputs(inputs, max(options.images, options.marginal), options.megapixels)
     files = all_files[: options.images]
     megapixels = float(np.mean([np.prod(Image.open(p).size) / 1e6 for p in files]))
-    report = {"images": len(files), "mean_megapixels": round(megapixels, 3), "cores": os.cpu_count(),
+    cores = os.cpu_count() or 1
+    report = {"images": len(files), "mean_megapixels": round(megapixels, 3), "cores": cores,
               "load_average_before": round(os.getloadavg()[0], 2),
-              "model": "untrained GeneratorSpec(ngf=8, num_downs=5), working size 32",
-              "floor": measure_floor(files), "floor_color": measure_floor(files, colour=True)}
+              "model": f"untrained GeneratorSpec({spec_args}), working size {working_size} ({options.model})",
+              "floor": measure_floor(files), "floor_gray": measure_floor(files, colour=False),
+              "model_only": measure_model_only(model_url, len(files), options.batch_size)}
+    per_image = 1 / report["floor"]["images_per_second"] + 1 / report["model_only"]["images_per_second"]
+    report["ideal"] = {"images_per_second": round(cores / per_image, 3), "formula": "cores / (floor + model_only seconds per image)"}
     if not options.skip_naive:
         report["naive"] = measure_naive(files, model_url, workdir / "out-naive")
-    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=cores, include_dashboard=False, logging_level="WARNING")
     try:
         report["pipeline"] = measure_pipeline(inputs, files, workdir / "out-pipeline", model_url, options)
         warm = [measure_pipeline(inputs, files, workdir / "out-warm", model_url, options) for _ in range(2)]
@@ -171,15 +217,17 @@ def main(argv: list[str] | None = None) -> dict:
         if options.marginal > options.images:
             more = measure_pipeline(inputs, all_files[: options.marginal], workdir / "out-marginal", model_url, options)
             extra_seconds = more["seconds"] - report["pipeline_warm"]["seconds"]
-            report["pipeline_marginal"] = {"images": options.marginal - options.images, "seconds": round(extra_seconds, 3),
-                                           "images_per_second": round((options.marginal - options.images) / extra_seconds, 3)}
+            report["pipeline_marginal"] = rate(options.marginal - options.images, extra_seconds)
     finally:
         ray.shutdown()
     report["load_average_after"] = round(os.getloadavg()[0], 2)
-    floor = report["floor"]["images_per_second"]
-    for name in ("floor_color", "naive", "pipeline", "pipeline_warm", "pipeline_marginal"):
-        if name in report:
-            report[f"{name}_over_floor"] = round(report[name]["images_per_second"] / floor, 3)
+    for name in ("pipeline", "pipeline_warm", "pipeline_marginal"):
+        if name not in report:
+            continue
+        ips = report[name]["images_per_second"]
+        if "naive" in report:
+            report[f"{name}_over_naive"] = round(ips / report["naive"]["images_per_second"], 3)
+        report[f"{name}_over_ideal"] = round(ips / report["ideal"]["images_per_second"], 3)
     json.dump(report, sys.stdout, indent=2)
     print()
     return report

@@ -97,8 +97,10 @@ def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
     else:
         high = int(resources.get("GPU", 0)) if config.gpu else int(resources.get("CPU", 1) // 2)
         low, high = 1, max(1, high)
+    fused = config.stages == "fused" or (config.stages == "auto" and not config.gpu)
+    cpus_per_task = config.cpus_per_task or (1.0 if fused else 0.5)
     return pipeline.PoolSettings(low, high, config.batch_size, config.task_batch_size,
-                                 config.cpus_per_task, config.cpus_per_actor, config.gpu)
+                                 cpus_per_task, config.cpus_per_actor, config.gpu, fused)
 
 
 def _list_inputs(config: ColorizeConfig, roots: listing.Roots, resume: manifest.ResumeIndex) -> tuple[list[Any], int]:

@@ -13,7 +13,12 @@ input reaches the end exactly once and the counts add up to the number of inputs
 pixels exist only inside the last stage; between stages travel the compressed bytes and
 (S, S) planes.
 
-The stages stay separate because tasks and actors reserve different resources (by default
+Without GPUs the three stages run fused by default (``--stages fused``,
+:mod:`archive_colorizer.colorize.fused`): one CPU task per batch does all three, with the
+generator loaded once per worker process, so every core does codec and model work and no
+image waits for an actor to start.
+
+With ``--stages split`` (the default with ``--gpu``) the stages stay separate because tasks and actors reserve different resources (by default
 0.5 CPU per task, two per core, and 1 CPU per actor); were they equal, Ray Data would fuse the
 decode stage into the actors, and decoding would scale with the actors instead of the CPUs.
 """
@@ -33,6 +38,7 @@ import pyarrow.compute as pc
 
 from archive_colorizer.colorize import manifest
 from archive_colorizer.colorize.decode import prepare_batch
+from archive_colorizer.colorize.fused import colorize_batch
 from archive_colorizer.colorize.merge import finish_batch
 from archive_colorizer.colorize.predictor import Predictor
 from archive_colorizer.colorize.settings import StageSettings
@@ -48,6 +54,7 @@ class PoolSettings:
         task_batch_size: images per CPU task batch and per manifest part.
         cpus_per_task, cpus_per_actor: CPUs reserved per task / actor.
         gpu: one GPU per actor.
+        fused: one stage of CPU tasks that also run the generator (:mod:`.fused`), no actors.
     """
 
     min_actors: int
@@ -57,6 +64,7 @@ class PoolSettings:
     cpus_per_task: float
     cpus_per_actor: float
     gpu: bool
+    fused: bool = False
 
 
 MAX_CHUNK_ROWS = 1024
@@ -96,6 +104,18 @@ def build_dataset(block_refs: list[Any], settings: StageSettings, pool: PoolSett
 
     task_args = {"batch_format": "pyarrow", "batch_size": pool.task_batch_size, "num_cpus": pool.cpus_per_task,
                  "fn_kwargs": {"settings": settings}}
+    predictor_args = {
+        "model_url": model_url,
+        "expected_sha256": settings.run.model_sha256,
+        "model_size": settings.model_size,
+        "use_gpu": pool.gpu,
+        "num_threads": max(1, int(pool.cpus_per_task if pool.fused else pool.cpus_per_actor)),
+        "storage_options": settings.storage_options,
+    }
+    dataset = ray.data.from_arrow_refs(block_refs)
+    if pool.fused:
+        fused_args = dict(task_args, fn_kwargs={"settings": settings, "predictor_args": predictor_args})
+        return dataset.map_batches(colorize_batch, **fused_args)
     if pool.min_actors == pool.max_actors:
         compute = ActorPoolStrategy(size=pool.min_actors)
     else:
@@ -103,21 +123,13 @@ def build_dataset(block_refs: list[Any], settings: StageSettings, pool: PoolSett
     actor_args: dict[str, Any] = {"num_cpus": pool.cpus_per_actor}
     if pool.gpu:
         actor_args["num_gpus"] = 1
-    dataset = ray.data.from_arrow_refs(block_refs)
     dataset = dataset.map_batches(prepare_batch, **task_args)
     dataset = dataset.map_batches(
         Predictor,
         batch_format="pyarrow",
         batch_size=pool.batch_size,
         compute=compute,
-        fn_constructor_kwargs={
-            "model_url": model_url,
-            "expected_sha256": settings.run.model_sha256,
-            "model_size": settings.model_size,
-            "use_gpu": pool.gpu,
-            "num_threads": max(1, int(pool.cpus_per_actor)),
-            "storage_options": settings.storage_options,
-        },
+        fn_constructor_kwargs=predictor_args,
         **actor_args,
     )
     return dataset.map_batches(finish_batch, **task_args)

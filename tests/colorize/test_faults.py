@@ -38,6 +38,7 @@ pytestmark = pytest.mark.usefixtures("ray_local")
 
 PREDICTOR_BUSY = "ray::MapWorker(MapBatches(Predictor)).submit"
 MERGE_TASK_BUSY = "ray::MapBatches(finish_batch)"
+FUSED_TASK_BUSY = "ray::MapBatches(colorize_batch)"
 SMALL_BATCHES = {"task_batch_size": 4, "batch_size": 4}
 
 
@@ -87,19 +88,21 @@ def _clean_output(input_path: Path, model: str, sha256: str, predictor: Predicto
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
 
 
-def test_killed_predictor_actor_and_merge_task_lose_nothing(photos, tiny_model, tmp_path):
+@pytest.mark.parametrize(("stages", "victims"), [("split", [PREDICTOR_BUSY, MERGE_TASK_BUSY]), ("fused", [FUSED_TASK_BUSY])],
+                         ids=["split-actor-and-merge-task", "fused-task"])
+def test_killed_predictor_actor_and_merge_task_lose_nothing(photos, tiny_model, tmp_path, stages, victims):
     inputs = _gray_archive(tmp_path / "in", photos, 40)
     out = tmp_path / "out"
     stop, killed = threading.Event(), []
-    killer = threading.Thread(target=_kill_when_busy, args=(out, [PREDICTOR_BUSY, MERGE_TASK_BUSY], stop, killed), daemon=True)
+    killer = threading.Thread(target=_kill_when_busy, args=(out, list(victims), stop, killed), daemon=True)
     killer.start()
     try:
         result = run(ColorizeConfig(input=str(tmp_path / "in"), output=str(out), model=tiny_model, progress=False,
-                                    actors=[1], **SMALL_BATCHES))
+                                    actors=[1], stages=stages, **SMALL_BATCHES))
     finally:
         stop.set()
         killer.join()
-    assert [title for title, _ in killed] == [PREDICTOR_BUSY, MERGE_TASK_BUSY], "the job ended before both kills"
+    assert [title for title, _ in killed] == victims, "the job ended before every kill"
     assert result.counts["colorized"] == len(inputs) and result.exit_code == 0
     rows = manifest.read_manifest(str(out))
     assert sorted(rows.column("input_url").to_pylist()) == [str(p) for p in inputs]  # each exactly once

@@ -1,0 +1,60 @@
+"""The fused CPU stage: one task per batch reads, decodes, predicts, merges and writes.
+
+On machines without GPUs the generator is a small share of the work (the demo's generator
+takes about 7 ms per image on one core, decoding, merging and encoding a 1.5 MP scan about
+35 ms), so a pool of predictor actors that each reserve a core mostly waits, and the images
+wait for the actor to start. Here every task runs the three stages of
+:mod:`archive_colorizer.colorize.pipeline` in turn on its batch:
+:func:`~archive_colorizer.colorize.decode.prepare_batch`, a
+:class:`~archive_colorizer.colorize.predictor.Predictor`, and
+:func:`~archive_colorizer.colorize.merge.finish_batch`; the rows, the manifest part and the
+failure handling are theirs, unchanged. The generator is loaded once per worker process and
+kept for the following tasks (and the following jobs on the same Ray) while its URL, sha256
+and size stay the same; torch runs one thread per task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from archive_colorizer.colorize.decode import prepare_batch
+from archive_colorizer.colorize.merge import finish_batch
+from archive_colorizer.colorize.settings import StageSettings
+
+_CACHED: dict[tuple[Any, ...], Any] = {}
+"""The worker process's predictor, keyed by (model URL, sha256, model size, threads): at most one."""
+
+
+def cached_predictor(predictor_args: dict[str, Any]) -> Any:
+    """The process's :class:`~archive_colorizer.colorize.predictor.Predictor` for ``predictor_args``, loaded once.
+
+    Args:
+        predictor_args: keyword arguments of ``Predictor`` (``model_url``, ``expected_sha256``,
+            ``model_size``, ``num_threads``, ``storage_options``); ``use_gpu`` must be false.
+
+    Raises:
+        ArtifactError: the generator cannot be loaded or is not the one the driver checked.
+    """
+    from archive_colorizer.colorize.predictor import Predictor  # torch: only where the model runs
+
+    key = (predictor_args["model_url"], predictor_args["expected_sha256"], predictor_args["model_size"],
+           predictor_args.get("num_threads", 1))
+    if key not in _CACHED:
+        _CACHED.clear()  # one generator per process: a new job's model replaces the last one
+        _CACHED[key] = Predictor(**predictor_args)
+    return _CACHED[key]
+
+
+def colorize_batch(batch: pa.Table, settings: StageSettings, predictor_args: dict[str, Any]) -> pa.Table:
+    """Ray Data batch function of the fused stage: listing rows (:data:`manifest.ROW_SCHEMA`) in,
+    final manifest rows (:data:`manifest.RESULT_SCHEMA`) out.
+
+    Raises:
+        ArtifactError: the generator cannot be loaded in this worker (systemic: the job stops).
+        StorageError: the manifest part cannot be written (OUTPUT is not writable).
+    """
+    prepared = prepare_batch(batch, settings)
+    predicted = cached_predictor(predictor_args)(prepared)
+    return finish_batch(predicted, settings)
