@@ -38,6 +38,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
 from colorize_throughput import MODELS, existing_or_new_inputs  # noqa: E402
+from common import local_ray  # noqa: E402
 
 
 class PeakSampler:
@@ -79,23 +80,17 @@ class PeakSampler:
 
 def job_peak(files: list[Path], inputs: Path, output: Path, model_url: str, interval: float) -> dict:
     """Peak summed RSS of a colorize job on ``files``, on a fresh local Ray."""
-    import ray
-
     from archive_colorizer.colorize import run
     from archive_colorizer.config import ColorizeConfig
 
     listing = output.with_suffix(".txt")
     listing.write_text("".join(f"{path.name}\n" for path in files))
     config = ColorizeConfig(input=str(inputs), output=str(output), model=model_url, input_list=str(listing), progress=False)
-    with PeakSampler(interval) as sampler:
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
-        try:
-            start = time.perf_counter()
-            with contextlib.redirect_stdout(sys.stderr):
-                result = run(config)
-            seconds = time.perf_counter() - start
-        finally:
-            ray.shutdown()
+    with PeakSampler(interval) as sampler, local_ray(os.cpu_count() or 1, logging_level="WARNING"):
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run(config)
+        seconds = time.perf_counter() - start
     return {"images": result.inputs, "colorized": result.counts["colorized"], "seconds": round(seconds, 2),
             "peak_rss_mb": sampler.peak_mb, "samples": sampler.samples}
 

@@ -48,6 +48,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import local_ray  # noqa: E402
+
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "camera")
 
 
@@ -185,8 +189,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cpus-per-task", type=float, default=None, help="default: the job's")
     options = parser.parse_args(argv)
 
-    import ray
-
     from archive_colorizer.models import GeneratorSpec
     from archive_colorizer.models.artifact import save_generator
 
@@ -209,8 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
     report["ideal"] = {"images_per_second": round(cores / per_image, 3), "formula": "cores / (floor + model_only seconds per image)"}
     if not options.skip_naive:
         report["naive"] = measure_naive(files, model_url, workdir / "out-naive")
-    ray.init(address="local", num_cpus=cores, include_dashboard=False, logging_level="WARNING")
-    try:
+    with local_ray(cores, logging_level="WARNING"):
         report["pipeline"] = measure_pipeline(inputs, files, workdir / "out-pipeline", model_url, options)
         warm = [measure_pipeline(inputs, files, workdir / "out-warm", model_url, options) for _ in range(2)]
         report["pipeline_warm"] = min(warm, key=lambda run: run["seconds"])
@@ -218,8 +219,6 @@ def main(argv: list[str] | None = None) -> dict:
             more = measure_pipeline(inputs, all_files[: options.marginal], workdir / "out-marginal", model_url, options)
             extra_seconds = more["seconds"] - report["pipeline_warm"]["seconds"]
             report["pipeline_marginal"] = rate(options.marginal - options.images, extra_seconds)
-    finally:
-        ray.shutdown()
     report["load_average_after"] = round(os.getloadavg()[0], 2)
     for name in ("pipeline", "pipeline_warm", "pipeline_marginal"):
         if name not in report:

@@ -13,12 +13,17 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import local_ray  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "retina")
 
@@ -57,15 +62,13 @@ def _serial_milliseconds(collection: Path, size: int, count: int = 100) -> float
     return round(1000 * (time.perf_counter() - start) / len(files), 2)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=600, help="number of photos")
     parser.add_argument("--size", type=int, default=286, help="--size of prepare")
     parser.add_argument("--cpus", type=int, default=os.cpu_count(), help="CPUs of the local Ray")
     parser.add_argument("--rows-per-shard", type=int, default=100)
-    args = parser.parse_args()
-
-    import ray
+    args = parser.parse_args(argv)
 
     from archive_colorizer.config import PrepareConfig
     from archive_colorizer.prepare import run
@@ -74,17 +77,14 @@ def main() -> None:
         collection = Path(tmp) / "photos"
         size_bytes = build_collection(collection, args.count)
         serial_ms = _serial_milliseconds(collection, args.size)
-        ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, logging_level="ERROR")
-        try:
+        with local_ray(args.cpus, logging_level="ERROR"):
             start = time.monotonic()
             config = PrepareConfig(input=str(collection), output=f"{tmp}/shards", size=args.size,
                                    rows_per_shard=args.rows_per_shard, progress=False)
             result = run(config)
             wall = time.monotonic() - start
-        finally:
-            ray.shutdown()
         shard_bytes = sum(p.stat().st_size for p in Path(tmp, "shards").glob("shard-*.parquet"))
-    print(json.dumps({
+    report = {
         "benchmark": "prepare_throughput",
         "photos": args.count,
         "input_megabytes": round(size_bytes / 1e6, 1),
@@ -99,7 +99,9 @@ def main() -> None:
         "images_per_second_per_cpu": round(args.count / wall / args.cpus, 1),
         "process_image_ms_one_core": serial_ms,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-    }))
+    }
+    print(json.dumps(report))
+    return report
 
 
 if __name__ == "__main__":

@@ -48,11 +48,11 @@ def write_run(output: str, rows: int, run: manifest.RunInfo, chunk: int = 100_00
     writer.commit()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="manifest rows of the run (default 1,000,000)")
     parser.add_argument("--samples", type=int, default=24, help="before/after pairs (default 24)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="review-bench-") as output:
         run = manifest.RunInfo("benchrun0001", _dt.datetime.now(_dt.timezone.utc), "0" * 64, "bench")
         writer = multiprocessing.get_context("spawn").Process(target=write_run, args=(output, args.rows, run))
@@ -69,12 +69,14 @@ def main() -> None:
                    "run_id": run.run_id, "started": "", "finished": "", "message": "", "manifest": manifest.manifest_url(output),
                    "runs": [], "model": {"url": "s3://models/gen", "sha256": run.model_sha256}, "config": {"output": output}}
         page = review.render_page(summary, rows, pairs, "s3://archive/")
-        print(json.dumps({
+        report = {
             "rows": args.rows, "failed": rows.failed_total, "samples": len(pairs),
             "pass_seconds": round(pass_seconds, 2), "render_seconds": round(time.perf_counter() - start - pass_seconds, 3),
             "peak_rss_growth_mb": round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024, 1),
             "page_bytes": len(page.encode()),
-        }, indent=2))
+        }
+    print(json.dumps(report, indent=2))
+    return report
 
 
 if __name__ == "__main__":

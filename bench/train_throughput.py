@@ -36,6 +36,9 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from common import local_ray  # noqa: E402
 
 from archive_colorizer.config import TrainConfig  # noqa: E402
 from archive_colorizer.imageio import encode_jpeg, resize_shorter_side  # noqa: E402
@@ -109,7 +112,7 @@ def ray_path(shards: str, run: str, config: TrainConfig) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=960, help="training images in the shards")
     parser.add_argument("--shorter-side", type=int, default=286, help="shorter side of the shard JPEGs (prepare's default)")
@@ -122,16 +125,16 @@ def main() -> None:
     parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--num-downs", type=int, default=7)
     parser.add_argument("--ndf", type=int, default=16)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import ray
 
     # No dashboard; RAY_API_SERVER_ADDRESS keeps Ray Train's placement-group cleaner from
     # querying another Ray on a shared machine (see tests/conftest.py).
-    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, logging_level="ERROR",
-             runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": "http://127.0.0.1:9"}})
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    with tempfile.TemporaryDirectory() as tmp:
+    with local_ray(args.num_cpus, logging_level="ERROR",
+                   runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": "http://127.0.0.1:9"}}), \
+            tempfile.TemporaryDirectory() as tmp:
+        ray.data.DataContext.get_current().enable_progress_bars = False
         config = TrainConfig(
             data=tmp, run=tmp, workers=args.workers, cpus_per_worker=args.cpus_per_worker, epochs=args.epochs,
             batch_size=args.batch_size, image_size=args.image_size, ngf=args.ngf, num_downs=args.num_downs,
@@ -140,8 +143,7 @@ def main() -> None:
         table = write_shards(Path(tmp, "shards"), args.images, args.shorter_side)
         ray_result = ray_path(str(Path(tmp, "shards")), str(Path(tmp, "run")), config)
         plain = plain_loop(table, config, steps=max(ray_result["steps"] // args.epochs, 10))
-    ray.shutdown()
-    print(json.dumps({
+    report = {
         "config": {k: v for k, v in vars(args).items()},
         "plain_images_per_sec": round(plain["images_per_sec"], 2),
         "ray_images_per_sec_per_worker": round(ray_result["images_per_sec_per_worker"], 2),
@@ -149,7 +151,9 @@ def main() -> None:
         "ratio_after_first_batch": round(ray_result["after_first_batch_images_per_sec_per_worker"] / plain["images_per_sec"], 3),
         "plain": plain,
         "ray": ray_result,
-    }, indent=1))
+    }
+    print(json.dumps(report, indent=1))
+    return report
 
 
 if __name__ == "__main__":

@@ -74,6 +74,8 @@ class Predictor:
         Returns:
             (N, 2, S, S) float32 chroma: BT.601 Cb/Cr offsets from neutral in 8-bit levels.
         """
+        if not gray.flags.writeable:
+            gray = gray.copy()  # torch.from_numpy wants memory it may write (a small (N, S, S) copy)
         with torch.inference_mode():
             gray_tensor = torch.from_numpy(gray).to(self.device, non_blocking=True)[:, None].float() / 255.0
             l_norm = color.gray_to_l(gray_tensor)  # (N, 1, S, S) in [-1, 1]
