@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--num-downs", type=int, default=7)
     parser.add_argument("--ndf", type=int, default=16)
+    parser.add_argument("--shuffle-buffer", type=int, default=TrainConfig.model_fields["shuffle_buffer"].default,
+                        help="train's --shuffle-buffer (images each worker draws batches from; filled at each epoch's start)")
     args = parser.parse_args(argv)
 
     import ray
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
         config = TrainConfig(
             data=tmp, run=tmp, workers=args.workers, cpus_per_worker=args.cpus_per_worker, epochs=args.epochs,
             batch_size=args.batch_size, image_size=args.image_size, ngf=args.ngf, num_downs=args.num_downs,
-            ndf=args.ndf, max_val_images=8, keep_checkpoints=1,
+            ndf=args.ndf, max_val_images=8, keep_checkpoints=1, shuffle_buffer=args.shuffle_buffer,
         )
         table = write_shards(Path(tmp, "shards"), args.images, args.shorter_side)
         ray_result = ray_path(str(Path(tmp, "shards")), str(Path(tmp, "run")), config)
