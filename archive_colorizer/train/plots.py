@@ -82,7 +82,9 @@ def image_grid_png(
         raise ValueError(f"every column needs the same, non-zero number of images, got {sorted(counts)}")
     count = counts.pop()
     label_space = 0.3 if cell_labels else 0.0
-    figure = Figure(figsize=(cell_inches * len(columns) + (1.2 if row_labels else 0), (cell_inches + label_space) * count + 0.5))
+    # Constrained layout keeps the title clear of the column titles (tight_layout ignores suptitle).
+    figure = Figure(figsize=(cell_inches * len(columns) + (1.2 if row_labels else 0), (cell_inches + label_space) * count + 0.5),
+                    layout="constrained")
     axes = np.atleast_2d(figure.subplots(count, len(columns), squeeze=False))
     for column, (name, images) in enumerate(columns.items()):
         for row in range(count):
@@ -97,7 +99,6 @@ def image_grid_png(
         axes[row, 0].set_ylabel(label, fontsize="x-small")
     if title:
         figure.suptitle(title, fontsize="small")
-    figure.tight_layout()
     return _png(figure)
 
 
