@@ -290,7 +290,7 @@ COLORIZE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff"
 
 
 class ColorizeConfig(JobConfig):
-    """Settings of ``archive-colorizer colorize``: batch-colorize an archive with Ray Data actors."""
+    """Settings of ``archive-colorizer colorize``: batch-colorize an archive with Ray Data (see ``stages``)."""
 
     input: str = Field(
         description="folder or prefix holding the archive (a local path, s3://bucket/prefix or any fsspec URL); "
@@ -330,13 +330,13 @@ class ColorizeConfig(JobConfig):
     model_size: int | None = Field(
         None, ge=16, description="side in pixels of the square gray image the generator sees; default: the artifact's working size"
     )
-    batch_size: int = Field(16, ge=1, description="images per generator forward pass in an actor")
+    batch_size: int = Field(16, ge=1, description="images per generator forward pass in an actor (split stages; fused tasks run their whole task batch)")
     task_batch_size: int = Field(
         16, ge=1, description="images per CPU task batch (decode; merge, encode and write) and per manifest part"
     )
     actors: list[int] | None = Field(
         None,
-        description="predictor actor pool: N for a fixed pool or MIN MAX to autoscale; default 1 to the number of "
+        description="predictor actor pool of split stages: N for a fixed pool or MIN MAX to autoscale; default 1 to the number of "
         "GPUs with --gpu, else 1 to half the CPUs",
     )
     cpus_per_task: float | None = Field(

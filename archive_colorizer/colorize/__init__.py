@@ -1,4 +1,7 @@
-"""The colorize job: batch-colorize an archive at full resolution with Ray Data actors.
+"""The colorize job: batch-colorize an archive at full resolution with Ray Data.
+
+Without GPUs each CPU task runs the whole per-image path (:mod:`.fused`); with ``--gpu`` the
+decode tasks feed a pool of predictor actors and merge tasks follow (:mod:`.pipeline`).
 
 ``run(config)`` checks everything that would make the whole job fail before any Ray work
 (unsafe INPUT/OUTPUT, a missing or corrupt generator, an OUTPUT that cannot be written), lists
