@@ -101,6 +101,9 @@ def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
         high = int(resources.get("GPU", 0)) if config.gpu else int(resources.get("CPU", 1) // 2)
         low, high = 1, max(1, high)
     fused = config.stages == "fused" or (config.stages == "auto" and not config.gpu)
+    if fused and config.actors is not None:
+        print("archive-colorizer colorize: warning: --actors applies to split stages; these stages are fused "
+              "(no --gpu): every CPU task runs the generator. Add --stages split for an actor pool.", file=sys.stderr)
     cpus_per_task = config.cpus_per_task or (1.0 if fused else 0.5)
     return pipeline.PoolSettings(low, high, config.batch_size, config.task_batch_size,
                                  cpus_per_task, config.cpus_per_actor, config.gpu, fused)

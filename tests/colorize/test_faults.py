@@ -97,8 +97,9 @@ def test_killed_predictor_actor_and_merge_task_lose_nothing(photos, tiny_model, 
     killer = threading.Thread(target=_kill_when_busy, args=(out, list(victims), stop, killed), daemon=True)
     killer.start()
     try:
+        pool = {"actors": [1]} if stages == "split" else {}
         result = run(ColorizeConfig(input=str(tmp_path / "in"), output=str(out), model=tiny_model, progress=False,
-                                    actors=[1], stages=stages, **SMALL_BATCHES))
+                                    stages=stages, **pool, **SMALL_BATCHES))
     finally:
         stop.set()
         killer.join()
@@ -142,7 +143,7 @@ def test_killed_driver_then_the_same_command_finishes_the_rest_without_redoing_a
 
     inputs = _gray_archive(tmp_path / "in", photos, 40)
     out = tmp_path / "out"
-    arguments = ["colorize", str(tmp_path / "in"), str(out), "--model", tiny_model, "--no-progress", "--actors", "1",
+    arguments = ["colorize", str(tmp_path / "in"), str(out), "--model", tiny_model, "--no-progress",
                  "--task-batch-size", "4", "--batch-size", "4", "--ray-address", ray.get_runtime_context().gcs_address]
     command = [sys.executable, "-m", "archive_colorizer.cli", *arguments]
     # Credentials in the driver's environment must not show up in anything it writes or prints.
