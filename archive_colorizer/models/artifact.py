@@ -59,6 +59,19 @@ class GeneratorArtifact:
     url: str = ""
 
 
+def check_format(document: Mapping[str, Any], expected: str, newest_version: int) -> None:
+    """Check the ``format`` and ``format_version`` entries of a JSON document this tool wrote.
+
+    Raises:
+        ValueError: another format, or a version newer than ``newest_version`` (callers turn it
+            into an :class:`ArtifactError` naming the file).
+    """
+    if document.get("format") != expected:
+        raise ValueError(f"format is {document.get('format')!r}, expected {expected!r}")
+    if int(document.get("format_version", 0)) > newest_version:
+        raise ValueError(f"format_version {document['format_version']} is newer than this tool's {newest_version}")
+
+
 def save_generator(
     generator: torch.nn.Module,
     url: str,
@@ -143,10 +156,7 @@ def _read_metadata(fs, folder: str, url: str) -> tuple[dict[str, Any], Generator
         raise ArtifactError(f"cannot read the generator artifact at {url!r}: {exc}") from exc
     try:
         metadata = json.loads(raw)
-        if metadata.get("format") != FORMAT:
-            raise ValueError(f"format is {metadata.get('format')!r}, expected {FORMAT!r}")
-        if int(metadata.get("format_version", 0)) > FORMAT_VERSION:
-            raise ValueError(f"format_version {metadata['format_version']} is newer than this tool's {FORMAT_VERSION}")
+        check_format(metadata, FORMAT, FORMAT_VERSION)
         spec = GeneratorSpec(**metadata["spec"])
         int(metadata["working_size"]), str(metadata["sha256"]), int(metadata["weights_bytes"])
     except (ValueError, KeyError, TypeError, ValidationError) as exc:

@@ -30,6 +30,7 @@ import safetensors.torch
 import torch
 
 from archive_colorizer.errors import ArtifactError
+from archive_colorizer.models.artifact import check_format
 
 FORMAT = "archive-colorizer/train-checkpoint"
 FORMAT_VERSION = 1
@@ -173,10 +174,7 @@ def parse_state(raw: bytes, where: str) -> dict[str, Any]:
     """Parse and check ``state.json``; raises :class:`ArtifactError` naming ``where``."""
     try:
         state = json.loads(raw)
-        if state.get("format") != FORMAT:
-            raise ValueError(f"format is {state.get('format')!r}, expected {FORMAT!r}")
-        if int(state.get("format_version", 0)) > FORMAT_VERSION:
-            raise ValueError(f"format_version {state['format_version']} is newer than this tool's {FORMAT_VERSION}")
+        check_format(state, FORMAT, FORMAT_VERSION)
         int(state["epoch"]), int(state["global_step"]), dict(state["files"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(f"corrupt {STATE_NAME} in checkpoint {where}: {exc}") from exc
