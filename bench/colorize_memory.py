@@ -8,7 +8,7 @@
   every process that maps them, so the sums overstate; they overstate both jobs alike.
 - ``huge_image``: peak resident memory of one process that colorizes one gray JPEG of
   ``--huge-megapixels`` (default 100 MP) through the job's own per-image code (decode, small
-  gray, generator, full-resolution merge, JPEG encode), less the process's memory before it
+  gray, generator, full-resolution merge, JPEG encode: ``colorize_throughput.colorize_one``), less the process's memory before it
   decoded (Python, torch and the generator loaded). The full-resolution merge works on uint8
   planes in row strips; no float64 or float32 full-size array is built.
 
@@ -97,7 +97,6 @@ def job_peak(files: list[Path], inputs: Path, output: Path, model_url: str, inte
 
 def make_huge(path: Path, megapixels: float) -> tuple[int, int]:
     """A gray JPEG of about ``megapixels`` (a real photograph enlarged); returns its size."""
-    import numpy as np
     import skimage.data
     from PIL import Image
 
@@ -111,24 +110,15 @@ def make_huge(path: Path, megapixels: float) -> tuple[int, int]:
 
 HUGE_CHILD = r"""
 import json, resource, sys, time
-import numpy as np
 import psutil
-from archive_colorizer import __version__, imageio
-from archive_colorizer.colorize import decode, encode, merge
-from archive_colorizer.colorize.predictor import Predictor
-from archive_colorizer.models.artifact import load_generator
+sys.path.insert(0, sys.argv[4])
+from colorize_throughput import colorize_one, load_predictor
 
 path, model_url, out = sys.argv[1:4]
-artifact = load_generator(model_url)
-predictor = Predictor(model_url, artifact.sha256, artifact.working_size, num_threads=1)
-provenance = encode.Provenance(__version__, artifact.sha256)
+predictor, working_size, provenance = load_predictor(model_url)
 before = psutil.Process().memory_info().rss
 start = time.perf_counter()
-data = open(path, "rb").read()
-small = imageio.decode(data, draft_size=(256, 256))
-chroma = predictor.predict(decode.small_gray(decode.gray_planes(small.image).gray8, artifact.working_size)[None])[0]
-del small
-rendered = merge.render(imageio.decode(data), chroma, "JPEG", provenance)
+rendered = colorize_one(open(path, "rb").read(), predictor, working_size, provenance)
 open(out, "wb").write(rendered)
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
@@ -147,7 +137,7 @@ def huge_image_peak(workdir: Path, model_url: str, megapixels: float) -> dict:
 
     with Image.open(path) as image:
         size = image.size
-    completed = subprocess.run([sys.executable, "-c", HUGE_CHILD, str(path), model_url, str(workdir / "huge-out.jpg")],
+    completed = subprocess.run([sys.executable, "-c", HUGE_CHILD, str(path), model_url, str(workdir / "huge-out.jpg"), str(BENCH)],
                                capture_output=True, text=True, check=True, cwd=BENCH.parent)
     report = json.loads(completed.stdout.strip().splitlines()[-1])
     return {"width": size[0], "height": size[1], "megapixels": round(size[0] * size[1] / 1e6, 1), **report}

@@ -133,24 +133,38 @@ def measure_model_only(model_url: str, images: int, batch_size: int) -> dict:
     return rate(images, seconds) | {"batch_size": batch_size, "threads": 1}
 
 
-def measure_naive(files: list[Path], model_url: str, output: Path) -> dict:
-    """The job's per-image work in one process, one image at a time, no Ray."""
-    from archive_colorizer import __version__, imageio
-    from archive_colorizer.colorize import decode, encode, merge
+def colorize_one(data: bytes, predictor, working_size: int, provenance) -> bytes:
+    """The job's per-image work on one gray JPEG, without Ray: reduced decode, small gray, the
+    generator on one image, full decode, merge, encode with metadata. Returns the output JPEG."""
+    from archive_colorizer import imageio
+    from archive_colorizer.colorize import decode, merge
+
+    small = imageio.decode(data, draft_size=(256, 256))
+    gray = decode.small_gray(decode.gray_planes(small.image).gray8, working_size)
+    del small
+    chroma = predictor.predict(gray[None])[0]
+    return merge.render(imageio.decode(data), chroma, "JPEG", provenance)
+
+
+def load_predictor(model_url: str):
+    """(predictor with one torch thread, working size, provenance label) for :func:`colorize_one`."""
+    from archive_colorizer import __version__
+    from archive_colorizer.colorize import encode
     from archive_colorizer.colorize.predictor import Predictor
     from archive_colorizer.models.artifact import load_generator
 
     artifact = load_generator(model_url)
     predictor = Predictor(model_url, artifact.sha256, artifact.working_size, num_threads=1)
-    provenance = encode.Provenance(__version__, artifact.sha256)
+    return predictor, artifact.working_size, encode.Provenance(__version__, artifact.sha256)
+
+
+def measure_naive(files: list[Path], model_url: str, output: Path) -> dict:
+    """The job's per-image work in one process, one image at a time, no Ray."""
+    predictor, working_size, provenance = load_predictor(model_url)
     output.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     for path in files:
-        data = path.read_bytes()
-        small = imageio.decode(data, draft_size=(256, 256))
-        chroma = predictor.predict(decode.small_gray(decode.gray_planes(small.image).gray8, artifact.working_size)[None])[0]
-        rendered = merge.render(imageio.decode(data), chroma, "JPEG", provenance)
-        (output / path.name).write_bytes(rendered)
+        (output / path.name).write_bytes(colorize_one(path.read_bytes(), predictor, working_size, provenance))
     return rate(len(files), time.perf_counter() - start)
 
 
