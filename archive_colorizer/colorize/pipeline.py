@@ -18,9 +18,10 @@ Without GPUs the three stages run fused by default (``--stages fused``,
 generator loaded once per worker process, so every core does codec and model work and no
 image waits for an actor to start.
 
-With ``--stages split`` (the default with ``--gpu``) the stages stay separate because tasks and actors reserve different resources (by default
-0.5 CPU per task, two per core, and 1 CPU per actor); were they equal, Ray Data would fuse the
-decode stage into the actors, and decoding would scale with the actors instead of the CPUs.
+With ``--stages split`` (the default with ``--gpu``) the stages stay separate because tasks
+and actors reserve different resources (by default 0.5 CPU per task, two per core, and 1 CPU
+per actor); were they equal, Ray Data would fuse the decode stage into the actors, and
+decoding would scale with the actors instead of the CPUs.
 """
 
 from __future__ import annotations
