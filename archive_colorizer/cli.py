@@ -54,10 +54,18 @@ COMMANDS: list[Command] = [
         "archive_colorizer.config:PrepareConfig",
         "archive_colorizer.prepare:run",
     ),
-    Command("train", "train a pix2pix colorization model with Ray Train (resumes a run directory)",
-            "archive_colorizer.config:TrainConfig", "archive_colorizer.train:run"),
-    Command("export", "export a training checkpoint as a generator artifact",
-            "archive_colorizer.config:ExportConfig", "archive_colorizer.train.export:run"),
+    Command(
+        "train",
+        "train a pix2pix colorization model with Ray Train (resumes a run directory)",
+        "archive_colorizer.config:TrainConfig",
+        "archive_colorizer.train:run",
+    ),
+    Command(
+        "export",
+        "export a training checkpoint as a generator artifact",
+        "archive_colorizer.config:ExportConfig",
+        "archive_colorizer.train.export:run",
+    ),
 ]
 """Registered subcommands, in the order ``--help`` lists them."""
 COMMANDS.append(
@@ -161,7 +169,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type[JobCo
         else:
             kwargs["metavar"] = name.upper()
         parser.add_argument(option_name(name, field), **kwargs)
-    parser.add_argument("--config", metavar="FILE.yaml", default=None, help="YAML file of settings; options given here override it")
+    parser.add_argument(
+        "--config", metavar="FILE.yaml", default=None, help="YAML file of settings; options given here override it"
+    )
 
 
 def config_from_args(config_cls: type[ConfigT], namespace: argparse.Namespace) -> ConfigT:
@@ -175,10 +185,13 @@ def config_from_args(config_cls: type[ConfigT], namespace: argparse.Namespace) -
         annotation = _unwrap_optional(config_cls.model_fields[name].annotation)
         if (typing.get_origin(annotation) is dict or annotation is dict) and isinstance(value, list):
             values[name] = dict(value)
-        elif isinstance(value, str) and value.lower() in ("none", "null") and not config_cls.model_fields[name].is_required():
+        elif (
+            isinstance(value, str)
+            and value.lower() in ("none", "null")
+            and not config_cls.model_fields[name].is_required()
+        ):
             values[name] = None
     return config_cls.load(namespace.config, values)
-
 
 
 def build_parser(commands: Sequence[Command] | None = None) -> argparse.ArgumentParser:

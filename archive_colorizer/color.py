@@ -202,10 +202,12 @@ def _reach_8bit(cb_small: np.ndarray, cr_small: np.ndarray, size: tuple[int, int
     with a level to spare for the upsampling's rounding, and spread to full size by nearest
     neighbour, so that it holds for every output pixel.
     """
-    reach = _CB_TO_B * np.abs(cb_small.astype(np.float32) - 128.0) + _CR_TO_R * np.abs(cr_small.astype(np.float32) - 128.0)
+    reach = _CB_TO_B * np.abs(cb_small.astype(np.float32) - 128.0) + _CR_TO_R * np.abs(
+        cr_small.astype(np.float32) - 128.0
+    )
     padded = np.pad(reach, 1, mode="edge")
     height, width = reach.shape
-    widened = np.max([padded[dy:dy + height, dx:dx + width] for dy in range(3) for dx in range(3)], axis=0)
+    widened = np.max([padded[dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3)], axis=0)
     small = Image.fromarray(np.minimum(np.ceil(widened) + 2.0, 255.0).astype(np.uint8))
     return np.asarray(small.resize(size, Image.Resampling.NEAREST))
 

@@ -40,7 +40,11 @@ def redact(value: Any) -> Any:
     """
     if isinstance(value, Mapping):
         return {
-            k: (REDACTED if (_SECRET_KEY.search(str(k)) or str(k).lower() in ("key", "secret")) and v is not None else redact(v))
+            k: (
+                REDACTED
+                if (_SECRET_KEY.search(str(k)) or str(k).lower() in ("key", "secret")) and v is not None
+                else redact(v)
+            )
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
@@ -141,31 +145,49 @@ class PrepareConfig(JobConfig):
         "(see --overwrite) and not inside INPUT",
         json_schema_extra={"cli": "positional"},
     )
-    size: int = Field(286, ge=16, description="shorter side of the stored images in pixels, aspect ratio kept (286 leaves room for a 256 random crop)")
+    size: int = Field(
+        286,
+        ge=16,
+        description="shorter side of the stored images in pixels, aspect ratio kept (286 leaves room for a 256 random crop)",
+    )
     min_size: int = Field(
-        128, ge=1,
+        128,
+        ge=1,
         description="drop images whose shorter side (after EXIF orientation) is below this many pixels (dropped_small); "
         "larger ones below --size are upscaled",
     )
     gray_threshold: float = Field(
-        GRAY_CHROMA_THRESHOLD, ge=0,
+        GRAY_CHROMA_THRESHOLD,
+        ge=0,
         description="drop images whose mean chroma is below this (dropped_grayscale): the mean distance of (Cb, Cr) "
         "from neutral gray in 8-bit BT.601 levels on a thumbnail of at most 256 px; gray scans score 0-2, colour "
         "photographs about 15-55",
     )
     val_fraction: float = Field(
-        0.02, ge=0, le=1,
+        0.02,
+        ge=0,
+        le=1,
         description="fraction of images put in the 'val' split, chosen by a stable hash of each image's path relative "
         "to INPUT (the same photo gets the same split on every run and from a folder, zip, tar or bucket alike)",
     )
-    seed: int = Field(0, ge=0, lt=2**63, description="salt of the split hash: another seed draws another validation set")
-    rows_per_shard: int = Field(1000, ge=1, description="inputs per shard task; a shard holds this many rows less the dropped images")
+    seed: int = Field(
+        0, ge=0, lt=2**63, description="salt of the split hash: another seed draws another validation set"
+    )
+    rows_per_shard: int = Field(
+        1000, ge=1, description="inputs per shard task; a shard holds this many rows less the dropped images"
+    )
     extensions: list[str] = Field(
         default_factory=lambda: list(IMAGE_EXTENSIONS),
         description="image file suffixes to read (case-insensitive), in folders and inside archives",
     )
-    jpeg_quality: int = Field(95, ge=1, le=100, description="JPEG quality of the stored images (4:4:4 chroma at 90 and above)")
-    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="drop images with more pixels than this before decoding them (dropped_too_large)")
+    jpeg_quality: int = Field(
+        95, ge=1, le=100, description="JPEG quality of the stored images (4:4:4 chroma at 90 and above)"
+    )
+    max_pixels: int = Field(
+        DEFAULT_MAX_PIXELS,
+        ge=1,
+        description="drop images with more pixels than this before decoding them (dropped_too_large)",
+    )
     overwrite: bool = Field(
         False,
         description="replace what an earlier prepare wrote in OUTPUT (shard-*.parquet, _stats*, _config.yaml); other files are left alone",
@@ -180,8 +202,12 @@ class PrepareConfig(JobConfig):
         description="fsspec option for OUTPUT when it needs other ones than INPUT, e.g. anon=false",
         json_schema_extra={"cli_name": "output-storage-option"},
     )
-    read_threads: int = Field(8, ge=1, le=256, description="threads per shard task reading input files (hides object-store latency)")
-    max_tasks: int | None = Field(None, ge=1, description="shard tasks in flight at once; none means twice the cluster's CPUs")
+    read_threads: int = Field(
+        8, ge=1, le=256, description="threads per shard task reading input files (hides object-store latency)"
+    )
+    max_tasks: int | None = Field(
+        None, ge=1, description="shard tasks in flight at once; none means twice the cluster's CPUs"
+    )
     progress: bool = Field(True, description="show a progress bar on stderr")
     ray_address: str | None = Field(
         None,
@@ -200,6 +226,8 @@ class PrepareConfig(JobConfig):
     def output_options(self) -> dict[str, Any]:
         """The fsspec options for OUTPUT: ``output_storage_options`` if given, else ``storage_options``."""
         return dict(self.storage_options if self.output_storage_options is None else self.output_storage_options)
+
+
 # --- train ---
 
 _MODEL_FIELDS = ("image_size", "ngf", "num_downs", "ndf", "n_layers")
@@ -212,42 +240,71 @@ class TrainConfig(JobConfig):
     70x70 PatchGAN, Adam lr 2e-4 betas (0.5, 0.999), lambda_L1 100, vanilla GAN loss.
     """
 
-    data: str = Field(description="training shards written by prepare: a folder or prefix of Parquet files (any fsspec URL)")
+    data: str = Field(
+        description="training shards written by prepare: a folder or prefix of Parquet files (any fsspec URL)"
+    )
     run: str = Field(
         description="run directory (local path or s3://...): checkpoints, metrics.jsonl, plots, config and the exported "
         "generator; resubmitting with the same run directory continues from its last checkpoint"
     )
     workers: int = Field(
-        1, ge=0, description="training workers (Ray Train, one DDP rank each); 0 runs the loop in this process (Ray Train "
-        "local mode, for debugging): the generator is exported, but no checkpoint is kept to resume from"
+        1,
+        ge=0,
+        description="training workers (Ray Train, one DDP rank each); 0 runs the loop in this process (Ray Train "
+        "local mode, for debugging): the generator is exported, but no checkpoint is kept to resume from",
     )
     gpu: bool = Field(False, description="one GPU per worker, bf16 autocast; without it float32 on CPU")
     cpus_per_worker: float = Field(
         1.0, gt=0, description="CPUs reserved per training worker; the rest of the cluster decodes and augments images"
     )
     epochs: int = Field(20, ge=1, description="epochs in total, pretraining included")
-    pretrain_epochs: int = Field(0, ge=0, description="first epochs that train the generator with L1 only (no discriminator)")
+    pretrain_epochs: int = Field(
+        0, ge=0, description="first epochs that train the generator with L1 only (no discriminator)"
+    )
     batch_size: int = Field(16, ge=1, description="images per step and worker")
     shuffle_buffer: int = Field(
-        256, ge=0, description="decoded images each worker draws its batches from at random, on top of the per-epoch "
-        "shard order (memory: about 0.8 MB per image at 256 px); 0: none"
+        256,
+        ge=0,
+        description="decoded images each worker draws its batches from at random, on top of the per-epoch "
+        "shard order (memory: about 0.8 MB per image at 256 px); 0: none",
     )
-    max_steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (quick runs); none: the whole training split")
-    image_size: int = Field(256, ge=8, description="side of the square training crops in pixels (jitter resizes to image_size*286/256 first)")
+    max_steps_per_epoch: int | None = Field(
+        None, ge=1, description="cap on steps per epoch (quick runs); none: the whole training split"
+    )
+    image_size: int = Field(
+        256,
+        ge=8,
+        description="side of the square training crops in pixels (jitter resizes to image_size*286/256 first)",
+    )
     lr: float = Field(2e-4, gt=0, description="Adam learning rate of generator and discriminator")
     lambda_l1: float = Field(100.0, ge=0, description="weight lambda_L1 of the L1 term in the generator's loss")
-    gan_mode: Literal["vanilla", "lsgan"] = Field("vanilla", description="adversarial loss: vanilla (BCE on logits) or lsgan")
+    gan_mode: Literal["vanilla", "lsgan"] = Field(
+        "vanilla", description="adversarial loss: vanilla (BCE on logits) or lsgan"
+    )
     ngf: int = Field(64, ge=1, description="generator filters in the outermost layer")
-    num_downs: int = Field(8, ge=2, le=12, description="generator downsamplings (8: unet_256); image_size must be divisible by 2**num_downs")
+    num_downs: int = Field(
+        8,
+        ge=2,
+        le=12,
+        description="generator downsamplings (8: unet_256); image_size must be divisible by 2**num_downs",
+    )
     ndf: int = Field(64, ge=1, description="discriminator filters in the first layer")
     n_layers: int = Field(3, ge=1, le=8, description="discriminator stride-2 layers (3: 70x70 PatchGAN)")
-    max_val_images: int | None = Field(256, ge=1, description="validation images evaluated per epoch (the first ones of the val split); none: all")
+    max_val_images: int | None = Field(
+        256, ge=1, description="validation images evaluated per epoch (the first ones of the val split); none: all"
+    )
     sample_images: int = Field(4, ge=1, le=32, description="validation images in each epoch's sample grid")
     checkpoint_every: int = Field(1, ge=1, description="checkpoint every N epochs (the last epoch always)")
     keep_checkpoints: int = Field(3, ge=1, description="checkpoints kept in the run directory (the newest)")
-    max_failures: int = Field(0, ge=-1, description="worker failures Ray Train recovers from by restarting from the last checkpoint (-1: no limit)")
+    max_failures: int = Field(
+        0,
+        ge=-1,
+        description="worker failures Ray Train recovers from by restarting from the last checkpoint (-1: no limit)",
+    )
     seed: int = Field(0, description="seed of the weight initialisation and of each worker's random state")
-    export: str | None = Field(None, description="where to write the generator artifact at the end; none: <run>/generator")
+    export: str | None = Field(
+        None, description="where to write the generator artifact at the end; none: <run>/generator"
+    )
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
         description="fsspec options for the data and run URLs, e.g. endpoint_url=http://... (repeatable)",
@@ -259,7 +316,9 @@ class TrainConfig(JobConfig):
     def _check_sizes(self) -> TrainConfig:
         side = 2**self.num_downs
         if self.image_size % side:
-            raise ValueError(f"image_size {self.image_size} must be divisible by 2**num_downs = {side} (num_downs={self.num_downs})")
+            raise ValueError(
+                f"image_size {self.image_size} must be divisible by 2**num_downs = {side} (num_downs={self.num_downs})"
+            )
         if self.pretrain_epochs > self.epochs:
             raise ValueError(f"pretrain_epochs {self.pretrain_epochs} exceeds epochs {self.epochs}")
         return self
@@ -275,8 +334,14 @@ class TrainConfig(JobConfig):
 class ExportConfig(JobConfig):
     """Settings of ``archive-colorizer export``: a training checkpoint -> generator artifact."""
 
-    checkpoint: str = Field(description="a checkpoint folder of a run directory (checkpoint_epoch_NNNN)", json_schema_extra={"cli": "positional"})
-    out: str = Field(description="artifact folder to write (generator.safetensors + generator.json)", json_schema_extra={"cli": "positional"})
+    checkpoint: str = Field(
+        description="a checkpoint folder of a run directory (checkpoint_epoch_NNNN)",
+        json_schema_extra={"cli": "positional"},
+    )
+    out: str = Field(
+        description="artifact folder to write (generator.safetensors + generator.json)",
+        json_schema_extra={"cli": "positional"},
+    )
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
         description="fsspec options for both URLs, e.g. endpoint_url=http://... (repeatable)",
@@ -317,9 +382,12 @@ class ColorizeConfig(JobConfig):
         description="output format; auto keeps JPEG, PNG and TIFF (16-bit TIFF stays 16-bit) and writes other "
         "formats as PNG; a changed format appends its suffix (scan.gif -> scan.gif.png)",
     )
-    jpeg_quality: int = Field(95, ge=1, le=100, description="JPEG quality of JPEG outputs (4:4:4 chroma at 90 and above)")
+    jpeg_quality: int = Field(
+        95, ge=1, le=100, description="JPEG quality of JPEG outputs (4:4:4 chroma at 90 and above)"
+    )
     on_color: Literal["skip", "colorize"] = Field(
-        "skip", description="what to do with inputs that are already colour: skip (recorded as skipped_color) or colorize their gray"
+        "skip",
+        description="what to do with inputs that are already colour: skip (recorded as skipped_color) or colorize their gray",
     )
     color_threshold: float = Field(
         GRAY_CHROMA_THRESHOLD,
@@ -328,9 +396,15 @@ class ColorizeConfig(JobConfig):
         "(Cb, Cr) from neutral in 8-bit levels on a 256-pixel thumbnail (gray scans about 0-2, colour photos 15-55)",
     )
     model_size: int | None = Field(
-        None, ge=16, description="side in pixels of the square gray image the generator sees; default: the artifact's working size"
+        None,
+        ge=16,
+        description="side in pixels of the square gray image the generator sees; default: the artifact's working size",
     )
-    batch_size: int = Field(16, ge=1, description="images per generator forward pass in an actor (split stages; fused tasks run their whole task batch)")
+    batch_size: int = Field(
+        16,
+        ge=1,
+        description="images per generator forward pass in an actor (split stages; fused tasks run their whole task batch)",
+    )
     task_batch_size: int = Field(
         16, ge=1, description="images per CPU task batch (decode; merge, encode and write) and per manifest part"
     )
@@ -340,13 +414,17 @@ class ColorizeConfig(JobConfig):
         "GPUs with --gpu, else 1 to half the CPUs",
     )
     cpus_per_task: float | None = Field(
-        None, gt=0, description="CPUs reserved by each CPU task; none: 1 with fused stages (the generator keeps a core "
+        None,
+        gt=0,
+        description="CPUs reserved by each CPU task; none: 1 with fused stages (the generator keeps a core "
         "busy), 0.5 with split stages (two decode or merge tasks per core keep every core busy while tasks wait on "
-        "storage)"
+        "storage)",
     )
     cpus_per_actor: float = Field(
-        1.0, gt=0, description="CPUs reserved by each predictor actor: its torch threads on CPU, the thread that "
-        "feeds its GPU with --gpu (when equal to --cpus-per-task, Ray runs the decode stage inside the actors)"
+        1.0,
+        gt=0,
+        description="CPUs reserved by each predictor actor: its torch threads on CPU, the thread that "
+        "feeds its GPU with --gpu (when equal to --cpus-per-task, Ray runs the decode stage inside the actors)",
     )
     gpu: bool = Field(False, description="run each predictor actor on one GPU (bf16 autocast)")
     stages: Literal["auto", "fused", "split"] = Field(
@@ -355,14 +433,20 @@ class ColorizeConfig(JobConfig):
         "and writes its batch, no actors; split: decode tasks -> predictor actor pool (--actors, --cpus-per-actor, "
         "--gpu) -> merge tasks; auto: split with --gpu, else fused",
     )
-    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="inputs with more pixels fail without being decoded (decompression-bomb guard)")
+    max_pixels: int = Field(
+        DEFAULT_MAX_PIXELS,
+        ge=1,
+        description="inputs with more pixels fail without being decoded (decompression-bomb guard)",
+    )
     max_failure_rate: float = Field(
         0.05, ge=0, le=1, description="exit non-zero when more than this fraction of the inputs failed"
     )
     overwrite: bool = Field(False, description="colorize again inputs that a previous run already colorized")
     progress: bool = Field(True, description="show a progress bar while the job runs")
     review_samples: int = Field(
-        24, ge=0, le=1000,
+        24,
+        ge=0,
+        le=1000,
         description="before/after pairs shown on the review page OUTPUT/_review/index.html (chosen by a stable hash "
         "of the input URL; 0: counts, failures and model only)",
     )
@@ -388,7 +472,7 @@ class ColorizeConfig(JobConfig):
         return value
 
     @model_validator(mode="after")
-    def _check_stages(self) -> "ColorizeConfig":
+    def _check_stages(self) -> ColorizeConfig:
         if self.stages == "fused" and self.gpu:
             raise ValueError("stages: fused runs the generator in CPU tasks; with gpu use stages split (or auto)")
         return self
@@ -408,24 +492,40 @@ class EvaluateConfig(JobConfig):
         description="held-out images: Parquet shards written by prepare (the --split rows are used) or a folder of "
         "colour photographs (recursive; made gray here); any fsspec URL"
     )
-    out: str | None = Field(None, description="folder for evaluation.json and contact_sheet.png; none: MODEL/evaluation")
-    split: str = Field("val", description="split of the shards to evaluate on (ignored for a folder of photographs)")
-    size: int = Field(256, ge=16, description="side of the square images scored: shorter side resized to it, centre crop (Zhang et al. score 256x256)")
-    model_size: int | None = Field(
-        None, ge=16, description="side in pixels of the gray image the generator sees; default: the artifact's working size"
+    out: str | None = Field(
+        None, description="folder for evaluation.json and contact_sheet.png; none: MODEL/evaluation"
     )
-    max_images: int | None = Field(1000, ge=1, description="score at most this many images (the first ones found); none: all")
+    split: str = Field("val", description="split of the shards to evaluate on (ignored for a folder of photographs)")
+    size: int = Field(
+        256,
+        ge=16,
+        description="side of the square images scored: shorter side resized to it, centre crop (Zhang et al. score 256x256)",
+    )
+    model_size: int | None = Field(
+        None,
+        ge=16,
+        description="side in pixels of the gray image the generator sees; default: the artifact's working size",
+    )
+    max_images: int | None = Field(
+        1000, ge=1, description="score at most this many images (the first ones found); none: all"
+    )
     batch_size: int = Field(16, ge=1, description="images per generator forward pass")
-    sheet_images: int = Field(8, ge=0, le=64, description="rows (first images) on the contact sheet; 0: no contact sheet")
+    sheet_images: int = Field(
+        8, ge=0, le=64, description="rows (first images) on the contact sheet; 0: no contact sheet"
+    )
     gray_threshold: float = Field(
-        GRAY_CHROMA_THRESHOLD, ge=0,
+        GRAY_CHROMA_THRESHOLD,
+        ge=0,
         description="photographs of a folder whose mean chroma (8-bit BT.601 levels) is below this are skipped: gray "
         "images cannot be a colour ground truth",
     )
     extensions: list[str] = Field(
-        default_factory=lambda: list(IMAGE_EXTENSIONS), description="image file suffixes read from a folder (case-insensitive)"
+        default_factory=lambda: list(IMAGE_EXTENSIONS),
+        description="image file suffixes read from a folder (case-insensitive)",
     )
-    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="skip images with more pixels than this without decoding them")
+    max_pixels: int = Field(
+        DEFAULT_MAX_PIXELS, ge=1, description="skip images with more pixels than this without decoding them"
+    )
     gpu: bool = Field(False, description="run the generator on the first CUDA device (bf16 autocast)")
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
@@ -442,8 +542,15 @@ class EvaluateConfig(JobConfig):
 # --- demo ---
 
 DEMO_TRAIN_SETTINGS: dict[str, Any] = {
-    "ngf": 32, "num_downs": 6, "ndf": 32, "n_layers": 3, "batch_size": 8, "cpus_per_worker": 0.5,
-    "checkpoint_every": 4, "keep_checkpoints": 1, "sample_images": 6,
+    "ngf": 32,
+    "num_downs": 6,
+    "ndf": 32,
+    "n_layers": 3,
+    "batch_size": 8,
+    "cpus_per_worker": 0.5,
+    "checkpoint_every": 4,
+    "keep_checkpoints": 1,
+    "sample_images": 6,
 }
 """Train settings of the demo beyond pix2pix's defaults: a generator of 7.3 M parameters that
 learns rough colours at 128 px in minutes on two CPU cores (``--train-option`` overrides them)."""
@@ -476,16 +583,24 @@ class DemoConfig(JobConfig):
         None, description="an existing generator artifact: skip prepare and train, only colorize (and draw the figure)"
     )
     epochs: int = Field(16, ge=1, description="training epochs in total, L1 pretraining included")
-    pretrain_epochs: int = Field(8, ge=0, description="first epochs that train the generator with L1 only, before the GAN epochs")
-    image_size: int = Field(128, ge=16, description="side of the square training crops and the generator's working size in pixels")
+    pretrain_epochs: int = Field(
+        8, ge=0, description="first epochs that train the generator with L1 only, before the GAN epochs"
+    )
+    image_size: int = Field(
+        128, ge=16, description="side of the square training crops and the generator's working size in pixels"
+    )
     workers: int = Field(2, ge=0, description="Ray Train workers (one DDP rank each, on CPU)")
     crop_grid: int = Field(
-        5, ge=1, le=8,
+        5,
+        ge=1,
+        le=8,
         description="each bundled training photo is cut into 1x1, 2x2, ... NxN grids of overlapping crops "
         "(55 images per photo for 5), so that an epoch has enough distinct views",
     )
     val_fraction: float = Field(
-        0.05, ge=0, le=1,
+        0.05,
+        ge=0,
+        le=1,
         description="validation share of your own --photos (prepare's --val-fraction); the bundled collection "
         "validates on its held-out photos",
     )

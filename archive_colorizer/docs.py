@@ -86,8 +86,13 @@ def usage(command: Command, parser: argparse.ArgumentParser) -> str:
 def options_block(command: Command) -> str:
     """The README block of ``command``: markers, usage line, option table."""
     parser = command_parser(command)
-    lines = [f"<!-- options:{command.name} -->", usage(command, parser), "",
-             "| option | default | meaning |", "| --- | --- | --- |"]
+    lines = [
+        f"<!-- options:{command.name} -->",
+        usage(command, parser),
+        "",
+        "| option | default | meaning |",
+        "| --- | --- | --- |",
+    ]
     lines += [f"| {option} | {default} | {meaning} |" for option, default, meaning in option_rows(parser)]
     lines.append(f"<!-- /options:{command.name} -->")
     return "\n".join(lines)

@@ -93,7 +93,8 @@ def decode(
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageDecodeError(
-                    "too_large", f"{source}: {width}x{height} = {width * height:,} pixels exceeds max_pixels {max_pixels:,}"
+                    "too_large",
+                    f"{source}: {width}x{height} = {width * height:,} pixels exceeds max_pixels {max_pixels:,}",
                 )
             if draft_size is not None and image.format == "JPEG":
                 image.draft(image.mode, draft_size)

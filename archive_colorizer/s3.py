@@ -56,7 +56,9 @@ def with_retries(storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
     config = options.get("config_kwargs") or {}
     retries = config.get("retries") or {} if isinstance(config, Mapping) else None
     if not isinstance(retries, Mapping):
-        raise ValueError("storage option config_kwargs (and its retries) must be a mapping: set it in a --config YAML file")
+        raise ValueError(
+            "storage option config_kwargs (and its retries) must be a mapping: set it in a --config YAML file"
+        )
     config, retries = dict(config), dict(retries)
     if "mode" not in retries and not os.environ.get("AWS_RETRY_MODE"):
         retries["mode"] = S3_RETRIES["mode"]

@@ -65,7 +65,7 @@ class PeakSampler:
             self.samples += 1
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "PeakSampler":
+    def __enter__(self) -> PeakSampler:
         self._thread.start()
         return self
 
@@ -85,14 +85,21 @@ def job_peak(files: list[Path], inputs: Path, output: Path, model_url: str, inte
 
     listing = output.with_suffix(".txt")
     listing.write_text("".join(f"{path.name}\n" for path in files))
-    config = ColorizeConfig(input=str(inputs), output=str(output), model=model_url, input_list=str(listing), progress=False)
+    config = ColorizeConfig(
+        input=str(inputs), output=str(output), model=model_url, input_list=str(listing), progress=False
+    )
     with PeakSampler(interval) as sampler, local_ray(os.cpu_count() or 1, logging_level="WARNING"):
         start = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):
             result = run(config)
         seconds = time.perf_counter() - start
-    return {"images": result.inputs, "colorized": result.counts["colorized"], "seconds": round(seconds, 2),
-            "peak_rss_mb": sampler.peak_mb, "samples": sampler.samples}
+    return {
+        "images": result.inputs,
+        "colorized": result.counts["colorized"],
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": sampler.peak_mb,
+        "samples": sampler.samples,
+    }
 
 
 def make_huge(path: Path, megapixels: float) -> tuple[int, int]:
@@ -137,8 +144,13 @@ def huge_image_peak(workdir: Path, model_url: str, megapixels: float) -> dict:
 
     with Image.open(path) as image:
         size = image.size
-    completed = subprocess.run([sys.executable, "-c", HUGE_CHILD, str(path), model_url, str(workdir / "huge-out.jpg"), str(BENCH)],
-                               capture_output=True, text=True, check=True, cwd=BENCH.parent)
+    completed = subprocess.run(
+        [sys.executable, "-c", HUGE_CHILD, str(path), model_url, str(workdir / "huge-out.jpg"), str(BENCH)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=BENCH.parent,
+    )
     report = json.loads(completed.stdout.strip().splitlines()[-1])
     return {"width": size[0], "height": size[1], "megapixels": round(size[0] * size[1] / 1e6, 1), **report}
 
@@ -164,9 +176,12 @@ def main(argv: list[str] | None = None) -> dict:
     save_generator(spec.build(), model_url, spec=spec, working_size=working_size)
     inputs = workdir / "in"
     files = existing_or_new_inputs(inputs, options.large, options.megapixels)[: options.large]
-    report: dict = {"cores": os.cpu_count(), "megapixels_per_image": options.megapixels,
-                    "load_average_before": round(os.getloadavg()[0], 2),
-                    "model": f"untrained GeneratorSpec({spec_args}), working size {working_size} (demo)"}
+    report: dict = {
+        "cores": os.cpu_count(),
+        "megapixels_per_image": options.megapixels,
+        "load_average_before": round(os.getloadavg()[0], 2),
+        "model": f"untrained GeneratorSpec({spec_args}), working size {working_size} (demo)",
+    }
     small = job_peak(files[: options.small], inputs, workdir / "out-small", model_url, options.interval)
     large = job_peak(files, inputs, workdir / "out-large", model_url, options.interval)
     report["job"] = {"small": small, "large": large, "ratio": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3)}

@@ -168,7 +168,9 @@ def measure_naive(files: list[Path], model_url: str, output: Path) -> dict:
     return rate(len(files), time.perf_counter() - start)
 
 
-def measure_pipeline(inputs: Path, files: list[Path], output: Path, model_url: str, options: argparse.Namespace) -> dict:
+def measure_pipeline(
+    inputs: Path, files: list[Path], output: Path, model_url: str, options: argparse.Namespace
+) -> dict:
     """The whole job on ``files`` (given as an input list) on a local Ray with every core of this machine."""
     from archive_colorizer.colorize import run
     from archive_colorizer.config import ColorizeConfig
@@ -180,8 +182,9 @@ def measure_pipeline(inputs: Path, files: list[Path], output: Path, model_url: s
     for name in ("actors", "cpus_per_actor", "cpus_per_task"):
         if getattr(options, name) is not None:
             values[name] = getattr(options, name)
-    config = ColorizeConfig(input=str(inputs), output=str(output), model=model_url, input_list=str(listing),
-                            progress=False, **values)
+    config = ColorizeConfig(
+        input=str(inputs), output=str(output), model=model_url, input_list=str(listing), progress=False, **values
+    )
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # the job's summary table; stdout carries the JSON
         result = run(config)
@@ -216,13 +219,21 @@ def main(argv: list[str] | None = None) -> dict:
     files = all_files[: options.images]
     megapixels = float(np.mean([np.prod(Image.open(p).size) / 1e6 for p in files]))
     cores = os.cpu_count() or 1
-    report = {"images": len(files), "mean_megapixels": round(megapixels, 3), "cores": cores,
-              "load_average_before": round(os.getloadavg()[0], 2),
-              "model": f"untrained GeneratorSpec({spec_args}), working size {working_size} ({options.model})",
-              "floor": measure_floor(files), "floor_gray": measure_floor(files, colour=False),
-              "model_only": measure_model_only(model_url, len(files), options.batch_size)}
+    report = {
+        "images": len(files),
+        "mean_megapixels": round(megapixels, 3),
+        "cores": cores,
+        "load_average_before": round(os.getloadavg()[0], 2),
+        "model": f"untrained GeneratorSpec({spec_args}), working size {working_size} ({options.model})",
+        "floor": measure_floor(files),
+        "floor_gray": measure_floor(files, colour=False),
+        "model_only": measure_model_only(model_url, len(files), options.batch_size),
+    }
     per_image = 1 / report["floor"]["images_per_second"] + 1 / report["model_only"]["images_per_second"]
-    report["ideal"] = {"images_per_second": round(cores / per_image, 3), "formula": "cores / (floor + model_only seconds per image)"}
+    report["ideal"] = {
+        "images_per_second": round(cores / per_image, 3),
+        "formula": "cores / (floor + model_only seconds per image)",
+    }
     if not options.skip_naive:
         report["naive"] = measure_naive(files, model_url, workdir / "out-naive")
     with local_ray(cores, logging_level="WARNING"):

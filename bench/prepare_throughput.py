@@ -79,8 +79,13 @@ def main(argv: list[str] | None = None) -> dict:
         serial_ms = _serial_milliseconds(collection, args.size)
         with local_ray(args.cpus, logging_level="ERROR"):
             start = time.monotonic()
-            config = PrepareConfig(input=str(collection), output=f"{tmp}/shards", size=args.size,
-                                   rows_per_shard=args.rows_per_shard, progress=False)
+            config = PrepareConfig(
+                input=str(collection),
+                output=f"{tmp}/shards",
+                size=args.size,
+                rows_per_shard=args.rows_per_shard,
+                progress=False,
+            )
             result = run(config)
             wall = time.monotonic() - start
         shard_bytes = sum(p.stat().st_size for p in Path(tmp, "shards").glob("shard-*.parquet"))

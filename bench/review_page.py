@@ -31,17 +31,28 @@ def write_run(output: str, rows: int, run: manifest.RunInfo, chunk: int = 100_00
     now = _dt.datetime.now(_dt.timezone.utc)
     for start in range(0, rows, chunk):
         index = range(start, min(rows, start + chunk))
-        status = [manifest.FAILED if i % 100 == 0 else manifest.SKIPPED_COLOR if i % 50 == 1 else manifest.COLORIZED for i in index]
+        status = [
+            manifest.FAILED if i % 100 == 0 else manifest.SKIPPED_COLOR if i % 50 == 1 else manifest.COLORIZED
+            for i in index
+        ]
         failed = [s == manifest.FAILED for s in status]
         columns = {
             "input_url": [f"s3://archive/box-{i // 1000:04d}/scan-{i:08d}.tif" for i in index],
-            "output_url": [None if s != manifest.COLORIZED else f"s3://colorized/box-{i // 1000:04d}/scan-{i:08d}.tif"
-                           for i, s in zip(index, status)],
+            "output_url": [
+                None if s != manifest.COLORIZED else f"s3://colorized/box-{i // 1000:04d}/scan-{i:08d}.tif"
+                for i, s in zip(index, status)
+            ],
             "status": status,
             "reason": ["truncated" if f else None for f in failed],
-            "error": [f"ImageDecodeError: s3://archive/scan-{i:08d}.tif: file is truncated" if f else None for i, f in zip(index, failed)],
-            "width": [4000] * len(index), "height": [3000] * len(index), "input_mode": ["L"] * len(index),
-            "run_id": [run.run_id] * len(index), "recorded_at": [now] * len(index),
+            "error": [
+                f"ImageDecodeError: s3://archive/scan-{i:08d}.tif: file is truncated" if f else None
+                for i, f in zip(index, failed)
+            ],
+            "width": [4000] * len(index),
+            "height": [3000] * len(index),
+            "input_mode": ["L"] * len(index),
+            "run_id": [run.run_id] * len(index),
+            "recorded_at": [now] * len(index),
         }
         table = pa.table({name: columns.get(name, [None] * len(index)) for name in manifest.MANIFEST_SCHEMA.names})
         writer.write(table.cast(manifest.MANIFEST_SCHEMA))
@@ -64,14 +75,30 @@ def main(argv: list[str] | None = None) -> dict:
         for batch in review.iter_run_rows(output, run.run_id, None):
             rows.add(batch)
         pass_seconds = time.perf_counter() - start
-        pairs = [(row, {"before": "b.jpg", "after": "a.jpg", "width": 320, "height": 240}) for row in rows.sample_rows()]
-        summary = {"inputs": args.rows, "counts": {s: 0 for s in manifest.STATUSES}, "wall_seconds": 1.0, "images_per_second": 1.0,
-                   "run_id": run.run_id, "started": "", "finished": "", "message": "", "manifest": manifest.manifest_url(output),
-                   "runs": [], "model": {"url": "s3://models/gen", "sha256": run.model_sha256}, "config": {"output": output}}
+        pairs = [
+            (row, {"before": "b.jpg", "after": "a.jpg", "width": 320, "height": 240}) for row in rows.sample_rows()
+        ]
+        summary = {
+            "inputs": args.rows,
+            "counts": {s: 0 for s in manifest.STATUSES},
+            "wall_seconds": 1.0,
+            "images_per_second": 1.0,
+            "run_id": run.run_id,
+            "started": "",
+            "finished": "",
+            "message": "",
+            "manifest": manifest.manifest_url(output),
+            "runs": [],
+            "model": {"url": "s3://models/gen", "sha256": run.model_sha256},
+            "config": {"output": output},
+        }
         page = review.render_page(summary, rows, pairs, "s3://archive/")
         report = {
-            "rows": args.rows, "failed": rows.failed_total, "samples": len(pairs),
-            "pass_seconds": round(pass_seconds, 2), "render_seconds": round(time.perf_counter() - start - pass_seconds, 3),
+            "rows": args.rows,
+            "failed": rows.failed_total,
+            "samples": len(pairs),
+            "pass_seconds": round(pass_seconds, 2),
+            "render_seconds": round(time.perf_counter() - start - pass_seconds, 3),
             "peak_rss_growth_mb": round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024, 1),
             "page_bytes": len(page.encode()),
         }

@@ -54,14 +54,23 @@ def write_shards(folder: Path, images: int, shorter_side: int) -> pa.Table:
     """``images`` rows in the prepare layout (JPEG at ``shorter_side``), 4 shards + 8 val rows."""
     import skimage.data
 
-    pictures = [resize_shorter_side(Image.fromarray(getattr(skimage.data, n)()).convert("RGB"), shorter_side) for n in PHOTOS]
+    pictures = [
+        resize_shorter_side(Image.fromarray(getattr(skimage.data, n)()).convert("RGB"), shorter_side) for n in PHOTOS
+    ]
     rows = []
     for index in range(images + 8):
         picture = pictures[index % len(pictures)]
         if (index // len(pictures)) % 2:
             picture = picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        rows.append({"image": {"bytes": encode_jpeg(picture), "path": f"{index}.jpg"}, "width": picture.width,
-                     "height": picture.height, "split": "val" if index >= images else "train", "source": f"{index}.jpg"})
+        rows.append(
+            {
+                "image": {"bytes": encode_jpeg(picture), "path": f"{index}.jpg"},
+                "width": picture.width,
+                "height": picture.height,
+                "split": "val" if index >= images else "train",
+                "source": f"{index}.jpg",
+            }
+        )
     folder.mkdir(parents=True, exist_ok=True)
     for shard in range(4):
         pq.write_table(pa.Table.from_pylist(rows[shard::4]), folder / f"shard-{shard:05d}.parquet")
@@ -85,9 +94,14 @@ def plain_loop(table: pa.Table, config: TrainConfig, steps: int) -> dict:
     started = time.perf_counter()
     for step in range(steps):
         index = (step % per_epoch) * batch
-        gan_step(model, l_all[index:index + batch], ab_all[index:index + batch])
+        gan_step(model, l_all[index : index + batch], ab_all[index : index + batch])
     seconds = time.perf_counter() - started
-    return {"images_per_sec": steps * batch / seconds, "steps": steps, "seconds": round(seconds, 3), "torch_threads": torch.get_num_threads()}
+    return {
+        "images_per_sec": steps * batch / seconds,
+        "steps": steps,
+        "seconds": round(seconds, 3),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def ray_path(shards: str, run: str, config: TrainConfig) -> dict:
@@ -100,7 +114,10 @@ def ray_path(shards: str, run: str, config: TrainConfig) -> dict:
     rows = [json.loads(line) for line in Path(run, "metrics.jsonl").read_text().splitlines()]
     steady = rows[1:] or rows
     # Throughput once the epoch's pipeline has started: images after the first batch over the time after it.
-    streaming = [(r["train_images"] / r["workers"] - config.batch_size) / (r["seconds"] - r["first_batch_seconds"]) for r in steady]
+    streaming = [
+        (r["train_images"] / r["workers"] - config.batch_size) / (r["seconds"] - r["first_batch_seconds"])
+        for r in steady
+    ]
     return {
         "images_per_sec_per_worker": statistics.mean(r["images_per_sec_per_worker"] for r in steady),
         "after_first_batch_images_per_sec_per_worker": statistics.mean(streaming),
@@ -115,7 +132,9 @@ def ray_path(shards: str, run: str, config: TrainConfig) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=960, help="training images in the shards")
-    parser.add_argument("--shorter-side", type=int, default=286, help="shorter side of the shard JPEGs (prepare's default)")
+    parser.add_argument(
+        "--shorter-side", type=int, default=286, help="shorter side of the shard JPEGs (prepare's default)"
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--cpus-per-worker", type=float, default=1.0)
@@ -125,22 +144,41 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--num-downs", type=int, default=7)
     parser.add_argument("--ndf", type=int, default=16)
-    parser.add_argument("--shuffle-buffer", type=int, default=TrainConfig.model_fields["shuffle_buffer"].default,
-                        help="train's --shuffle-buffer (images each worker draws batches from; filled at each epoch's start)")
+    parser.add_argument(
+        "--shuffle-buffer",
+        type=int,
+        default=TrainConfig.model_fields["shuffle_buffer"].default,
+        help="train's --shuffle-buffer (images each worker draws batches from; filled at each epoch's start)",
+    )
     args = parser.parse_args(argv)
 
     import ray
 
     # No dashboard; RAY_API_SERVER_ADDRESS keeps Ray Train's placement-group cleaner from
     # querying another Ray on a shared machine (see tests/conftest.py).
-    with local_ray(args.num_cpus, logging_level="ERROR",
-                   runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": "http://127.0.0.1:9"}}), \
-            tempfile.TemporaryDirectory() as tmp:
+    with (
+        local_ray(
+            args.num_cpus,
+            logging_level="ERROR",
+            runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": "http://127.0.0.1:9"}},
+        ),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         ray.data.DataContext.get_current().enable_progress_bars = False
         config = TrainConfig(
-            data=tmp, run=tmp, workers=args.workers, cpus_per_worker=args.cpus_per_worker, epochs=args.epochs,
-            batch_size=args.batch_size, image_size=args.image_size, ngf=args.ngf, num_downs=args.num_downs,
-            ndf=args.ndf, max_val_images=8, keep_checkpoints=1, shuffle_buffer=args.shuffle_buffer,
+            data=tmp,
+            run=tmp,
+            workers=args.workers,
+            cpus_per_worker=args.cpus_per_worker,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            image_size=args.image_size,
+            ngf=args.ngf,
+            num_downs=args.num_downs,
+            ndf=args.ndf,
+            max_val_images=8,
+            keep_checkpoints=1,
+            shuffle_buffer=args.shuffle_buffer,
         )
         table = write_shards(Path(tmp, "shards"), args.images, args.shorter_side)
         ray_result = ray_path(str(Path(tmp, "shards")), str(Path(tmp, "run")), config)
@@ -150,7 +188,9 @@ def main(argv: list[str] | None = None) -> dict:
         "plain_images_per_sec": round(plain["images_per_sec"], 2),
         "ray_images_per_sec_per_worker": round(ray_result["images_per_sec_per_worker"], 2),
         "ratio": round(ray_result["images_per_sec_per_worker"] / plain["images_per_sec"], 3),
-        "ratio_after_first_batch": round(ray_result["after_first_batch_images_per_sec_per_worker"] / plain["images_per_sec"], 3),
+        "ratio_after_first_batch": round(
+            ray_result["after_first_batch_images_per_sec_per_worker"] / plain["images_per_sec"], 3
+        ),
         "plain": plain,
         "ray": ray_result,
     }

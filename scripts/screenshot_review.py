@@ -21,8 +21,15 @@ from pathlib import Path
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
 )
 
 
@@ -58,8 +65,14 @@ _IMAGES_JS = """return Array.from(document.images).map(function (i) {
 })"""
 
 
-def render_page(html: Path, *, width: int = 1280, max_height: int = 4000, chromium: str | None = None,
-                chromedriver: str | None = None) -> Rendered:
+def render_page(
+    html: Path,
+    *,
+    width: int = 1280,
+    max_height: int = 4000,
+    chromium: str | None = None,
+    chromedriver: str | None = None,
+) -> Rendered:
     """Open ``html`` (a file) in headless Chromium and take a screenshot of the whole page.
 
     Raises:
@@ -75,7 +88,9 @@ def render_page(html: Path, *, width: int = 1280, max_height: int = 4000, chromi
     chromium = chromium or find_chromium()
     chromedriver = chromedriver or shutil.which("chromedriver")
     if not chromium or not chromedriver:
-        raise FileNotFoundError("headless rendering needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver)")
+        raise FileNotFoundError(
+            "headless rendering needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver)"
+        )
     with tempfile.TemporaryDirectory(prefix="review-chromium-") as profile:
         options = webdriver.ChromeOptions()
         options.binary_location = chromium  # given binaries: Selenium Manager never downloads anything
@@ -89,7 +104,13 @@ def render_page(html: Path, *, width: int = 1280, max_height: int = 4000, chromi
             driver.set_window_size(width, min(max(height, 300), max_height))
             images = driver.execute_script(_IMAGES_JS)  # after the resize: boxes as in the screenshot
             errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-            return Rendered(driver.get_screenshot_as_png(), images, errors, driver.find_element("tag name", "body").text, driver.title)
+            return Rendered(
+                driver.get_screenshot_as_png(),
+                images,
+                errors,
+                driver.find_element("tag name", "body").text,
+                driver.title,
+            )
         finally:
             driver.quit()
 
@@ -99,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("page", type=Path, help="the review page, OUTPUT/_review/index.html")
     parser.add_argument("png", type=Path, help="PNG file to write")
     parser.add_argument("--width", type=int, default=1280, help="browser window width in CSS pixels (default 1280)")
-    parser.add_argument("--max-height", type=int, default=4000, help="crop the screenshot at this height (default 4000)")
+    parser.add_argument(
+        "--max-height", type=int, default=4000, help="crop the screenshot at this height (default 4000)"
+    )
     args = parser.parse_args(argv)
     rendered = render_page(args.page, width=args.width, max_height=args.max_height)
     args.png.write_bytes(rendered.png)

@@ -76,7 +76,10 @@ def moto_server() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+    }
     os.environ.update(
         AWS_ACCESS_KEY_ID="testing-access-key",
         AWS_SECRET_ACCESS_KEY="testing-secret-key",
@@ -147,19 +150,38 @@ def ray_head(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     # PATH: the venv's bin first (as if activated), so a job's ``python`` is this interpreter.
     # No graceful drain on SIGTERM: the whole group is stopped at once, so the drain could only
     # wait out its 30 s for a GCS that is already gone.
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", RAY_ADDRESS=f"127.0.0.1:{gcs_port}",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0")
+    env = dict(
+        os.environ,
+        RAY_AUTH_MODE="disabled",
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_ADDRESS=f"127.0.0.1:{gcs_port}",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0",
+    )
     log = tmp_path_factory.mktemp("ray-head") / "head.log"
     ray_bin = str(Path(sys.executable).with_name("ray"))
     with open(log, "wb") as handle:
         process = subprocess.Popen(
-            [ray_bin, "start", "--head", "--block", f"--port={gcs_port}", f"--dashboard-port={dashboard_port}",
-             "--dashboard-host=127.0.0.1", "--num-cpus=2", "--disable-usage-stats",
-             f"--dashboard-agent-listen-port={agent_http}", f"--dashboard-agent-grpc-port={agent_grpc}",
-             f"--runtime-env-agent-port={runtime_env_agent}", f"--metrics-export-port={metrics}",
-             f"--ray-client-server-port={client_server}"],
-            stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            [
+                ray_bin,
+                "start",
+                "--head",
+                "--block",
+                f"--port={gcs_port}",
+                f"--dashboard-port={dashboard_port}",
+                "--dashboard-host=127.0.0.1",
+                "--num-cpus=2",
+                "--disable-usage-stats",
+                f"--dashboard-agent-listen-port={agent_http}",
+                f"--dashboard-agent-grpc-port={agent_grpc}",
+                f"--runtime-env-agent-port={runtime_env_agent}",
+                f"--metrics-export-port={metrics}",
+                f"--ray-client-server-port={client_server}",
+            ],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
     address = f"http://127.0.0.1:{dashboard_port}"
     deadline = time.monotonic() + 120
@@ -195,7 +217,11 @@ def submit_job(env: dict[str, str], *args: str, timeout: float = 600) -> subproc
     while True:
         completed = subprocess.run(
             [ray_bin, "job", "submit", "--working-dir", str(REPO_ROOT), "--", "python", *args],
-            env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         # A fresh head answers on the dashboard port before its job agent has registered.
         if "No available agent to submit job" not in completed.stderr or time.monotonic() > deadline:

@@ -26,8 +26,16 @@ _ERROR_BODIES = {
     "slow_down": (503, "SlowDown", "Please reduce your request rate."),
     "internal_error": (500, "InternalError", "We encountered an internal error. Please try again."),
 }
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-               "transfer-encoding", "upgrade"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+}
 MAX_BODY_BYTES = 256 * 2**20
 """Largest request body the proxy accepts (the tests upload a few MB at most)."""
 
@@ -40,8 +48,9 @@ class FlakyS3Proxy:
         counts: ``requests``, ``forwarded`` and one count per fault kind (:data:`FAULTS`).
     """
 
-    def __init__(self, upstream: str, fault_rate: float = 0.0, *, seed: int = 0, max_consecutive: int = 2,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self, upstream: str, fault_rate: float = 0.0, *, seed: int = 0, max_consecutive: int = 2, timeout: float = 30.0
+    ) -> None:
         parts = urlsplit(upstream)
         if parts.hostname != "127.0.0.1" or parts.scheme != "http":
             raise ValueError(f"the flaky proxy only forwards to http://127.0.0.1, not {upstream!r}")
@@ -134,8 +143,10 @@ def _handler_class(proxy: FlakyS3Proxy) -> type[BaseHTTPRequestHandler]:
             self._forward(body)
 
         def _send_error(self, status: int, code: str, message: str) -> None:
-            payload = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
-                       f"<RequestId>flaky-proxy</RequestId></Error>").encode()
+            payload = (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+                f"<RequestId>flaky-proxy</RequestId></Error>"
+            ).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(payload)))
@@ -145,7 +156,11 @@ def _handler_class(proxy: FlakyS3Proxy) -> type[BaseHTTPRequestHandler]:
 
         def _forward(self, body: bytes) -> None:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-            if body or "Content-Length" in self.headers or "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            if (
+                body
+                or "Content-Length" in self.headers
+                or "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+            ):
                 headers["Content-Length"] = str(len(body))
             connection = http.client.HTTPConnection(*proxy.upstream, timeout=proxy.timeout)
             try:
@@ -196,8 +211,11 @@ def find_secrets(*sources: object) -> list[str]:
         else:
             contents = [(f"text #{index}", source.encode() if isinstance(source, str) else bytes(source))]
         for where, data in contents:
-            found += [f"{where}: {name}" for name, value in (("key", FAKE_KEY_ID), ("secret", FAKE_SECRET))
-                      if value.encode() in data]
+            found += [
+                f"{where}: {name}"
+                for name, value in (("key", FAKE_KEY_ID), ("secret", FAKE_SECRET))
+                if value.encode() in data
+            ]
     return found
 
 

@@ -140,14 +140,22 @@ def test_a_pickle_with_any_name_is_refused_without_being_unpickled(tmp_path, cap
     folder = tmp_path / "disguised"
     folder.mkdir()
     (folder / WEIGHTS_NAME).write_bytes(trap)
-    metadata = {"format": "archive-colorizer/generator", "format_version": 1, "spec": SPEC.model_dump(),
-                "working_size": 32, "weights_bytes": len(trap), "sha256": hashlib.sha256(trap).hexdigest()}
+    metadata = {
+        "format": "archive-colorizer/generator",
+        "format_version": 1,
+        "spec": SPEC.model_dump(),
+        "working_size": 32,
+        "weights_bytes": len(trap),
+        "sha256": hashlib.sha256(trap).hexdigest(),
+    }
     (folder / METADATA_NAME).write_text(json.dumps(metadata))
     with pytest.raises(ArtifactError, match="corrupt generator.safetensors"):
         load_generator(str(folder))
     # The command line says why, before any work.
     (tmp_path / "in").mkdir()
     torch.save({"weights": torch.zeros(1)}, tmp_path / "model.pt")
-    assert cli.main(["colorize", str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(tmp_path / "model.pt")]) == 1
+    assert (
+        cli.main(["colorize", str(tmp_path / "in"), str(tmp_path / "out"), "--model", str(tmp_path / "model.pt")]) == 1
+    )
     assert "never unpickles" in capsys.readouterr().err and not (tmp_path / "out").exists()
     assert not marker.exists()

@@ -26,8 +26,21 @@ def example_command(monkeypatch):
 
 
 def test_options_are_generated_from_the_config(example_command):
-    code = cli.main(["example", "photos/", "--size", "300", "--gpu", "--gan-mode", "lsgan",
-                     "--storage-option", "endpoint_url=http://127.0.0.1:9000", "--storage-option", "anon=true"])
+    code = cli.main(
+        [
+            "example",
+            "photos/",
+            "--size",
+            "300",
+            "--gpu",
+            "--gan-mode",
+            "lsgan",
+            "--storage-option",
+            "endpoint_url=http://127.0.0.1:9000",
+            "--storage-option",
+            "anon=true",
+        ]
+    )
     assert code == 0
     config = RESULTS[-1]
     assert (config.input, config.size, config.gpu, config.gan_mode) == ("photos/", 300, True, "lsgan")
@@ -55,6 +68,8 @@ def test_help_lists_every_field_with_its_default(example_command):
 
 
 def test_console_script_prints_its_version():
-    completed = subprocess.run([sys.executable, "-m", "archive_colorizer.cli", "--version"], capture_output=True, text=True)
+    completed = subprocess.run(
+        [sys.executable, "-m", "archive_colorizer.cli", "--version"], capture_output=True, text=True
+    )
     assert completed.returncode == 0
     assert __version__ in completed.stdout

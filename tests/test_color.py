@@ -47,7 +47,9 @@ def test_normalisation_maps_ranges_to_minus_one_one(photos):
     assert l_norm.dtype == torch.float32
     assert -1.0 <= l_norm.min() and l_norm.max() <= 1.0
     assert ab_norm.abs().max() <= 1.0
-    assert torch.allclose(color.denormalize_l(color.normalize_l(torch.tensor([0.0, 50.0, 100.0]))), torch.tensor([0.0, 50.0, 100.0]))
+    assert torch.allclose(
+        color.denormalize_l(color.normalize_l(torch.tensor([0.0, 50.0, 100.0]))), torch.tensor([0.0, 50.0, 100.0])
+    )
     assert torch.allclose(color.normalize_ab(torch.tensor([-110.0, 0.0, 110.0])), torch.tensor([-1.0, 0.0, 1.0]))
 
 
@@ -77,7 +79,10 @@ def _true_chroma_at(rgb: Image.Image, gray: Image.Image, size: int) -> np.ndarra
     """Chroma of the photo's own ab at size x size, joined with the gray image's L (as colorize does)."""
     small_rgb = _batch(np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR)))
     _, ab = color.rgb_to_l_ab(small_rgb)
-    small_gray = torch.from_numpy(np.asarray(gray.resize((size, size), Image.Resampling.BILINEAR)).copy())[None, None].float() / 255
+    small_gray = (
+        torch.from_numpy(np.asarray(gray.resize((size, size), Image.Resampling.BILINEAR)).copy())[None, None].float()
+        / 255
+    )
     return color.predicted_chroma(color.gray_to_l(small_gray), ab)
 
 
@@ -125,8 +130,14 @@ def test_merge_reduces_chroma_instead_of_clipping_gray_near_white_and_black():
 
 def _limited_everywhere(gray: Image.Image, chroma: np.ndarray) -> np.ndarray:
     """Reference merge: the chroma limit evaluated for every pixel, straight from its definition."""
-    planes = [np.asarray(Image.fromarray(np.clip(np.rint(p + 128.0), 0, 255).astype(np.uint8)).resize(gray.size, Image.Resampling.BILINEAR))
-              for p in chroma]
+    planes = [
+        np.asarray(
+            Image.fromarray(np.clip(np.rint(p + 128.0), 0, 255).astype(np.uint8)).resize(
+                gray.size, Image.Resampling.BILINEAR
+            )
+        )
+        for p in chroma
+    ]
     luma = np.asarray(gray, dtype=np.float32)
     cb, cr = (plane.astype(np.float32) - 128.0 for plane in planes)
     scale = np.ones_like(luma)

@@ -66,4 +66,7 @@ def test_saved_config_redacts_secrets_and_loads_back(tmp_path):
 
 def test_redact_covers_nested_and_common_names():
     data = {"a": {"aws_secret_access_key": "x", "token": "t", "client_kwargs": {"aws_session_token": "s"}}, "size": 3}
-    assert redact(data) == {"a": {"aws_secret_access_key": "***", "token": "***", "client_kwargs": {"aws_session_token": "***"}}, "size": 3}
+    assert redact(data) == {
+        "a": {"aws_secret_access_key": "***", "token": "***", "client_kwargs": {"aws_session_token": "***"}},
+        "size": 3,
+    }

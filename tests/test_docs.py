@@ -34,7 +34,11 @@ def test_a_new_subcommand_gets_a_block_after_the_last_one():
     demo = next(command for command in cli.COMMANDS if command.name == "demo")
     rendered = docs.render(text, [demo, example])
     assert "stale table" not in rendered
-    assert rendered.index("<!-- /options:demo -->") < rendered.index("### `archive-colorizer example`") < rendered.index("## Later section")
+    assert (
+        rendered.index("<!-- /options:demo -->")
+        < rendered.index("### `archive-colorizer example`")
+        < rendered.index("## Later section")
+    )
     assert "| `--gan-mode {vanilla,lsgan}` | vanilla |" in rendered
     assert "| `--storage-option KEY=VALUE` | none |" in rendered
     assert "| `INPUT` | required |" in rendered

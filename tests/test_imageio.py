@@ -73,7 +73,7 @@ def test_to_rgb_handles_modes(photos):
     assert np.asarray(imageio.to_rgb(rgba)).min() == 255  # fully transparent -> white background
     palette = Image.fromarray(photos["rocket"]).convert("P", palette=Image.Palette.ADAPTIVE)
     assert imageio.to_rgb(palette).mode == "RGB"
-    gray16 = Image.fromarray((np.arange(256, dtype=np.uint16).reshape(16, 16) * 257))
+    gray16 = Image.fromarray(np.arange(256, dtype=np.uint16).reshape(16, 16) * 257)
     assert np.array_equal(np.asarray(imageio.to_rgb(gray16))[..., 0], np.arange(256).reshape(16, 16))
     cmyk = Image.fromarray(photos["rocket"]).convert("CMYK")
     assert imageio.to_rgb(cmyk).size == cmyk.size

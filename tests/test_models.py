@@ -45,7 +45,9 @@ def test_generator_has_dropout_in_the_three_innermost_decoder_blocks():
 
 def test_weights_are_initialised_from_normal_0_002():
     generator = GeneratorSpec(ngf=16, num_downs=6).build()
-    weights = torch.cat([m.weight.flatten() for m in generator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))])
+    weights = torch.cat(
+        [m.weight.flatten() for m in generator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    )
     assert abs(weights.mean().item()) < 1e-3
     assert weights.std().item() == pytest.approx(0.02, rel=0.05)
 

@@ -24,7 +24,9 @@ def test_retry_settings_chosen_by_the_user_win(monkeypatch):
     assert chosen["config_kwargs"] == {"retries": {"mode": "adaptive"}, "read_timeout": 30}
     monkeypatch.delenv("AWS_MAX_ATTEMPTS")
     assert s3.with_retries({"config_kwargs": {"retries": {"max_attempts": 2}}})["config_kwargs"]["retries"] == {
-        "max_attempts": 2, "mode": "standard"}
+        "max_attempts": 2,
+        "mode": "standard",
+    }
     assert not isinstance(storage.open_url("/tmp/x")[0], s3.CountingS3FileSystem)  # local paths are left alone
     with pytest.raises(storage.StorageError, match="config_kwargs .* must be a mapping"):
         storage.open_url("s3://bucket-a/x", {"config_kwargs": "{retries: {max_attempts: 3}}"})  # typed as a string

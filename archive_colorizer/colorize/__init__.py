@@ -18,9 +18,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from archive_colorizer import __version__, storage
 from archive_colorizer.colorize import listing, manifest, review
@@ -74,7 +72,9 @@ def _model_size(config: ColorizeConfig, artifact: GeneratorArtifact) -> int:
     size = config.model_size or artifact.working_size
     multiple = 2**artifact.spec.num_downs
     if size % multiple:
-        raise ConfigError(f"model_size {size} must be divisible by 2**num_downs = {multiple} of the generator at {artifact.url!r}")
+        raise ConfigError(
+            f"model_size {size} must be divisible by 2**num_downs = {multiple} of the generator at {artifact.url!r}"
+        )
     return size
 
 
@@ -93,8 +93,11 @@ def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
 
     resources = ray.cluster_resources()
     if config.gpu and not resources.get("GPU"):
-        print("archive-colorizer colorize: warning: --gpu but the Ray cluster has no GPU now; "
-              "the predictor actors wait until GPU nodes join", file=sys.stderr)
+        print(
+            "archive-colorizer colorize: warning: --gpu but the Ray cluster has no GPU now; "
+            "the predictor actors wait until GPU nodes join",
+            file=sys.stderr,
+        )
     if config.actors is not None:
         low, high = config.actors[0], config.actors[-1]
     else:
@@ -102,11 +105,15 @@ def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
         low, high = 1, max(1, high)
     fused = config.stages == "fused" or (config.stages == "auto" and not config.gpu)
     if fused and config.actors is not None:
-        print("archive-colorizer colorize: warning: --actors applies to split stages; these stages are fused "
-              "(no --gpu): every CPU task runs the generator. Add --stages split for an actor pool.", file=sys.stderr)
+        print(
+            "archive-colorizer colorize: warning: --actors applies to split stages; these stages are fused "
+            "(no --gpu): every CPU task runs the generator. Add --stages split for an actor pool.",
+            file=sys.stderr,
+        )
     cpus_per_task = config.cpus_per_task or (1.0 if fused else 0.5)
-    return pipeline.PoolSettings(low, high, config.batch_size, config.task_batch_size,
-                                 cpus_per_task, config.cpus_per_actor, config.gpu, fused)
+    return pipeline.PoolSettings(
+        low, high, config.batch_size, config.task_batch_size, cpus_per_task, config.cpus_per_actor, config.gpu, fused
+    )
 
 
 def _list_inputs(config: ColorizeConfig, roots: listing.Roots, resume: manifest.ResumeIndex) -> tuple[list[Any], int]:
@@ -164,8 +171,17 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     _check_output_writable(config)
     resume = manifest.ResumeIndex.from_manifest(manifest.read_manifest(config.output, options))
     run_info = manifest.RunInfo(uuid.uuid4().hex[:12], started, artifact.sha256, __version__)
-    settings = StageSettings(config.output, model_size, config.max_pixels, config.on_color, config.color_threshold,
-                             config.overwrite, config.jpeg_quality, run_info, dict(options))
+    settings = StageSettings(
+        config.output,
+        model_size,
+        config.max_pixels,
+        config.on_color,
+        config.color_threshold,
+        config.overwrite,
+        config.jpeg_quality,
+        run_info,
+        dict(options),
+    )
     init_ray(config.ray_address)
     driver_retries = storage.retried_requests()
     refs, total = _list_inputs(config, roots, resume)
@@ -185,16 +201,27 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     return result
 
 
-def _finish(config: ColorizeConfig, artifact: GeneratorArtifact, run_info: manifest.RunInfo, counts: Counter[str],
-            total: int, wall: float, model_size: int, storage_retries: int = 0) -> ColorizeResult:
+def _finish(
+    config: ColorizeConfig,
+    artifact: GeneratorArtifact,
+    run_info: manifest.RunInfo,
+    counts: Counter[str],
+    total: int,
+    wall: float,
+    model_size: int,
+    storage_retries: int = 0,
+) -> ColorizeResult:
     failed_fraction = counts[manifest.FAILED] / total
     exit_code = 1 if failed_fraction > config.max_failure_rate else 0
     message = (
         f"{counts[manifest.FAILED]} of {total} inputs failed ({failed_fraction:.1%}), more than --max-failure-rate "
         f"{config.max_failure_rate:.1%}; the manifest lists each with its error"
-        if exit_code else f"done: {counts[manifest.COLORIZED] + counts[manifest.SKIPPED_EXISTING]} of {total} inputs colorized"
+        if exit_code
+        else f"done: {counts[manifest.COLORIZED] + counts[manifest.SKIPPED_EXISTING]} of {total} inputs colorized"
     )
-    history = manifest.run_history(manifest.read_manifest(config.output, config.storage_options, ["run_id", "status", "recorded_at", "input_url"]))
+    history = manifest.run_history(
+        manifest.read_manifest(config.output, config.storage_options, ["run_id", "status", "recorded_at", "input_url"])
+    )
     summary = {
         "tool": f"archive-colorizer {__version__}",
         "run_id": run_info.run_id,
@@ -209,25 +236,45 @@ def _finish(config: ColorizeConfig, artifact: GeneratorArtifact, run_info: manif
         "storage_retries": storage_retries,
         "exit_code": exit_code,
         "message": message,
-        "model": {"url": config.model, "sha256": artifact.sha256, "working_size": artifact.working_size,
-                  "model_size": model_size, "spec": artifact.spec.model_dump(),
-                  "provenance": artifact.metadata.get("provenance", {})},
+        "model": {
+            "url": config.model,
+            "sha256": artifact.sha256,
+            "working_size": artifact.working_size,
+            "model_size": model_size,
+            "spec": artifact.spec.model_dump(),
+            "provenance": artifact.metadata.get("provenance", {}),
+        },
         "manifest": manifest.manifest_url(config.output),
         "runs": history,
         "config": config.public_dict(),
     }
     summary_url = manifest.write_summary(config.output, summary, config.storage_options)
     print(format_summary(summary), file=sys.stdout if exit_code == 0 else sys.stderr)
-    return ColorizeResult(exit_code, message, dict(summary["counts"]), total, wall, summary["images_per_second"],
-                          config.output, manifest.manifest_url(config.output), summary_url, artifact.sha256,
-                          run_info.run_id, summary, storage_retries)
+    return ColorizeResult(
+        exit_code,
+        message,
+        dict(summary["counts"]),
+        total,
+        wall,
+        summary["images_per_second"],
+        config.output,
+        manifest.manifest_url(config.output),
+        summary_url,
+        artifact.sha256,
+        run_info.run_id,
+        summary,
+        storage_retries,
+    )
 
 
 def format_summary(summary: dict[str, Any]) -> str:
     """The end-of-run table: inputs per status with shares, throughput, where the results are."""
     total = max(summary["inputs"], 1)
-    lines = [f"colorize {summary['run_id']}: {summary['inputs']} inputs in {summary['wall_seconds']:.1f} s "
-             f"({summary['images_per_second']:.2f} images/s)", f"  {'status':<18}{'inputs':>10}{'share':>9}"]
+    lines = [
+        f"colorize {summary['run_id']}: {summary['inputs']} inputs in {summary['wall_seconds']:.1f} s "
+        f"({summary['images_per_second']:.2f} images/s)",
+        f"  {'status':<18}{'inputs':>10}{'share':>9}",
+    ]
     for status, count in summary["counts"].items():
         lines.append(f"  {status:<18}{count:>10}{count / total:>9.1%}")
     lines.append(f"  {'total':<18}{summary['inputs']:>10}")
@@ -235,5 +282,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  object-store requests retried: {summary['storage_retries']}")
     if len(summary["runs"]) > 1:
         lines.append(f"  runs recorded in the manifest: {len(summary['runs'])} (this one resumes the earlier ones)")
-    lines += [f"  model sha256 {summary['model']['sha256']}", f"  manifest {summary['manifest']}", f"  {summary['message']}"]
+    lines += [
+        f"  model sha256 {summary['model']['sha256']}",
+        f"  manifest {summary['manifest']}",
+        f"  {summary['message']}",
+    ]
     return "\n".join(lines)

@@ -77,7 +77,7 @@ class Provenance:
             " </rdf:RDF>\n"
             "</x:xmpmeta>\n"
             '<?xpacket end="w"?>'
-        ).encode("utf-8")
+        ).encode()
 
 
 @dataclass
@@ -105,7 +105,9 @@ class OutputMetadata:
         exif_ifd = exif.get_ifd(EXIF_IFD) if EXIF_IFD in exif else {}
         if EXIF_PIXEL_X in exif_ifd or EXIF_PIXEL_Y in exif_ifd:
             exif_ifd[EXIF_PIXEL_X], exif_ifd[EXIF_PIXEL_Y] = size
-        return cls(exif=exif, xmp=provenance.xmp(), dpi=info.get("dpi"), icc_profile=_rgb_profile(info.get("icc_profile")))
+        return cls(
+            exif=exif, xmp=provenance.xmp(), dpi=info.get("dpi"), icc_profile=_rgb_profile(info.get("icc_profile"))
+        )
 
     def essential_exif(self) -> Image.Exif:
         """A small EXIF block: provenance, DateTime, make, model, artist, copyright."""
@@ -189,10 +191,17 @@ def encode_tiff16(rgb: np.ndarray, meta: OutputMetadata) -> bytes:
             extratags.append((tag, "s", 0, exif[tag], True))
     buffer = io.BytesIO()
     tifffile.imwrite(
-        buffer, rgb, photometric="rgb", compression="zlib", metadata=None,
-        description=str(exif[TAG_IMAGE_DESCRIPTION]), software=str(exif[TAG_SOFTWARE]),
+        buffer,
+        rgb,
+        photometric="rgb",
+        compression="zlib",
+        metadata=None,
+        description=str(exif[TAG_IMAGE_DESCRIPTION]),
+        software=str(exif[TAG_SOFTWARE]),
         datetime=exif.get(TAG_DATETIME) if isinstance(exif.get(TAG_DATETIME), str) else None,
-        resolution=meta.dpi, resolutionunit="INCH" if meta.dpi else None,
-        iccprofile=meta.icc_profile, extratags=extratags,
+        resolution=meta.dpi,
+        resolutionunit="INCH" if meta.dpi else None,
+        iccprofile=meta.icc_profile,
+        extratags=extratags,
     )
     return buffer.getvalue()

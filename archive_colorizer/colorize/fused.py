@@ -39,8 +39,12 @@ def cached_predictor(predictor_args: dict[str, Any]) -> Any:
     """
     from archive_colorizer.colorize.predictor import Predictor  # torch: only where the model runs
 
-    key = (predictor_args["model_url"], predictor_args["expected_sha256"], predictor_args["model_size"],
-           predictor_args.get("num_threads", 1))
+    key = (
+        predictor_args["model_url"],
+        predictor_args["expected_sha256"],
+        predictor_args["model_size"],
+        predictor_args.get("num_threads", 1),
+    )
     if key not in _CACHED:
         _CACHED.clear()  # one generator per process: a new job's model replaces the last one
         _CACHED[key] = Predictor(**predictor_args)

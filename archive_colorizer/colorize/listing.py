@@ -29,9 +29,13 @@ from archive_colorizer.colorize import manifest
 from archive_colorizer.errors import ConfigError, StorageError
 
 FORMAT_BY_SUFFIX = {
-    ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".jpe": "JPEG",
+    ".jfif": "JPEG",
     ".png": "PNG",
-    ".tif": "TIFF", ".tiff": "TIFF",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
 }
 SUFFIX_BY_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif"}
 LIST_COLUMNS = ("url", "input_url", "path")
@@ -58,9 +62,13 @@ class Roots:
                 overwrite inputs).
         """
         if storage.is_same_or_inside(output_url, input_url, storage_options):
-            raise ConfigError(f"output {output_url!r} is the input {input_url!r} or inside it; choose an OUTPUT outside INPUT")
+            raise ConfigError(
+                f"output {output_url!r} is the input {input_url!r} or inside it; choose an OUTPUT outside INPUT"
+            )
         if storage.is_same_or_inside(input_url, output_url, storage_options):
-            raise ConfigError(f"input {input_url!r} lies inside the output {output_url!r}; outputs could overwrite inputs")
+            raise ConfigError(
+                f"input {input_url!r} lies inside the output {output_url!r}; outputs could overwrite inputs"
+            )
         input_fs, input_path = storage.open_url(input_url, storage_options)
         output_fs, output_path = storage.open_url(output_url, storage_options)
         return cls(input_url, output_url, input_fs, input_path.rstrip("/"), output_fs, output_path.rstrip("/"))
@@ -100,7 +108,9 @@ def _row(roots: Roots, input_path: str, relative_path: str | None, requested_for
     if problem is None and storage.is_local(roots.input_fs) and not _resolves_inside(input_path, roots.input_path):
         problem = "a symbolic link to a file outside INPUT"
     if problem is not None:
-        return manifest.new_row(input_url, status=manifest.FAILED, reason="unsafe_path", error=f"{input_url}: {problem}")
+        return manifest.new_row(
+            input_url, status=manifest.FAILED, reason="unsafe_path", error=f"{input_url}: {problem}"
+        )
     fmt = output_format(relative_path, requested_format)
     out_path = storage.join(roots.output_path, output_relative_path(relative_path, fmt))
     return manifest.new_row(input_url, output_url=storage.to_url(roots.output_fs, out_path), output_format=fmt)
@@ -114,7 +124,7 @@ def _resolves_inside(path: str, root: str) -> bool:
 def _relative_to_input(roots: Roots, path: str) -> str | None:
     """``path``'s position below INPUT, or None when it is not below INPUT."""
     prefix = roots.input_path + "/"
-    return path[len(prefix):] if path.startswith(prefix) else None
+    return path[len(prefix) :] if path.startswith(prefix) else None
 
 
 def iter_listed(roots: Roots, extensions: tuple[str, ...], requested_format: str) -> Iterator[dict[str, Any]]:
@@ -164,7 +174,9 @@ def _pick_column(names: list[str], list_url: str) -> str:
     return names[0]
 
 
-def iter_from_list(roots: Roots, list_url: str, requested_format: str, storage_options: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
+def iter_from_list(
+    roots: Roots, list_url: str, requested_format: str, storage_options: Mapping[str, Any] | None
+) -> Iterator[dict[str, Any]]:
     """Listing rows for the entries of an input list: URLs below INPUT or paths relative to it.
 
     An entry outside INPUT (or with ``..`` in it) becomes a failed row: its output could not

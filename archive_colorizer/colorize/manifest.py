@@ -146,7 +146,9 @@ def part_name(run: RunInfo, input_urls: Iterable[str]) -> str:
     return f"part-{run.started:%Y%m%dT%H%M%S}-{run.run_id}-{digest}.parquet"
 
 
-def write_part(output_url: str, name: str, rows: Sequence[Mapping[str, Any]], storage_options: Mapping[str, Any] | None) -> None:
+def write_part(
+    output_url: str, name: str, rows: Sequence[Mapping[str, Any]], storage_options: Mapping[str, Any] | None
+) -> None:
     """Write manifest rows as ``OUTPUT/_manifest/<name>`` in one piece (temporary name + rename / one object).
 
     Raises:
@@ -180,7 +182,9 @@ def _manifest_files(fs: Any, folder: str) -> list[str]:
     return [storage.join(folder, n) for n in names if n.startswith("run-") or _run_id_of(n) not in finished]
 
 
-def read_manifest(output_url: str, storage_options: Mapping[str, Any] | None = None, columns: Sequence[str] | None = None) -> pa.Table:
+def read_manifest(
+    output_url: str, storage_options: Mapping[str, Any] | None = None, columns: Sequence[str] | None = None
+) -> pa.Table:
     """Every row of every run under ``OUTPUT/_manifest``; an empty table when there is none.
 
     Reads one file per finished run (:class:`RunManifest`) and the parts of runs that did
@@ -253,8 +257,11 @@ class RunManifest:
                 self.local.commit()
             else:
                 self.handle.close()
-            parts = [p for p in self.fs.ls(self.folder, detail=False)
-                     if posixpath.basename(p).startswith("part-") and _run_id_of(posixpath.basename(p)) == self.run.run_id]
+            parts = [
+                p
+                for p in self.fs.ls(self.folder, detail=False)
+                if posixpath.basename(p).startswith("part-") and _run_id_of(posixpath.basename(p)) == self.run.run_id
+            ]
             if parts:
                 self.fs.rm(parts)
         except OSError as exc:
@@ -305,10 +312,13 @@ class ResumeIndex:
         if table.num_rows == 0:
             return cls()
         final = latest_rows(table.select(["input_url", "output_url", "status", "model_sha256", "recorded_at"]))
-        done = final.filter(pc.and_(pc.is_in(final.column("status"), pa.array(DONE_STATUSES)), pc.is_valid(final.column("output_url"))))
+        done = final.filter(
+            pc.and_(pc.is_in(final.column("status"), pa.array(DONE_STATUSES)), pc.is_valid(final.column("output_url")))
+        )
         keys = np.fromiter(
             (_key(i, o) for i, o in zip(done.column("input_url").to_pylist(), done.column("output_url").to_pylist())),
-            dtype=np.uint64, count=done.num_rows,
+            dtype=np.uint64,
+            count=done.num_rows,
         )
         encoded = pc.dictionary_encode(pc.fill_null(done.column("model_sha256"), "")).combine_chunks()
         order = np.argsort(keys)
@@ -337,8 +347,15 @@ def run_history(table: pa.Table) -> list[dict[str, Any]]:
     )
     runs: dict[str, dict[str, Any]] = {}
     for row in grouped.to_pylist():
-        run = runs.setdefault(row["run_id"], {"run_id": row["run_id"], "first_row": row["recorded_at_min"],
-                                              "last_row": row["recorded_at_max"], "counts": dict.fromkeys(STATUSES, 0)})
+        run = runs.setdefault(
+            row["run_id"],
+            {
+                "run_id": row["run_id"],
+                "first_row": row["recorded_at_min"],
+                "last_row": row["recorded_at_max"],
+                "counts": dict.fromkeys(STATUSES, 0),
+            },
+        )
         run["counts"][row["status"]] = row["input_url_count"]
         run["first_row"] = min(run["first_row"], row["recorded_at_min"])
         run["last_row"] = max(run["last_row"], row["recorded_at_max"])

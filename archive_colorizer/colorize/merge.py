@@ -24,7 +24,9 @@ from archive_colorizer.colorize.settings import StageSettings
 from archive_colorizer.errors import StorageError
 
 
-def render(decoded: imageio.DecodedImage, chroma: np.ndarray, fmt: str, provenance: encode.Provenance, jpeg_quality: int = 95) -> bytes:
+def render(
+    decoded: imageio.DecodedImage, chroma: np.ndarray, fmt: str, provenance: encode.Provenance, jpeg_quality: int = 95
+) -> bytes:
     """The colorized output file of one decoded input.
 
     Args:

@@ -85,7 +85,9 @@ def chunk_sizes(first: int, most: int = MAX_CHUNK_ROWS, per_size: int = 8) -> It
         size = min(most, size * 2)
 
 
-def listing_chunks(rows: Iterable[dict[str, Any]], resume: manifest.ResumeIndex, first_chunk_rows: int) -> Iterator[pa.Table]:
+def listing_chunks(
+    rows: Iterable[dict[str, Any]], resume: manifest.ResumeIndex, first_chunk_rows: int
+) -> Iterator[pa.Table]:
     """Group listing rows into Arrow tables (growing sizes, :func:`chunk_sizes`), marking inputs an earlier run finished."""
     iterator = iter(rows)
     for size in chunk_sizes(first_chunk_rows, max(MAX_CHUNK_ROWS, first_chunk_rows)):
@@ -103,8 +105,12 @@ def build_dataset(block_refs: list[Any], settings: StageSettings, pool: PoolSett
     import ray.data
     from ray.data import ActorPoolStrategy
 
-    task_args = {"batch_format": "pyarrow", "batch_size": pool.task_batch_size, "num_cpus": pool.cpus_per_task,
-                 "fn_kwargs": {"settings": settings}}
+    task_args = {
+        "batch_format": "pyarrow",
+        "batch_size": pool.task_batch_size,
+        "num_cpus": pool.cpus_per_task,
+        "fn_kwargs": {"settings": settings},
+    }
     predictor_args = {
         "model_url": model_url,
         "expected_sha256": settings.run.model_sha256,
@@ -149,8 +155,15 @@ def execute(dataset, total: int, progress: bool, sink: Callable[[pa.Table], None
 
     counts: Counter[str] = Counter({status: 0 for status in manifest.STATUSES})
     interactive = sys.stderr.isatty()
-    bar = tqdm(total=total, unit="img", desc="colorize", disable=not progress, file=sys.stderr,
-               mininterval=0.5 if interactive else 15.0, dynamic_ncols=interactive)
+    bar = tqdm(
+        total=total,
+        unit="img",
+        desc="colorize",
+        disable=not progress,
+        file=sys.stderr,
+        mininterval=0.5 if interactive else 15.0,
+        dynamic_ncols=interactive,
+    )
     started = time.perf_counter()
     with bar:
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
@@ -160,9 +173,16 @@ def execute(dataset, total: int, progress: bool, sink: Callable[[pa.Table], None
                 sink(batch)
             bar.update(batch.num_rows)
             elapsed = max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix({"ok": counts[manifest.COLORIZED], "existing": counts[manifest.SKIPPED_EXISTING],
-                             "color": counts[manifest.SKIPPED_COLOR], "failed": counts[manifest.FAILED],
-                             "img/s": f"{sum(counts.values()) / elapsed:.1f}"}, refresh=False)
+            bar.set_postfix(
+                {
+                    "ok": counts[manifest.COLORIZED],
+                    "existing": counts[manifest.SKIPPED_EXISTING],
+                    "color": counts[manifest.SKIPPED_COLOR],
+                    "failed": counts[manifest.FAILED],
+                    "img/s": f"{sum(counts.values()) / elapsed:.1f}",
+                },
+                refresh=False,
+            )
     return counts
 
 

@@ -101,4 +101,6 @@ class Predictor:
             seconds[index] += share
         batch = batch.set_column(batch.schema.get_field_index("chroma"), "chroma", pa.array(chroma_column, pa.binary()))
         batch = batch.set_column(batch.schema.get_field_index("seconds"), "seconds", pa.array(seconds, pa.float64()))
-        return batch.set_column(batch.schema.get_field_index("gray_small"), "gray_small", pa.nulls(batch.num_rows, pa.binary()))
+        return batch.set_column(
+            batch.schema.get_field_index("gray_small"), "gray_small", pa.nulls(batch.num_rows, pa.binary())
+        )

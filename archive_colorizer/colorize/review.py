@@ -105,7 +105,9 @@ class ReviewRows:
         return sorted(self._failed, key=lambda row: row["input_url"])[: self.failures_listed]
 
 
-def iter_run_rows(output_url: str, run_id: str, storage_options: Mapping[str, Any] | None) -> Iterator[list[dict[str, Any]]]:
+def iter_run_rows(
+    output_url: str, run_id: str, storage_options: Mapping[str, Any] | None
+) -> Iterator[list[dict[str, Any]]]:
     """Batches of one run's manifest rows: its ``run-*`` file, or its parts if it has none.
 
     Raises:
@@ -132,10 +134,14 @@ def _thumbnail(image: Image.Image, size: tuple[int, int]) -> bytes:
 def _decoded(url: str, options: Mapping[str, Any] | None, max_pixels: int) -> Image.Image:
     fs, path = storage.open_url(url, options)
     draft = (THUMB_SIDE, THUMB_SIDE)  # JPEGs decode at 1/2 to 1/8 scale
-    return imageio.to_rgb(imageio.decode(storage.read_bytes(fs, path), source=url, max_pixels=max_pixels, draft_size=draft).image)
+    return imageio.to_rgb(
+        imageio.decode(storage.read_bytes(fs, path), source=url, max_pixels=max_pixels, draft_size=draft).image
+    )
 
 
-def make_pair(row: dict[str, Any], thumbs_url: str, options: Mapping[str, Any] | None, max_pixels: int) -> dict[str, Any]:
+def make_pair(
+    row: dict[str, Any], thumbs_url: str, options: Mapping[str, Any] | None, max_pixels: int
+) -> dict[str, Any]:
     """Write the before (the input as gray) and after (the output) thumbnails of one finished row.
 
     Returns:
@@ -166,7 +172,9 @@ def _remove_stale_thumbs(thumbs_url: str, keep: set[str], options: Mapping[str, 
             fs.rm(stale)
 
 
-def write_review(config: ColorizeConfig, result: ColorizeResult, *, failures_listed: int = FAILURES_LISTED) -> str | None:
+def write_review(
+    config: ColorizeConfig, result: ColorizeResult, *, failures_listed: int = FAILURES_LISTED
+) -> str | None:
     """Write ``OUTPUT/_review/index.html`` and its thumbnails for a finished run.
 
     The page is a report on outputs that already exist: if it cannot be written, for whatever
@@ -195,8 +203,10 @@ def write_review(config: ColorizeConfig, result: ColorizeResult, *, failures_lis
         fs, path = storage.open_url(storage.join(review_url, PAGE_NAME), options)
         storage.write_bytes(fs, path, page.encode("utf-8"))
     except Exception as exc:  # the outputs and the manifest are done: a report must not fail the run
-        print(f"archive-colorizer colorize: warning: the review page could not be written: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
+        print(
+            f"archive-colorizer colorize: warning: the review page could not be written: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
         return None
     url = storage.join(review_url, PAGE_NAME)
     print(f"  review page {url}")
@@ -263,7 +273,7 @@ def _short(text: str | None, limit: int = ERROR_CHARS) -> str:
 
 
 def _relative(url: str, root: str) -> str:
-    return url[len(root):] if url.startswith(root) else url
+    return url[len(root) :] if url.startswith(root) else url
 
 
 def _summary_html(summary: Mapping[str, Any]) -> str:
@@ -273,12 +283,18 @@ def _summary_html(summary: Mapping[str, Any]) -> str:
         for status, count in summary["counts"].items()
     )
     ok = "ok" if summary.get("exit_code", 0) == 0 else "bad"
-    cards = [("inputs", f"{summary['inputs']:,}"), ("wall time", f"{summary['wall_seconds']:.1f} s"),
-             ("images / s", f"{summary['images_per_second']:.2f}"), ("runs in the manifest", len(summary.get("runs", [])))]
+    cards = [
+        ("inputs", f"{summary['inputs']:,}"),
+        ("wall time", f"{summary['wall_seconds']:.1f} s"),
+        ("images / s", f"{summary['images_per_second']:.2f}"),
+        ("runs in the manifest", len(summary.get("runs", []))),
+    ]
     return (
         '<section id="summary"><h2>Summary</h2>'
         f'<p class="message {ok}">{_text(summary.get("message"))}</p>'
-        '<div class="cards">' + "".join(f'<div class="card"><span class="value">{_text(v)}</span>{_text(k)}</div>' for k, v in cards) + "</div>"
+        '<div class="cards">'
+        + "".join(f'<div class="card"><span class="value">{_text(v)}</span>{_text(k)}</div>' for k, v in cards)
+        + "</div>"
         f'<table class="counts"><thead><tr><th>status</th><th>inputs</th><th>share</th></tr></thead><tbody>{counts}'
         f'<tr><th>total</th><th class="num">{summary["inputs"]:,}</th><th></th></tr></tbody></table></section>'
     )
@@ -328,21 +344,30 @@ def _failures_html(rows: ReviewRows, summary: Mapping[str, Any], root: str) -> s
     return (
         f'<section id="failed"><h2>Failed inputs: {rows.failed_total:,}</h2>'
         f"<p>By reason: {reasons}{rest}. Every failed input is a row with <code>status = failed</code> in the manifest "
-        f'<code>{_text(summary["manifest"])}</code> (Parquet; <code>archive_colorizer.colorize.manifest.read_manifest</code>).</p>'
+        f"<code>{_text(summary['manifest'])}</code> (Parquet; <code>archive_colorizer.colorize.manifest.read_manifest</code>).</p>"
         f'<table class="failures"><thead><tr><th>input</th><th>reason</th><th>error</th></tr></thead><tbody>{body}</tbody></table></section>'
     )
 
 
 def _model_html(model: Mapping[str, Any]) -> str:
-    entries = [("url", model.get("url")), ("sha256", model.get("sha256")), ("working size", model.get("working_size")),
-               ("model size", model.get("model_size")), ("architecture", json.dumps(model.get("spec", {}), sort_keys=True))]
-    entries += [(f"provenance: {key}", value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str))
-                for key, value in (model.get("provenance") or {}).items()]
+    entries = [
+        ("url", model.get("url")),
+        ("sha256", model.get("sha256")),
+        ("working size", model.get("working_size")),
+        ("model size", model.get("model_size")),
+        ("architecture", json.dumps(model.get("spec", {}), sort_keys=True)),
+    ]
+    entries += [
+        (f"provenance: {key}", value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str))
+        for key, value in (model.get("provenance") or {}).items()
+    ]
     body = "".join(f'<tr><th>{_text(k)}</th><td class="mono">{_text(v)}</td></tr>' for k, v in entries)
     return f'<section id="model"><h2>Model</h2><table>{body}</table></section>'
 
 
-def render_page(summary: Mapping[str, Any], rows: ReviewRows, pairs: list[tuple[dict[str, Any], dict[str, Any]]], input_root: str) -> str:
+def render_page(
+    summary: Mapping[str, Any], rows: ReviewRows, pairs: list[tuple[dict[str, Any], dict[str, Any]]], input_root: str
+) -> str:
     """The review page as one HTML document (inline CSS and script, every value escaped).
 
     Args:
@@ -358,9 +383,11 @@ def render_page(summary: Mapping[str, Any], rows: ReviewRows, pairs: list[tuple[
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>Colorize review: {_text(output)}</title><style>{_CSS}</style></head><body>"
         f'<header><h1>Colorize review</h1><p class="sub">input <code>{_text(summary["config"].get("input"))}</code> '
-        f'\u2192 output <code>{_text(output)}</code><br>run {_text(summary["run_id"])}, {_text(summary["started"])} to '
-        f'{_text(summary["finished"])}</p></header>'
-        + _summary_html(summary) + _samples_html(pairs, summary, input_root) + _failures_html(rows, summary, input_root)
+        f"\u2192 output <code>{_text(output)}</code><br>run {_text(summary['run_id'])}, {_text(summary['started'])} to "
+        f"{_text(summary['finished'])}</p></header>"
+        + _summary_html(summary)
+        + _samples_html(pairs, summary, input_root)
+        + _failures_html(rows, summary, input_root)
         + _model_html(summary["model"])
         + f"<footer>{_text(summary.get('tool', 'archive-colorizer ' + __version__))} \u00b7 page written {written}</footer>"
         f"<script>{_SCRIPT}</script></body></html>\n"

@@ -87,9 +87,17 @@ class DemoRun:
         self.paths["summary"] = storage.join(config.output, SUMMARY_NAME)
         self.model = config.model or storage.join(self.paths["run"], "generator")
         self.train_config = None if config.model else _train_config(config, self.paths)
-        self.colorize_config = ColorizeConfig.load(None, {
-            "input": self.paths["archive"], "output": self.paths["colorized"], "model": self.model,
-            "progress": config.progress, "storage_options": self.options, **_keys(config.colorize_options)})
+        self.colorize_config = ColorizeConfig.load(
+            None,
+            {
+                "input": self.paths["archive"],
+                "output": self.paths["colorized"],
+                "model": self.model,
+                "progress": config.progress,
+                "storage_options": self.options,
+                **_keys(config.colorize_options),
+            },
+        )
         self.result = DemoResult(config.output)
 
     def found(self, label: str, url: str, note: str = "") -> None:
@@ -102,10 +110,20 @@ def _keys(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _train_config(config: DemoConfig, paths: dict[str, str]) -> TrainConfig:
-    return TrainConfig.load(None, {
-        "data": paths["shards"], "run": paths["run"], "workers": config.workers, "epochs": config.epochs,
-        "pretrain_epochs": config.pretrain_epochs, "image_size": config.image_size,
-        "storage_options": dict(config.storage_options), **DEMO_TRAIN_SETTINGS, **_keys(config.train_options)})
+    return TrainConfig.load(
+        None,
+        {
+            "data": paths["shards"],
+            "run": paths["run"],
+            "workers": config.workers,
+            "epochs": config.epochs,
+            "pretrain_epochs": config.pretrain_epochs,
+            "image_size": config.image_size,
+            "storage_options": dict(config.storage_options),
+            **DEMO_TRAIN_SETTINGS,
+            **_keys(config.train_options),
+        },
+    )
 
 
 # --- the steps ---
@@ -116,8 +134,12 @@ def collect_photos(demo: DemoRun) -> None:
     config, root = demo.config, demo.paths["photos"]
     train = photos.write_crops(storage.join(root, "train"), photos.TRAINING_PHOTOS, config.crop_grid, demo.options)
     val = photos.write_crops(storage.join(root, "val"), photos.HELD_OUT_PHOTOS, VAL_CROP_GRID, demo.options)
-    demo.found("training photos", root, f"{len(photos.TRAINING_PHOTOS)} photographs as {train} crops; "
-               f"{len(photos.HELD_OUT_PHOTOS)} held out as {val} validation crops")
+    demo.found(
+        "training photos",
+        root,
+        f"{len(photos.TRAINING_PHOTOS)} photographs as {train} crops; "
+        f"{len(photos.HELD_OUT_PHOTOS)} held out as {val} validation crops",
+    )
 
 
 def prepare_shards(demo: DemoRun) -> None:
@@ -130,9 +152,17 @@ def prepare_shards(demo: DemoRun) -> None:
     if config.photos:
         jobs = [PrepareConfig(input=config.photos, output=shards, val_fraction=config.val_fraction, **common)]
     else:  # the bundled collection validates on its held-out photos, never on crops of training photos
-        jobs = [PrepareConfig(input=storage.join(demo.paths["photos"], split), output=storage.join(shards, split),
-                              val_fraction=fraction, min_size=PREPARE_MIN_SIZE, rows_per_shard=64, **common)
-                for split, fraction in (("train", 0.0), ("val", 1.0))]
+        jobs = [
+            PrepareConfig(
+                input=storage.join(demo.paths["photos"], split),
+                output=storage.join(shards, split),
+                val_fraction=fraction,
+                min_size=PREPARE_MIN_SIZE,
+                rows_per_shard=64,
+                **common,
+            )
+            for split, fraction in (("train", 0.0), ("val", 1.0))
+        ]
     results = demo.result.results["prepare"] = [prepare(job) for job in jobs]
     written = sum(r.counts["written"] for r in results)
     splits = {split: sum(r.splits.get(split, 0) for r in results) for split in ("train", "val")}
@@ -157,8 +187,10 @@ def train_model(demo: DemoRun) -> None:
 def _last_metrics(row: dict[str, Any] | None) -> str:
     if not row or row.get("val_L1_ab") is None:
         return ""
-    return (f"last epoch: val L1(ab) {row['val_L1_ab']:.4f} vs {row['val_L1_ab_gray']:.4f} for gray, "
-            f"val PSNR {row['val_PSNR']:.2f} dB vs {row['val_PSNR_gray']:.2f}")
+    return (
+        f"last epoch: val L1(ab) {row['val_L1_ab']:.4f} vs {row['val_L1_ab_gray']:.4f} for gray, "
+        f"val PSNR {row['val_PSNR']:.2f} dB vs {row['val_PSNR_gray']:.2f}"
+    )
 
 
 def write_archive(demo: DemoRun) -> None:
@@ -259,14 +291,18 @@ def clear_earlier_demo(demo: DemoRun, steps: list[Step]) -> None:
     entries = [demo.paths[key] for step in steps for key in step.writes] + [demo.paths["summary"]]
     for name, url in (("photos", config.photos), ("archive", config.archive), ("model", config.model)):
         if url and any(storage.is_same_or_inside(url, entry, options) for entry in entries):
-            raise ConfigError(f"--{name} {url!r} lies inside {config.output!r} where the demo writes its own files; "
-                              "move it or choose another --output")
+            raise ConfigError(
+                f"--{name} {url!r} lies inside {config.output!r} where the demo writes its own files; "
+                "move it or choose another --output"
+            )
     if storage.is_empty_or_missing(config.output, options):
         return
     fs, root = storage.open_url(config.output, options)
     if not fs.exists(storage.join(root, SUMMARY_NAME)):
-        raise ConfigError(f"--output {config.output!r} is not empty and holds no earlier demo ({SUMMARY_NAME}); "
-                          "choose an empty or new folder")
+        raise ConfigError(
+            f"--output {config.output!r} is not empty and holds no earlier demo ({SUMMARY_NAME}); "
+            "choose an empty or new folder"
+        )
     for url in entries:
         entry_fs, path = storage.open_url(url, options)
         if entry_fs.exists(path):
@@ -292,9 +328,14 @@ def ray_session(address: str) -> Iterator[None]:
         return
     if address == "local":
         port = _free_port()
-        ray.init(address="local", include_dashboard=True, dashboard_port=port, logging_level=logging.WARNING,
-                 configure_logging=True,
-                 runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
+        ray.init(
+            address="local",
+            include_dashboard=True,
+            dashboard_port=port,
+            logging_level=logging.WARNING,
+            configure_logging=True,
+            runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}},
+        )
     else:
         from archive_colorizer.runtime import init_ray
 
@@ -320,10 +361,14 @@ def _free_port() -> int:
 
 def _write_summary(demo: DemoRun, started: _dt.datetime, status: str) -> None:
     record = {
-        "tool": f"archive-colorizer {__version__}", "status": status,
-        "started": started.isoformat(timespec="seconds"), "seconds": demo.result.seconds,
-        "load_average_1min": demo.result.load_average, "cpus": os.cpu_count(),
-        "found": demo.result.found, "config": demo.config.public_dict(),
+        "tool": f"archive-colorizer {__version__}",
+        "status": status,
+        "started": started.isoformat(timespec="seconds"),
+        "seconds": demo.result.seconds,
+        "load_average_1min": demo.result.load_average,
+        "cpus": os.cpu_count(),
+        "found": demo.result.found,
+        "config": demo.config.public_dict(),
     }
     fs, path = storage.open_url(demo.paths["summary"], demo.options)
     storage.write_bytes(fs, path, json.dumps(record, indent=2).encode())
@@ -332,8 +377,11 @@ def _write_summary(demo: DemoRun, started: _dt.datetime, status: str) -> None:
 def format_report(result: DemoResult) -> str:
     """The closing printout: where everything is, and how long each step took."""
     width = max(len(label) for label in result.found) if result.found else 0
-    lines = ["", f"demo finished in {result.seconds['total'] / 60:.1f} min "
-             f"(load average {result.load_average['start']:.1f} at the start, {result.load_average['end']:.1f} at the end)"]
+    lines = [
+        "",
+        f"demo finished in {result.seconds['total'] / 60:.1f} min "
+        f"(load average {result.load_average['start']:.1f} at the start, {result.load_average['end']:.1f} at the end)",
+    ]
     lines += [f"  {label:<{width}}  {where}" for label, where in result.found.items()]
     steps = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in result.seconds.items() if name != "total")
     lines += [f"  steps: {steps}", f"  record of this run: {SUMMARY_NAME} in the output folder"]

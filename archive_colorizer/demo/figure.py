@@ -51,8 +51,9 @@ def _open(url: str, storage_options: Mapping[str, Any]) -> Image.Image:
     return image.convert("RGB")
 
 
-def pick_rows(output_url: str, originals: Mapping[str, np.ndarray], count: int,
-              storage_options: Mapping[str, Any]) -> list[FigureRow]:
+def pick_rows(
+    output_url: str, originals: Mapping[str, np.ndarray], count: int, storage_options: Mapping[str, Any]
+) -> list[FigureRow]:
     """The colorized inputs of ``output_url``'s manifest, those with known colours first.
 
     Args:
@@ -64,12 +65,19 @@ def pick_rows(output_url: str, originals: Mapping[str, np.ndarray], count: int,
         Rows in this order: inputs named in ``originals`` (their order), then the other
         colorized inputs in path order.
     """
-    table = manifest.latest_rows(manifest.read_manifest(output_url, storage_options, ["input_url", "output_url", "status", "recorded_at"]))
+    table = manifest.latest_rows(
+        manifest.read_manifest(output_url, storage_options, ["input_url", "output_url", "status", "recorded_at"])
+    )
     done = {row["input_url"]: row["output_url"] for row in table.to_pylist() if row["status"] in manifest.DONE_STATUSES}
     by_name = {url.rsplit("/", 1)[-1]: url for url in sorted(done)}
     names = [n for n in originals if n in by_name] + [n for n in by_name if n not in originals]
     return [
-        FigureRow(name, _open(by_name[name], storage_options), _open(done[by_name[name]], storage_options), originals.get(name))
+        FigureRow(
+            name,
+            _open(by_name[name], storage_options),
+            _open(done[by_name[name]], storage_options),
+            originals.get(name),
+        )
         for name in names[:count]
     ]
 
@@ -88,12 +96,22 @@ def before_after_png(rows: Sequence[FigureRow], height: int = ROW_HEIGHT) -> byt
     """
     if not rows:
         raise ValueError("no colorized image to draw")
-    cells = [[_fit(row.before, height), _fit(row.after, height),
-              _fit(Image.fromarray(row.original), height) if row.original is not None else None] for row in rows]
-    widths = [max(row[c].width for row in cells if row[c] is not None) if any(row[c] is not None for row in cells) else 0
-              for c in range(3)]
+    cells = [
+        [
+            _fit(row.before, height),
+            _fit(row.after, height),
+            _fit(Image.fromarray(row.original), height) if row.original is not None else None,
+        ]
+        for row in rows
+    ]
+    widths = [
+        max(row[c].width for row in cells if row[c] is not None) if any(row[c] is not None for row in cells) else 0
+        for c in range(3)
+    ]
     columns = [c for c in range(3) if widths[c]]
-    canvas = Image.new("RGB", (sum(widths[c] + GAP for c in columns) - GAP, LABEL_HEIGHT + len(rows) * (height + GAP) - GAP), "white")
+    canvas = Image.new(
+        "RGB", (sum(widths[c] + GAP for c in columns) - GAP, LABEL_HEIGHT + len(rows) * (height + GAP) - GAP), "white"
+    )
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=14)
     left = 0
@@ -109,7 +127,9 @@ def before_after_png(rows: Sequence[FigureRow], height: int = ROW_HEIGHT) -> byt
                 draw.text((left + 4, top + height - 20), rows[r].name, fill="black", font=font)
         left += widths[c] + GAP
     buffer = io.BytesIO()
-    canvas.quantize(MAX_COLORS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(buffer, "PNG", optimize=True)
+    canvas.quantize(MAX_COLORS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(
+        buffer, "PNG", optimize=True
+    )
     return buffer.getvalue()
 
 

@@ -114,7 +114,7 @@ def grid_crops(image: np.ndarray, levels: int) -> Iterator[tuple[str, np.ndarray
         lefts = np.linspace(0, width - crop_w, k).round().astype(int)
         for row, top in enumerate(tops):
             for column, left in enumerate(lefts):
-                yield f"{k}x{k}-{row}-{column}", image[top:top + crop_h, left:left + crop_w]
+                yield f"{k}x{k}-{row}-{column}", image[top : top + crop_h, left : left + crop_w]
 
 
 def _write_image(url: str, image: np.ndarray, storage_options: Mapping[str, Any], format: str) -> None:

@@ -37,10 +37,10 @@ from PIL import Image
 from archive_colorizer import __version__, storage
 from archive_colorizer.color import merge_full_resolution
 from archive_colorizer.colorize.decode import gray_planes, small_gray
+from archive_colorizer.errors import ConfigError
 from archive_colorizer.evaluate.data import HeldOut, HeldOutImage
 from archive_colorizer.evaluate.metrics import METRICS
 from archive_colorizer.evaluate.report import ScoredImage, contact_sheet_png, format_table, means
-from archive_colorizer.errors import ConfigError
 
 if TYPE_CHECKING:
     from archive_colorizer.colorize.predictor import Predictor
@@ -86,7 +86,9 @@ class EvaluateResult:
     evaluation: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
-def colorize_truths(predictor: Predictor, truths: list[np.ndarray], model_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def colorize_truths(
+    predictor: Predictor, truths: list[np.ndarray], model_size: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Make ground truths gray and colorize them along the colorize job's path.
 
     Args:
@@ -99,8 +101,10 @@ def colorize_truths(predictor: Predictor, truths: list[np.ndarray], model_size: 
     """
     grays = [gray_planes(Image.fromarray(truth)).gray8 for truth in truths]  # mode "L", BT.601 luma
     chroma = predictor.predict(np.stack([small_gray(gray, model_size) for gray in grays]))  # (N, 2, s, s)
-    return [(np.asarray(gray.convert("RGB")), np.asarray(merge_full_resolution(gray, plane).convert("RGB")))
-            for gray, plane in zip(grays, chroma)]
+    return [
+        (np.asarray(gray.convert("RGB")), np.asarray(merge_full_resolution(gray, plane).convert("RGB")))
+        for gray, plane in zip(grays, chroma)
+    ]
 
 
 def _batches(images: Iterable[HeldOutImage], size: int) -> Iterator[list[HeldOutImage]]:
@@ -129,10 +133,24 @@ def run(config: EvaluateConfig) -> EvaluateResult:
     if model_size % 2**artifact.spec.num_downs:
         raise ConfigError(f"model_size {model_size} must be divisible by 2**num_downs = {2**artifact.spec.num_downs}")
     held_out = HeldOut.open(config.data, config.split, tuple(config.extensions), options)
-    predictor = Predictor(config.model, artifact.sha256, model_size, use_gpu=config.gpu,
-                          num_threads=os.cpu_count() or 1, storage_options=options)
-    stream = islice(held_out.images(config.size, gray_threshold=config.gray_threshold, extensions=tuple(config.extensions),
-                                    max_pixels=config.max_pixels, storage_options=options), config.max_images)
+    predictor = Predictor(
+        config.model,
+        artifact.sha256,
+        model_size,
+        use_gpu=config.gpu,
+        num_threads=os.cpu_count() or 1,
+        storage_options=options,
+    )
+    stream = islice(
+        held_out.images(
+            config.size,
+            gray_threshold=config.gray_threshold,
+            extensions=tuple(config.extensions),
+            max_pixels=config.max_pixels,
+            storage_options=options,
+        ),
+        config.max_images,
+    )
     scored, sheet = [], []
     for batch in _batches(stream, config.batch_size):
         for image, (gray, prediction) in zip(batch, colorize_truths(predictor, [i.rgb for i in batch], model_size)):
@@ -141,19 +159,36 @@ def run(config: EvaluateConfig) -> EvaluateResult:
                 sheet.append((scored[-1], gray, prediction, image.rgb))
     if not scored:
         where = f"split {config.split!r} of the shards" if held_out.kind == "shards" else "the folder"
-        raise ConfigError(f"no image to evaluate in {where} at {config.data!r} (skipped: {dict(held_out.skipped) or 'none'})")
-    model = {"url": artifact.url, "sha256": artifact.sha256, "working_size": artifact.working_size,
-             "model_size": model_size, "spec": artifact.spec.model_dump(), "provenance": artifact.metadata.get("provenance", {})}
+        raise ConfigError(
+            f"no image to evaluate in {where} at {config.data!r} (skipped: {dict(held_out.skipped) or 'none'})"
+        )
+    model = {
+        "url": artifact.url,
+        "sha256": artifact.sha256,
+        "working_size": artifact.working_size,
+        "model_size": model_size,
+        "spec": artifact.spec.model_dump(),
+        "provenance": artifact.metadata.get("provenance", {}),
+    }
     return _write(config, held_out, model, scored, sheet, started, time.perf_counter() - clock)
 
 
-def _write(config: EvaluateConfig, held_out: HeldOut, model: dict[str, Any], scored: list[ScoredImage],
-           sheet: list[tuple], started: _dt.datetime, wall: float) -> EvaluateResult:
+def _write(
+    config: EvaluateConfig,
+    held_out: HeldOut,
+    model: dict[str, Any],
+    scored: list[ScoredImage],
+    sheet: list[tuple],
+    started: _dt.datetime,
+    wall: float,
+) -> EvaluateResult:
     """Write ``evaluation.json`` and the contact sheet, print the table, build the result."""
     out = config.out or storage.join(model["url"], "evaluation")
     fs, folder = storage.open_url(out, config.storage_options)
     mean = means(scored)
-    title = f"evaluate {model['sha256'][:12]} on {held_out.kind} {config.data}" + (f" (split {held_out.split})" if held_out.split else "")
+    title = f"evaluate {model['sha256'][:12]} on {held_out.kind} {config.data}" + (
+        f" (split {held_out.split})" if held_out.split else ""
+    )
     sheet_url = None
     if sheet:
         storage.write_bytes(fs, storage.join(folder, CONTACT_SHEET_NAME), contact_sheet_png(sheet, title))
@@ -173,7 +208,9 @@ def _write(config: EvaluateConfig, held_out: HeldOut, model: dict[str, Any], sco
         "per_image": [image.to_json() for image in scored],
         "config": config.public_dict(),
     }
-    storage.write_bytes(fs, storage.join(folder, EVALUATION_NAME), (json.dumps(evaluation, indent=2, allow_nan=False) + "\n").encode())
+    storage.write_bytes(
+        fs, storage.join(folder, EVALUATION_NAME), (json.dumps(evaluation, indent=2, allow_nan=False) + "\n").encode()
+    )
     print(format_table(mean, len(scored), title))
     print(f"  results: {storage.join(out, EVALUATION_NAME)}" + (f", {sheet_url}" if sheet_url else ""))
     if held_out.skipped:

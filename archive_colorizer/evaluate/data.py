@@ -71,7 +71,9 @@ class HeldOut:
     skipped_examples: list[dict[str, str]] = field(default_factory=list)
 
     @classmethod
-    def open(cls, url: str, split: str, extensions: tuple[str, ...], storage_options: Mapping[str, Any] | None) -> HeldOut:
+    def open(
+        cls, url: str, split: str, extensions: tuple[str, ...], storage_options: Mapping[str, Any] | None
+    ) -> HeldOut:
         """Find out what ``url`` holds: Parquet shards (a ``.parquet`` file, or a folder whose first
         file found is one) or a folder of photographs.
 
@@ -95,8 +97,15 @@ class HeldOut:
         if len(self.skipped_examples) < SKIPPED_EXAMPLES:
             self.skipped_examples.append({"name": name, "reason": reason, "error": str(error)})
 
-    def images(self, size: int, *, gray_threshold: float, extensions: tuple[str, ...], max_pixels: int,
-               storage_options: Mapping[str, Any] | None = None) -> Iterator[HeldOutImage]:
+    def images(
+        self,
+        size: int,
+        *,
+        gray_threshold: float,
+        extensions: tuple[str, ...],
+        max_pixels: int,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> Iterator[HeldOutImage]:
         """Stream the ground truths, (size, size, 3) uint8 each; skipped ones are counted in :attr:`skipped`.
 
         Raises:
@@ -107,12 +116,16 @@ class HeldOut:
         else:
             yield from self._folder_images(size, gray_threshold, extensions, max_pixels)
 
-    def _shard_images(self, size: int, max_pixels: int, storage_options: Mapping[str, Any] | None) -> Iterator[HeldOutImage]:
+    def _shard_images(
+        self, size: int, max_pixels: int, storage_options: Mapping[str, Any] | None
+    ) -> Iterator[HeldOutImage]:
         files = (self.root,) if self.root.endswith(".parquet") else Shards.find(self.url, storage_options).files
         for path in files:
             try:
                 with self.fs.open(path, "rb") as handle:
-                    for batch in pq.ParquetFile(handle).iter_batches(batch_size=ROWS_PER_READ, columns=["image", "split"]):
+                    for batch in pq.ParquetFile(handle).iter_batches(
+                        batch_size=ROWS_PER_READ, columns=["image", "split"]
+                    ):
                         batch = batch.filter(pc.equal(batch.column("split"), self.split))
                         images = batch.column("image")
                         for data, name in zip(images.field("bytes").to_pylist(), images.field("path").to_pylist()):
@@ -122,7 +135,9 @@ class HeldOut:
             except (OSError, pa.ArrowException) as exc:
                 raise StorageError(f"cannot read the shard {storage.to_url(self.fs, path)!r}: {exc}") from exc
 
-    def _folder_images(self, size: int, gray_threshold: float, extensions: tuple[str, ...], max_pixels: int) -> Iterator[HeldOutImage]:
+    def _folder_images(
+        self, size: int, gray_threshold: float, extensions: tuple[str, ...], max_pixels: int
+    ) -> Iterator[HeldOutImage]:
         for path in storage.iter_files(self.fs, self.root, extensions):
             name = posixpath.relpath(path, self.root)
             try:
@@ -134,7 +149,9 @@ class HeldOut:
             if truth is not None:
                 yield HeldOutImage(name, truth)
 
-    def _truth(self, data: bytes, name: str, size: int, max_pixels: int, gray_threshold: float | None = None) -> np.ndarray | None:
+    def _truth(
+        self, data: bytes, name: str, size: int, max_pixels: int, gray_threshold: float | None = None
+    ) -> np.ndarray | None:
         """Decode one image into its (size, size, 3) ground truth, or count why not and return None."""
         try:
             image = imageio.to_rgb(imageio.decode(data, source=name, max_pixels=max_pixels).image)
@@ -150,5 +167,10 @@ class HeldOut:
 
     def describe(self) -> dict[str, Any]:
         """The data section of ``evaluation.json``."""
-        return {"url": self.url, "kind": self.kind, "split": self.split, "skipped": dict(self.skipped),
-                "skipped_examples": list(self.skipped_examples)}
+        return {
+            "url": self.url,
+            "kind": self.kind,
+            "split": self.split,
+            "skipped": dict(self.skipped),
+            "skipped_examples": list(self.skipped_examples),
+        }

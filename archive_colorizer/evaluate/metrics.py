@@ -58,8 +58,17 @@ def psnr(truth: np.ndarray, candidate: np.ndarray) -> float:
 def ssim(truth: np.ndarray, candidate: np.ndarray) -> float:
     """SSIM in [-1, 1] (1: identical), Wang et al.'s settings, averaged over R, G and B."""
     _check(truth, candidate)
-    return float(structural_similarity(truth, candidate, channel_axis=2, data_range=255,
-                                       gaussian_weights=True, sigma=1.5, use_sample_covariance=False))
+    return float(
+        structural_similarity(
+            truth,
+            candidate,
+            channel_axis=2,
+            data_range=255,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+    )
 
 
 def colorfulness(rgb: np.ndarray) -> float:

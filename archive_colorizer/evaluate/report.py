@@ -38,8 +38,11 @@ class ScoredImage:
         return cls(name, truth_cf, {"model": score(truth, prediction, truth_cf), "gray": score(truth, gray, truth_cf)})
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "truth_colorfulness": round(self.truth_colorfulness, DIGITS),
-                **{colouring: _rounded(values) for colouring, values in self.scores.items()}}
+        return {
+            "name": self.name,
+            "truth_colorfulness": round(self.truth_colorfulness, DIGITS),
+            **{colouring: _rounded(values) for colouring, values in self.scores.items()},
+        }
 
 
 def _rounded(values: Mapping[str, float]) -> dict[str, float]:
@@ -75,7 +78,9 @@ def format_table(mean: Mapping[str, Any], images: int, title: str) -> str:
     lines = [title, f"  {'mean over ' + str(images) + ' images':<28}{'model':>10}{'gray':>10}{'truth':>10}"]
     for name, label, form in TABLE_ROWS:
         truth = form.format(mean["truth"]["colorfulness"]) if name == "colorfulness" else ""
-        lines.append(f"  {label:<28}{form.format(mean['model'][name]):>10}{form.format(mean['gray'][name]):>10}{truth:>10}")
+        lines.append(
+            f"  {label:<28}{form.format(mean['model'][name]):>10}{form.format(mean['gray'][name]):>10}{truth:>10}"
+        )
     return "\n".join(lines)
 
 
@@ -86,10 +91,17 @@ def contact_sheet_png(rows: Sequence[tuple[ScoredImage, np.ndarray, np.ndarray, 
         rows: ``(scored, gray, prediction, truth)`` with (S, S, 3) uint8 images.
         title: figure title (model and data).
     """
+
     def label(values: Mapping[str, float]) -> str:
         return f"PSNR {values['psnr']:.1f} dB  dE00 {values['ciede2000']:.1f}  CF {values['colorfulness']:.0f}"
 
-    columns = {"gray (baseline, ab = 0)": [r[1] for r in rows], "prediction": [r[2] for r in rows], "ground truth": [r[3] for r in rows]}
-    cell_labels = [(label(s.scores["gray"]), label(s.scores["model"]), f"CF {s.truth_colorfulness:.0f}") for s, *_ in rows]
+    columns = {
+        "gray (baseline, ab = 0)": [r[1] for r in rows],
+        "prediction": [r[2] for r in rows],
+        "ground truth": [r[3] for r in rows],
+    }
+    cell_labels = [
+        (label(s.scores["gray"]), label(s.scores["model"]), f"CF {s.truth_colorfulness:.0f}") for s, *_ in rows
+    ]
     names = [s.name if len(s.name) <= 28 else "..." + s.name[-25:] for s, *_ in rows]
     return image_grid_png(columns, row_labels=names, cell_labels=cell_labels, title=title, cell_inches=2.56)

@@ -115,7 +115,9 @@ def iter_inputs(fs: fsspec.AbstractFileSystem, root: str, extensions: Iterable[s
     yield from _iter_file(fs, root, "" if name.lower().endswith(ARCHIVE_SUFFIXES) else name, extensions)
 
 
-def _iter_file(fs: fsspec.AbstractFileSystem, path: str, relative: str, extensions: tuple[str, ...]) -> Iterator[InputRef]:
+def _iter_file(
+    fs: fsspec.AbstractFileSystem, path: str, relative: str, extensions: tuple[str, ...]
+) -> Iterator[InputRef]:
     """Inputs of one file met in the listing: itself, or the members/rows it contains."""
     lower = path.lower()
     if lower.endswith(".zip"):
@@ -158,7 +160,9 @@ def iter_tar(fs: fsspec.AbstractFileSystem, path: str, prefix: str, extensions: 
             archive.members.clear()
             name = normalise_member(info.name)
             if info.isreg() and _matches(name, extensions):
-                yield InputRef("tar", path, posixpath.join(prefix, name), member=info.name, offset=info.offset_data, size=info.size)
+                yield InputRef(
+                    "tar", path, posixpath.join(prefix, name), member=info.name, offset=info.offset_data, size=info.size
+                )
 
 
 def iter_parquet(fs: fsspec.AbstractFileSystem, path: str, prefix: str) -> Iterator[InputRef]:

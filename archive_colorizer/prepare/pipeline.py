@@ -55,7 +55,12 @@ def run(config: PrepareConfig) -> PrepareResult:
         for stats in run_shards(shards, config):
             result.add(stats)
             bar.update(stats.inputs)
-            bar.set_postfix(shards=result.shards, written=result.counts["written"], dropped=result.inputs - result.counts["written"], refresh=False)
+            bar.set_postfix(
+                shards=result.shards,
+                written=result.counts["written"],
+                dropped=result.inputs - result.counts["written"],
+                refresh=False,
+            )
     result.seconds = time.monotonic() - start
     result.storage_retries += storage.retried_requests() - retried  # the driver's own
     write_json(out_fs, storage.join(out_root, STATS_FILE), result.to_dict(config.public_dict()))
@@ -76,14 +81,18 @@ def check_paths(config: PrepareConfig) -> None:
     if not in_fs.exists(in_root):
         raise ConfigError(f"INPUT {config.input!r} does not exist")
     if storage.is_same_or_inside(config.output, config.input, config.storage_options):
-        raise ConfigError(f"OUTPUT {config.output!r} is INPUT {config.input!r} or inside it; choose an OUTPUT outside the collection")
+        raise ConfigError(
+            f"OUTPUT {config.output!r} is INPUT {config.input!r} or inside it; choose an OUTPUT outside the collection"
+        )
     if storage.is_empty_or_missing(config.output, config.output_options):
         return
     out_fs, out_root = storage.open_url(config.output, config.output_options)
     if not out_fs.isdir(out_root):
         raise ConfigError(f"OUTPUT {config.output!r} is a file; it must be a folder or prefix")
     if not config.overwrite:
-        raise ConfigError(f"OUTPUT {config.output!r} is not empty; choose an empty OUTPUT or pass --overwrite to replace an earlier prepare's shards")
+        raise ConfigError(
+            f"OUTPUT {config.output!r} is not empty; choose an empty OUTPUT or pass --overwrite to replace an earlier prepare's shards"
+        )
     for path in previous_outputs(out_fs, out_root):
         out_fs.rm(path, recursive=True)
 
@@ -94,7 +103,9 @@ def _nonempty_listing(config: PrepareConfig) -> Iterator[InputRef]:
     inputs = iter_inputs(in_fs, in_root, config.extensions)
     first = next(inputs, None)
     if first is None:
-        raise JobError(f"no input found in {config.input!r} (extensions {' '.join(config.extensions)}); nothing was written")
+        raise JobError(
+            f"no input found in {config.input!r} (extensions {' '.join(config.extensions)}); nothing was written"
+        )
     return itertools.chain([first], inputs)
 
 

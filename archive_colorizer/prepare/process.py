@@ -21,7 +21,14 @@ from dataclasses import dataclass
 
 from archive_colorizer import imageio
 
-OUTCOMES = ("written", "dropped_corrupt", "dropped_too_large", "dropped_small", "dropped_grayscale", "dropped_unreadable")
+OUTCOMES = (
+    "written",
+    "dropped_corrupt",
+    "dropped_too_large",
+    "dropped_small",
+    "dropped_grayscale",
+    "dropped_unreadable",
+)
 """Every input ends in exactly one of these; their counts add up to the number of inputs."""
 
 SPLITS = ("train", "val")
@@ -86,7 +93,10 @@ def process_image(data: bytes, settings: ProcessSettings, source: str = "<bytes>
         return Processed("dropped_small", error=f"{source}: {width}x{height} is below min_size {settings.min_size}")
     chroma = imageio.mean_chroma(rgb)
     if chroma < settings.gray_threshold:
-        return Processed("dropped_grayscale", error=f"{source}: mean chroma {chroma:.2f} is below gray_threshold {settings.gray_threshold}")
+        return Processed(
+            "dropped_grayscale",
+            error=f"{source}: mean chroma {chroma:.2f} is below gray_threshold {settings.gray_threshold}",
+        )
     resized = imageio.resize_shorter_side(rgb, settings.size)
     return Processed("written", imageio.encode_jpeg(resized, quality=settings.jpeg_quality), *resized.size)
 

@@ -78,7 +78,9 @@ def _group_key(ref: InputRef) -> tuple[str, str]:
     return ref.kind, ref.container if ref.kind in ("zip", "parquet") else ""
 
 
-def _read_ranges(fs: fsspec.AbstractFileSystem, refs: list[InputRef], pool: ThreadPoolExecutor, threads: int) -> Iterator[RawInput]:
+def _read_ranges(
+    fs: fsspec.AbstractFileSystem, refs: list[InputRef], pool: ThreadPoolExecutor, threads: int
+) -> Iterator[RawInput]:
     """Whole image files, or tar members as byte ranges, ``2 * threads`` in memory at a time."""
     for start in range(0, len(refs), 2 * threads):
         chunk = refs[start : start + 2 * threads]
@@ -114,7 +116,9 @@ def _read_zip(fs: fsspec.AbstractFileSystem, container: str, refs: list[InputRef
                 data = archive.read(ref.member)
             except (OSError, KeyError, zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
                 # A damaged member (bad CRC, unsupported compression) is the member's problem only.
-                yield RawInput(ref, ref.path, source, None, f"{source}: cannot read member: {type(exc).__name__}: {exc}")
+                yield RawInput(
+                    ref, ref.path, source, None, f"{source}: cannot read member: {type(exc).__name__}: {exc}"
+                )
                 continue
             yield RawInput(ref, ref.path, source, data)
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from archive_colorizer import storage
 from archive_colorizer.config import PrepareConfig
 from archive_colorizer.prepare.listing import InputRef
-from archive_colorizer.prepare.process import ProcessSettings, Processed, assign_split, process_image
+from archive_colorizer.prepare.process import Processed, ProcessSettings, assign_split, process_image
 from archive_colorizer.prepare.reader import read_inputs
 from archive_colorizer.prepare.stats import ShardStats
 from archive_colorizer.prepare.writer import SHARD_STATS_FOLDER, ShardRows, shard_name, write_json, write_shard

@@ -51,7 +51,9 @@ class ShardStats:
         if split is not None:
             self.splits[split] += 1
         if processed.outcome != "written":
-            self.dropped.append({"path": path, "source": source, "outcome": processed.outcome, "error": processed.error or ""})
+            self.dropped.append(
+                {"path": path, "source": source, "outcome": processed.outcome, "error": processed.error or ""}
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON record of ``_stats/shard-NNNNNN.json``."""
@@ -118,7 +120,9 @@ class PrepareResult:
 
     def summary(self) -> str:
         """One line for the end of the run."""
-        dropped = ", ".join(f"{self.counts.get(o, 0):,} {o.removeprefix('dropped_').replace('_', ' ')}" for o in OUTCOMES[1:])
+        dropped = ", ".join(
+            f"{self.counts.get(o, 0):,} {o.removeprefix('dropped_').replace('_', ' ')}" for o in OUTCOMES[1:]
+        )
         rate = self.inputs / self.seconds if self.seconds else 0.0
         retried = f"; {self.storage_retries:,} object-store requests retried" if self.storage_retries else ""
         return (

@@ -86,7 +86,9 @@ class ShardRows:
     def to_table(self) -> pa.Table:
         """The rows as an Arrow table of :data:`SHARD_SCHEMA`."""
         columns = [self.images, self.widths, self.heights, self.splits, self.sources]
-        return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, SHARD_SCHEMA)], schema=SHARD_SCHEMA)
+        return pa.Table.from_arrays(
+            [pa.array(c, type=f.type) for c, f in zip(columns, SHARD_SCHEMA)], schema=SHARD_SCHEMA
+        )
 
 
 def write_shard(fs: fsspec.AbstractFileSystem, path: str, rows: ShardRows) -> None:

@@ -110,9 +110,14 @@ def run(config: TrainConfig) -> TrainResult:
     init_ray(config.ray_address)
     check_resumable(config)
     config.save(join(config.run, CONFIG_NAME), config.storage_options)
-    datasets = training_datasets(config.data, workers=config.workers, batch_size=config.batch_size,
-                                 image_size=config.image_size, max_val_images=config.max_val_images,
-                                 storage_options=config.storage_options)
+    datasets = training_datasets(
+        config.data,
+        workers=config.workers,
+        batch_size=config.batch_size,
+        image_size=config.image_size,
+        max_val_images=config.max_val_images,
+        storage_options=config.storage_options,
+    )
     staging = tempfile.mkdtemp(prefix="archive-colorizer-checkpoints-") if config.workers == 0 else None
     try:
         result = fit(build_trainer(config, datasets, staging))
@@ -126,10 +131,22 @@ def run(config: TrainConfig) -> TrainResult:
             shutil.rmtree(staging, ignore_errors=True)
     provenance = metadata["provenance"]
     retried = retried_requests() - retried
-    note = f"; object-store requests retried by the driver: {retried} (workers: storage_retries in metrics.jsonl)" if retried else ""
-    print(f"trained {provenance['epochs_trained']} epochs ({provenance['global_step']} steps); generator exported to {out}{note}")
-    return TrainResult(config.run, provenance["epochs_trained"], provenance["global_step"],
-                       None if staging else checkpoint, out, result.metrics)
+    note = (
+        f"; object-store requests retried by the driver: {retried} (workers: storage_retries in metrics.jsonl)"
+        if retried
+        else ""
+    )
+    print(
+        f"trained {provenance['epochs_trained']} epochs ({provenance['global_step']} steps); generator exported to {out}{note}"
+    )
+    return TrainResult(
+        config.run,
+        provenance["epochs_trained"],
+        provenance["global_step"],
+        None if staging else checkpoint,
+        out,
+        result.metrics,
+    )
 
 
 __all__ = ["TrainResult", "run"]

@@ -67,7 +67,9 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
     return tensors, state_dict["param_groups"]
 
 
-def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], param_groups: list[dict[str, Any]]) -> None:
+def load_optimizer_tensors(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], param_groups: list[dict[str, Any]]
+) -> None:
     """Inverse of :func:`optimizer_tensors`: load the state into ``optimizer`` (same parameters)."""
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
@@ -202,7 +204,10 @@ def read_checkpoint(folder: Path) -> CheckpointContents:
     def tensors(name: str) -> dict[str, torch.Tensor]:
         return verified_tensors((folder / name).read_bytes(), name, state, str(folder))
 
-    rng = {int(path.stem.split("_")[1]): json.loads(path.read_text()) for path in sorted((folder / RNG_FOLDER).glob("rank_*.json"))}
+    rng = {
+        int(path.stem.split("_")[1]): json.loads(path.read_text())
+        for path in sorted((folder / RNG_FOLDER).glob("rank_*.json"))
+    }
     return CheckpointContents(
         state=state,
         generator=tensors(GENERATOR_NAME),

@@ -93,7 +93,10 @@ def to_lab_batch(batch: pa.Table, image_size: int, jitter: bool) -> dict[str, np
         except ImageDecodeError as exc:
             logger.warning("skipping training image %s: %s", path, exc)
     if not crops:
-        return {"l": np.zeros((0, 1, image_size, image_size), np.float32), "ab": np.zeros((0, 2, image_size, image_size), np.float32)}
+        return {
+            "l": np.zeros((0, 1, image_size, image_size), np.float32),
+            "ab": np.zeros((0, 2, image_size, image_size), np.float32),
+        }
     rgb = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0  # (B, 3, S, S)
     l_norm, ab_norm = rgb_to_l_ab(rgb)
     return {"l": l_norm.numpy(), "ab": ab_norm.numpy()}
@@ -146,7 +149,9 @@ class Shards:
         import pyarrow.dataset
 
         try:
-            table = pyarrow.dataset.dataset(list(self.files), filesystem=pa_filesystem(self.fs), format="parquet").to_table(columns=["split"])
+            table = pyarrow.dataset.dataset(
+                list(self.files), filesystem=pa_filesystem(self.fs), format="parquet"
+            ).to_table(columns=["split"])
         except (pa.ArrowInvalid, OSError) as exc:
             raise ConfigError(f"cannot read the split column of the training shards at {self.url!r}: {exc}") from exc
         counts = pc.value_counts(table.column("split").combine_chunks())
@@ -158,7 +163,9 @@ class Shards:
 
         with _footer_readers(len(self.files)):
             return ray.data.read_parquet(
-                list(self.files), filesystem=None if is_local(self.fs) else self.fs, shuffle="files" if shuffle_files else None
+                list(self.files),
+                filesystem=None if is_local(self.fs) else self.fs,
+                shuffle="files" if shuffle_files else None,
             )
 
 
@@ -212,8 +219,15 @@ def split_dataset(shards: Shards, split: str, image_size: int, *, jitter: bool, 
     )
 
 
-def training_datasets(data_url: str, *, workers: int, batch_size: int, image_size: int, max_val_images: int | None = None,
-                      storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def training_datasets(
+    data_url: str,
+    *,
+    workers: int,
+    batch_size: int,
+    image_size: int,
+    max_val_images: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """``{"train": ..., "val": ...}`` datasets for :func:`archive_colorizer.train.trainer.build_trainer`.
 
     Without a val split (e.g. a tiny collection) validation falls back to the first training

@@ -94,12 +94,19 @@ def export_checkpoint(
         **(provenance or {}),
     }
     return save_generator(
-        generator, out_url, spec=spec, working_size=int(state["image_size"]), provenance=recorded, storage_options=storage_options
+        generator,
+        out_url,
+        spec=spec,
+        working_size=int(state["image_size"]),
+        provenance=recorded,
+        storage_options=storage_options,
     )
 
 
 def run(config: ExportConfig) -> ExportResult:
     """``archive-colorizer export CHECKPOINT OUT``."""
     metadata = export_checkpoint(config.checkpoint, config.out, config.storage_options)
-    print(f"exported epoch {metadata['provenance']['epoch']} of {config.checkpoint} to {config.out} (sha256 {metadata['sha256']})")
+    print(
+        f"exported epoch {metadata['provenance']['epoch']} of {config.checkpoint} to {config.out} (sha256 {metadata['sha256']})"
+    )
     return ExportResult(config.checkpoint, config.out, metadata["sha256"], metadata["provenance"]["epoch"])

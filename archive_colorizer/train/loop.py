@@ -133,7 +133,9 @@ class WorkerLoop:
 
     # --- setup -------------------------------------------------------------------------
 
-    def _restore_networks(self, generator: torch.nn.Module, discriminator: torch.nn.Module) -> CheckpointContents | None:
+    def _restore_networks(
+        self, generator: torch.nn.Module, discriminator: torch.nn.Module
+    ) -> CheckpointContents | None:
         import ray.train
 
         checkpoint = ray.train.get_checkpoint()
@@ -147,7 +149,9 @@ class WorkerLoop:
         self.global_step = int(contents.state["global_step"])
         self.history = list(contents.state["history"])[: self.epochs_done]
         if self.rank == 0:
-            logger.info("resuming after epoch %d (step %d) from %s", self.epochs_done - 1, self.global_step, checkpoint.path)
+            logger.info(
+                "resuming after epoch %d (step %d) from %s", self.epochs_done - 1, self.global_step, checkpoint.path
+            )
         return contents
 
     def _restore_optimizers(self, contents: CheckpointContents) -> None:
@@ -192,9 +196,19 @@ class WorkerLoop:
             val, samples = self.validate(val_shard)
             val = self._reduce(val)
             self.epochs_done += 1
-            row = epoch_row(epoch, self.global_step, phase, train, val, self.world_size,
-                            extra={"lr": self.config.lr, "generator_param_sha256": self._weight_digests(),
-                                   "storage_retries": self._storage_retries()})
+            row = epoch_row(
+                epoch,
+                self.global_step,
+                phase,
+                train,
+                val,
+                self.world_size,
+                extra={
+                    "lr": self.config.lr,
+                    "generator_param_sha256": self._weight_digests(),
+                    "storage_retries": self._storage_retries(),
+                },
+            )
             self.history.append(row)
             self._report(row, checkpoint=self._checkpoint_due())
             self._write_outputs(samples)
@@ -251,7 +265,9 @@ class WorkerLoop:
         generator = unwrap(self.model.generator).eval()  # as in deployment: running statistics, no dropout
         kept: list[tuple[torch.Tensor, ...]] = []
         wanted = self.config.sample_images
-        for batch in shard.iter_torch_batches(batch_size=self.config.batch_size, dtypes=torch.float32, device=self.device):
+        for batch in shard.iter_torch_batches(
+            batch_size=self.config.batch_size, dtypes=torch.float32, device=self.device
+        ):
             with self.model.autocast(self.device):
                 predicted = generator(batch["l"]).float()  # (B, 2, S, S)
             for name, total in validation_sums(batch["l"], predicted, batch["ab"]).items():
@@ -331,7 +347,9 @@ class WorkerLoop:
             )
         write_rng(folder, self.rank)
         ray.train.report(
-            row, checkpoint=ray.train.Checkpoint.from_directory(str(folder)), checkpoint_dir_name=checkpoint_dir_name(self.epochs_done)
+            row,
+            checkpoint=ray.train.Checkpoint.from_directory(str(folder)),
+            checkpoint_dir_name=checkpoint_dir_name(self.epochs_done),
         )
         # Uploaded now (synchronous upload); in local mode the driver exports from the last one.
         if self.staging_dir is None:

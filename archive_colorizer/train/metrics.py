@@ -41,7 +41,9 @@ class Accumulator:
 
     def to_tensor(self) -> torch.Tensor:
         """(2 * len(names),) float64: the sums, then the counts."""
-        return torch.tensor([self.sums[n] for n in self.names] + [self.counts[n] for n in self.names], dtype=torch.float64)
+        return torch.tensor(
+            [self.sums[n] for n in self.names] + [self.counts[n] for n in self.names], dtype=torch.float64
+        )
 
     @classmethod
     def from_tensor(cls, names: Iterable[str], values: torch.Tensor) -> Accumulator:

@@ -83,8 +83,10 @@ def image_grid_png(
     count = counts.pop()
     label_space = 0.3 if cell_labels else 0.0
     # Constrained layout keeps the title clear of the column titles (tight_layout ignores suptitle).
-    figure = Figure(figsize=(cell_inches * len(columns) + (1.2 if row_labels else 0), (cell_inches + label_space) * count + 0.5),
-                    layout="constrained")
+    figure = Figure(
+        figsize=(cell_inches * len(columns) + (1.2 if row_labels else 0), (cell_inches + label_space) * count + 0.5),
+        layout="constrained",
+    )
     axes = np.atleast_2d(figure.subplots(count, len(columns), squeeze=False))
     for column, (name, images) in enumerate(columns.items()):
         for row in range(count):

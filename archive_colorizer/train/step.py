@@ -82,7 +82,9 @@ def set_requires_grad(module: nn.Module, requires_grad: bool) -> None:
         parameter.requires_grad_(requires_grad)
 
 
-def discriminator_step(model: Pix2Pix, l_norm: torch.Tensor, real_ab: torch.Tensor, fake_ab: torch.Tensor) -> tuple[float, float]:
+def discriminator_step(
+    model: Pix2Pix, l_norm: torch.Tensor, real_ab: torch.Tensor, fake_ab: torch.Tensor
+) -> tuple[float, float]:
     """Update the discriminator on one batch: ``0.5 * (GAN(D(L, real), 1) + GAN(D(L, fake), 0))``.
 
     Args:
@@ -105,7 +107,9 @@ def discriminator_step(model: Pix2Pix, l_norm: torch.Tensor, real_ab: torch.Tens
     return loss_real.item(), loss_fake.item()
 
 
-def generator_step(model: Pix2Pix, l_norm: torch.Tensor, real_ab: torch.Tensor, fake_ab: torch.Tensor) -> tuple[float, float]:
+def generator_step(
+    model: Pix2Pix, l_norm: torch.Tensor, real_ab: torch.Tensor, fake_ab: torch.Tensor
+) -> tuple[float, float]:
     """Update the generator: ``GAN(D(L, fake), 1) + lambda_L1 * L1(fake, real)``, D frozen.
 
     ``fake_ab`` must still carry the generator's graph (not detached).

@@ -83,7 +83,9 @@ def build_trainer(config: TrainConfig, datasets: Mapping[str, Any], staging_dir:
             failure_config=FailureConfig(max_failures=config.max_failures),
         ),
         datasets=dict(datasets),
-        dataset_config=DataConfig(datasets_to_split=["train"], execution_options={"val": ExecutionOptions(preserve_order=True)}),
+        dataset_config=DataConfig(
+            datasets_to_split=["train"], execution_options={"val": ExecutionOptions(preserve_order=True)}
+        ),
     )
 
 

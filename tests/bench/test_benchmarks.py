@@ -26,8 +26,20 @@ def _bench(name: str):
 
 
 def test_colorize_throughput_reports_every_rate_and_ratio(tmp_path, capsys):
-    report = _bench("colorize_throughput").main(["--images", "6", "--megapixels", "0.05", "--model", "tiny",
-                                                 "--task-batch-size", "4", "--workdir", str(tmp_path)])
+    report = _bench("colorize_throughput").main(
+        [
+            "--images",
+            "6",
+            "--megapixels",
+            "0.05",
+            "--model",
+            "tiny",
+            "--task-batch-size",
+            "4",
+            "--workdir",
+            str(tmp_path),
+        ]
+    )
     assert report["images"] == 6
     for name in ("floor", "floor_gray", "model_only", "naive", "pipeline", "pipeline_warm"):
         assert report[name]["images_per_second"] > 0, name
@@ -36,15 +48,22 @@ def test_colorize_throughput_reports_every_rate_and_ratio(tmp_path, capsys):
     per_image = 1 / report["floor"]["images_per_second"] + 1 / report["model_only"]["images_per_second"]
     assert report["ideal"]["images_per_second"] == pytest.approx(cores / per_image, rel=0.05, abs=2e-3)
     assert report["pipeline_over_naive"] == pytest.approx(
-        report["pipeline"]["images_per_second"] / report["naive"]["images_per_second"], rel=0.05, abs=2e-3)
-    assert 0 < report["pipeline_over_ideal"] == pytest.approx(
-        report["pipeline"]["images_per_second"] / report["ideal"]["images_per_second"], rel=0.05, abs=2e-3)
+        report["pipeline"]["images_per_second"] / report["naive"]["images_per_second"], rel=0.05, abs=2e-3
+    )
+    assert (
+        0
+        < report["pipeline_over_ideal"]
+        == pytest.approx(
+            report["pipeline"]["images_per_second"] / report["ideal"]["images_per_second"], rel=0.05, abs=2e-3
+        )
+    )
     assert '"pipeline_over_ideal"' in capsys.readouterr().out  # the JSON on stdout
 
 
 def test_colorize_memory_reports_both_jobs_and_the_huge_image(tmp_path):
-    report = _bench("colorize_memory").main(["--small", "3", "--large", "6", "--megapixels", "0.05",
-                                             "--huge-megapixels", "4", "--workdir", str(tmp_path)])
+    report = _bench("colorize_memory").main(
+        ["--small", "3", "--large", "6", "--megapixels", "0.05", "--huge-megapixels", "4", "--workdir", str(tmp_path)]
+    )
     small, large = report["job"]["small"], report["job"]["large"]
     assert (small["colorized"], large["colorized"]) == (3, 6)
     assert small["peak_rss_mb"] > 100 and large["peak_rss_mb"] > 100  # the driver and its Ray, not nothing
@@ -55,10 +74,28 @@ def test_colorize_memory_reports_both_jobs_and_the_huge_image(tmp_path):
 
 
 def test_train_throughput_compares_the_ray_path_with_the_plain_loop():
-    report = _bench("train_throughput").main(["--images", "24", "--epochs", "2", "--batch-size", "4",
-                                              "--image-size", "32", "--ngf", "8", "--num-downs", "5", "--ndf", "8"])
+    report = _bench("train_throughput").main(
+        [
+            "--images",
+            "24",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--image-size",
+            "32",
+            "--ngf",
+            "8",
+            "--num-downs",
+            "5",
+            "--ndf",
+            "8",
+        ]
+    )
     assert report["plain_images_per_sec"] > 0 and report["ray_images_per_sec_per_worker"] > 0
-    assert report["ratio"] == pytest.approx(report["ray_images_per_sec_per_worker"] / report["plain_images_per_sec"], rel=0.05, abs=2e-3)
+    assert report["ratio"] == pytest.approx(
+        report["ray_images_per_sec_per_worker"] / report["plain_images_per_sec"], rel=0.05, abs=2e-3
+    )
 
 
 def test_prepare_throughput_writes_every_photo():

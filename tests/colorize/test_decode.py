@@ -15,8 +15,16 @@ from tests.colorize.conftest import encode
 
 def settings_for(tmp_path, **values) -> StageSettings:
     run = manifest.RunInfo("testrun", dt.datetime.now(dt.timezone.utc), "ab" * 32, "0.1.0")
-    base = {"output_url": str(tmp_path / "out"), "model_size": 32, "max_pixels": 10_000_000, "on_color": "skip",
-            "color_threshold": 4.0, "overwrite": False, "jpeg_quality": 95, "run": run}
+    base = {
+        "output_url": str(tmp_path / "out"),
+        "model_size": 32,
+        "max_pixels": 10_000_000,
+        "on_color": "skip",
+        "color_threshold": 4.0,
+        "overwrite": False,
+        "jpeg_quality": 95,
+        "run": run,
+    }
     return StageSettings(**{**base, **values})
 
 
@@ -56,12 +64,19 @@ def test_the_gray_is_squeezed_to_the_model_size_without_loading_torch(photos):
     assert small.shape == (32, 32) and small.dtype == np.uint8
     expected = np.asarray(gray.resize((32, 32), Image.Resampling.BOX), dtype=np.float64)
     assert np.abs(small - expected).mean() < 3.0  # a faithful thumbnail of the photo
-    probe = "import sys, archive_colorizer.colorize.decode, archive_colorizer.colorize.merge; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    probe = (
+        "import sys, archive_colorizer.colorize.decode, archive_colorizer.colorize.merge; print('torch' in sys.modules)"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 def _row(path, **values):
-    return manifest.new_row(str(path), output_url=str(path.parent.parent / "out" / path.name), output_format="JPEG", **values)
+    return manifest.new_row(
+        str(path), output_url=str(path.parent.parent / "out" / path.name), output_format="JPEG", **values
+    )
 
 
 def test_rows_get_their_status_from_what_the_file_is(photos, tmp_path):
@@ -73,7 +88,12 @@ def test_rows_get_their_status_from_what_the_file_is(photos, tmp_path):
 
     pending = _row(gray)
     assert decode.prepare_row(pending, settings).shape == (32, 32)
-    assert (pending["status"], pending["width"], pending["height"], pending["input_mode"]) == (manifest.PENDING, 451, 300, "L")
+    assert (pending["status"], pending["width"], pending["height"], pending["input_mode"]) == (
+        manifest.PENDING,
+        451,
+        300,
+        "L",
+    )
     assert pending["data"] == gray.read_bytes()
 
     skipped = _row(colour)

@@ -48,7 +48,9 @@ def test_output_keeps_size_gray_dpi_datetime_and_labels_itself(photos, fmt):
     assert exif[0x010E].startswith("Harbour, seen from the lighthouse | Colorized by archive-colorizer 0.1.0")
     assert PROVENANCE.model_sha256 in exif[0x010E]
     description = ET.fromstring(output.info["xmp"]).find(f".//{RDF}Description")
-    assert description.get("{http://iptc.org/std/Iptc4xmpExt/2008-02-29/}DigitalSourceType") == encode.DIGITAL_SOURCE_TYPE
+    assert (
+        description.get("{http://iptc.org/std/Iptc4xmpExt/2008-02-29/}DigitalSourceType") == encode.DIGITAL_SOURCE_TYPE
+    )
 
 
 def test_jpeg_is_encoded_from_ycbcr_with_full_chroma(photos):

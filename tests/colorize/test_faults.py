@@ -78,8 +78,16 @@ def _kill_when_busy(output: Path, titles: list[str], stop: threading.Event, kill
 
 def _clean_output(input_path: Path, model: str, sha256: str, predictor: Predictor) -> np.ndarray:
     """The output of ``input_path`` from the job's own stages, one image at a time, without Ray: (H, W, 3) uint8."""
-    settings = StageSettings(str(input_path.parent), 32, imageio.DEFAULT_MAX_PIXELS, "skip", 4.0, True, 95,
-                             manifest.RunInfo("clean", None, sha256, "test"))
+    settings = StageSettings(
+        str(input_path.parent),
+        32,
+        imageio.DEFAULT_MAX_PIXELS,
+        "skip",
+        4.0,
+        True,
+        95,
+        manifest.RunInfo("clean", None, sha256, "test"),
+    )
     row = manifest.new_row(str(input_path), output_url="unused", output_format="JPEG")
     gray = prepare_row(row, settings)
     chroma = predictor.predict(gray[None].copy())[0]
@@ -88,8 +96,11 @@ def _clean_output(input_path: Path, model: str, sha256: str, predictor: Predicto
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
 
 
-@pytest.mark.parametrize(("stages", "victims"), [("split", [PREDICTOR_BUSY, MERGE_TASK_BUSY]), ("fused", [FUSED_TASK_BUSY])],
-                         ids=["split-actor-and-merge-task", "fused-task"])
+@pytest.mark.parametrize(
+    ("stages", "victims"),
+    [("split", [PREDICTOR_BUSY, MERGE_TASK_BUSY]), ("fused", [FUSED_TASK_BUSY])],
+    ids=["split-actor-and-merge-task", "fused-task"],
+)
 def test_killed_predictor_actor_and_merge_task_lose_nothing(photos, tiny_model, tmp_path, stages, victims):
     inputs = _gray_archive(tmp_path / "in", photos, 40)
     out = tmp_path / "out"
@@ -98,8 +109,17 @@ def test_killed_predictor_actor_and_merge_task_lose_nothing(photos, tiny_model, 
     killer.start()
     try:
         pool = {"actors": [1]} if stages == "split" else {}
-        result = run(ColorizeConfig(input=str(tmp_path / "in"), output=str(out), model=tiny_model, progress=False,
-                                    stages=stages, **pool, **SMALL_BATCHES))
+        result = run(
+            ColorizeConfig(
+                input=str(tmp_path / "in"),
+                output=str(out),
+                model=tiny_model,
+                progress=False,
+                stages=stages,
+                **pool,
+                **SMALL_BATCHES,
+            )
+        )
     finally:
         stop.set()
         killer.join()
@@ -111,8 +131,11 @@ def test_killed_predictor_actor_and_merge_task_lose_nothing(photos, tiny_model, 
     run_files = os.listdir(out / manifest.MANIFEST_DIR)
     assert len(run_files) == 1 and run_files[0].startswith("run-") and result.run_id in run_files[0]
     files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and review.REVIEW_DIR not in p.parts}
-    assert files == {p.name for p in inputs} | {manifest.SUMMARY_NAME, manifest.CONFIG_NAME,
-                                                f"{manifest.MANIFEST_DIR}/{run_files[0]}"}
+    assert files == {p.name for p in inputs} | {
+        manifest.SUMMARY_NAME,
+        manifest.CONFIG_NAME,
+        f"{manifest.MANIFEST_DIR}/{run_files[0]}",
+    }
     assert (out / review.REVIEW_DIR / review.PAGE_NAME).is_file()  # the review page, beside the outputs
     predictor = Predictor(tiny_model, result.model_sha256, 32)
     for path in inputs:
@@ -143,8 +166,20 @@ def test_killed_driver_then_the_same_command_finishes_the_rest_without_redoing_a
 
     inputs = _gray_archive(tmp_path / "in", photos, 40)
     out = tmp_path / "out"
-    arguments = ["colorize", str(tmp_path / "in"), str(out), "--model", tiny_model, "--no-progress",
-                 "--task-batch-size", "4", "--batch-size", "4", "--ray-address", ray.get_runtime_context().gcs_address]
+    arguments = [
+        "colorize",
+        str(tmp_path / "in"),
+        str(out),
+        "--model",
+        tiny_model,
+        "--no-progress",
+        "--task-batch-size",
+        "4",
+        "--batch-size",
+        "4",
+        "--ray-address",
+        ray.get_runtime_context().gcs_address,
+    ]
     command = [sys.executable, "-m", "archive_colorizer.cli", *arguments]
     # Credentials in the driver's environment must not show up in anything it writes or prints.
     env = dict(os.environ, AWS_ACCESS_KEY_ID=FAKE_KEY_ID, AWS_SECRET_ACCESS_KEY=FAKE_SECRET)

@@ -83,11 +83,19 @@ def write_hostile_corpus(root: Path, photos) -> dict[str, tuple[set[str], set[st
         put(f"random/noise.{suffix}", noise, FAILED, {"not_an_image"})
     put("random/png-signature-only.png", b"\x89PNG\r\n\x1a\n", FAILED, ANY_DECODE_FAILURE)
     put("bomb/claims-50000x50000.png", _png_claiming(50000, 50000), FAILED, {"too_large"})
-    put("bomb/gif-claims-65535x65535.gif", b"GIF89a" + struct.pack("<HH", 65535, 65535) + b"\x00\x00\x00" + b"\x3b",
-        FAILED, {"too_large"} | ANY_DECODE_FAILURE)
+    put(
+        "bomb/gif-claims-65535x65535.gif",
+        b"GIF89a" + struct.pack("<HH", 65535, 65535) + b"\x00\x00\x00" + b"\x3b",
+        FAILED,
+        {"too_large"} | ANY_DECODE_FAILURE,
+    )
     corrupt_exif = b"Exif\x00\x00MM\x00\x2a\xff\xff\xff\xf0" + noise[:64]
     put("metadata/corrupt-exif.jpg", _jpeg_with_app_segment(jpeg, 0xE1, corrupt_exif), COLORIZED)
-    put("metadata/garbage-icc.jpg", _jpeg_with_app_segment(jpeg, 0xE2, b"ICC_PROFILE\x00\x01\x01" + noise[:200]), COLORIZED)
+    put(
+        "metadata/garbage-icc.jpg",
+        _jpeg_with_app_segment(jpeg, 0xE2, b"ICC_PROFILE\x00\x01\x01" + noise[:200]),
+        COLORIZED,
+    )
     exif = Image.Exif()
     exif[0x0112] = 9  # an orientation that does not exist
     put("metadata/orientation-9.jpg", encode(gray, "JPEG", quality=90, exif=exif.tobytes()), COLORIZED)
@@ -95,15 +103,33 @@ def write_hostile_corpus(root: Path, photos) -> dict[str, tuple[set[str], set[st
     bad_ifd[4:8] = struct.pack("<I", 0x7FFFFFF0)  # first IFD far past the end of the file
     put("tiff/bad-ifd-offset.tif", bytes(bad_ifd), FAILED, ANY_DECODE_FAILURE)
     frames = [gray, gray.rotate(90), gray.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
-    put("modes/animated.gif", encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0), COLORIZED)
+    put(
+        "modes/animated.gif",
+        encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0),
+        COLORIZED,
+    )
     put("modes/one-pixel.png", encode(Image.new("L", (1, 1), 128), "PNG"), COLORIZED)
     put("modes/strip-1x2000.png", encode(gray.resize((1, 2000)), "PNG"), COLORIZED)
     put("modes/gray16.tif", encode(Image.fromarray(np.asarray(gray, np.uint16) * 257), "TIFF"), COLORIZED)
     put("modes/cmyk.jpg", encode(gray.convert("CMYK"), "JPEG", quality=90), COLORIZED)
-    put("modes/la.png", encode(Image.merge("LA", (gray, Image.linear_gradient("L").resize(gray.size))), "PNG"), COLORIZED)
+    put(
+        "modes/la.png",
+        encode(Image.merge("LA", (gray, Image.linear_gradient("L").resize(gray.size))), "PNG"),
+        COLORIZED,
+    )
     put("modes/palette-transparent.png", encode(gray.convert("P"), "PNG", transparency=0), COLORIZED)
-    for name in ("with space.jpg", "ünïcødé 写真.jpg", "hash#1.jpg", "what?.jpg", "100%.jpg", "double::colon.jpg",
-                 "line\nbreak.jpg", "-leading-dash.jpg", "--help.jpg", "UPPER.JPG"):
+    for name in (
+        "with space.jpg",
+        "ünïcødé 写真.jpg",
+        "hash#1.jpg",
+        "what?.jpg",
+        "100%.jpg",
+        "double::colon.jpg",
+        "line\nbreak.jpg",
+        "-leading-dash.jpg",
+        "--help.jpg",
+        "UPPER.JPG",
+    ):
         put(f"names/{name}", jpeg, COLORIZED)
     put("/".join(f"level{i}" for i in range(10)) + "/deep.jpg", jpeg, COLORIZED)
     put("folder.jpg/inside-a-folder-named-like-an-image.jpg", jpeg, COLORIZED)
@@ -140,14 +166,23 @@ def hostile_run(photos, tiny_model, tmp_path_factory):
     sampler = threading.Thread(target=_peak_worker_rss, args=(stop, peak), daemon=True)
     sampler.start()
     try:
-        result = run(ColorizeConfig(input=str(root / "in"), output=str(root / "out"), model=tiny_model, progress=False,
-                                    max_failure_rate=1.0))
+        result = run(
+            ColorizeConfig(
+                input=str(root / "in"), output=str(root / "out"), model=tiny_model, progress=False, max_failure_rate=1.0
+            )
+        )
     finally:
         stop.set()
         sampler.join()
     rows = {row["input_url"]: row for row in manifest.read_manifest(str(root / "out")).to_pylist()}
-    return SimpleNamespace(root=root, expected=expected, result=result, rows=rows, peak_rss=peak.get("rss", 0),
-                           outside_before=outside_before)
+    return SimpleNamespace(
+        root=root,
+        expected=expected,
+        result=result,
+        rows=rows,
+        peak_rss=peak.get("rss", 0),
+        outside_before=outside_before,
+    )
 
 
 def test_the_corpus_has_more_than_25_hostile_inputs(hostile_run):
@@ -182,7 +217,9 @@ def test_the_bomb_is_refused_from_its_header_and_memory_stays_bounded(hostile_ru
 
 def test_links_out_of_input_are_refused_and_never_followed(hostile_run):
     root, out = hostile_run.root, hostile_run.root / "out"
-    assert hostile_run.rows[str(root / "in/links/to-outside.jpg")]["error"].endswith("a symbolic link to a file outside INPUT")
+    assert hostile_run.rows[str(root / "in/links/to-outside.jpg")]["error"].endswith(
+        "a symbolic link to a file outside INPUT"
+    )
     assert not any("folder-outside" in url or "outside/" in url for url in hostile_run.rows)
     assert sorted(os.listdir(root / "outside")) == hostile_run.outside_before
     assert not (out / "links" / "to-outside.jpg").exists() and not (out / "links" / "folder-outside").exists()

@@ -15,10 +15,21 @@ from tests.conftest import submit_job
 def test_ray_job_submit_runs_the_colorize_entrypoint(ray_head, photos, tiny_model, tmp_path):
     for name in GRAY_PHOTOS:
         (tmp_path / "in").mkdir(exist_ok=True)
-        (tmp_path / "in" / f"{name}.jpg").write_bytes(encode(Image.fromarray(photos[name]).convert("L"), "JPEG", quality=90))
+        (tmp_path / "in" / f"{name}.jpg").write_bytes(
+            encode(Image.fromarray(photos[name]).convert("L"), "JPEG", quality=90)
+        )
     (tmp_path / "in" / "broken.jpg").write_bytes(b"not a jpeg")
-    completed = submit_job(ray_head, "jobs/colorize.py", str(tmp_path / "in"), str(tmp_path / "out"),
-                           "--model", tiny_model, "--max-failure-rate", "0.25", "--no-progress")
+    completed = submit_job(
+        ray_head,
+        "jobs/colorize.py",
+        str(tmp_path / "in"),
+        str(tmp_path / "out"),
+        "--model",
+        tiny_model,
+        "--max-failure-rate",
+        "0.25",
+        "--no-progress",
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "succeeded" in completed.stdout
     summary = json.loads((tmp_path / "out" / "_summary.json").read_text())

@@ -43,8 +43,14 @@ def test_outputs_mirror_inputs_and_a_changed_format_appends_its_suffix(relative,
 def test_listing_mirrors_relative_paths_under_output(tmp_path):
     _touch(tmp_path / "in", "x/a.jpg", "x/y/b.png", "c.gif", "notes.txt", ".hidden.jpg")
     rows = list(listing.iter_listed(_roots(tmp_path), (".jpg", ".png", ".gif"), "auto"))
-    assert [(os.path.relpath(r["input_url"], tmp_path / "in"), os.path.relpath(r["output_url"], tmp_path / "out"), r["output_format"])
-            for r in rows] == [("c.gif", "c.gif.png", "PNG"), ("x/a.jpg", "x/a.jpg", "JPEG"), ("x/y/b.png", "x/y/b.png", "PNG")]
+    assert [
+        (
+            os.path.relpath(r["input_url"], tmp_path / "in"),
+            os.path.relpath(r["output_url"], tmp_path / "out"),
+            r["output_format"],
+        )
+        for r in rows
+    ] == [("c.gif", "c.gif.png", "PNG"), ("x/a.jpg", "x/a.jpg", "JPEG"), ("x/y/b.png", "x/y/b.png", "PNG")]
     assert all(r["status"] == manifest.PENDING for r in rows)
 
 
@@ -70,7 +76,14 @@ def test_paths_that_could_escape_output_are_named(relative):
 def test_input_list_entries_outside_input_or_escaping_fail_without_stopping(tmp_path):
     _touch(tmp_path / "in", "a.jpg", "b/c.png")
     _touch(tmp_path, "elsewhere/d.jpg")
-    entries = ["a.jpg", str(tmp_path / "in" / "b" / "c.png"), str(tmp_path / "elsewhere" / "d.jpg"), "../elsewhere/d.jpg", "# comment", ""]
+    entries = [
+        "a.jpg",
+        str(tmp_path / "in" / "b" / "c.png"),
+        str(tmp_path / "elsewhere" / "d.jpg"),
+        "../elsewhere/d.jpg",
+        "# comment",
+        "",
+    ]
     (tmp_path / "list.txt").write_text("\n".join(entries) + "\n")
     rows = list(listing.iter_from_list(_roots(tmp_path), str(tmp_path / "list.txt"), "auto", None))
     assert [r["status"] for r in rows] == [manifest.PENDING, manifest.PENDING, manifest.FAILED, manifest.FAILED]

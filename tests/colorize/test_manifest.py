@@ -11,8 +11,14 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 def _rows(run_id: str, minutes: int, statuses: dict[str, str], sha: str = "aa" * 32) -> list[dict]:
     return [
-        manifest.new_row(f"/in/{name}.jpg", output_url=f"/out/{name}.jpg", status=status, run_id=run_id,
-                         recorded_at=T0 + dt.timedelta(minutes=minutes), model_sha256=sha)
+        manifest.new_row(
+            f"/in/{name}.jpg",
+            output_url=f"/out/{name}.jpg",
+            status=status,
+            run_id=run_id,
+            recorded_at=T0 + dt.timedelta(minutes=minutes),
+            model_sha256=sha,
+        )
         for name, status in statuses.items()
     ]
 
@@ -31,11 +37,16 @@ def test_a_rewritten_part_replaces_its_rows(tmp_path):
 
 def test_final_row_is_the_one_recorded_last():
     table = manifest.to_table(
-        _rows("r2", 5, {"a": "skipped_existing", "b": "colorized"}) + _rows("r1", 0, {"a": "colorized", "b": "failed", "c": "failed"}),
+        _rows("r2", 5, {"a": "skipped_existing", "b": "colorized"})
+        + _rows("r1", 0, {"a": "colorized", "b": "failed", "c": "failed"}),
         manifest.MANIFEST_SCHEMA,
     )
     final = {row["input_url"]: (row["status"], row["run_id"]) for row in manifest.latest_rows(table).to_pylist()}
-    assert final == {"/in/a.jpg": ("skipped_existing", "r2"), "/in/b.jpg": ("colorized", "r2"), "/in/c.jpg": ("failed", "r1")}
+    assert final == {
+        "/in/a.jpg": ("skipped_existing", "r2"),
+        "/in/b.jpg": ("colorized", "r2"),
+        "/in/c.jpg": ("failed", "r1"),
+    }
 
 
 def test_resume_index_knows_finished_pairs_and_their_model():
@@ -47,7 +58,10 @@ def test_resume_index_knows_finished_pairs_and_their_model():
     assert index.lookup("/in/a.jpg", "/out/a.jpg") == "11" * 32
     assert index.lookup("/in/b.jpg", "/out/b.jpg") is None  # its latest row failed
     assert index.lookup("/in/a.jpg", "/out/a.jpg.png") is None  # another output (format) is not finished
-    assert manifest.ResumeIndex.from_manifest(manifest.MANIFEST_SCHEMA.empty_table()).lookup("/in/a.jpg", "/out/a.jpg") is None
+    assert (
+        manifest.ResumeIndex.from_manifest(manifest.MANIFEST_SCHEMA.empty_table()).lookup("/in/a.jpg", "/out/a.jpg")
+        is None
+    )
 
 
 def _write_run(folder, run: manifest.RunInfo, minutes: int, statuses: dict[str, str]) -> list[dict]:
@@ -59,8 +73,12 @@ def _write_run(folder, run: manifest.RunInfo, minutes: int, statuses: dict[str, 
 
 def test_run_history_counts_each_run(tmp_path):
     _write_run(tmp_path, manifest.RunInfo("r1", T0, "aa" * 32, "0.1.0"), 0, {"a": "colorized", "b": "failed"})
-    _write_run(tmp_path, manifest.RunInfo("r2", T0 + dt.timedelta(minutes=9), "aa" * 32, "0.1.0"), 9,
-               {"a": "skipped_existing", "b": "colorized"})
+    _write_run(
+        tmp_path,
+        manifest.RunInfo("r2", T0 + dt.timedelta(minutes=9), "aa" * 32, "0.1.0"),
+        9,
+        {"a": "skipped_existing", "b": "colorized"},
+    )
     history = manifest.run_history(manifest.read_manifest(str(tmp_path)))
     assert [run["run_id"] for run in history] == ["r1", "r2"]
     assert history[0]["counts"] == {"colorized": 1, "skipped_existing": 0, "skipped_color": 0, "failed": 1}
@@ -79,7 +97,14 @@ def test_a_committed_run_file_replaces_the_runs_parts_and_an_aborted_one_leaves_
     aborted.write(manifest.to_table(_rows("r2", 5, {"a": "skipped_existing"}), manifest.MANIFEST_SCHEMA))
     aborted.abort()
     names = sorted(p.name for p in (tmp_path / "_manifest").iterdir())
-    assert len(names) == 2 and names[1] == manifest.run_file_name(first) and names[0].startswith("part-20260101T000000-r2-")
+    assert (
+        len(names) == 2
+        and names[1] == manifest.run_file_name(first)
+        and names[0].startswith("part-20260101T000000-r2-")
+    )
     table = manifest.read_manifest(str(tmp_path))
     assert sorted(zip(table.column("run_id").to_pylist(), table.column("input_url").to_pylist())) == [
-        ("r1", "/in/a.jpg"), ("r1", "/in/b.jpg"), ("r2", "/in/a.jpg")]
+        ("r1", "/in/a.jpg"),
+        ("r1", "/in/b.jpg"),
+        ("r2", "/in/a.jpg"),
+    ]

@@ -16,7 +16,8 @@ from PIL import Image
 from archive_colorizer import cli, storage
 from archive_colorizer.colorize import encode, manifest, run
 from archive_colorizer.config import ColorizeConfig
-from tests.colorize.conftest import GRAY_PHOTOS, encode as encode_image, reference_gray, write_mixed_archive
+from tests.colorize.conftest import GRAY_PHOTOS, reference_gray, write_mixed_archive
+from tests.colorize.conftest import encode as encode_image
 from tests.conftest import ray_session_logs
 from tests.flaky_s3 import FAULTS, credential_options, find_secrets
 
@@ -28,7 +29,11 @@ def _config(input_url, output_url, model: str, **values) -> ColorizeConfig:
 
 
 def _checksums(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _final_rows(output_url: str, storage_options=None) -> dict[str, dict]:
@@ -42,7 +47,9 @@ def mixed_run(photos, tiny_model, tmp_path_factory):
     expected = write_mixed_archive(root / "in", photos)
     before = _checksums(root / "in")
     result = run(_config(root / "in", root / "out", tiny_model))
-    return SimpleNamespace(root=root, expected=expected, before=before, result=result, rows=_final_rows(str(root / "out")))
+    return SimpleNamespace(
+        root=root, expected=expected, before=before, result=result, rows=_final_rows(str(root / "out"))
+    )
 
 
 def test_every_input_has_one_final_row_with_the_expected_status(mixed_run):
@@ -55,9 +62,16 @@ def test_every_input_has_one_final_row_with_the_expected_status(mixed_run):
 
 
 def test_bad_files_fail_with_their_reason_and_the_job_reports_the_failure_rate(mixed_run):
-    reasons = {Path(url).name: (row["reason"], row["error"]) for url, row in mixed_run.rows.items() if row["status"] == "failed"}
+    reasons = {
+        Path(url).name: (row["reason"], row["error"])
+        for url, row in mixed_run.rows.items()
+        if row["status"] == "failed"
+    }
     assert {name: reason for name, (reason, _) in reasons.items()} == {
-        "truncated.jpg": "truncated", "empty.jpg": "empty", "notes.jpg": "not_an_image"}
+        "truncated.jpg": "truncated",
+        "empty.jpg": "empty",
+        "notes.jpg": "not_an_image",
+    }
     assert all(error.startswith("ImageDecodeError: ") and name in error for name, (_, error) in reasons.items())
     # 3 of 13 failed: more than the default 5 %.
     assert mixed_run.result.exit_code == 1
@@ -77,7 +91,10 @@ def test_outputs_keep_size_and_gray_values(mixed_run):
     out = mixed_run.root / "out"
     assert Image.open(out / "odd/rotated.jpg").size == (300, 451)  # orientation 6 applied
     assert Image.open(out / "odd/palette.gif.png").format == "PNG"  # other formats become PNG
-    transparent_in, transparent_out = Image.open(mixed_run.root / "in/odd/transparent.png"), Image.open(out / "odd/transparent.png")
+    transparent_in, transparent_out = (
+        Image.open(mixed_run.root / "in/odd/transparent.png"),
+        Image.open(out / "odd/transparent.png"),
+    )
     assert transparent_out.mode == "RGBA"
     assert np.array_equal(np.asarray(transparent_out.getchannel("A")), np.asarray(transparent_in.getchannel("A")))
     import tifffile
@@ -97,13 +114,26 @@ def test_dpi_datetime_and_provenance_are_carried(mixed_run):
         exif = output.getexif()
         assert exif[0x0131].startswith("archive-colorizer ")
         assert sha in exif[0x010E]
-        description = ET.fromstring(output.info["xmp"]).find(".//{http://www.w3.org/1999/02/22-rdf-syntax-ns#}Description")
-        assert description.get("{http://iptc.org/std/Iptc4xmpExt/2008-02-29/}DigitalSourceType") == encode.DIGITAL_SOURCE_TYPE
+        description = ET.fromstring(output.info["xmp"]).find(
+            ".//{http://www.w3.org/1999/02/22-rdf-syntax-ns#}Description"
+        )
+        assert (
+            description.get("{http://iptc.org/std/Iptc4xmpExt/2008-02-29/}DigitalSourceType")
+            == encode.DIGITAL_SOURCE_TYPE
+        )
         assert description.get(f"{{{encode.XMP_NAMESPACE}}}GeneratorSha256") == sha
     assert Image.open(mixed_run.root / "out/scans/astronaut.jpg").getexif()[0x0132] == "1968:07:20 10:56:00"
 
 
-ODD_NAMES = ("with space.jpg", "hash#1.jpg", "what?.jpg", "ünïcødé 写真.jpg", "-leading-dash.jpg", "100%.jpg", "a::b.jpg")
+ODD_NAMES = (
+    "with space.jpg",
+    "hash#1.jpg",
+    "what?.jpg",
+    "ünïcødé 写真.jpg",
+    "-leading-dash.jpg",
+    "100%.jpg",
+    "a::b.jpg",
+)
 
 
 def test_same_run_on_a_flaky_s3_through_the_command_line(photos, tiny_model, s3_bucket, flaky_s3, tmp_path, capfd):
@@ -118,11 +148,26 @@ def test_same_run_on_a_flaky_s3_through_the_command_line(photos, tiny_model, s3_
     fs, _ = storage.open_url(bucket, options)
     for relative in expected:
         fs.put_file(str(tmp_path / "in" / relative), f"{bucket}/archive/{relative}")
-    flaky = [arg for key, value in credential_options(flaky_s3.endpoint_url).items() for arg in ("--storage-option", f"{key}={value}")]
+    flaky = [
+        arg
+        for key, value in credential_options(flaky_s3.endpoint_url).items()
+        for arg in ("--storage-option", f"{key}={value}")
+    ]
     flaky_s3.reset(fault_rate=0.2, seed=5)
     try:
-        code = cli.main(["colorize", f"{bucket}/archive", f"{bucket}/colorized", "--model", tiny_model, "--no-progress",
-                         "--max-failure-rate", "0.5", *flaky])
+        code = cli.main(
+            [
+                "colorize",
+                f"{bucket}/archive",
+                f"{bucket}/colorized",
+                "--model",
+                tiny_model,
+                "--no-progress",
+                "--max-failure-rate",
+                "0.5",
+                *flaky,
+            ]
+        )
         faults = dict(flaky_s3.counts)
     finally:
         flaky_s3.reset(fault_rate=0.0)
@@ -130,7 +175,9 @@ def test_same_run_on_a_flaky_s3_through_the_command_line(photos, tiny_model, s3_
     assert code == 0, logs.err[-3000:]
     # Nothing lost: every input has its expected final row; outputs read back directly from moto.
     rows = _final_rows(f"{bucket}/colorized", options)
-    assert {url: row["status"] for url, row in rows.items()} == {f"{bucket}/archive/{rel}": s for rel, s in expected.items()}
+    assert {url: row["status"] for url, row in rows.items()} == {
+        f"{bucket}/archive/{rel}": s for rel, s in expected.items()
+    }
     for relative in ("scans/coffee.jpg", "odd/sixteen.png", "odd/palette.gif", *(f"names/{n}" for n in ODD_NAMES)):
         row = rows[f"{bucket}/archive/{relative}"]
         local = tmp_path / "fetched" / Path(row["output_url"]).name
@@ -153,7 +200,9 @@ def test_same_run_on_a_flaky_s3_through_the_command_line(photos, tiny_model, s3_
 def test_resume_redoes_exactly_the_deleted_outputs(photos, tiny_model, tmp_path):
     for name in GRAY_PHOTOS + ("immunohistochemistry", "motorcycle"):
         (tmp_path / "in").mkdir(exist_ok=True)
-        (tmp_path / "in" / f"{name}.jpg").write_bytes(encode_image(Image.fromarray(photos[name]).convert("L"), "JPEG", quality=90))
+        (tmp_path / "in" / f"{name}.jpg").write_bytes(
+            encode_image(Image.fromarray(photos[name]).convert("L"), "JPEG", quality=90)
+        )
     config = _config(tmp_path / "in", tmp_path / "out", tiny_model)
     assert run(config).counts["colorized"] == 6
     outputs = sorted((tmp_path / "out").glob("*.jpg"))

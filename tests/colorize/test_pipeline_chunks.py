@@ -15,8 +15,9 @@ def test_chunks_start_small_and_grow_to_a_cap():
 def test_listing_chunks_keep_every_row_once_and_mark_finished_inputs():
     rows = [manifest.new_row(f"/in/{i}.jpg", output_url=f"/out/{i}.jpg") for i in range(1000)]
     rows[3] = manifest.new_row("/in/3.jpg", status=manifest.FAILED, reason="unsafe_path")
-    done = manifest.to_table([dict(rows[5], status=manifest.COLORIZED, model_sha256="ab" * 32, recorded_at=None)],
-                             manifest.MANIFEST_SCHEMA)
+    done = manifest.to_table(
+        [dict(rows[5], status=manifest.COLORIZED, model_sha256="ab" * 32, recorded_at=None)], manifest.MANIFEST_SCHEMA
+    )
     tables = list(pipeline.listing_chunks(rows, manifest.ResumeIndex.from_manifest(done), 16))
     assert [t.num_rows for t in tables][:9] == [16] * 8 + [32]
     listed = [row for table in tables for row in table.to_pylist()]

@@ -17,10 +17,14 @@ from archive_colorizer.models.artifact import load_generator
 def test_pending_rows_get_the_generators_chroma_and_others_pass_through(photos, tiny_model):
     sha = load_generator(tiny_model).sha256
     predictor = Predictor(tiny_model, sha, model_size=32)
-    grays = np.stack([decode.small_gray(Image.fromarray(photos[name]).convert("L"), 32) for name in ("coffee", "rocket")])
-    rows = [manifest.new_row("a.jpg", gray_small=grays[0].tobytes(), seconds=0.5),
-            manifest.new_row("bad.jpg", status=manifest.FAILED, reason="empty"),
-            manifest.new_row("b.jpg", gray_small=grays[1].tobytes())]
+    grays = np.stack(
+        [decode.small_gray(Image.fromarray(photos[name]).convert("L"), 32) for name in ("coffee", "rocket")]
+    )
+    rows = [
+        manifest.new_row("a.jpg", gray_small=grays[0].tobytes(), seconds=0.5),
+        manifest.new_row("bad.jpg", status=manifest.FAILED, reason="empty"),
+        manifest.new_row("b.jpg", gray_small=grays[1].tobytes()),
+    ]
     out = predictor(manifest.to_table(rows)).to_pylist()
     assert out[1] == {**rows[1], "seconds": 0.0}
     # The same prediction made by hand: L of the gray, the generator, chroma of (L, ab).

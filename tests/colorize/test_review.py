@@ -17,7 +17,7 @@ from archive_colorizer.config import ColorizeConfig
 from scripts.screenshot_review import find_chromium, render_page
 from tests.colorize.conftest import encode
 
-TRICKY_GRAY = 'odd <b>&amp; "quoted" \'name\'.png'
+TRICKY_GRAY = "odd <b>&amp; \"quoted\" 'name'.png"
 TRICKY_FAILED = "<img src=x onerror=alert(1)>.jpg"
 
 
@@ -45,21 +45,31 @@ def review_run(photos, tiny_model, tmp_path_factory, ray_local):
     archive = root / "in"
     (archive / "box 1").mkdir(parents=True)
     for name in ("astronaut", "chelsea", "coffee"):
-        (archive / "box 1" / f"{name}.jpg").write_bytes(encode(Image.fromarray(photos[name]).convert("L"), "JPEG", quality=90))
+        (archive / "box 1" / f"{name}.jpg").write_bytes(
+            encode(Image.fromarray(photos[name]).convert("L"), "JPEG", quality=90)
+        )
     (archive / TRICKY_GRAY).write_bytes(encode(Image.fromarray(photos["rocket"]).convert("L"), "PNG"))
     (archive / "colour.jpg").write_bytes(encode(Image.fromarray(photos["coffee"]), "JPEG", quality=90))
     (archive / TRICKY_FAILED).write_bytes(b"a note, not a picture")
     (archive / "empty.jpg").write_bytes(b"")
-    config = ColorizeConfig(input=str(archive), output=str(root / "out"), model=tiny_model, progress=False, review_samples=4)
+    config = ColorizeConfig(
+        input=str(archive), output=str(root / "out"), model=tiny_model, progress=False, review_samples=4
+    )
     result = run(config)
     page = root / "out" / review.REVIEW_DIR / review.PAGE_NAME
     return SimpleNamespace(root=root, config=config, result=result, page=page, html=page.read_text())
 
 
 def _rows(count: int, failed_every: int = 7) -> list[dict]:
-    return [{"input_url": f"s3://archive/scan-{i:06d}.tif", "output_url": f"s3://out/scan-{i:06d}.tif",
-             "status": manifest.FAILED if i % failed_every == 0 else manifest.COLORIZED,
-             "reason": ("truncated", "empty")[i % 2] if i % failed_every == 0 else None} for i in range(count)]
+    return [
+        {
+            "input_url": f"s3://archive/scan-{i:06d}.tif",
+            "output_url": f"s3://out/scan-{i:06d}.tif",
+            "status": manifest.FAILED if i % failed_every == 0 else manifest.COLORIZED,
+            "reason": ("truncated", "empty")[i % 2] if i % failed_every == 0 else None,
+        }
+        for i in range(count)
+    ]
 
 
 def test_review_rows_keep_a_bounded_sample_that_does_not_depend_on_the_order():
@@ -69,7 +79,7 @@ def test_review_rows_keep_a_bounded_sample_that_does_not_depend_on_the_order():
         shuffled = random.Random(seed).sample(rows, len(rows))
         kept = review.ReviewRows(samples=24, failures_listed=10)
         for start in range(0, len(shuffled), 1000):
-            kept.add(shuffled[start:start + 1000])
+            kept.add(shuffled[start : start + 1000])
             assert len(kept._finished) <= 48 and len(kept._failed) <= 20  # bounded whatever the job's size
         gathered.append(kept)
     first, second = gathered
@@ -90,8 +100,10 @@ def test_every_run_writes_a_page_with_thumbnails_beside_it(review_run):
             assert thumb.format == "JPEG" and max(thumb.size) == review.THUMB_SIDE
     sources = [attrs["src"] for tag, attrs in _tags(review_run.html) if tag == "img"]
     assert sorted(Path(src).name for src in sources) == thumbs
-    assert not any(tag in ("link", "iframe") or (attrs.get("src") or "").startswith(("http", "//"))
-                   for tag, attrs in _tags(review_run.html))  # no external asset
+    assert not any(
+        tag in ("link", "iframe") or (attrs.get("src") or "").startswith(("http", "//"))
+        for tag, attrs in _tags(review_run.html)
+    )  # no external asset
     assert len(review_run.html.encode()) < 40_000
 
 
@@ -108,7 +120,7 @@ def test_the_failed_list_is_bounded_and_points_to_the_manifest(review_run):
     url = review.write_review(review_run.config, review_run.result, failures_listed=1)
     html = Path(url).read_text()
     assert "Failed inputs: 2" in html and "the first 1 by path listed here" in html
-    assert html.count("<td class=\"mono\">&lt;img src=x") == 1 and "empty.jpg</td>" not in html
+    assert html.count('<td class="mono">&lt;img src=x') == 1 and "empty.jpg</td>" not in html
     assert manifest.manifest_url(review_run.config.output) in html
     review.write_review(review_run.config, review_run.result)  # the full page again, for the browser test
 
@@ -150,27 +162,32 @@ def test_a_page_that_cannot_be_written_is_a_warning_not_a_failed_run(review_run,
 def _region(image: np.ndarray, left: float, right: float) -> np.ndarray:
     """Columns ``left`` to ``right`` (fractions of the width) below the badges."""
     height, width = image.shape[:2]
-    return image[30:height - 2, int(left * width):int(right * width)]
+    return image[30 : height - 2, int(left * width) : int(right * width)]
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="no chromium on PATH (apt-get install chromium chromium-driver; .ci/run does)")
+@pytest.mark.skipif(
+    find_chromium() is None, reason="no chromium on PATH (apt-get install chromium chromium-driver; .ci/run does)"
+)
 def test_the_page_renders_in_headless_chromium(review_run, tmp_path):
     rendered = render_page(review_run.page, width=1200)
     (tmp_path / "review.png").write_bytes(rendered.png)
     assert rendered.console_errors == []
-    assert len(rendered.images) == 8 and all(image["complete"] and image["natural_width"] > 0 for image in rendered.images)
+    assert len(rendered.images) == 8 and all(
+        image["complete"] and image["natural_width"] > 0 for image in rendered.images
+    )
     screenshot = np.asarray(Image.open(io.BytesIO(rendered.png)).convert("RGB"), dtype=np.float32)
     assert screenshot.shape[1] == 1200 and screenshot.std() > 30  # not blank
     # Each pair is on screen as its thumbnails: the original left of the slider (at 50 %), the output right of it.
     for image in rendered.images:
         left, top, width, height = (round(v) for v in image["box"])
-        shown = screenshot[top:top + height, left:left + width]
+        shown = screenshot[top : top + height, left : left + width]
         with Image.open(review_run.page.parent / image["src"]) as thumb:
-            expected = np.asarray(thumb.convert("RGB").resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+            expected = np.asarray(
+                thumb.convert("RGB").resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32
+            )
         half = (0.05, 0.45) if image["src"].endswith("-before.jpg") else (0.55, 0.95)
         assert np.abs(_region(shown, *half) - _region(expected, *half)).mean() < 8, image["src"]
     text = rendered.text
     assert TRICKY_FAILED in text and "empty.jpg" in text and "not_an_image" in text
     assert TRICKY_GRAY in text and "box 1/astronaut.jpg" in text  # names relative to INPUT, as they are
     assert "Failed inputs: 2" in text and review_run.result.model_sha256 in text and "skipped_color" in text
-

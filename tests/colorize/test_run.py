@@ -50,17 +50,37 @@ def test_command_line_exit_codes_name_the_problem(archive, tiny_model, capsys):
     assert "OUTPUT outside INPUT" in capsys.readouterr().err
     assert cli.main(["colorize", str(archive / "in"), str(archive / "out"), "--model", str(archive / "gone")]) == 1
     assert "gone" in capsys.readouterr().err
-    assert cli.main(["colorize", str(archive / "in"), str(archive / "out"), "--model", tiny_model, "--actors", "3", "1"]) == 2
+    assert (
+        cli.main(["colorize", str(archive / "in"), str(archive / "out"), "--model", tiny_model, "--actors", "3", "1"])
+        == 2
+    )
     assert "actors" in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("ray_local")
 def test_stage_settings_that_do_not_fit_are_refused_or_flagged(archive, tiny_model, capsys):
-    assert cli.main(["colorize", str(archive / "in"), str(archive / "out"), "--model", tiny_model,
-                     "--stages", "fused", "--gpu"]) == 2
+    assert (
+        cli.main(
+            ["colorize", str(archive / "in"), str(archive / "out"), "--model", tiny_model, "--stages", "fused", "--gpu"]
+        )
+        == 2
+    )
     assert "stages" in capsys.readouterr().err
     # --actors without --gpu: the stages are fused, so the job runs and says the setting has no effect
-    assert cli.main(["colorize", str(archive / "in"), str(archive / "out"), "--model", tiny_model, "--no-progress",
-                     "--actors", "2"]) == 0
+    assert (
+        cli.main(
+            [
+                "colorize",
+                str(archive / "in"),
+                str(archive / "out"),
+                "--model",
+                tiny_model,
+                "--no-progress",
+                "--actors",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert "--actors applies to split stages" in capsys.readouterr().err
     assert (archive / "out" / "a.jpg").is_file()

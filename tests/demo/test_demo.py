@@ -7,7 +7,6 @@ the tests that inspect what it left; the refusals are checked before any Ray wor
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,8 +34,16 @@ def quick_controller():
 def finished(ray_local, quick_controller, tmp_path_factory):
     """One tiny demo: the 6 whole training photos, 32 px, 1 pretraining + 1 GAN epoch on 2 workers."""
     output = tmp_path_factory.mktemp("demo") / "demo-output"
-    config = DemoConfig(output=str(output), epochs=2, pretrain_epochs=1, image_size=32, crop_grid=1,
-                        train_options=TINY, figure_rows=3, progress=False)
+    config = DemoConfig(
+        output=str(output),
+        epochs=2,
+        pretrain_epochs=1,
+        image_size=32,
+        crop_grid=1,
+        train_options=TINY,
+        figure_rows=3,
+        progress=False,
+    )
     return output, demo(config)
 
 
@@ -44,7 +51,9 @@ def test_every_archive_photo_is_colorized_at_its_own_size(finished):
     output, result = finished
     assert result.exit_code == 0
     archive = sorted(p.name for p in (output / "archive").iterdir())
-    assert archive == sorted(["camera.png", "moon.png", "coins.png", "page.png", "text.png", "chelsea.jpg", "rocket.jpg"])
+    assert archive == sorted(
+        ["camera.png", "moon.png", "coins.png", "page.png", "text.png", "chelsea.jpg", "rocket.jpg"]
+    )
     for name in archive:
         with Image.open(output / "archive" / name) as before, Image.open(output / "colorized" / name) as after:
             assert after.size == before.size and after.mode == "RGB" and before.mode == "L", name
@@ -88,7 +97,9 @@ def test_the_figure_shows_the_held_out_photos_first(finished):
     record = json.loads((output / "demo.json").read_text())
     assert record["status"] == "finished"
     assert list(record["found"]) == list(result.found)
-    assert {"shards", "run directory", "generator", "colorized", "manifest", "summary", "before/after"} <= set(result.found)
+    assert {"shards", "run directory", "generator", "colorized", "manifest", "summary", "before/after"} <= set(
+        result.found
+    )
     assert set(result.seconds) == {"photos", "prepare", "train", "archive", "colorize", "figure", "total"}
 
 

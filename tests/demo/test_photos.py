@@ -17,7 +17,9 @@ def test_grid_crops_cover_the_photo_from_edge_to_edge(photos):
     assert len(crops) == 1 + 4 + 9
     assert crops["1x1-0-0"].shape == image.shape
     assert crops["2x2-0-0"].shape == (240, 360, 3) and crops["3x3-2-2"].shape == (171, 257, 3)
-    assert np.array_equal(crops["2x2-1-1"][-1, -1], image[-1, -1]) and np.array_equal(crops["3x3-0-0"][0, 0], image[0, 0])
+    assert np.array_equal(crops["2x2-1-1"][-1, -1], image[-1, -1]) and np.array_equal(
+        crops["3x3-0-0"][0, 0], image[0, 0]
+    )
 
 
 def test_the_archive_and_the_crops_go_to_a_bucket(s3_bucket):

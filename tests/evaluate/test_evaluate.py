@@ -57,8 +57,13 @@ def shards_run(photos, tmp_path_factory, ray_local):
     truths = [image.rgb for image in held_out.images(SIZE, gray_threshold=0, extensions=(".jpg",), max_pixels=10**8)]
     model = overfit_generator(truths, str(root / "overfitted"))
     result = run(EvaluateConfig(model=model, data=shards, out=str(root / "eval"), size=SIZE, sheet_images=2))
-    return SimpleNamespace(root=root, shards=shards, model=model, result=result,
-                           saved=json.loads((root / "eval" / "evaluation.json").read_text()))
+    return SimpleNamespace(
+        root=root,
+        shards=shards,
+        model=model,
+        result=result,
+        saved=json.loads((root / "eval" / "evaluation.json").read_text()),
+    )
 
 
 def test_overfitted_model_beats_the_gray_baseline(shards_run):
@@ -85,9 +90,18 @@ def test_evaluation_json_holds_every_field(shards_run):
             values = [image[colouring][name] for image in saved["per_image"]]
             assert saved["mean"][colouring][name] == pytest.approx(np.mean(values), abs=1e-3)
     assert set(saved["conventions"]) >= {*METRICS, "gray", "model", "images"}
-    assert saved["model"]["sha256"] == model.sha256 and saved["model"]["provenance"]["run"] == "overfitted on the val photos"
+    assert (
+        saved["model"]["sha256"] == model.sha256
+        and saved["model"]["provenance"]["run"] == "overfitted on the val photos"
+    )
     assert (saved["model"]["working_size"], saved["model"]["model_size"], saved["size"]) == (SIZE, SIZE, SIZE)
-    assert saved["data"] == {"url": shards_run.shards, "kind": "shards", "split": "val", "skipped": {}, "skipped_examples": []}
+    assert saved["data"] == {
+        "url": shards_run.shards,
+        "kind": "shards",
+        "split": "val",
+        "skipped": {},
+        "skipped_examples": [],
+    }
     assert saved["config"]["model"] == shards_run.model and saved["contact_sheet"] == "contact_sheet.png"
 
 
@@ -102,19 +116,45 @@ def test_contact_sheet_has_a_labelled_row_per_image(shards_run):
 def test_a_folder_of_photographs_through_the_job_entrypoint(photos, tmp_path, shards_run):
     folder = tmp_path / "photos"
     folder.mkdir()
-    for name in (*VAL, "rocket", "motorcycle"):  # listed: astronaut (broken) chelsea coffee (gray) motorcycle; rocket after the 4th
+    for name in (
+        *VAL,
+        "rocket",
+        "motorcycle",
+    ):  # listed: astronaut (broken) chelsea coffee (gray) motorcycle; rocket after the 4th
         Image.fromarray(photos[name]).save(folder / f"{name}.png")
     Image.fromarray(photos["coffee"]).convert("L").save(folder / "gray scan.png")
     (folder / "broken notes.jpg").write_bytes(b"not a photograph")
     completed = subprocess.run(
-        [sys.executable, "jobs/evaluate.py", "--model", shards_run.model, "--data", str(folder), "--out", str(tmp_path / "out"),
-         "--size", "64", "--max-images", "4", "--sheet-images", "0"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "jobs/evaluate.py",
+            "--model",
+            shards_run.model,
+            "--data",
+            str(folder),
+            "--out",
+            str(tmp_path / "out"),
+            "--size",
+            "64",
+            "--max-images",
+            "4",
+            "--sheet-images",
+            "0",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr
     saved = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     assert saved["images"] == 4 and saved["size"] == 64 and saved["contact_sheet"] is None
-    assert [image["name"] for image in saved["per_image"]] == ["astronaut.png", "chelsea.png", "coffee.png", "motorcycle.png"]
+    assert [image["name"] for image in saved["per_image"]] == [
+        "astronaut.png",
+        "chelsea.png",
+        "coffee.png",
+        "motorcycle.png",
+    ]
     assert saved["data"]["kind"] == "folder" and saved["data"]["skipped"] == {"gray": 1, "not_an_image": 1}
     assert {e["name"] for e in saved["data"]["skipped_examples"]} == {"gray scan.png", "broken notes.jpg"}
     assert not (tmp_path / "out" / "contact_sheet.png").exists()
@@ -122,6 +162,18 @@ def test_a_folder_of_photographs_through_the_job_entrypoint(photos, tmp_path, sh
 
 
 def test_a_split_with_no_rows_is_a_usage_error(shards_run, tmp_path, capsys):
-    code = cli.main(["evaluate", "--model", shards_run.model, "--data", shards_run.shards, "--split", "test", "--out", str(tmp_path)])
+    code = cli.main(
+        [
+            "evaluate",
+            "--model",
+            shards_run.model,
+            "--data",
+            shards_run.shards,
+            "--split",
+            "test",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 2
     assert "no image to evaluate in split 'test'" in capsys.readouterr().err

@@ -56,7 +56,9 @@ def test_the_gray_baseline_has_no_colourfulness_and_loses_all_of_the_truths(trut
 def test_psnr_is_scikit_images_for_images_that_differ(truths):
     for truth in truths.values():
         for candidate in (_gray(truth), _jpeg(truth, 30)):
-            assert psnr(truth, candidate) == pytest.approx(peak_signal_noise_ratio(truth, candidate, data_range=255), abs=1e-4)
+            assert psnr(truth, candidate) == pytest.approx(
+                peak_signal_noise_ratio(truth, candidate, data_range=255), abs=1e-4
+            )
 
 
 def test_metrics_order_colourings_by_how_close_they_are(truths):
@@ -72,15 +74,22 @@ def test_colourfulness_follows_hasler_and_suesstrunk():
     flat = np.full((8, 8, 3), (200, 100, 50), np.uint8)
     assert colorfulness(flat) == pytest.approx(0.3 * math.hypot(200 - 100, 150 - 50))
     # Two colours in equal parts: the spread term is half the distance between them (population std).
-    halves = np.concatenate([np.full((8, 4, 3), (255, 0, 0), np.uint8), np.full((8, 4, 3), (0, 255, 0), np.uint8)], axis=1)
+    halves = np.concatenate(
+        [np.full((8, 4, 3), (255, 0, 0), np.uint8), np.full((8, 4, 3), (0, 255, 0), np.uint8)], axis=1
+    )
     rg, yb = np.array([255.0, -255.0]), np.array([127.5, 127.5])
-    assert colorfulness(halves) == pytest.approx(math.hypot(rg.std(), yb.std()) + 0.3 * math.hypot(rg.mean(), yb.mean()))
+    assert colorfulness(halves) == pytest.approx(
+        math.hypot(rg.std(), yb.std()) + 0.3 * math.hypot(rg.mean(), yb.mean())
+    )
 
 
 def test_desaturating_a_photograph_lowers_its_colourfulness(truths):
     truth = truths["coffee"]
     gray = _gray(truth).astype(np.float64)
-    values = [colorfulness(np.rint(gray + share * (truth - gray)).clip(0, 255).astype(np.uint8)) for share in (1.0, 0.5, 0.25, 0.0)]
+    values = [
+        colorfulness(np.rint(gray + share * (truth - gray)).clip(0, 255).astype(np.uint8))
+        for share in (1.0, 0.5, 0.25, 0.0)
+    ]
     assert values == sorted(values, reverse=True) and values[-1] == 0.0
     assert values[1] == pytest.approx(values[0] / 2, rel=0.02)  # M is linear in the chroma
 

@@ -15,7 +15,9 @@ from tests.prepare.conftest import PHOTO_FILES, write_folder
 def test_ray_job_submit_prepares_shards(ray_head, collection, tmp_path):
     photos = write_folder(tmp_path / "photos", {path: collection[path] for path in [*PHOTO_FILES, "bad/empty.jpg"]})
     output = tmp_path / "shards"
-    completed = submit_job(ray_head, "jobs/prepare.py", str(photos), str(output), "--size", "48", "--rows-per-shard", "3", "--no-progress")
+    completed = submit_job(
+        ray_head, "jobs/prepare.py", str(photos), str(output), "--size", "48", "--rows-per-shard", "3", "--no-progress"
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert f"prepare: {len(PHOTO_FILES) + 1} inputs -> {len(PHOTO_FILES)} written" in completed.stdout
     stats = json.loads((output / "_stats.json").read_text())

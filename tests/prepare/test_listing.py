@@ -42,7 +42,11 @@ def test_archives_inside_a_folder_are_listed_under_their_own_path(collection, tm
     write_zip(tmp_path / "in" / "coco" / "train.zip", {"a/x.jpg": collection["coffee.jpg"]})
     write_tar(tmp_path / "in" / "places.tar", {"y.jpg": collection["coffee.jpg"]})
     (tmp_path / "in" / "z.jpg").write_bytes(collection["coffee.jpg"])
-    assert sorted(ref.path for ref in _list(str(tmp_path / "in"))) == ["coco/train.zip/a/x.jpg", "places.tar/y.jpg", "z.jpg"]
+    assert sorted(ref.path for ref in _list(str(tmp_path / "in"))) == [
+        "coco/train.zip/a/x.jpg",
+        "places.tar/y.jpg",
+        "z.jpg",
+    ]
 
 
 def test_parquet_listing_reads_the_footer_and_refuses_files_without_an_image_column(tmp_path):

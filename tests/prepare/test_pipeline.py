@@ -67,10 +67,20 @@ def test_folder_with_planted_files(folder_run, collection_folder):
     assert sorted(r["image"]["path"] for r in dataset_rows) == sorted(PHOTO_FILES)
     stats = _stats(str(folder_run))
     assert stats["inputs"] == INPUTS == sum(stats["counts"].values())
-    assert stats["counts"] == {"written": 6, "dropped_corrupt": 3, "dropped_too_large": 0, "dropped_small": 1,
-                               "dropped_grayscale": 1, "dropped_unreadable": 0}
+    assert stats["counts"] == {
+        "written": 6,
+        "dropped_corrupt": 3,
+        "dropped_too_large": 0,
+        "dropped_small": 1,
+        "dropped_grayscale": 1,
+        "dropped_unreadable": 0,
+    }
     assert sum(stats["splits"].values()) == 6 and stats["shards"] == len(list(folder_run.glob("shard-*.parquet")))
-    dropped = {d["path"]: d["outcome"] for f in sorted((folder_run / "_stats").glob("*.json")) for d in json.loads(f.read_text())["dropped"]}
+    dropped = {
+        d["path"]: d["outcome"]
+        for f in sorted((folder_run / "_stats").glob("*.json"))
+        for d in json.loads(f.read_text())["dropped"]
+    }
     assert dropped == PLANTED
     assert stats["config"]["size"] == SIZE and (folder_run / "_config.yaml").exists()
 
@@ -82,12 +92,14 @@ def test_zip_and_tar_give_the_same_rows_as_the_folder(folder_run, collection, tm
         run(_config(str(archive), str(output)))
         rows = _rows(str(output))
         assert _comparable(rows) == expected
-        kind, member = (("tar", "./astronaut.jpg") if archive.suffix == ".tar" else ("zip", "astronaut.jpg"))
+        kind, member = ("tar", "./astronaut.jpg") if archive.suffix == ".tar" else ("zip", "astronaut.jpg")
         assert rows[0]["source"] == f"{kind}://{member}::{archive}"
         assert _stats(str(output))["counts"] == _stats(str(folder_run))["counts"]
 
 
-def test_s3_input_and_output_through_a_flaky_s3_give_the_same_shards_as_the_local_run(folder_run, collection, s3_bucket, flaky_s3, capsys):
+def test_s3_input_and_output_through_a_flaky_s3_give_the_same_shards_as_the_local_run(
+    folder_run, collection, s3_bucket, flaky_s3, capsys
+):
     import ray
 
     bucket, options = s3_bucket
@@ -98,7 +110,9 @@ def test_s3_input_and_output_through_a_flaky_s3_give_the_same_shards_as_the_loca
     # storage options; the test reads the results directly.
     flaky_s3.reset(fault_rate=0.2, seed=2)
     try:
-        result = run(_config(f"{bucket}/photos", f"{bucket}/shards", storage_options=credential_options(flaky_s3.endpoint_url)))
+        result = run(
+            _config(f"{bucket}/photos", f"{bucket}/shards", storage_options=credential_options(flaky_s3.endpoint_url))
+        )
         faults = dict(flaky_s3.counts)
     finally:
         flaky_s3.reset(fault_rate=0.0)
@@ -106,7 +120,9 @@ def test_s3_input_and_output_through_a_flaky_s3_give_the_same_shards_as_the_loca
     rows = _rows(f"{bucket}/shards", options)
     assert _comparable(rows) == _comparable(_rows(str(folder_run)))
     assert rows[0]["source"] == f"{bucket}/photos/astronaut.jpg"
-    assert sorted(p.rsplit("/", 1)[-1] for p in fs.glob(f"{root}/shards/shard-*.parquet")) == sorted(p.name for p in folder_run.glob("shard-*.parquet"))
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.glob(f"{root}/shards/shard-*.parquet")) == sorted(
+        p.name for p in folder_run.glob("shard-*.parquet")
+    )
     stats = _stats(f"{bucket}/shards", options)
     assert stats["counts"] == _stats(str(folder_run))["counts"]
     assert faults["slow_down"] + faults["internal_error"] > 0, faults
@@ -151,10 +167,22 @@ def test_refusals_name_the_urls(ray_local, collection_folder, tmp_path, capsys):
 
 
 def test_overwrite_replaces_an_earlier_run_and_keeps_other_files(ray_local, collection_folder, tmp_path, capsys):
-    output = write_folder(tmp_path / "out", {"shard-000099.parquet": b"stale", "_stats/shard-000099.json": b"{}", "notes.txt": b"mine"})
-    code = cli.main(["prepare", str(collection_folder), str(output), "--size", "64", "--rows-per-shard", "20", "--overwrite"])
+    output = write_folder(
+        tmp_path / "out", {"shard-000099.parquet": b"stale", "_stats/shard-000099.json": b"{}", "notes.txt": b"mine"}
+    )
+    code = cli.main(
+        ["prepare", str(collection_folder), str(output), "--size", "64", "--rows-per-shard", "20", "--overwrite"]
+    )
     assert code == 0
     captured = capsys.readouterr()
-    assert f"prepare: {INPUTS} inputs -> 6 written" in captured.out and f"{INPUTS}img" in captured.err  # summary; progress bar
-    assert sorted(p.name for p in output.iterdir()) == ["_config.yaml", "_stats", "_stats.json", "notes.txt", "shard-000000.parquet"]
+    assert (
+        f"prepare: {INPUTS} inputs -> 6 written" in captured.out and f"{INPUTS}img" in captured.err
+    )  # summary; progress bar
+    assert sorted(p.name for p in output.iterdir()) == [
+        "_config.yaml",
+        "_stats",
+        "_stats.json",
+        "notes.txt",
+        "shard-000000.parquet",
+    ]
     assert [p.name for p in (output / "_stats").iterdir()] == ["shard-000000.json"]

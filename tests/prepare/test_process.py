@@ -84,8 +84,9 @@ def test_split_depends_on_the_seed_but_not_on_the_process():
         "from archive_colorizer.prepare.process import assign_split;"
         f"print(''.join(assign_split(f'coco/{{i}}.jpg', 0.5, seed=7)[0] for i in range({len(paths)})))"
     )
-    elsewhere = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                               env={"PYTHONHASHSEED": "123"}).stdout.strip()
+    elsewhere = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": "123"}
+    ).stdout.strip()
     assert elsewhere == "".join(split[0] for split in here)
     other_seed = [assign_split(p, 0.5, seed=8) for p in paths]
     assert 0.4 < np.mean([a != b for a, b in zip(here, other_seed)]) < 0.6

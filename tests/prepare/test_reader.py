@@ -18,7 +18,11 @@ def _read(url: str) -> list:
 
 
 def test_every_container_gives_each_inputs_exact_bytes(collection, collection_folder, tmp_path):
-    for url in (str(collection_folder), str(write_zip(tmp_path / "p.zip", collection)), str(write_tar(tmp_path / "p.tar", collection))):
+    for url in (
+        str(collection_folder),
+        str(write_zip(tmp_path / "p.zip", collection)),
+        str(write_tar(tmp_path / "p.tar", collection)),
+    ):
         raws = _read(url)
         assert len(raws) == INPUTS
         for raw in raws:
@@ -48,8 +52,11 @@ def test_a_file_gone_since_listing_is_reported_not_raised(collection_folder, tmp
 
 
 def test_parquet_rows_keep_their_image_path_and_read_only_their_row_groups(collection, tmp_path):
-    images = [{"bytes": collection["coffee.jpg"], "path": "coffee.jpg"}, {"bytes": collection["astronaut.jpg"], "path": None},
-              {"bytes": None, "path": "lost.jpg"}]
+    images = [
+        {"bytes": collection["coffee.jpg"], "path": "coffee.jpg"},
+        {"bytes": collection["astronaut.jpg"], "path": None},
+        {"bytes": None, "path": "lost.jpg"},
+    ]
     pq.write_table(pa.table({"image": images, "label": [1, 2, 3]}), tmp_path / "d.parquet", row_group_size=1)
     fs, root = storage.open_url(str(tmp_path / "d.parquet"))
     refs = list(iter_inputs(fs, root, IMAGE_EXTENSIONS))

@@ -24,17 +24,32 @@ def test_shard_has_the_hugging_face_image_layout(photos, tmp_path):
     table = pq.read_table(tmp_path / "shard-000003.parquet")
     schema = table.schema
     assert schema.field("image").type == pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
-    assert [(f.name, f.type) for f in schema][1:] == [("width", pa.int32()), ("height", pa.int32()), ("split", pa.string()), ("source", pa.string())]
+    assert [(f.name, f.type) for f in schema][1:] == [
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("split", pa.string()),
+        ("source", pa.string()),
+    ]
     features = json.loads(schema.metadata[b"huggingface"])["info"]["features"]
     assert features["image"] == {"_type": "Image"}
     row = table.to_pylist()[0]
-    assert row["image"]["path"] == "cats/chelsea.jpg" and Image.open(io.BytesIO(row["image"]["bytes"])).size == (451, 300)
+    assert row["image"]["path"] == "cats/chelsea.jpg" and Image.open(io.BytesIO(row["image"]["bytes"])).size == (
+        451,
+        300,
+    )
     assert table.schema.equals(SHARD_SCHEMA, check_metadata=True)
 
 
 def test_previous_outputs_are_only_what_prepare_writes(tmp_path):
-    for name in ["shard-000000.parquet", "shard-000007.parquet", "_stats.json", "_config.yaml", "_stats/shard-000000.json",
-                 "notes.txt", "other.parquet"]:
+    for name in [
+        "shard-000000.parquet",
+        "shard-000007.parquet",
+        "_stats.json",
+        "_config.yaml",
+        "_stats/shard-000000.json",
+        "notes.txt",
+        "other.parquet",
+    ]:
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
     fs, root = storage.open_url(str(tmp_path))

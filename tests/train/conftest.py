@@ -55,9 +55,16 @@ def make_shards(
         if not names:
             continue
         collection = _collection(folder / f"photos-{split}", photos, names, copies, size)
-        result = prepare(PrepareConfig(
-            input=str(collection), output=str(shards / split), size=size, min_size=16, val_fraction=fraction,
-            rows_per_shard=rows_per_shard, progress=False,
-        ))
+        result = prepare(
+            PrepareConfig(
+                input=str(collection),
+                output=str(shards / split),
+                size=size,
+                min_size=16,
+                val_fraction=fraction,
+                rows_per_shard=rows_per_shard,
+                progress=False,
+            )
+        )
         assert result.counts["written"] == len(names) * copies, result.counts
     return str(shards)

@@ -35,7 +35,10 @@ G_SPEC, D_SPEC = GeneratorSpec(ngf=8, num_downs=5), DiscriminatorSpec(ndf=8, n_l
 
 @pytest.fixture(scope="module")
 def batch(photos) -> tuple[torch.Tensor, torch.Tensor]:
-    crops = [np.asarray(Image.fromarray(photos[n]).resize((32, 32), Image.Resampling.BILINEAR)) for n in ("coffee", "chelsea")]
+    crops = [
+        np.asarray(Image.fromarray(photos[n]).resize((32, 32), Image.Resampling.BILINEAR))
+        for n in ("coffee", "chelsea")
+    ]
     return rgb_to_l_ab(torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255)
 
 
@@ -45,13 +48,35 @@ def _model():
 
 
 def _write(folder, model, epoch=2, global_step=7):
-    config = TrainConfig(data="shards", run="run", image_size=32, ngf=8, num_downs=5, ndf=8, n_layers=2,
-                         storage_options={"key": "AKIA-secret-id", "secret": "very-secret"})
-    state = {"epoch": epoch, "global_step": global_step, "run": "run", "data": "shards", "image_size": 32,
-             "generator_spec": G_SPEC.model_dump(), "discriminator_spec": D_SPEC.model_dump(),
-             "config": config.public_dict(), "history": [{"epoch": e, "val_L1_ab": 0.1} for e in range(epoch)]}
-    write_checkpoint(folder, generator=model.generator, discriminator=model.discriminator,
-                     optimizer_g=model.optimizer_g, optimizer_d=model.optimizer_d, state=state)
+    config = TrainConfig(
+        data="shards",
+        run="run",
+        image_size=32,
+        ngf=8,
+        num_downs=5,
+        ndf=8,
+        n_layers=2,
+        storage_options={"key": "AKIA-secret-id", "secret": "very-secret"},
+    )
+    state = {
+        "epoch": epoch,
+        "global_step": global_step,
+        "run": "run",
+        "data": "shards",
+        "image_size": 32,
+        "generator_spec": G_SPEC.model_dump(),
+        "discriminator_spec": D_SPEC.model_dump(),
+        "config": config.public_dict(),
+        "history": [{"epoch": e, "val_L1_ab": 0.1} for e in range(epoch)],
+    }
+    write_checkpoint(
+        folder,
+        generator=model.generator,
+        discriminator=model.discriminator,
+        optimizer_g=model.optimizer_g,
+        optimizer_d=model.optimizer_d,
+        state=state,
+    )
     write_rng(folder, rank=0)
 
 

@@ -53,9 +53,14 @@ def test_training_jitter_is_a_random_window_of_the_286_resize_sometimes_flipped(
     resized = np.asarray(resize_shorter_side(decoded[1], load_size(32)))  # (36, W, 3)
     rng = np.random.default_rng(1)
     crops = [crop_square(decoded[1], 32, rng) for _ in range(12)]
-    windows = {(top, left, flip) for crop in crops for top in range(resized.shape[0] - 31) for left in range(resized.shape[1] - 31)
-               for flip in (False, True)
-               if np.array_equal((crop[:, ::-1] if flip else crop), resized[top:top + 32, left:left + 32])}
+    windows = {
+        (top, left, flip)
+        for crop in crops
+        for top in range(resized.shape[0] - 31)
+        for left in range(resized.shape[1] - 31)
+        for flip in (False, True)
+        if np.array_equal((crop[:, ::-1] if flip else crop), resized[top : top + 32, left : left + 32])
+    }
     assert len(windows) >= 6  # every crop is a window of the resized image, and they differ
     assert {flip for _, _, flip in windows} == {False, True}
 

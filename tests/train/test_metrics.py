@@ -15,7 +15,10 @@ from archive_colorizer.train.metrics import Accumulator, psnr_8bit, validation_s
 
 @pytest.fixture(scope="module")
 def rgb(photos) -> torch.Tensor:
-    crops = [np.asarray(Image.fromarray(photos[n]).resize((64, 64), Image.Resampling.BILINEAR)) for n in ("coffee", "astronaut")]
+    crops = [
+        np.asarray(Image.fromarray(photos[n]).resize((64, 64), Image.Resampling.BILINEAR))
+        for n in ("coffee", "astronaut")
+    ]
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()  # (2, 3, 64, 64), 8-bit values
 
 

@@ -31,7 +31,9 @@ def images(photos) -> list[Image.Image]:
 
 
 def _batch(images, rng: np.random.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-    rgb = torch.from_numpy(np.stack([crop_square(image, 32, rng) for image in images])).permute(0, 3, 1, 2).float() / 255
+    rgb = (
+        torch.from_numpy(np.stack([crop_square(image, 32, rng) for image in images])).permute(0, 3, 1, 2).float() / 255
+    )
     return rgb_to_l_ab(rgb)  # (4, 1, 32, 32), (4, 2, 32, 32)
 
 

@@ -55,7 +55,9 @@ def shards(ray_local, tmp_path_factory, photos) -> str:
 
 
 def _config(shards: str, run: str, **overrides) -> TrainConfig:
-    return TrainConfig(data=shards, run=run, **{"workers": 2, "epochs": EPOCHS, "keep_checkpoints": 2, **TINY, **overrides})
+    return TrainConfig(
+        data=shards, run=run, **{"workers": 2, "epochs": EPOCHS, "keep_checkpoints": 2, **TINY, **overrides}
+    )
 
 
 def _read(url: str, storage_options=None) -> bytes:
@@ -96,8 +98,17 @@ def s3_job(ray_head, moto_server, flaky_s3, shards, tmp_path_factory):
     secrets.write_text(yaml.safe_dump({"storage_options": credential_options(flaky_s3.endpoint_url)}))
     flaky_s3.reset(fault_rate=0.1, seed=8)
     try:
-        completed = submit_job(ray_head, "jobs/train.py", "--data", shards, "--run", url, "--config", str(secrets),
-                               *_options({"workers": 2, "epochs": EPOCHS, "keep_checkpoints": 2, **TINY}))
+        completed = submit_job(
+            ray_head,
+            "jobs/train.py",
+            "--data",
+            shards,
+            "--run",
+            url,
+            "--config",
+            str(secrets),
+            *_options({"workers": 2, "epochs": EPOCHS, "keep_checkpoints": 2, **TINY}),
+        )
         faults = dict(flaky_s3.counts)
     finally:
         flaky_s3.reset(fault_rate=0.0)
@@ -172,8 +183,15 @@ def test_job_leaves_checkpoints_plots_and_a_generator_on_s3_that_loads_back(s3_j
     url, options, stdout, _ = s3_job
     fs, root = open_url(url, options)
     names = {path.rsplit("/", 1)[-1] for path in fs.ls(root, detail=False)}
-    assert {"checkpoint_epoch_0002", "checkpoint_epoch_0003", "config.yaml", "metrics.jsonl", "loss_curve.png",
-            "samples", "generator"} <= names
+    assert {
+        "checkpoint_epoch_0002",
+        "checkpoint_epoch_0003",
+        "config.yaml",
+        "metrics.jsonl",
+        "loss_curve.png",
+        "samples",
+        "generator",
+    } <= names
     assert "checkpoint_epoch_0001" not in names  # keep_checkpoints=2
     assert f"generator exported to {url}/generator" in stdout
     for png in ("loss_curve.png", *(f"samples/epoch_{e:04d}.png" for e in range(EPOCHS))):
@@ -254,8 +272,15 @@ def test_in_process_run_overfits_four_photos_below_half_the_gray_baseline(ray_lo
     """workers=0 (the loop in this process): trained on 4 photos, validated on the same 4."""
     four = {name: photos[name] for name in ("astronaut", "coffee", "chelsea", "rocket")}
     shards = make_shards(tmp_path / "shards", four, val_also_train=True, repeat=70, rows_per_shard=40)
-    config = TrainConfig(data=shards, run=str(tmp_path / "run"), workers=0, epochs=3, pretrain_epochs=1, lr=1e-3,
-                         **{**TINY, "batch_size": 4})
+    config = TrainConfig(
+        data=shards,
+        run=str(tmp_path / "run"),
+        workers=0,
+        epochs=3,
+        pretrain_epochs=1,
+        lr=1e-3,
+        **{**TINY, "batch_size": 4},
+    )
     result = train(config)
     rows = _metrics(str(tmp_path / "run"))
     assert [row["phase"] for row in rows] == ["pretrain", "gan", "gan"]
