@@ -640,7 +640,7 @@ class DemoConfig(JobConfig):
 
 
 def same_option_as(config_cls: type[JobConfig], name: str, description: str | None = None) -> Any:
-    """A copy of the field ``name`` of ``config_cls`` (default, bounds, help, CLI name), for a job taking the same option.
+    """A copy of the field ``name`` of ``config_cls`` (default, bounds, help, CLI name) for a job with that option.
 
     The plan job takes colorize's INPUT, ``--input-list`` and codec settings: sharing the
     field keeps their defaults, limits and help in one place. ``description`` replaces the help.

@@ -202,8 +202,9 @@ def advise(result: Projection, workload: Workload, shape: ClusterShape, assumpti
         )
     if result.bottleneck == "cpu":
         needed = math.ceil(shape.gpus * util["gpu"]) or 1
+        more = _balance_cpu_nodes(result, shape, assumptions, workload)
         return (
-            f"GPUs idle {1 - util['gpu']:.0%}: add CPU workers{_balance_cpu_nodes(result, shape, assumptions, workload)}"
+            f"GPUs idle {1 - util['gpu']:.0%}: add CPU workers{more}"
             f" or use --gpu on fewer GPU nodes ({needed} GPUs would keep up)"
         )
     return f"GPU bound, CPUs idle {1 - util['cpu']:.0%}: add GPU nodes, or drop CPU workers to save cost"

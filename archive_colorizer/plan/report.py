@@ -74,7 +74,8 @@ def format_plan(plan: Mapping[str, Any]) -> str:
     archive, sample, cluster = plan["archive"], plan["sample"], plan["cluster"]
     size = size_text(archive["total_bytes"]) + (" (estimated)" if archive["bytes_estimated"] else "")
     lines = [
-        f"plan for {archive['input']}: {archive['inputs']:,} inputs, {size}, listed in {archive['listing_seconds']:.1f} s",
+        f"plan for {archive['input']}: {archive['inputs']:,} inputs, {size}, "
+        f"listed in {archive['listing_seconds']:.1f} s",
         f"sample of {sample['sampled']} headers: {sample['megapixels_mean']:.2f} MP mean (median "
         f"{sample['megapixels_median']:.2f}, p95 {sample['megapixels_p95']:.2f}, max {sample['megapixels_max']:.2f}), "
         f"{size_text(sample['bytes_mean'])} mean; formats {_share(sample['formats'])}; modes {_share(sample['modes'])}"

@@ -13,7 +13,7 @@ from archive_colorizer.cli import main
 from archive_colorizer.config import PlanConfig
 from archive_colorizer.plan import run
 from archive_colorizer.plan.survey import reservoir_sample
-from tests.colorize.conftest import tiny_model, write_mixed_archive  # noqa: F401  (a fixture)
+from tests.colorize.conftest import write_mixed_archive
 
 
 def _gray_jpeg(photo: np.ndarray, scale: float) -> bytes:
@@ -98,7 +98,7 @@ def test_plan_of_an_s3_bucket_lists_sizes_and_writes_plan_json_there(s3_bucket, 
 def test_plan_of_an_input_list_estimates_the_bytes_from_the_sample(tmp_path, photos, tiny_model):
     archive = tmp_path / "archive"
     archive.mkdir()
-    for index, name in enumerate(("astronaut", "coffee", "chelsea")):
+    for name in ("astronaut", "coffee", "chelsea"):
         (archive / f"{name}.jpg").write_bytes(_gray_jpeg(photos[name], 0.5))
     listed = tmp_path / "inputs.txt"
     listed.write_text("astronaut.jpg\ncoffee.jpg\nchelsea.jpg\nastronaut.jpg\n")
@@ -134,3 +134,15 @@ def test_bad_inputs_stop_the_plan_with_a_message_naming_them(tmp_path, tiny_mode
     assert main(["plan", str(empty), "--model", tiny_model, "--sample", "5", "--measure", "9"]) == 2
     assert "measure 9 exceeds sample 5" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_listing_with_sizes_lists_what_iter_files_lists_with_the_files_sizes(tmp_path):
+    from archive_colorizer import storage
+
+    for relative, data in {"a.jpg": b"12345", "sub/b.JPG": b"1", "_manifest/c.jpg": b"x", ".hidden.jpg": b"y"}.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes(data)
+    fs, root = storage.open_url(str(tmp_path))
+    listed = list(storage.iter_files_with_sizes(fs, root, (".jpg",)))
+    assert [path for path, _ in listed] == list(storage.iter_files(fs, root, (".jpg",)))
+    assert [size for _, size in listed] == [5, 1]
