@@ -687,6 +687,12 @@ class PlanConfig(JobConfig):
         "to time them; outputs go to a temporary folder",
     )
     seed: int = Field(0, description="seed of the random sample (the same seed draws the same inputs)")
+    assume_inputs: int | None = Field(
+        None,
+        ge=1,
+        description="project a job of this many inputs like the ones listed (INPUT a sample of a larger archive, "
+        "e.g. a folder copied from the bucket); bytes and listing time scale with it; none: the inputs listed",
+    )
     cluster: str | None = Field(
         None,
         description="a Ray cluster launcher YAML (e.g. cluster.yaml): its worker types at their max_workers are the "
@@ -719,10 +725,11 @@ class PlanConfig(JobConfig):
         description="assumed time of one object-store request (a GET or PUT of one image) in ms; none: the mean "
         "measured here on INPUT and a temporary local OUTPUT",
     )
-    gpu_speedup: float = Field(
-        50.0,
+    gpu_tflops: float = Field(
+        25.0,
         gt=0,
-        description="assumed generator speed of one GPU over one CPU core, used when no GPU can be measured here",
+        description="assumed effective TFLOP/s of one GPU on the generator (bf16 convolutions; an NVIDIA A10G peaks "
+        "at 125), used with the generator's FLOPs counted here when no GPU can be measured here",
     )
     startup_seconds: float = Field(
         12.0,

@@ -61,7 +61,8 @@ def workload(
 
     The codec work (decodes, colour check, merge, encode) scales with pixels: its CPU seconds
     per megapixel measured here times the archive's mean megapixels (from the header sample).
-    The generator costs the same per image at any input size. Storage is modelled apart:
+    The generator costs the same per image at any input size; on a GPU, as measured here or
+    its FLOPs over ``--gpu-tflops``. Storage is modelled apart:
     requests per image as measured, each taking ``--request-latency-ms`` (default: the mean
     measured here), bytes per image = the sample's mean input size times (1 + output/input
     bytes measured).
@@ -77,7 +78,7 @@ def workload(
     if times.gpu_model_seconds is not None:
         model_gpu = times.gpu_model_seconds / images
     else:
-        model_gpu = model_cpu / config.gpu_speedup
+        model_gpu = times.model_flops / (config.gpu_tflops * 1e12)
     if config.request_latency_ms is not None:
         request_seconds = config.request_latency_ms / 1000
     else:
@@ -126,19 +127,69 @@ def _background_source(config: PlanConfig, background: float) -> str:
     return "measured here" if background else "none seen"
 
 
-def _assumptions(config: PlanConfig, work: projection.Workload, background: float) -> dict[str, Any]:
+def _assumptions(config: PlanConfig, work: projection.Workload, background: float, times: StageTimes) -> dict[str, Any]:
     measured_latency = config.request_latency_ms is None
     return {
         "bandwidth_mb_per_s": config.bandwidth_mb_per_s,
         "request_latency_ms": round(work.request_seconds * 1000, 3),
         "request_latency_source": "measured here" if measured_latency else "--request-latency-ms",
-        "gpu_speedup": config.gpu_speedup,
+        "gpu_tflops": config.gpu_tflops if times.gpu_model_seconds is None else "measured here",
+        "model_gflops_per_image": round(times.model_flops / 1e9, 3),
         "startup_seconds": config.startup_seconds,
         "efficiency": config.efficiency,
         "background_load": round(background, 3),
         "background_load_source": _background_source(config, background),
         "driver_cpus": config.driver_cpus,
         "cpus_per_actor": config.cpus_per_actor,
+    }
+
+
+@dataclass
+class _Findings:
+    """What the survey and the measurement found, before any projection."""
+
+    listed: survey.ArchiveListing
+    archive: survey.ArchiveListing
+    sample: survey.SampleSummary
+    times: StageTimes
+
+
+def _survey_and_measure(config: PlanConfig, model_size: int, sha256: str) -> _Findings:
+    """List INPUT, read the sample's headers, time colorize's stages on ``config.measure`` of them."""
+    from archive_colorizer.plan.measure import measure_stages
+
+    listed = survey.list_archive(config)
+    archive = survey.scaled(listed, config.assume_inputs)
+    headers = [survey.read_header(url, size, config.storage_options) for url, size in archive.sample]
+    sample = survey.summarise(headers, config.max_pixels)
+    chosen = random.Random(config.seed).sample(headers, min(config.measure, len(headers)))
+    megapixels = sum(h.megapixels for h in chosen if h.error is None)
+    times = measure_stages(config, [h.url for h in chosen], megapixels, model_size, sha256)
+    return _Findings(listed, archive, sample, times)
+
+
+def _document(config: PlanConfig, found: _Findings, model: dict[str, Any], **parts: Any) -> dict[str, Any]:
+    """The content of plan.json."""
+    archive = found.archive
+    total_bytes = archive.total_bytes if archive.total_bytes is not None else found.sample.bytes_mean * archive.inputs
+    return {
+        "tool": f"archive-colorizer {__version__}",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()]},
+        "archive": {
+            "input": config.input,
+            "input_list": config.input_list,
+            "inputs": archive.inputs,
+            "listed_inputs": found.listed.inputs,
+            "total_bytes": int(total_bytes),
+            "bytes_estimated": archive.bytes_estimated,
+            "listing_seconds": round(archive.seconds, 3),
+        },
+        "sample": found.sample.to_dict(),
+        "model": model,
+        "measured": found.times.to_dict(),
+        **parts,
+        "config": config.public_dict(),
     }
 
 
@@ -155,55 +206,35 @@ def run(config: PlanConfig) -> PlanResult:
         StorageError: listing INPUT or writing the plan failed.
     """
     from archive_colorizer.models.artifact import load_generator
-    from archive_colorizer.plan.measure import measure_stages
 
-    started = _dt.datetime.now(_dt.timezone.utc)
     artifact = load_generator(config.model, storage_options=config.storage_options)
     model_size = _model_size(config, artifact.working_size, artifact.spec.num_downs, artifact.url)
     shape = cluster.resolve_shape(config)
     kinds = _stages_to_project(config, shape)
-    archive = survey.list_archive(config)
-    headers = [survey.read_header(url, size, config.storage_options) for url, size in archive.sample]
-    sample = survey.summarise(headers, config.max_pixels)
-    chosen = random.Random(config.seed).sample(headers, min(config.measure, len(headers)))
-    megapixels = sum(h.megapixels for h in chosen if h.error is None)
-    times = measure_stages(config, [h.url for h in chosen], megapixels, model_size, artifact.sha256)
-    work = workload(config, archive, sample, times)
-    background = background_load(config, shape, times)
+    found = _survey_and_measure(config, model_size, artifact.sha256)
+    work = workload(config, found.archive, found.sample, found.times)
+    background = background_load(config, shape, found.times)
     assumed = projection.Assumptions(
         config.bandwidth_mb_per_s, config.efficiency, background, config.cpus_per_actor, config.driver_cpus
     )
     projections = [projection.project(work, shape, assumed, kind) for kind in kinds]
     best = max(projections, key=lambda p: p.images_per_second)
-    plan = {
-        "tool": f"archive-colorizer {__version__}",
-        "created": started.isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()]},
-        "archive": {
-            "input": config.input,
-            "input_list": config.input_list,
-            "inputs": archive.inputs,
-            "total_bytes": archive.total_bytes
-            if archive.total_bytes is not None
-            else int(sample.bytes_mean * archive.inputs),
-            "bytes_estimated": archive.bytes_estimated,
-            "listing_seconds": round(archive.seconds, 3),
-        },
-        "sample": sample.to_dict(),
-        "model": {
-            "url": config.model,
-            "sha256": artifact.sha256,
-            "model_size": model_size,
-            "spec": artifact.spec.model_dump(),
-        },
-        "measured": times.to_dict(),
-        "workload": vars(work) | {"io_seconds": work.io_seconds},
-        "cluster": shape.to_dict(),
-        "assumptions": _assumptions(config, work, background),
-        "projections": [p.to_dict() for p in projections],
-        "recommended": {"stages": best.stages, "advice": best.advice},
-        "config": config.public_dict(),
+    model = {
+        "url": config.model,
+        "sha256": artifact.sha256,
+        "model_size": model_size,
+        "spec": artifact.spec.model_dump(),
     }
+    plan = _document(
+        config,
+        found,
+        model,
+        workload=vars(work) | {"io_seconds": work.io_seconds},
+        cluster=shape.to_dict(),
+        assumptions=_assumptions(config, work, background, found.times),
+        projections=[p.to_dict() for p in projections],
+        recommended={"stages": best.stages, "advice": best.advice},
+    )
     plan_url = report.write_plan(config.output, plan, config.storage_options)
     print(report.format_plan(plan) + f"\nplan written to {plan_url}", file=sys.stdout)
     return PlanResult(0, plan, plan_url, projections, best)

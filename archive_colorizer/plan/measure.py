@@ -67,6 +67,8 @@ class StageTimes:
         io_wall_seconds: wall time inside ``read_bytes`` and ``write_bytes``.
         requests: reads and writes made (input GETs, output PUTs, manifest part PUTs).
         model_load_seconds: loading and checking the generator once (a worker's start).
+        model_flops: floating-point operations of one forward pass on one image (torch's
+            ``FlopCounterMode``: 2 per multiply-add).
         gpu_model_seconds: the generator on one CUDA device for all images, None without one.
         gpu_name: that device's name.
     """
@@ -82,6 +84,7 @@ class StageTimes:
     io_wall_seconds: float
     requests: int
     model_load_seconds: float
+    model_flops: float = 0.0
     gpu_model_seconds: float | None = None
     gpu_name: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -177,6 +180,16 @@ def _gpu_seconds(config: Any, artifact_sha: str, model_size: int, prepared: list
     return time.perf_counter() - start, torch.cuda.get_device_name(0)
 
 
+def forward_flops(generator: Any, model_size: int) -> float:
+    """FLOPs of one forward pass of ``generator`` on one (1, 1, S, S) input, counted by torch."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        generator(torch.zeros(1, 1, model_size, model_size))
+    return float(counter.get_total_flops())
+
+
 def measure_stages(config: Any, urls: list[str], megapixels: float, model_size: int, sha256: str) -> StageTimes:
     """Run colorize's stages on ``urls`` here and time them (see the module docstring).
 
@@ -210,6 +223,7 @@ def measure_stages(config: Any, urls: list[str], megapixels: float, model_size: 
         try:
             times = _measure(config, rows, settings, predictor, megapixels, output)
             times.model_load_seconds = load_seconds
+            times.model_flops = forward_flops(predictor.generator, model_size)
             if torch.cuda.is_available():
                 prepared = [prepare_batch(t, settings) for t in _chunks(rows, config.batch_size)]
                 times.gpu_model_seconds, times.gpu_name = _gpu_seconds(config, sha256, model_size, prepared)

@@ -73,6 +73,8 @@ def format_plan(plan: Mapping[str, Any]) -> str:
     """The plan as a table: archive, sample, measured stages, cluster, projections, advice, assumptions."""
     archive, sample, cluster = plan["archive"], plan["sample"], plan["cluster"]
     size = size_text(archive["total_bytes"]) + (" (estimated)" if archive["bytes_estimated"] else "")
+    if archive.get("listed_inputs") != archive["inputs"]:
+        size += f", projected from the {archive['listed_inputs']:,} listed (--assume-inputs)"
     lines = [
         f"plan for {archive['input']}: {archive['inputs']:,} inputs, {size}, "
         f"listed in {archive['listing_seconds']:.1f} s",

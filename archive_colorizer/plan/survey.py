@@ -109,6 +109,19 @@ def list_archive(config: Any) -> ArchiveListing:
     return ArchiveListing(count, counter[0], False, seconds, sample)
 
 
+def scaled(listed: ArchiveListing, inputs: int | None) -> ArchiveListing:
+    """``listed`` as the listing of ``inputs`` inputs like those listed (bytes and listing time in proportion).
+
+    The listing of an archive ``inputs / listed.inputs`` times larger, for planning a bucket
+    from a sample of it; ``inputs`` None returns ``listed`` itself.
+    """
+    if inputs is None:
+        return listed
+    factor = inputs / listed.inputs
+    total = None if listed.total_bytes is None else round(listed.total_bytes * factor)
+    return ArchiveListing(inputs, total, True, listed.seconds * factor, listed.sample)
+
+
 @dataclass
 class Header:
     """One sampled input's header: size in pixels, mode, format, or the error reading it.
