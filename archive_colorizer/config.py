@@ -672,6 +672,7 @@ class PlanConfig(JobConfig):
     batch_size: int = same_option_as(ColorizeConfig, "batch_size")
     task_batch_size: int = same_option_as(ColorizeConfig, "task_batch_size")
     cpus_per_actor: float = same_option_as(ColorizeConfig, "cpus_per_actor")
+    cpus_per_task: float | None = same_option_as(ColorizeConfig, "cpus_per_task")
     output: str = Field(
         "plan.json", description="where the plan is written as JSON: a file path or any fsspec URL (s3://.../plan.json)"
     )

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["PlanResult", "run", "workload"]
 
+LIST_PAGE = 1000
+"""Keys per listing request of S3's ListObjectsV2: the listing of N inputs takes at least N / 1000 requests."""
+
 
 @dataclass
 class PlanResult:
@@ -65,7 +68,8 @@ def workload(
     its FLOPs over ``--gpu-tflops``. Storage is modelled apart:
     requests per image as measured, each taking ``--request-latency-ms`` (default: the mean
     measured here), bytes per image = the sample's mean input size times (1 + output/input
-    bytes measured).
+    bytes measured). The listing (before any image is colorized) takes what it took here, or
+    ``inputs / 1000`` requests if longer (an object store lists 1000 keys per request).
     """
     images = max(times.images, 1)
     stages = times.stage_seconds
@@ -92,7 +96,7 @@ def workload(
         requests_per_image=times.requests / images,
         request_seconds=request_seconds,
         bytes_per_image=sample.bytes_mean * (1 + out_over_in),
-        fixed_seconds=config.startup_seconds + archive.seconds,
+        fixed_seconds=config.startup_seconds + max(archive.seconds, archive.inputs / LIST_PAGE * request_seconds),
     )
 
 
@@ -215,7 +219,12 @@ def run(config: PlanConfig) -> PlanResult:
     work = workload(config, found.archive, found.sample, found.times)
     background = background_load(config, shape, found.times)
     assumed = projection.Assumptions(
-        config.bandwidth_mb_per_s, config.efficiency, background, config.cpus_per_actor, config.driver_cpus
+        config.bandwidth_mb_per_s,
+        config.efficiency,
+        background,
+        config.cpus_per_actor,
+        config.driver_cpus,
+        config.cpus_per_task,
     )
     projections = [projection.project(work, shape, assumed, kind) for kind in kinds]
     best = max(projections, key=lambda p: p.images_per_second)

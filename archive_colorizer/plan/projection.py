@@ -5,12 +5,13 @@ no I/O. The model follows how the colorize job runs:
 
 - ``fused`` (colorize's default without ``--gpu``): one Ray task per CPU, each running the
   whole per-image path, the generator on one torch thread, with reads and writes in between.
-  Seconds per image on one CPU: ``codec + model_cpu + requests * request_seconds``.
+  Seconds per image on one CPU: ``codec + model_cpu + requests * request_seconds``
+  (with ``--cpus-per-task c < 1``, ``1 / c`` tasks share a core: see :func:`core_seconds_per_image`).
   CPU capacity = ``sum(cpus * share) * efficiency / that``; GPUs, if any, stay idle.
 - ``split`` (``colorize --gpu``): one predictor actor per GPU, each reserving
   ``cpus_per_actor`` CPUs of its node; decode and merge tasks of 0.5 CPU (two per core) on
   the other CPUs, so a task waiting on storage leaves its core to the other:
-  seconds per core per image = ``max(codec, (codec + io) / 2)``.
+  seconds per core per image = ``max(codec, (codec + io) * 0.5)``.
   GPU capacity = ``gpus / model_gpu``.
 - network: every node that runs work moves ``bytes_per_image`` (input and output) at
   ``bandwidth`` bytes/s: capacity = ``nodes * bandwidth / bytes_per_image``.
@@ -31,8 +32,8 @@ from typing import Any
 
 from archive_colorizer.plan.cluster import ClusterShape
 
-SPLIT_CPUS_PER_TASK = 0.5
-"""CPUs a decode or merge task reserves in colorize's split stages (its default)."""
+DEFAULT_CPUS_PER_TASK = {"fused": 1.0, "split": 0.5}
+"""CPUs a task reserves by default in colorize's fused and split stages (``--cpus-per-task``)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,12 @@ class Assumptions:
     background_load: float = 0.0
     cpus_per_actor: float = 1.0
     driver_cpus: float = 0.5
+    cpus_per_task: float | None = None
+    """colorize's ``--cpus-per-task``; None: its default for the stages (:data:`DEFAULT_CPUS_PER_TASK`)."""
+
+    def tasks_cpus(self, stages: str) -> float:
+        """CPUs one task reserves with these stages."""
+        return self.cpus_per_task or DEFAULT_CPUS_PER_TASK[stages]
 
 
 @dataclass
@@ -112,6 +119,14 @@ def _share(cpus: int, background_load: float) -> float:
     return cpus / (cpus + background_load) if cpus else 0.0
 
 
+def core_seconds_per_image(workload: Workload, assumptions: Assumptions, stages: str) -> float:
+    """Seconds of one core per image: its compute, or less than compute plus storage waits when
+    tasks of ``c < 1`` CPUs share a core (``1 / c`` tasks, one computing while others wait):
+    ``max(compute, (compute + io) * c)``."""
+    compute = workload.codec_seconds + (workload.model_cpu_seconds if stages == "fused" else 0.0)
+    return max(compute, (compute + workload.io_seconds) * min(1.0, assumptions.tasks_cpus(stages)))
+
+
 def cpu_capacity(workload: Workload, shape: ClusterShape, assumptions: Assumptions, stages: str) -> float:
     """Images per second the CPUs sustain (see the module docstring for both kinds of stages)."""
     cores = 0.0
@@ -123,10 +138,7 @@ def cpu_capacity(workload: Workload, shape: ClusterShape, assumptions: Assumptio
         cores -= min(assumptions.driver_cpus, shape.groups[0].cpus) * _share(
             shape.groups[0].cpus, assumptions.background_load
         )
-    if stages == "fused":
-        per_image = workload.codec_seconds + workload.model_cpu_seconds + workload.io_seconds
-    else:
-        per_image = max(workload.codec_seconds, (workload.codec_seconds + workload.io_seconds) * SPLIT_CPUS_PER_TASK)
+    per_image = core_seconds_per_image(workload, assumptions, stages)
     return cores * assumptions.efficiency / per_image if per_image > 0 else math.inf
 
 
@@ -182,6 +194,20 @@ def _balance_cpu_nodes(result: Projection, shape: ClusterShape, assumptions: Ass
     return f" (about {math.ceil(missing / per_node)} more {group.name} nodes)" if per_node > 0 else ""
 
 
+def _storage_wait_advice(workload: Workload, assumptions: Assumptions, stages: str) -> str:
+    """Advice to run more tasks per core when storage waits, not compute, fill the cores' time."""
+    compute = workload.codec_seconds + (workload.model_cpu_seconds if stages == "fused" else 0.0)
+    cpus = assumptions.tasks_cpus(stages)
+    if (compute + workload.io_seconds) * cpus <= compute * 1.1:
+        return ""
+    better = max(0.05, math.floor(20 * compute / (compute + workload.io_seconds)) / 20)
+    idle = 1 - compute / ((compute + workload.io_seconds) * cpus)
+    return (
+        f"cores wait on storage {idle:.0%} of the time ({workload.io_seconds * 1000:.0f} ms of requests per image): "
+        f"colorize with --cpus-per-task {better:g} runs enough tasks per core to hide it"
+    )
+
+
 def advise(result: Projection, workload: Workload, shape: ClusterShape, assumptions: Assumptions) -> str:
     """One sentence: what bounds the job and which change would help."""
     util = result.utilisation
@@ -190,16 +216,21 @@ def advise(result: Projection, workload: Workload, shape: ClusterShape, assumpti
             f"object-store bandwidth bound ({assumptions.bandwidth_mb_per_s:.0f} MB/s per node assumed), CPUs idle "
             f"{1 - util['cpu']:.0%}: more nodes add bandwidth; larger CPU nodes would not help"
         )
+    waits = _storage_wait_advice(workload, assumptions, result.stages)
     if result.stages == "fused":
         model_share = workload.model_cpu_seconds / (
             workload.codec_seconds + workload.model_cpu_seconds + workload.io_seconds
         )
         if shape.gpus:
             return "GPUs idle 100%: colorize with --gpu (split stages) or leave the GPU nodes out"
+        if waits:
+            return waits
         return (
             f"CPU bound: throughput grows with CPUs (add nodes); the generator is {model_share:.0%} of each "
             "image's CPU time, the share a GPU (--gpu) would take off the CPUs"
         )
+    if result.bottleneck == "cpu" and waits:
+        return waits + f"; GPUs idle {1 - util['gpu']:.0%}"
     if result.bottleneck == "cpu":
         needed = math.ceil(shape.gpus * util["gpu"]) or 1
         more = _balance_cpu_nodes(result, shape, assumptions, workload)

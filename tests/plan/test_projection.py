@@ -120,3 +120,14 @@ def test_cluster_yaml_errors_name_the_node_type_or_price(tmp_path):
     with pytest.raises(ConfigError, match="no available_node_types"):
         shape_from_yaml(str(tmp_path / "not.yaml"))
     assert not math.isnan(shape.cpus)
+
+
+def test_tasks_waiting_on_storage_share_cores_and_the_advice_says_how_many_per_core():
+    shape = _with_head(NodeGroup("worker", 1, 10, 0))
+    work = _work(codec_seconds=0.03, model_cpu_seconds=0.0, requests_per_image=2.0, request_seconds=0.03)
+    one = project(work, shape, NO_OVERHEAD, "fused")  # 1 CPU per task: 0.09 s per image on a core
+    assert one.images_per_second == pytest.approx(10 / 0.09)
+    assert "cores wait on storage 67%" in one.advice and "--cpus-per-task 0.3" in one.advice
+    quarter = project(work, shape, Assumptions(efficiency=1.0, driver_cpus=0.0, cpus_per_task=0.25), "fused")
+    assert quarter.images_per_second == pytest.approx(10 / 0.03)  # max(0.03, 0.09 * 0.25): compute bound again
+    assert "storage" not in quarter.advice
