@@ -88,6 +88,8 @@ def format_plan(plan: Mapping[str, Any]) -> str:
             f"{g['count']} x {g['name']} ({g['cpus']} CPU{', ' + str(g['gpus']) + ' GPU' if g['gpus'] else ''})"
             for g in cluster["groups"]
         ),
+        f"fixed cost of a run: {plan['assumptions']['startup_seconds']:.0f} s start-up + "
+        f"{plan['workload']['fixed_seconds'] - plan['assumptions']['startup_seconds']:.0f} s listing",
         *_projection_lines(plan),
         f"recommended: {plan['recommended']['stages']}: {plan['recommended']['advice']}",
         "assumptions: " + ", ".join(f"{k}={v}" for k, v in plan["assumptions"].items()),

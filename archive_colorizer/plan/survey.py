@@ -110,16 +110,17 @@ def list_archive(config: Any) -> ArchiveListing:
 
 
 def scaled(listed: ArchiveListing, inputs: int | None) -> ArchiveListing:
-    """``listed`` as the listing of ``inputs`` inputs like those listed (bytes and listing time in proportion).
+    """``listed`` as the listing of ``inputs`` inputs like those listed (bytes in proportion).
 
     The listing of an archive ``inputs / listed.inputs`` times larger, for planning a bucket
-    from a sample of it; ``inputs`` None returns ``listed`` itself.
+    from a sample of it; ``inputs`` None returns ``listed`` itself. The listing time stays the
+    sample's: the projection models a large listing from its requests (1000 keys each).
     """
     if inputs is None:
         return listed
     factor = inputs / listed.inputs
     total = None if listed.total_bytes is None else round(listed.total_bytes * factor)
-    return ArchiveListing(inputs, total, True, listed.seconds * factor, listed.sample)
+    return ArchiveListing(inputs, total, True, listed.seconds, listed.sample)
 
 
 @dataclass
