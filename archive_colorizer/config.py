@@ -692,7 +692,8 @@ class PlanConfig(JobConfig):
         None,
         ge=1,
         description="project a job of this many inputs like the ones listed (INPUT a sample of a larger archive, "
-        "e.g. a folder copied from the bucket); bytes and listing time scale with it; none: the inputs listed",
+        "e.g. a folder copied from the bucket): bytes in proportion, the listing as N / 1000 requests; none: the inputs "
+        "listed",
     )
     cluster: str | None = Field(
         None,
