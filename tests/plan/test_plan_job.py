@@ -146,3 +146,24 @@ def test_listing_with_sizes_lists_what_iter_files_lists_with_the_files_sizes(tmp
     listed = list(storage.iter_files_with_sizes(fs, root, (".jpg",)))
     assert [path for path, _ in listed] == list(storage.iter_files(fs, root, (".jpg",)))
     assert [size for _, size in listed] == [5, 1]
+
+
+def test_assume_inputs_projects_a_bucket_from_a_sample_folder(tmp_path, photos, tiny_model):
+    archive = tmp_path / "sample"
+    archive.mkdir()
+    for name in ("astronaut", "coffee"):
+        (archive / f"{name}.jpg").write_bytes(_gray_jpeg(photos[name], 0.5))
+    sizes = sum(path.stat().st_size for path in archive.iterdir())
+    config = PlanConfig(
+        input=str(archive),
+        model=tiny_model,
+        output=str(tmp_path / "p.json"),
+        assume_inputs=2_000_000,
+        request_latency_ms=40,
+        startup_seconds=100,
+    )
+    plan = run(config).plan
+    assert (plan["archive"]["inputs"], plan["archive"]["listed_inputs"]) == (2_000_000, 2)
+    assert plan["archive"]["total_bytes"] == sizes * 1_000_000 and plan["archive"]["bytes_estimated"]
+    # the listing of 2 M keys: 2000 requests of 40 ms after the start-up
+    assert plan["workload"]["fixed_seconds"] == pytest.approx(100 + 2000 * 0.04)
