@@ -93,6 +93,16 @@ COMMANDS.append(
     )
 )
 
+COMMANDS.append(
+    Command(
+        "plan",
+        "before colorizing: list an archive, time colorize's stages on a sample here, and project wall time, "
+        "node-hours, cost and the bottleneck onto a cluster (cluster.yaml or --cpus/--gpus/--nodes)",
+        "archive_colorizer.config:PlanConfig",
+        "archive_colorizer.plan:run",
+    )
+)
+
 
 def _is_positional(field: FieldInfo) -> bool:
     extra = field.json_schema_extra

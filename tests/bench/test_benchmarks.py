@@ -106,3 +106,15 @@ def test_prepare_throughput_writes_every_photo():
 def test_review_page_bench_streams_a_manifest():
     report = _bench("review_page").main(["--rows", "2000", "--samples", "4"])
     assert report["rows"] == 2000 and report["samples"] == 4 and report["page_bytes"] > 1000
+
+
+def test_plan_accuracy_compares_the_plan_with_the_colorize_run(tmp_path):
+    report = _bench("plan_accuracy").main(
+        ["--images", "24", "--megapixels", "0.3", "--model", "tiny", "--measure", "8", "--workdir", str(tmp_path)]
+    )
+    assert report["colorize"]["counts"]["colorized"] == 24
+    assert report["error"] == pytest.approx(
+        report["plan"]["wall_seconds"] / report["colorize"]["wall_seconds"] - 1, abs=2e-3
+    )
+    # A shared 2-core machine: the bench reports the error; here only a plan far off (a factor of 2) fails.
+    assert abs(report["error"]) < 1.0, report
