@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from archive_colorizer.models.resnet import STAGE_CHANNELS, ResNet18Encoder
 
 GRAY_MEAN = 0.449
-"""ImageNet's RGB mean (0.485, 0.456, 0.406) averaged over the channels: the encoder sees gray ``g`` as ``(g - mean) / std``."""
+"""ImageNet's RGB mean (0.485, 0.456, 0.406) averaged over the channels; the encoder sees gray g as (g - mean) / std."""
 GRAY_STD = 0.226
 """ImageNet's RGB std (0.229, 0.224, 0.225) averaged over the channels."""
 
