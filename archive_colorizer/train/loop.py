@@ -203,7 +203,12 @@ class WorkerLoop:
         while self.epochs_done < self.config.epochs:
             epoch = self.epochs_done
             phase = "pretrain" if epoch < self.config.pretrain_epochs else "gan"
-            set_generator_lr(self.model.optimizer_g, self.config.lr, encoder_frozen=encoder_frozen(self.config, epoch))
+            set_generator_lr(
+                self.model.optimizer_g,
+                self.config.lr,
+                encoder_lr_scale=self.config.encoder_lr_scale,
+                frozen=encoder_frozen(self.config, epoch),
+            )
             train = self._reduce(self.train_epoch(train_shard, phase))
             val, samples = self.validate(val_shard)
             val = self._reduce(val)

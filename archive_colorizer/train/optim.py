@@ -99,14 +99,22 @@ def use_encoder_recipe(model: Pix2Pix, config: TrainConfig) -> None:
         return
     groups = generator_param_groups(model.generator, config.encoder_lr_scale)
     model.optimizer_g = torch.optim.Adam(groups, lr=config.lr, betas=ADAM_BETAS)
-    set_generator_lr(model.optimizer_g, config.lr, encoder_frozen=False)
+    set_generator_lr(model.optimizer_g, config.lr, encoder_lr_scale=config.encoder_lr_scale, frozen=False)
 
 
-def set_generator_lr(optimizer: torch.optim.Optimizer, lr: float, *, encoder_frozen: bool) -> None:
-    """Set each group's learning rate: ``lr * lr_scale``; 0 for the encoder group while frozen."""
+def set_generator_lr(optimizer: torch.optim.Optimizer, lr: float, *, encoder_lr_scale: float, frozen: bool) -> None:
+    """Set each group's learning rate: ``lr`` (decoder), ``lr * encoder_lr_scale`` or 0 while frozen (encoder).
+
+    Called at the start of every epoch, so a resumed run takes the current command's ``lr``
+    and ``encoder_lr_scale`` (the checkpoint's param groups carry the old ones). A U-Net's
+    single group gets ``lr``.
+    """
     for group in optimizer.param_groups:
-        frozen = encoder_frozen and group.get("name") == ENCODER_GROUP
-        group["lr"] = 0.0 if frozen else lr * float(group.get("lr_scale", 1.0))
+        if group.get("name") == ENCODER_GROUP:
+            group["lr_scale"] = float(encoder_lr_scale)
+            group["lr"] = 0.0 if frozen else lr * group["lr_scale"]
+        else:
+            group["lr"] = lr * float(group.get("lr_scale", 1.0))
 
 
 def encoder_frozen(config: TrainConfig, epoch: int) -> bool:

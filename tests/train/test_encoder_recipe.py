@@ -52,14 +52,14 @@ def test_frozen_encoder_stays_put_while_the_decoder_learns_then_learns_at_its_sc
 
     image = np.asarray(Image.fromarray(photos["coffee"]).resize((64, 64)), dtype=np.float32) / 255
     l_norm, ab = rgb_to_l_ab(torch.from_numpy(image).permute(2, 0, 1)[None])  # (1, 1, 64, 64), (1, 2, 64, 64)
-    set_generator_lr(model.optimizer_g, config.lr, encoder_frozen=True)
+    set_generator_lr(model.optimizer_g, config.lr, encoder_lr_scale=0.1, frozen=True)
     assert groups["encoder"]["lr"] == 0.0
     encoder_before, decoder_before = _snapshot(generator.encoder), _snapshot(generator.decoder)
     for _ in range(3):
         pretrain_step(model, l_norm, ab)
     assert _changed(encoder_before, generator.encoder) == set()
     assert _changed(decoder_before, generator.decoder) == set(decoder_before)
-    set_generator_lr(model.optimizer_g, config.lr, encoder_frozen=False)
+    set_generator_lr(model.optimizer_g, config.lr, encoder_lr_scale=0.1, frozen=False)
     assert groups["encoder"]["lr"] == pytest.approx(1e-4)
     pretrain_step(model, l_norm, ab)
     assert _changed(encoder_before, generator.encoder) == set(encoder_before)
