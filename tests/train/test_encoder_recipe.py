@@ -169,3 +169,35 @@ def test_bad_encoder_weights_fail_in_the_driver_naming_the_keys(shards, tmp_path
     with pytest.raises(ConfigError, match="missing: layer4.0.bn1.bias"):
         train(config)
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_two_ddp_workers_keep_a_frozen_encoder_and_stay_in_sync(shards, weights_file, tmp_path):
+    """Freezing by a zero learning rate leaves DDP's reducer a gradient for every parameter."""
+    import json
+
+    path, weights, _ = weights_file
+    config = TrainConfig(
+        data=shards,
+        run=str(tmp_path / "run"),
+        workers=2,
+        cpus_per_worker=0.5,
+        generator="resnet18_unet",
+        encoder_weights=path,
+        freeze_encoder_epochs=2,
+        epochs=2,
+        pretrain_epochs=1,
+        max_steps_per_epoch=1,
+        image_size=32,
+        ndf=8,
+        n_layers=2,
+        batch_size=2,
+    )
+    result = train(config)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["phase"] for row in rows] == ["pretrain", "gan"]
+    for row in rows:
+        assert len(set(row["generator_param_sha256"])) == 1, row["generator_param_sha256"]  # ranks in sync
+    encoder = load_generator(result.generator).generator.encoder
+    assert torch.equal(encoder.layer3[0].downsample[0].weight, weights["layer3.0.downsample.0.weight"])
+    assert torch.equal(encoder.conv1.weight, weights["conv1.weight"].sum(dim=1, keepdim=True))
