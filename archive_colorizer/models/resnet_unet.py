@@ -17,7 +17,7 @@ Size with the default decoder (256, 128, 64, 32, 16): 14,321,970 parameters (11,
 encoder) and 10.59 GFLOP per 256x256 image (2.65 at 128x128), counted with
 ``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add counts 2); pix2pix's ``unet_256``
 has 54,409,858 parameters and 11.96 GFLOP, the demo's U-Net (ngf 32, num_downs 6) 7,312,706
-and 0.74 GFLOP at 128x128. About 4.7 of the 10.59 GFLOP are the encoder's.
+and 0.74 GFLOP at 128x128. About 4.53 of the 10.59 GFLOP are the encoder's.
 """
 
 from __future__ import annotations
