@@ -231,7 +231,9 @@ class PrepareConfig(JobConfig):
 
 # --- train ---
 
-_MODEL_FIELDS = ("image_size", "ngf", "num_downs", "ndf", "n_layers")
+_MODEL_FIELDS = ("generator", "image_size", "ngf", "num_downs", "ndf", "n_layers")
+_RESNET_MULTIPLE = 32
+"""The ResNet-18 encoder of ``resnet18_unet`` halves the side five times."""
 
 
 class TrainConfig(JobConfig):
@@ -282,6 +284,28 @@ class TrainConfig(JobConfig):
     gan_mode: Literal["vanilla", "lsgan"] = Field(
         "vanilla", description="adversarial loss: vanilla (BCE on logits) or lsgan"
     )
+    generator: Literal["unet", "resnet18_unet"] = Field(
+        "unet",
+        description="generator kind: unet (pix2pix unet_256, sized by --ngf and --num-downs) or resnet18_unet "
+        "(ResNet-18 encoder with torchvision's names + U-Net decoder, 14.3 M parameters; image_size divisible by 32)",
+    )
+    encoder_weights: str | None = Field(
+        None,
+        description="resnet18_unet: pretrained ResNet-18 weights for the encoder, a .safetensors state dict with "
+        "torchvision's names (e.g. timm's resnet18.tv_in1k), any fsspec URL; never a pickled .pth; none: random init",
+    )
+    encoder_weights_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-fA-F]{64}$", description="sha256 the --encoder-weights file must have (checked if given)"
+    )
+    freeze_encoder_epochs: int = Field(
+        0, ge=0, description="resnet18_unet: first epochs in which the encoder is frozen (only the decoder learns)"
+    )
+    encoder_lr_scale: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="resnet18_unet: the encoder's learning rate is lr times this (e.g. 0.1 for pretrained weights)",
+    )
     ngf: int = Field(64, ge=1, description="generator filters in the outermost layer")
     num_downs: int = Field(
         8,
@@ -315,6 +339,13 @@ class TrainConfig(JobConfig):
 
     @model_validator(mode="after")
     def _check_sizes(self) -> TrainConfig:
+        self._check_encoder_options()
+        if self.generator == "resnet18_unet":
+            if self.image_size % _RESNET_MULTIPLE:
+                raise ValueError(
+                    f"image_size {self.image_size} must be divisible by {_RESNET_MULTIPLE} for generator resnet18_unet"
+                )
+            return self
         side = 2**self.num_downs
         if self.image_size % side:
             raise ValueError(
@@ -323,6 +354,24 @@ class TrainConfig(JobConfig):
         if self.pretrain_epochs > self.epochs:
             raise ValueError(f"pretrain_epochs {self.pretrain_epochs} exceeds epochs {self.epochs}")
         return self
+
+    def _check_encoder_options(self) -> None:
+        if self.freeze_encoder_epochs > self.epochs:
+            raise ValueError(f"freeze_encoder_epochs {self.freeze_encoder_epochs} exceeds epochs {self.epochs}")
+        if self.generator != "resnet18_unet":
+            used = [
+                name
+                for name, default in (
+                    ("encoder_weights", None),
+                    ("freeze_encoder_epochs", 0),
+                    ("encoder_lr_scale", 1.0),
+                )
+                if getattr(self, name) != default
+            ]
+            if used:
+                raise ValueError(
+                    f"{', '.join(used)} apply to generator resnet18_unet only (generator is {self.generator})"
+                )
 
     def model_settings(self) -> dict[str, Any]:
         """The settings a checkpoint's tensors depend on (a resumed run must keep them)."""

@@ -89,8 +89,11 @@ MODELS = {
     "tiny": ({"ngf": 8, "num_downs": 5}, 32),
     "demo": ({"ngf": 32, "num_downs": 6}, 128),
     "unet_256": ({"ngf": 64, "num_downs": 8}, 256),
+    "resnet18_unet": ({"kind": "resnet18_unet"}, 128),
+    "resnet18_unet_256": ({"kind": "resnet18_unet"}, 256),
 }
-"""Generator sizes to measure with: GeneratorSpec keywords and working size in pixels."""
+"""Generators to measure with: spec keywords (``kind`` picks the generator kind, default the U-Net) and
+working size in pixels (``resnet18_unet`` at the demo's 128, ``resnet18_unet_256`` at 256)."""
 
 
 def rate(images: int, seconds: float) -> dict:
@@ -131,6 +134,28 @@ def measure_model_only(model_url: str, images: int, batch_size: int) -> dict:
             done += count
         seconds = time.perf_counter() - start
     return rate(images, seconds) | {"batch_size": batch_size, "threads": 1}
+
+
+def _model_only_report(spec, spec_args: dict, working_size: int, model_url: str, options) -> dict:
+    """``--model-only``: the generator's size and its model_only rate, as JSON on stdout."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            spec.build().eval()(torch.zeros(1, 1, working_size, working_size))
+    report = {
+        "model": f"untrained {type(spec).__name__}({spec_args}), working size {working_size} ({options.model})",
+        "parameters": sum(p.numel() for p in spec.build().parameters()),
+        "gflop_per_image": round(counter.get_total_flops() / 1e9, 3),
+        "load_average_before": round(os.getloadavg()[0], 2),
+        "model_only": measure_model_only(model_url, options.images, options.batch_size),
+        "load_average_after": round(os.getloadavg()[0], 2),
+    }
+    json.dump(report, sys.stdout, indent=2)
+    print()
+    return report
 
 
 def colorize_one(data: bytes, predictor, working_size: int, provenance) -> bytes:
@@ -199,6 +224,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", choices=sorted(MODELS), default="demo", help="generator size (default: the demo's)")
     parser.add_argument("--workdir", default=None, help="where inputs and outputs go (default: a temporary folder)")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument(
+        "--model-only", action="store_true", help="measure only model_only (e.g. to compare generator kinds)"
+    )
     parser.add_argument("--task-batch-size", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--actors", type=int, nargs="+", default=None)
@@ -206,14 +234,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cpus-per-task", type=float, default=None, help="default: the job's")
     options = parser.parse_args(argv)
 
-    from archive_colorizer.models import GeneratorSpec
+    from archive_colorizer.models import generator_spec
     from archive_colorizer.models.artifact import save_generator
 
     workdir = Path(options.workdir or tempfile.mkdtemp(prefix="colorize-bench-"))
     spec_args, working_size = MODELS[options.model]
-    spec = GeneratorSpec(**spec_args)
+    spec = generator_spec(spec_args)
     model_url = str(workdir / f"model-{options.model}")
     save_generator(spec.build(), model_url, spec=spec, working_size=working_size)
+    if options.model_only:
+        return _model_only_report(spec, spec_args, working_size, model_url, options)
     inputs = workdir / "in"
     all_files = existing_or_new_inputs(inputs, max(options.images, options.marginal), options.megapixels)
     files = all_files[: options.images]
@@ -224,7 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
         "mean_megapixels": round(megapixels, 3),
         "cores": cores,
         "load_average_before": round(os.getloadavg()[0], 2),
-        "model": f"untrained GeneratorSpec({spec_args}), working size {working_size} ({options.model})",
+        "model": f"untrained {type(spec).__name__}({spec_args}), working size {working_size} ({options.model})",
         "floor": measure_floor(files),
         "floor_gray": measure_floor(files, colour=False),
         "model_only": measure_model_only(model_url, len(files), options.batch_size),

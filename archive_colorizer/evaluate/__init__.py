@@ -165,6 +165,7 @@ def run(config: EvaluateConfig) -> EvaluateResult:
     model = {
         "url": artifact.url,
         "sha256": artifact.sha256,
+        "kind": artifact.spec.kind,
         "working_size": artifact.working_size,
         "model_size": model_size,
         "spec": artifact.spec.model_dump(),

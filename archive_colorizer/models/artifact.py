@@ -4,8 +4,10 @@ A folder (any fsspec URL) holding two files:
 
 - ``generator.safetensors``: the generator's ``state_dict`` (weights and BatchNorm buffers) in
   the safetensors format, which is parsed, never unpickled.
-- ``generator.json``: the architecture (:class:`GeneratorSpec`), the colour normalisation, the
-  working size, the weights' size and sha256, and free-form provenance (run, epoch, data).
+- ``generator.json``: the generator ``kind`` (``unet`` or ``resnet18_unet``) and its architecture
+  (:class:`GeneratorSpec` or :class:`ResNetUNetSpec`), the colour normalisation, the working
+  size, the weights' size and sha256, and free-form provenance (run, epoch, data). A
+  ``generator.json`` without ``kind`` (written before the second kind existed) is a U-Net.
 
 The JSON is written last and acts as the completion marker. Loading checks, in order: the JSON
 parses and describes a known architecture; the weights file has the recorded size and sha256;
@@ -28,7 +30,7 @@ from pydantic import ValidationError
 from archive_colorizer import __version__
 from archive_colorizer.color import AB_SCALE, L_SCALE
 from archive_colorizer.errors import ArtifactError, StorageError
-from archive_colorizer.models.generator import GeneratorSpec, UNetGenerator
+from archive_colorizer.models.kinds import AnyGenerator, AnyGeneratorSpec, generator_spec
 from archive_colorizer.storage import join, open_url, read_bytes, to_url, write_bytes
 
 WEIGHTS_NAME = "generator.safetensors"
@@ -36,6 +38,7 @@ METADATA_NAME = "generator.json"
 FORMAT = "archive-colorizer/generator"
 FORMAT_VERSION = 1
 _PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
+_ARCHITECTURES = {"unet": "pix2pix-unet", "resnet18_unet": "resnet18-unet (fastai colorization recipe)"}
 
 
 @dataclass
@@ -44,15 +47,15 @@ class GeneratorArtifact:
 
     Attributes:
         generator: the network in eval mode on the requested device.
-        spec: its architecture.
+        spec: its architecture; ``spec.kind`` is the generator kind.
         working_size: side in pixels of the square images the model was trained on.
         sha256: hex digest of ``generator.safetensors``.
         metadata: the whole parsed ``generator.json``.
         url: the artifact folder it was loaded from.
     """
 
-    generator: UNetGenerator
-    spec: GeneratorSpec
+    generator: AnyGenerator
+    spec: AnyGeneratorSpec
     working_size: int
     sha256: str
     metadata: dict[str, Any] = field(repr=False)
@@ -76,7 +79,7 @@ def save_generator(
     generator: torch.nn.Module,
     url: str,
     *,
-    spec: GeneratorSpec,
+    spec: AnyGeneratorSpec,
     working_size: int,
     provenance: Mapping[str, Any] | None = None,
     storage_options: Mapping[str, Any] | None = None,
@@ -84,7 +87,7 @@ def save_generator(
     """Write ``generator.safetensors`` and ``generator.json`` into the folder ``url``.
 
     Args:
-        generator: a :class:`UNetGenerator` (unwrapped from DDP) built from ``spec``.
+        generator: the network (unwrapped from DDP) built from ``spec``, of either kind.
         url: destination folder, any fsspec URL; created if missing, files replaced if present.
         spec: the generator's architecture.
         working_size: the square side (pixels) the generator was trained at, e.g. 256.
@@ -105,7 +108,8 @@ def save_generator(
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "architecture": "pix2pix-unet",
+        "kind": spec.kind,
+        "architecture": _ARCHITECTURES[spec.kind],
         "spec": spec.model_dump(),
         "num_parameters": sum(p.numel() for p in generator.parameters()),
         "color": {
@@ -146,7 +150,7 @@ def _artifact_folder(url: str) -> str:
     return stripped
 
 
-def _read_metadata(fs, folder: str, url: str) -> tuple[dict[str, Any], GeneratorSpec]:
+def _read_metadata(fs, folder: str, url: str) -> tuple[dict[str, Any], AnyGeneratorSpec]:
     path = join(folder, METADATA_NAME)
     try:
         raw = read_bytes(fs, path)
@@ -157,7 +161,7 @@ def _read_metadata(fs, folder: str, url: str) -> tuple[dict[str, Any], Generator
     try:
         metadata = json.loads(raw)
         check_format(metadata, FORMAT, FORMAT_VERSION)
-        spec = GeneratorSpec(**metadata["spec"])
+        spec = generator_spec(metadata["spec"], metadata.get("kind"))
         int(metadata["working_size"]), str(metadata["sha256"]), int(metadata["weights_bytes"])
     except (ValueError, KeyError, TypeError, ValidationError) as exc:
         raise ArtifactError(f"corrupt {METADATA_NAME} in {url!r}: {exc}") from exc

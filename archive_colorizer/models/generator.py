@@ -25,10 +25,15 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 class GeneratorSpec(BaseModel):
-    """Architecture hyperparameters of :class:`UNetGenerator` (saved in ``generator.json``)."""
+    """Architecture hyperparameters of :class:`UNetGenerator` (saved in ``generator.json``).
+
+    ``kind`` tells the generator kinds apart (:mod:`archive_colorizer.models.kinds`); a spec
+    written before there was more than one kind has none and means this one.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    kind: Literal["unet"] = "unet"
     in_channels: int = Field(1, ge=1, description="input channels (1: L)")
     out_channels: int = Field(2, ge=1, description="output channels (2: ab)")
     num_downs: int = Field(8, ge=2, le=12, description="downsamplings; input side must be divisible by 2**num_downs")
@@ -38,7 +43,7 @@ class GeneratorSpec(BaseModel):
 
     def build(self) -> UNetGenerator:
         """A freshly initialised generator with this architecture."""
-        return UNetGenerator(**self.model_dump())
+        return UNetGenerator(**self.model_dump(exclude={"kind"}))
 
 
 class UNetGenerator(nn.Module):

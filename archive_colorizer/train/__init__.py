@@ -66,7 +66,9 @@ def resolve(config: TrainConfig) -> TrainConfig:
     """The config with local paths made absolute (Ray workers run in other directories)."""
     options = config.storage_options
     return config.model_copy(
-        update={name: _absolute(getattr(config, name), options) for name in ("data", "run", "export")}
+        update={
+            name: _absolute(getattr(config, name), options) for name in ("data", "run", "export", "encoder_weights")
+        }
     )
 
 
@@ -103,12 +105,14 @@ def run(config: TrainConfig) -> TrainResult:
     from archive_colorizer.runtime import init_ray
     from archive_colorizer.train.data import training_datasets
     from archive_colorizer.train.export import export_checkpoint
+    from archive_colorizer.train.optim import check_encoder_weights
     from archive_colorizer.train.trainer import build_trainer, fit
 
     config = resolve(config)
     retried = retried_requests()
     init_ray(config.ray_address)
     check_resumable(config)
+    check_encoder_weights(config)  # a bad --encoder-weights fails here, not in every worker
     config.save(join(config.run, CONFIG_NAME), config.storage_options)
     datasets = training_datasets(
         config.data,

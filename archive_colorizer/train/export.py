@@ -15,7 +15,7 @@ from typing import Any
 
 from archive_colorizer.config import ExportConfig
 from archive_colorizer.errors import ArtifactError, StorageError
-from archive_colorizer.models import GeneratorSpec
+from archive_colorizer.models import generator_spec
 from archive_colorizer.models.artifact import save_generator
 from archive_colorizer.storage import join, open_url, read_bytes, to_url
 from archive_colorizer.train.checkpoint import GENERATOR_NAME, STATE_NAME, parse_state, verified_tensors
@@ -75,7 +75,10 @@ def export_checkpoint(
         weights = verified_tensors(read_bytes(fs, join(folder, GENERATOR_NAME)), GENERATOR_NAME, state, shown)
     except FileNotFoundError as exc:
         raise ArtifactError(f"checkpoint {shown!r} has no {GENERATOR_NAME}") from exc
-    spec = GeneratorSpec(**state["generator_spec"])
+    try:
+        spec = generator_spec(state["generator_spec"])  # a spec without kind (older checkpoints) is a U-Net
+    except ValueError as exc:
+        raise ArtifactError(f"checkpoint {shown!r} records an unknown generator: {exc}") from exc
     generator = spec.build()
     try:
         generator.load_state_dict(weights, strict=True)

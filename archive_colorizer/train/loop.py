@@ -34,7 +34,7 @@ import torch.distributed as dist
 
 from archive_colorizer.config import TrainConfig
 from archive_colorizer.errors import JobError
-from archive_colorizer.models import DiscriminatorSpec, GeneratorSpec
+from archive_colorizer.models import DiscriminatorSpec
 from archive_colorizer.storage import join, open_url, retried_requests, write_bytes
 from archive_colorizer.train.checkpoint import (
     OPTIMIZER_D_NAME,
@@ -49,6 +49,13 @@ from archive_colorizer.train.checkpoint import (
     write_rng,
 )
 from archive_colorizer.train.metrics import TRAIN_LOSSES, VAL_METRICS, Accumulator, epoch_row, validation_sums
+from archive_colorizer.train.optim import (
+    encoder_frozen,
+    generator_spec_of,
+    load_pretrained_encoder,
+    set_generator_lr,
+    use_encoder_recipe,
+)
 from archive_colorizer.train.plots import loss_curve_png, sample_grid_png
 from archive_colorizer.train.step import Pix2Pix, build_pix2pix, gan_step, pretrain_step, unwrap
 
@@ -117,7 +124,7 @@ class WorkerLoop:
         self.staging_dir = staging_dir
         self.rank, self.world_size = context.get_world_rank(), context.get_world_size()
         self.device = _device(config.gpu)
-        self.generator_spec = GeneratorSpec(ngf=config.ngf, num_downs=config.num_downs)
+        self.generator_spec = generator_spec_of(config)
         self.discriminator_spec = DiscriminatorSpec(ndf=config.ndf, n_layers=config.n_layers)
         self.epochs_done, self.global_step = 0, 0
         self.history: list[dict[str, Any]] = []
@@ -125,6 +132,8 @@ class WorkerLoop:
         seed_everything(config.seed)  # the same initial weights on every rank
         generator, discriminator = self.generator_spec.build(), self.discriminator_spec.build()
         restored = self._restore_networks(generator, discriminator)
+        if restored is None:
+            load_pretrained_encoder(generator, config)
         self.model = self._prepare(generator, discriminator)
         if restored is not None:
             self._restore_optimizers(restored)
@@ -160,7 +169,7 @@ class WorkerLoop:
         load_optimizer_tensors(self.model.optimizer_d, contents.optimizer_d, groups[OPTIMIZER_D_NAME])
         for optimizer in (self.model.optimizer_g, self.model.optimizer_d):
             for group in optimizer.param_groups:
-                group["lr"] = self.config.lr  # a resubmitted command may change the learning rate
+                group["lr"] = self.config.lr * group.get("lr_scale", 1.0)  # a resubmitted command may change it
         if self.rank in contents.rng:
             set_rng_state(contents.rng[self.rank])
         else:  # more ranks than when the checkpoint was written
@@ -174,13 +183,15 @@ class WorkerLoop:
             ray.train.torch.prepare_model(network, move_to_device=self.device, parallel_strategy_kwargs=DDP_KWARGS)
             for network in (generator, discriminator)
         ]
-        return build_pix2pix(
+        model = build_pix2pix(
             *wrapped,
             lr=self.config.lr,
             gan_mode=self.config.gan_mode,
             lambda_l1=self.config.lambda_l1,
             autocast_dtype=torch.bfloat16 if self.device.type == "cuda" else None,
         )
+        use_encoder_recipe(model, self.config)  # resnet18_unet: encoder and decoder param groups
+        return model
 
     # --- epochs --------------------------------------------------------------------------
 
@@ -192,6 +203,12 @@ class WorkerLoop:
         while self.epochs_done < self.config.epochs:
             epoch = self.epochs_done
             phase = "pretrain" if epoch < self.config.pretrain_epochs else "gan"
+            set_generator_lr(
+                self.model.optimizer_g,
+                self.config.lr,
+                encoder_lr_scale=self.config.encoder_lr_scale,
+                frozen=encoder_frozen(self.config, epoch),
+            )
             train = self._reduce(self.train_epoch(train_shard, phase))
             val, samples = self.validate(val_shard)
             val = self._reduce(val)

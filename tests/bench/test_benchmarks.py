@@ -25,6 +25,14 @@ def _bench(name: str):
         sys.path.remove(str(REPO_ROOT / "bench"))
 
 
+def test_colorize_throughput_model_only_measures_the_resnet_generator(tmp_path):
+    report = _bench("colorize_throughput").main(
+        ["--images", "2", "--batch-size", "2", "--model", "resnet18_unet", "--model-only", "--workdir", str(tmp_path)]
+    )
+    assert report["parameters"] == 14_321_970 and report["gflop_per_image"] == 2.649  # at 128 px
+    assert report["model_only"]["images"] == 2 and report["model_only"]["images_per_second"] > 0
+
+
 def test_colorize_throughput_reports_every_rate_and_ratio(tmp_path, capsys):
     report = _bench("colorize_throughput").main(
         [
