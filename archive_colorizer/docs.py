@@ -76,7 +76,9 @@ def option_rows(parser: argparse.ArgumentParser) -> list[tuple[str, str, str]]:
 
 def usage(command: Command, parser: argparse.ArgumentParser) -> str:
     """One line: the command with its positional arguments, and its ``jobs/`` entrypoint if any."""
-    positionals = " ".join(a.metavar for a in parser._actions if not a.option_strings)
+    positionals = " ".join(
+        a.metavar if isinstance(a.metavar, str) else a.dest for a in parser._actions if not a.option_strings
+    )
     line = f"`archive-colorizer {command.name} [options]{' ' + positionals if positionals else ''}`"
     if (REPO_ROOT / "jobs" / f"{command.name}.py").exists():
         line += f", or `python jobs/{command.name}.py` with the same arguments (for `ray job submit`)"

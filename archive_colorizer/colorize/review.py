@@ -199,7 +199,7 @@ def write_review(
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
             pairs = list(pool.map(lambda row: make_pair(row, thumbs_url, options, config.max_pixels), samples))
         _remove_stale_thumbs(thumbs_url, {p[k] for p in pairs for k in ("before", "after") if k in p}, options)
-        page = render_page(result.summary, rows, list(zip(samples, pairs)), _input_root(config))
+        page = render_page(result.summary, rows, list(zip(samples, pairs, strict=True)), _input_root(config))
         fs, path = storage.open_url(storage.join(review_url, PAGE_NAME), options)
         storage.write_bytes(fs, path, page.encode("utf-8"))
     except Exception as exc:  # the outputs and the manifest are done: a report must not fail the run
@@ -244,9 +244,11 @@ figcaption{padding:6px 8px;font-size:12.5px}
 .compare{position:relative;--pos:50%;background:#000;line-height:0}
 .compare img{display:block;width:100%;height:auto}
 .compare .before{position:absolute;top:0;left:0;clip-path:inset(0 calc(100% - var(--pos)) 0 0)}
-.compare .divider{position:absolute;top:0;bottom:0;left:var(--pos);width:2px;margin-left:-1px;background:#fff;box-shadow:0 0 3px #000;pointer-events:none}
+.compare .divider{position:absolute;top:0;bottom:0;left:var(--pos);width:2px;margin-left:-1px;background:#fff;
+box-shadow:0 0 3px #000;pointer-events:none}
 .compare input{position:absolute;inset:0;width:100%;height:100%;margin:0;opacity:0;cursor:ew-resize}
-.badge{position:absolute;top:6px;padding:1px 6px;border-radius:3px;background:rgba(0,0,0,.6);color:#fff;font-size:11px;line-height:16px;pointer-events:none}
+.badge{position:absolute;top:6px;padding:1px 6px;border-radius:3px;background:rgba(0,0,0,.6);color:#fff;
+font-size:11px;line-height:16px;pointer-events:none}
 .badge.left{left:6px}.badge.right{right:6px}
 .unavailable{padding:24px 8px;color:var(--bad)}
 .failures td:first-child{max-width:420px}
@@ -303,9 +305,13 @@ def _summary_html(summary: Mapping[str, Any]) -> str:
 def _pair_html(row: Mapping[str, Any], pair: Mapping[str, Any], root: str) -> str:
     name = _relative(row["input_url"], root)
     meta = f"{row['width']}\u00d7{row['height']} \u00b7 {row['input_mode']} \u00b7 {row['status']}"
-    caption = f'<figcaption><div class="mono" title="{_text(row["input_url"])}">{_text(name)}</div><div class="sub">{_text(meta)}</div></figcaption>'
+    caption = (
+        f'<figcaption><div class="mono" title="{_text(row["input_url"])}">{_text(name)}</div>'
+        f'<div class="sub">{_text(meta)}</div></figcaption>'
+    )
     if "error" in pair:
-        return f'<figure><div class="unavailable">thumbnail unavailable: {_text(_short(pair["error"]))}</div>{caption}</figure>'
+        error = _text(_short(pair["error"]))
+        return f'<figure><div class="unavailable">thumbnail unavailable: {error}</div>{caption}</figure>'
     size = f'width="{pair["width"]}" height="{pair["height"]}"'
     return (
         '<figure><div class="compare">'
@@ -320,7 +326,11 @@ def _pair_html(row: Mapping[str, Any], pair: Mapping[str, Any], root: str) -> st
 def _samples_html(pairs: list[tuple[dict[str, Any], dict[str, Any]]], summary: Mapping[str, Any], root: str) -> str:
     finished = sum(summary["counts"].get(s, 0) for s in manifest.DONE_STATUSES)
     if not pairs:
-        return f'<section id="samples"><h2>Before / after</h2><p class="hint">No sample: {finished:,} finished outputs, --review-samples {summary["config"].get("review_samples")}.</p></section>'
+        return (
+            '<section id="samples"><h2>Before / after</h2><p class="hint">'
+            f"No sample: {finished:,} finished outputs, --review-samples {summary['config'].get('review_samples')}."
+            "</p></section>"
+        )
     figures = "".join(_pair_html(row, pair, root) for row, pair in pairs)
     return (
         f'<section id="samples"><h2>Before / after: {len(pairs):,} of {finished:,} outputs</h2>'
@@ -344,8 +354,10 @@ def _failures_html(rows: ReviewRows, summary: Mapping[str, Any], root: str) -> s
     return (
         f'<section id="failed"><h2>Failed inputs: {rows.failed_total:,}</h2>'
         f"<p>By reason: {reasons}{rest}. Every failed input is a row with <code>status = failed</code> in the manifest "
-        f"<code>{_text(summary['manifest'])}</code> (Parquet; <code>archive_colorizer.colorize.manifest.read_manifest</code>).</p>"
-        f'<table class="failures"><thead><tr><th>input</th><th>reason</th><th>error</th></tr></thead><tbody>{body}</tbody></table></section>'
+        f"<code>{_text(summary['manifest'])}</code> "
+        "(Parquet; <code>archive_colorizer.colorize.manifest.read_manifest</code>).</p>"
+        '<table class="failures"><thead><tr><th>input</th><th>reason</th><th>error</th></tr></thead>'
+        f"<tbody>{body}</tbody></table></section>"
     )
 
 
@@ -389,6 +401,7 @@ def render_page(
         + _samples_html(pairs, summary, input_root)
         + _failures_html(rows, summary, input_root)
         + _model_html(summary["model"])
-        + f"<footer>{_text(summary.get('tool', 'archive-colorizer ' + __version__))} \u00b7 page written {written}</footer>"
+        + f"<footer>{_text(summary.get('tool', 'archive-colorizer ' + __version__))} "
+        f"\u00b7 page written {written}</footer>"
         f"<script>{_SCRIPT}</script></body></html>\n"
     )

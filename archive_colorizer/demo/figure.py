@@ -104,10 +104,7 @@ def before_after_png(rows: Sequence[FigureRow], height: int = ROW_HEIGHT) -> byt
         ]
         for row in rows
     ]
-    widths = [
-        max(row[c].width for row in cells if row[c] is not None) if any(row[c] is not None for row in cells) else 0
-        for c in range(3)
-    ]
+    widths = [max((cell.width for row in cells if (cell := row[c]) is not None), default=0) for c in range(3)]
     columns = [c for c in range(3) if widths[c]]
     canvas = Image.new(
         "RGB", (sum(widths[c] + GAP for c in columns) - GAP, LABEL_HEIGHT + len(rows) * (height + GAP) - GAP), "white"
@@ -119,8 +116,9 @@ def before_after_png(rows: Sequence[FigureRow], height: int = ROW_HEIGHT) -> byt
         draw.text((left + 2, 3), COLUMNS[c], fill="black", font=font)
         for r, row in enumerate(cells):
             top = LABEL_HEIGHT + r * (height + GAP)
-            if row[c] is not None:
-                canvas.paste(row[c], (left, top))
+            cell = row[c]
+            if cell is not None:
+                canvas.paste(cell, (left, top))
             if c == 0:  # the input's name in a corner of its gray image
                 box = draw.textbbox((left + 4, top + height - 20), rows[r].name, font=font)
                 draw.rectangle((box[0] - 3, box[1] - 2, box[2] + 3, box[3] + 2), fill="white")

@@ -56,7 +56,9 @@ def means(images: Sequence[ScoredImage]) -> dict[str, Any]:
         ``{"model": {metric: mean}, "gray": {...}, "truth": {"colorfulness": mean}}``.
     """
     result: dict[str, Any] = {
-        colouring: _rounded({name: np.mean([image.scores[colouring][name] for image in images]) for name in METRICS})
+        colouring: _rounded(
+            {name: float(np.mean([image.scores[colouring][name] for image in images])) for name in METRICS}
+        )
         for colouring in COLOURINGS
     }
     result["truth"] = {"colorfulness": round(float(np.mean([image.truth_colorfulness for image in images])), DIGITS)}

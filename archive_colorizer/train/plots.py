@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,12 +27,12 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _series(history: Sequence[Mapping[str, object]], name: str) -> tuple[list[int], list[float]]:
+def _series(history: Sequence[Mapping[str, Any]], name: str) -> tuple[list[int], list[float]]:
     points = [(int(row["epoch"]), float(row[name])) for row in history if row.get(name) is not None]
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def loss_curve_png(history: Sequence[Mapping[str, object]]) -> bytes:
+def loss_curve_png(history: Sequence[Mapping[str, Any]]) -> bytes:
     """PNG of the training losses and validation metrics per epoch.
 
     Args:
@@ -58,7 +59,7 @@ def loss_curve_png(history: Sequence[Mapping[str, object]]) -> bytes:
 
 
 def image_grid_png(
-    columns: Mapping[str, Sequence[np.ndarray]],
+    columns: Mapping[str, Sequence[np.ndarray] | np.ndarray],
     *,
     row_labels: Sequence[str] | None = None,
     cell_labels: Sequence[Sequence[str]] | None = None,
