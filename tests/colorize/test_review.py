@@ -166,7 +166,7 @@ def _region(image: np.ndarray, left: float, right: float) -> np.ndarray:
 
 
 @pytest.mark.skipif(
-    find_chromium() is None, reason="no chromium on PATH (apt-get install chromium chromium-driver; .ci/run does)"
+    find_chromium() is None, reason="no chromium on PATH or in $CHROMIUM (apt-get install chromium; .ci/run does)"
 )
 def test_the_page_renders_in_headless_chromium(review_run, tmp_path):
     rendered = render_page(review_run.page, width=1200)
