@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from archive_colorizer.evaluate.metrics import METRICS, colorfulness, score
-from archive_colorizer.train.plots import image_grid_png
+from archive_colorizer.figures import image_grid_png
 
 COLOURINGS = ("model", "gray")
 """The colourings scored against the truth: the generator's prediction and the gray baseline (ab = 0)."""
