@@ -36,9 +36,9 @@ test: lint
 demo: install
 	$(VENV)/bin/archive-colorizer demo $(DEMO_ARGS)
 
-# Rewrite the README's option tables from the command line's own parser.
+# Rewrite the option tables in docs/*.md from the command line's own parser.
 docs: install
-	$(VENV)/bin/python -m archive_colorizer.docs README.md
+	$(VENV)/bin/python -m archive_colorizer.docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
