@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 PIP := $(VENV)/bin/python -m pip
 
-.PHONY: install test demo docs clean
+.PHONY: install lint test demo docs clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,16 +23,22 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 
 install: $(VENV)/.installed
 
-test: install
+# Lint, format and type checks (settings in pyproject.toml); `make test` runs them first.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Prepare, train and colorize on real photographs on this machine (a local Ray); see README.
 demo: install
 	$(VENV)/bin/archive-colorizer demo $(DEMO_ARGS)
 
-# Rewrite the README's option tables from the command line's own parser.
+# Rewrite the option tables in docs/*.md from the command line's own parser.
 docs: install
-	$(VENV)/bin/python -m archive_colorizer.docs README.md
+	$(VENV)/bin/python -m archive_colorizer.docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -71,7 +71,8 @@ COMMANDS: list[Command] = [
 COMMANDS.append(
     Command(
         "colorize",
-        "colorize an archive at full resolution with a generator artifact (Ray Data: fused CPU tasks, or predictor actors with --gpu), with a manifest and resume",
+        "colorize an archive at full resolution with a generator artifact (Ray Data: fused CPU tasks, or "
+        "predictor actors with --gpu), with a manifest and resume",
         "archive_colorizer.config:ColorizeConfig",
         "archive_colorizer.colorize:run",
     )

@@ -149,13 +149,14 @@ class PrepareConfig(JobConfig):
     size: int = Field(
         286,
         ge=16,
-        description="shorter side of the stored images in pixels, aspect ratio kept (286 leaves room for a 256 random crop)",
+        description="shorter side of the stored images in pixels, aspect ratio kept (286 leaves room for a 256 "
+        "random crop)",
     )
     min_size: int = Field(
         128,
         ge=1,
-        description="drop images whose shorter side (after EXIF orientation) is below this many pixels (dropped_small); "
-        "larger ones below --size are upscaled",
+        description="drop images whose shorter side (after EXIF orientation) is below this many pixels "
+        "(dropped_small); larger ones below --size are upscaled",
     )
     gray_threshold: float = Field(
         GRAY_CHROMA_THRESHOLD,
@@ -191,7 +192,8 @@ class PrepareConfig(JobConfig):
     )
     overwrite: bool = Field(
         False,
-        description="replace what an earlier prepare wrote in OUTPUT (shard-*.parquet, _stats*, _config.yaml); other files are left alone",
+        description="replace what an earlier prepare wrote in OUTPUT (shard-*.parquet, _stats*, _config.yaml); "
+        "other files are left alone",
     )
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
@@ -212,7 +214,8 @@ class PrepareConfig(JobConfig):
     progress: bool = Field(True, description="show a progress bar on stderr")
     ray_address: str | None = Field(
         None,
-        description="Ray cluster address (host:port, ray://host:10001, or local for a new local Ray); none means RAY_ADDRESS if set, else the cluster a `ray start` on this machine started last, else a new local Ray",
+        description="Ray cluster address (host:port, ray://host:10001, or local for a new local Ray); none means "
+        "RAY_ADDRESS if set, else the cluster a `ray start` on this machine started last, else a new local Ray",
     )
 
     @field_validator("extensions")
@@ -247,8 +250,8 @@ class TrainConfig(JobConfig):
         description="training shards written by prepare: a folder or prefix of Parquet files (any fsspec URL)"
     )
     run: str = Field(
-        description="run directory (local path or s3://...): checkpoints, metrics.jsonl, plots, config and the exported "
-        "generator; resubmitting with the same run directory continues from its last checkpoint"
+        description="run directory (local path or s3://...): checkpoints, metrics.jsonl, plots, config and the "
+        "exported generator; resubmitting with the same run directory continues from its last checkpoint"
     )
     workers: int = Field(
         1,
@@ -437,7 +440,8 @@ class ColorizeConfig(JobConfig):
     )
     on_color: Literal["skip", "colorize"] = Field(
         "skip",
-        description="what to do with inputs that are already colour: skip (recorded as skipped_color) or colorize their gray",
+        description="what to do with inputs that are already colour: skip (recorded as skipped_color) or colorize "
+        "their gray",
     )
     color_threshold: float = Field(
         GRAY_CHROMA_THRESHOLD,
@@ -453,15 +457,16 @@ class ColorizeConfig(JobConfig):
     batch_size: int = Field(
         16,
         ge=1,
-        description="images per generator forward pass in an actor (split stages; fused tasks run their whole task batch)",
+        description="images per generator forward pass in an actor (split stages; fused tasks run their whole "
+        "task batch)",
     )
     task_batch_size: int = Field(
         16, ge=1, description="images per CPU task batch (decode; merge, encode and write) and per manifest part"
     )
     actors: list[int] | None = Field(
         None,
-        description="predictor actor pool of split stages: N for a fixed pool or MIN MAX to autoscale; default 1 to the number of "
-        "GPUs with --gpu, else 1 to half the CPUs",
+        description="predictor actor pool of split stages: N for a fixed pool or MIN MAX to autoscale; default 1 "
+        "to the number of GPUs with --gpu, else 1 to half the CPUs",
     )
     cpus_per_task: float | None = Field(
         None,
@@ -549,7 +554,8 @@ class EvaluateConfig(JobConfig):
     size: int = Field(
         256,
         ge=16,
-        description="side of the square images scored: shorter side resized to it, centre crop (Zhang et al. score 256x256)",
+        description="side of the square images scored: shorter side resized to it, centre crop (Zhang et al. "
+        "score 256x256)",
     )
     model_size: int | None = Field(
         None,
@@ -741,8 +747,8 @@ class PlanConfig(JobConfig):
         None,
         ge=1,
         description="project a job of this many inputs like the ones listed (INPUT a sample of a larger archive, "
-        "e.g. a folder copied from the bucket): bytes in proportion, the listing as N / 1000 requests; none: the inputs "
-        "listed",
+        "e.g. a folder copied from the bucket): bytes in proportion, the listing as N / 1000 requests; "
+        "none: the inputs listed",
     )
     cluster: str | None = Field(
         None,

@@ -19,7 +19,8 @@ connection. Users choose their own settings with the standard ``AWS_RETRY_MODE``
 Every filesystem :func:`archive_colorizer.storage.open_url` makes for ``s3://`` is a
 :class:`CountingS3FileSystem`: s3fs itself, plus a botocore ``after-call`` event handler that
 adds each call's ``RetryAttempts`` to the process's count
-(:func:`archive_colorizer.storage.retried_requests`).
+(:func:`archive_colorizer.retries.retried_requests`, re-exported by :mod:`archive_colorizer.storage`).
+This module does not import :mod:`archive_colorizer.storage`: storage imports it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 from fsspec.asyn import sync_wrapper
 from s3fs import S3FileSystem
 
-from archive_colorizer import storage
+from archive_colorizer.retries import count_retries
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _count_retries(parsed: Any = None, **_: Any) -> None:
     """botocore ``after-call`` handler: add the call's ``RetryAttempts`` to the process's count."""
     attempts = (parsed or {}).get("ResponseMetadata", {}).get("RetryAttempts") or 0
     if attempts:
-        storage.count_retries(attempts)
+        count_retries(attempts)
         logger.debug("an S3 request succeeded after %d retries", attempts)
 
 

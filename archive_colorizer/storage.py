@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -23,6 +22,7 @@ import fsspec
 from fsspec.core import split_protocol
 
 from archive_colorizer.errors import StorageError
+from archive_colorizer.retries import count_retries, retried_requests
 
 __all__ = [
     "StorageError",
@@ -43,21 +43,6 @@ __all__ = [
 
 
 S3_PROTOCOLS = ("s3", "s3a")
-
-_retry_lock = threading.Lock()
-_retried = 0
-
-
-def retried_requests() -> int:
-    """S3 requests that botocore retried in this process so far (each retry counts once)."""
-    return _retried
-
-
-def count_retries(attempts: int) -> None:
-    """Add ``attempts`` retried requests to this process's count (see :mod:`archive_colorizer.s3`)."""
-    global _retried
-    with _retry_lock:
-        _retried += attempts
 
 
 def open_url(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:

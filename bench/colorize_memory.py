@@ -8,9 +8,10 @@
   every process that maps them, so the sums overstate; they overstate both jobs alike.
 - ``huge_image``: peak resident memory of one process that colorizes one gray JPEG of
   ``--huge-megapixels`` (default 100 MP) through the job's own per-image code (decode, small
-  gray, generator, full-resolution merge, JPEG encode: ``colorize_throughput.colorize_one``), less the process's memory before it
-  decoded (Python, torch and the generator loaded). The full-resolution merge works on uint8
-  planes in row strips; no float64 or float32 full-size array is built.
+  gray, generator, full-resolution merge, JPEG encode: ``colorize_throughput.colorize_one``),
+  less the process's memory before it decoded (Python, torch and the generator loaded). The
+  full-resolution merge works on uint8 planes in row strips; no float64 or float32 full-size
+  array is built.
 
 Usage::
 

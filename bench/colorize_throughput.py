@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -105,7 +106,7 @@ def measure_floor(files: list[Path], colour: bool = True) -> dict:
     """Pillow decode + encode at quality 95 in one process: a YCbCr 4:4:4 colour image (the job's), or gray."""
     start = time.perf_counter()
     for path in files:
-        image = Image.open(io.BytesIO(path.read_bytes()))
+        image: Image.Image = Image.open(io.BytesIO(path.read_bytes()))
         image.load()
         if colour:
             image = Image.merge("YCbCr", (image, Image.new("L", image.size, 118), Image.new("L", image.size, 140)))
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict:
     files = all_files[: options.images]
     megapixels = float(np.mean([np.prod(Image.open(p).size) / 1e6 for p in files]))
     cores = os.cpu_count() or 1
-    report = {
+    report: dict[str, Any] = {
         "images": len(files),
         "mean_megapixels": round(megapixels, 3),
         "cores": cores,

@@ -5,7 +5,8 @@ colorized; paths like an archive's), then times what the driver does at the end 
 the review page: one streamed pass over the manifest file (:func:`review.iter_run_rows` into
 :class:`review.ReviewRows`) and :func:`review.render_page`. Thumbnails are left out (their
 cost is fixed: ``--review-samples`` pairs, whatever the size of the job). Reports the wall
-time, the growth of the process's peak memory during the pass (the file is written by a child process), and the page's size.
+time, the growth of the process's peak memory during the pass (the file is written by a child
+process), and the page's size.
 
     python bench/review_page.py --rows 1000000
 """
@@ -40,13 +41,13 @@ def write_run(output: str, rows: int, run: manifest.RunInfo, chunk: int = 100_00
             "input_url": [f"s3://archive/box-{i // 1000:04d}/scan-{i:08d}.tif" for i in index],
             "output_url": [
                 None if s != manifest.COLORIZED else f"s3://colorized/box-{i // 1000:04d}/scan-{i:08d}.tif"
-                for i, s in zip(index, status)
+                for i, s in zip(index, status, strict=True)
             ],
             "status": status,
             "reason": ["truncated" if f else None for f in failed],
             "error": [
                 f"ImageDecodeError: s3://archive/scan-{i:08d}.tif: file is truncated" if f else None
-                for i, f in zip(index, failed)
+                for i, f in zip(index, failed, strict=True)
             ],
             "width": [4000] * len(index),
             "height": [3000] * len(index),

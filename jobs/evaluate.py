@@ -1,4 +1,4 @@
-"""``ray job submit -- python jobs/evaluate.py --model M --data SHARDS_OR_FOLDER --out OUT``: the evaluate job's entrypoint.
+"""The evaluate job's entrypoint: ``ray job submit -- python jobs/evaluate.py --model M --data DATA --out OUT``.
 
 Takes the same options as ``archive-colorizer evaluate``; see ``--help``. The evaluation runs
 in the driver process (no Ray tasks), so ``--out`` should be a URL the cluster can write to.

@@ -1,4 +1,7 @@
-"""``ray job submit -- python jobs/prepare.py INPUT OUTPUT [options]``: same options as ``archive-colorizer prepare``."""
+"""``ray job submit -- python jobs/prepare.py INPUT OUTPUT [options]``: the prepare job's entrypoint.
+
+Takes the same options as ``archive-colorizer prepare``.
+"""
 
 import sys
 

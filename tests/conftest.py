@@ -191,7 +191,7 @@ def ray_head(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 break
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError(f"ray start --head exited early:\n{log.read_text()}")
+                raise RuntimeError(f"ray start --head exited early:\n{log.read_text()}") from None
             time.sleep(0.5)
     else:
         raise RuntimeError(f"Ray dashboard did not come up on {address}:\n{log.read_text()}")

@@ -1,4 +1,4 @@
-"""The README documents every option of every subcommand exactly as the CLI defines it."""
+"""docs/ documents every option of every subcommand exactly as the CLI defines it; examples parse."""
 
 from __future__ import annotations
 
@@ -11,21 +11,31 @@ from archive_colorizer import cli, docs
 from tests.conftest import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
+PAGES = {path.name: path.read_text() for path in sorted((REPO_ROOT / "docs").glob("*.md"))}
+PAGE_LIMIT_README = 250
 
 
-def test_readme_option_tables_are_generated_from_the_current_cli():
-    rendered = docs.render(README)
-    assert rendered == README, "README.md's option tables differ from the CLI: run `make docs` and commit README.md"
+def test_docs_option_tables_are_generated_from_the_current_cli():
+    rendered = docs.render_pages(PAGES)
+    changed = [name for name in PAGES if rendered[name] != PAGES[name]]
+    assert not changed, f"option tables in docs/{changed} differ from the CLI: run `make docs` and commit docs/"
 
 
-def test_every_subcommand_has_its_block_with_every_option():
+def test_every_subcommand_has_exactly_one_block_in_docs_with_every_option():
     for command in cli.COMMANDS:
-        block = re.search(rf"<!-- options:{command.name} -->\n(.*?)<!-- /options:{command.name} -->", README, re.S)
-        assert block, f"README.md has no option table for {command.name}"
+        blocks = [
+            match.group(1)
+            for text in PAGES.values()
+            for match in re.finditer(
+                rf"<!-- options:{command.name} -->\n(.*?)<!-- /options:{command.name} -->", text, re.S
+            )
+        ]
+        assert len(blocks) == 1, f"docs/ has {len(blocks)} option tables for {command.name}"
+        block = blocks[0]
         parser = docs.command_parser(command)
         for action in parser._actions:
             for flag in action.option_strings or [action.metavar]:
-                assert f"`{flag}" in block.group(1) or f"/ `{flag}`" in block.group(1), (command.name, flag)
+                assert f"`{flag}" in block or f"/ `{flag}`" in block, (command.name, flag)
 
 
 def test_a_new_subcommand_gets_a_block_after_the_last_one():
@@ -36,7 +46,7 @@ def test_a_new_subcommand_gets_a_block_after_the_last_one():
     assert "stale table" not in rendered
     assert (
         rendered.index("<!-- /options:demo -->")
-        < rendered.index("### `archive-colorizer example`")
+        < rendered.index("## `archive-colorizer example`")
         < rendered.index("## Later section")
     )
     assert "| `--gan-mode {vanilla,lsgan}` | vanilla |" in rendered
@@ -48,6 +58,29 @@ def test_a_new_subcommand_gets_a_block_after_the_last_one():
 def test_a_block_for_a_missing_subcommand_is_refused():
     with pytest.raises(ValueError, match="evaluatee"):
         docs.render("<!-- options:evaluatee -->\n<!-- /options:evaluatee -->\n")
+
+
+def test_pages_get_a_missing_block_on_the_commands_own_page_and_refuse_a_second_one():
+    demo, export = (next(c for c in cli.COMMANDS if c.name == name) for name in ("demo", "export"))
+    pages = {
+        "demo.md": "# The demo\n",
+        "train.md": "# train\n\n<!-- options:export -->\nstale table\n<!-- /options:export -->\n",
+    }
+    rendered = docs.render_pages(pages, [demo, export])
+    assert "<!-- options:demo -->" in rendered["demo.md"] and "<!-- options:demo -->" not in rendered["train.md"]
+    assert "stale table" not in rendered["train.md"] and "| `CHECKPOINT` | required |" in rendered["train.md"]
+    assert docs.render_pages(rendered, [demo, export]) == rendered
+    with pytest.raises(ValueError, match="more than one"):
+        docs.render_pages({**rendered, "other.md": rendered["demo.md"]}, [demo, export])
+
+
+def test_the_readme_is_a_front_door_and_its_links_into_docs_exist():
+    assert len(README.splitlines()) <= PAGE_LIMIT_README
+    for target in re.findall(r"\]\((docs/[\w.-]+\.md)(?:#[\w-]+)?\)", README):
+        assert (REPO_ROOT / target).is_file(), target
+    for name, text in PAGES.items():
+        for target in re.findall(r"\]\(([\w.-]+\.(?:md|png))(?:#[\w-]+)?\)", text):
+            assert (REPO_ROOT / "docs" / target).is_file(), (name, target)
 
 
 def _commands_in_code_blocks(text: str) -> list[tuple[str, list[str]]]:
@@ -69,8 +102,8 @@ def _commands_in_code_blocks(text: str) -> list[tuple[str, list[str]]]:
     return found
 
 
-def test_every_command_in_the_readme_examples_parses_into_a_valid_config():
-    examples = _commands_in_code_blocks(README)
+def test_every_command_in_the_readme_and_docs_examples_parses_into_a_valid_config():
+    examples = _commands_in_code_blocks(README + "".join(PAGES.values()))
     assert {name for name, _ in examples} == {c.name for c in cli.COMMANDS} - {"export"}, examples
     parser = cli.build_parser()
     for name, words in examples:
@@ -78,5 +111,5 @@ def test_every_command_in_the_readme_examples_parses_into_a_valid_config():
         try:
             config = cli.config_from_args(config_cls, parser.parse_args([name, *words]))
         except SystemExit:  # argparse's own error (printed on stderr): an unknown option or a missing argument
-            pytest.fail(f"README example does not parse: archive-colorizer {name} {shlex.join(words)}")
+            pytest.fail(f"example in README.md or docs/ does not parse: archive-colorizer {name} {shlex.join(words)}")
         assert isinstance(config, config_cls)

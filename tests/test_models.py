@@ -25,15 +25,25 @@ def test_default_discriminator_is_the_70x70_patchgan():
     assert _count(DiscriminatorSpec().build()) == 2_765_633
 
 
-def test_generator_and_discriminator_shapes_and_ranges():
+def test_unet_256_sees_the_whole_image_and_the_patchgan_70x70_pixels():
+    """The two receptive fields pix2pix is built on, measured by gradients: U-Net 256 (8 downs to a
+    1x1 bottleneck) links every input pixel to every output pixel; one PatchGAN logit sees 70x70."""
     torch.manual_seed(0)
     generator = GeneratorSpec().build().eval()
-    with torch.inference_mode():
-        ab = generator(torch.rand(2, 1, 256, 256) * 2 - 1)
-    assert ab.shape == (2, 2, 256, 256)
-    assert ab.min() >= -1.0 and ab.max() <= 1.0
-    discriminator = DiscriminatorSpec().build()
-    assert discriminator(torch.randn(2, 3, 256, 256)).shape == (2, 1, 30, 30)
+    gray = (torch.rand(1, 1, 256, 256) * 2 - 1).requires_grad_(True)
+    ab = generator(gray)  # (1, 2, 256, 256)
+    assert ab.shape == (1, 2, 256, 256) and ab.min() >= -1.0 and ab.max() <= 1.0
+    ab[0, :, 0, 0].sum().backward()  # the top-left output pixel
+    assert bool((gray.grad[0, 0] != 0).all())  # ... depends on every input pixel, the far corner too
+    discriminator = DiscriminatorSpec().build().eval()
+    pair = torch.randn(1, 3, 256, 256, requires_grad=True)
+    logits = discriminator(pair)
+    assert logits.shape == (1, 1, 30, 30)
+    logits[0, 0, 15, 15].backward()
+    seen = pair.grad.abs().sum(dim=(0, 1)) > 0  # (256, 256)
+    rows, cols = seen.any(dim=1).nonzero().flatten(), seen.any(dim=0).nonzero().flatten()
+    assert (rows.min().item(), rows.max().item()) == (97, 166)  # 70 rows, from 8 * 15 - 23
+    assert (cols.min().item(), cols.max().item()) == (97, 166)
 
 
 def test_generator_has_dropout_in_the_three_innermost_decoder_blocks():
@@ -57,9 +67,17 @@ def test_input_side_must_match_num_downs():
         GeneratorSpec(ngf=8, num_downs=5).build()(torch.zeros(1, 1, 48, 48))
 
 
-def test_instance_norm_variant_builds_and_runs():
-    generator = GeneratorSpec(ngf=8, num_downs=5, norm="instance").build()
-    assert generator(torch.zeros(1, 1, 32, 32)).shape == (1, 2, 32, 32)
+def test_instance_norm_colours_each_image_on_its_own_and_batch_norm_does_not():
+    """In training mode an instance-normalised generator's output for one photo does not depend on
+    the other photos of the batch; with BatchNorm (the reference) it does."""
+    torch.manual_seed(0)
+    batch = torch.rand(3, 1, 32, 32) * 2 - 1
+    instance = GeneratorSpec(ngf=8, num_downs=5, norm="instance", dropout=0.0).build().train()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in instance.modules())
+    alone, together = instance(batch[:1]), instance(batch)[:1]
+    assert torch.allclose(alone, together, atol=1e-5)
+    batch_norm = GeneratorSpec(ngf=8, num_downs=4, dropout=0.0).build().train()  # 2x2 bottleneck: BatchNorm works
+    assert not torch.allclose(batch_norm(batch[:1]), batch_norm(batch)[:1], atol=1e-3)
 
 
 def test_gan_losses_match_their_definitions():

@@ -222,7 +222,7 @@ def _finish(
     history = manifest.run_history(
         manifest.read_manifest(config.output, config.storage_options, ["run_id", "status", "recorded_at", "input_url"])
     )
-    summary = {
+    summary: dict[str, Any] = {
         "tool": f"archive-colorizer {__version__}",
         "run_id": run_info.run_id,
         "started": run_info.started.isoformat(timespec="seconds"),

@@ -107,7 +107,7 @@ def _row(roots: Roots, input_path: str, relative_path: str | None, requested_for
     problem = "not inside INPUT" if relative_path is None else check_relative_path(relative_path)
     if problem is None and storage.is_local(roots.input_fs) and not _resolves_inside(input_path, roots.input_path):
         problem = "a symbolic link to a file outside INPUT"
-    if problem is not None:
+    if problem is not None or relative_path is None:
         return manifest.new_row(
             input_url, status=manifest.FAILED, reason="unsafe_path", error=f"{input_url}: {problem}"
         )

@@ -316,7 +316,12 @@ class ResumeIndex:
             pc.and_(pc.is_in(final.column("status"), pa.array(DONE_STATUSES)), pc.is_valid(final.column("output_url")))
         )
         keys = np.fromiter(
-            (_key(i, o) for i, o in zip(done.column("input_url").to_pylist(), done.column("output_url").to_pylist())),
+            (
+                _key(i, o)
+                for i, o in zip(
+                    done.column("input_url").to_pylist(), done.column("output_url").to_pylist(), strict=True
+                )
+            ),
             dtype=np.uint64,
             count=done.num_rows,
         )

@@ -73,7 +73,7 @@ MAX_CHUNK_ROWS = 1024
 
 
 def chunk_sizes(first: int, most: int = MAX_CHUNK_ROWS, per_size: int = 8) -> Iterator[int]:
-    """Rows per listing chunk: ``first`` for ``per_size`` chunks, then doubling every ``per_size`` chunks up to ``most``.
+    """Rows per listing chunk: ``first`` for ``per_size`` chunks, then doubling every ``per_size`` chunks to ``most``.
 
     A small job spreads over many small blocks (every CPU gets work at once); a job of
     millions of inputs makes about a thousand times fewer objects than one per batch.
@@ -88,7 +88,7 @@ def chunk_sizes(first: int, most: int = MAX_CHUNK_ROWS, per_size: int = 8) -> It
 def listing_chunks(
     rows: Iterable[dict[str, Any]], resume: manifest.ResumeIndex, first_chunk_rows: int
 ) -> Iterator[pa.Table]:
-    """Group listing rows into Arrow tables (growing sizes, :func:`chunk_sizes`), marking inputs an earlier run finished."""
+    """Group listing rows into Arrow tables of growing sizes (:func:`chunk_sizes`), marking inputs done earlier."""
     iterator = iter(rows)
     for size in chunk_sizes(first_chunk_rows, max(MAX_CHUNK_ROWS, first_chunk_rows)):
         chunk = list(islice(iterator, size))
@@ -105,7 +105,7 @@ def build_dataset(block_refs: list[Any], settings: StageSettings, pool: PoolSett
     import ray.data
     from ray.data import ActorPoolStrategy
 
-    task_args = {
+    task_args: dict[str, Any] = {
         "batch_format": "pyarrow",
         "batch_size": pool.task_batch_size,
         "num_cpus": pool.cpus_per_task,
@@ -119,10 +119,11 @@ def build_dataset(block_refs: list[Any], settings: StageSettings, pool: PoolSett
         "num_threads": max(1, int(pool.cpus_per_task if pool.fused else pool.cpus_per_actor)),
         "storage_options": settings.storage_options,
     }
-    dataset = ray.data.from_arrow_refs(block_refs)
+    dataset: ray.data.Dataset = ray.data.from_arrow_refs(block_refs)
     if pool.fused:
         fused_args = dict(task_args, fn_kwargs={"settings": settings, "predictor_args": predictor_args})
-        return dataset.map_batches(colorize_batch, **fused_args)
+        # Ray types fn as a one-argument callable; its fn_kwargs fill the others.
+        return dataset.map_batches(colorize_batch, **fused_args)  # type: ignore[arg-type]
     if pool.min_actors == pool.max_actors:
         compute = ActorPoolStrategy(size=pool.min_actors)
     else:
@@ -130,7 +131,7 @@ def build_dataset(block_refs: list[Any], settings: StageSettings, pool: PoolSett
     actor_args: dict[str, Any] = {"num_cpus": pool.cpus_per_actor}
     if pool.gpu:
         actor_args["num_gpus"] = 1
-    dataset = dataset.map_batches(prepare_batch, **task_args)
+    dataset = dataset.map_batches(prepare_batch, **task_args)  # type: ignore[arg-type]  # fn_kwargs, as above
     dataset = dataset.map_batches(
         Predictor,
         batch_format="pyarrow",
@@ -139,7 +140,7 @@ def build_dataset(block_refs: list[Any], settings: StageSettings, pool: PoolSett
         fn_constructor_kwargs=predictor_args,
         **actor_args,
     )
-    return dataset.map_batches(finish_batch, **task_args)
+    return dataset.map_batches(finish_batch, **task_args)  # type: ignore[arg-type]  # fn_kwargs, as above
 
 
 def execute(dataset, total: int, progress: bool, sink: Callable[[pa.Table], None] | None = None) -> Counter[str]:
@@ -167,7 +168,7 @@ def execute(dataset, total: int, progress: bool, sink: Callable[[pa.Table], None
     started = time.perf_counter()
     with bar:
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
-            for status, count in zip(*_value_counts(batch.column("status"))):
+            for status, count in zip(*_value_counts(batch.column("status")), strict=True):
                 counts[status] += count
             if sink is not None:
                 sink(batch)

@@ -4,9 +4,10 @@ An archivist checks a run by eye: the page shows the run's counts per status, a 
 before/after pairs (a slider over each pair), the failed inputs with their reasons, and the
 generator with its provenance. It is plain HTML with inline CSS and a few lines of inline
 JavaScript (the slider; without script the pair stays split in the middle): no server, no
-external asset, so it opens from a bucket download or a local folder alike. Every string from
-the manifest, the config or the model (file names may hold ``<``, ``&`` or quotes) is
-HTML-escaped.
+external asset, so it opens from a bucket download or a local folder alike. It is rendered from
+the Jinja2 template ``colorize/templates/review.html.j2`` (with ``review.css`` and
+``review.js``) with autoescape: every string from the manifest, the config or the model (file
+names may hold ``<``, ``&`` or quotes) is HTML-escaped.
 
 The page stays small whatever the size of the job. Its rows come from one pass over this run's
 manifest file, streamed in batches, keeping only
@@ -24,6 +25,7 @@ Thumbnails (at most :data:`THUMB_SIDE` pixels, JPEG) are written beside the page
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import posixpath
@@ -32,9 +34,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from html import escape
 from typing import TYPE_CHECKING, Any
 
+import jinja2
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
@@ -199,7 +201,7 @@ def write_review(
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
             pairs = list(pool.map(lambda row: make_pair(row, thumbs_url, options, config.max_pixels), samples))
         _remove_stale_thumbs(thumbs_url, {p[k] for p in pairs for k in ("before", "after") if k in p}, options)
-        page = render_page(result.summary, rows, list(zip(samples, pairs)), _input_root(config))
+        page = render_page(result.summary, rows, list(zip(samples, pairs, strict=True)), _input_root(config))
         fs, path = storage.open_url(storage.join(review_url, PAGE_NAME), options)
         storage.write_bytes(fs, path, page.encode("utf-8"))
     except Exception as exc:  # the outputs and the manifest are done: a report must not fail the run
@@ -221,50 +223,22 @@ def _input_root(config: ColorizeConfig) -> str:
 
 # --- the page ---
 
-_CSS = """
-:root{--ink:#1d232a;--muted:#5d6b78;--line:#d8dee4;--bg:#f6f8fa;--ok:#1a7f37;--bad:#cf222e}
-*{box-sizing:border-box}
-body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:#fff}
-header,section,footer{max-width:1280px;margin:0 auto;padding:16px 24px}
-header{border-bottom:1px solid var(--line)}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:0 0 10px}
-.sub,.hint,footer{color:var(--muted)}
-code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px;word-break:break-all}
-.message{font-weight:600}.message.ok{color:var(--ok)}.message.bad{color:var(--bad)}
-table{border-collapse:collapse;margin:6px 0 12px}
-th,td{border-bottom:1px solid var(--line);padding:4px 10px;text-align:left;vertical-align:top}
-th{background:var(--bg);font-weight:600}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-.cards{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0}
-.card{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:8px 14px;min-width:120px}
-.card .value{display:block;font-size:20px;font-weight:700}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:16px;align-items:start}
-figure{margin:0;border:1px solid var(--line);border-radius:6px;overflow:hidden;background:var(--bg)}
-figcaption{padding:6px 8px;font-size:12.5px}
-.compare{position:relative;--pos:50%;background:#000;line-height:0}
-.compare img{display:block;width:100%;height:auto}
-.compare .before{position:absolute;top:0;left:0;clip-path:inset(0 calc(100% - var(--pos)) 0 0)}
-.compare .divider{position:absolute;top:0;bottom:0;left:var(--pos);width:2px;margin-left:-1px;background:#fff;box-shadow:0 0 3px #000;pointer-events:none}
-.compare input{position:absolute;inset:0;width:100%;height:100%;margin:0;opacity:0;cursor:ew-resize}
-.badge{position:absolute;top:6px;padding:1px 6px;border-radius:3px;background:rgba(0,0,0,.6);color:#fff;font-size:11px;line-height:16px;pointer-events:none}
-.badge.left{left:6px}.badge.right{right:6px}
-.unavailable{padding:24px 8px;color:var(--bad)}
-.failures td:first-child{max-width:420px}
-.failures td:last-child{color:var(--muted);max-width:560px}
-"""
-
-_SCRIPT = """
-document.querySelectorAll('.compare input').forEach(function (slider) {
-  slider.addEventListener('input', function () {
-    slider.parentElement.style.setProperty('--pos', slider.value + '%');
-  });
-});
-"""
+TEMPLATE_NAME = "review.html.j2"
+"""The page's Jinja2 template, with ``review.css`` and ``review.js``, in ``colorize/templates/``."""
 
 
-def _text(value: Any) -> str:
-    """A value as escaped HTML text."""
-    return escape("" if value is None else str(value), quote=True)
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """Jinja2 environment of the package's templates, autoescaping every value (HTML)."""
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("archive_colorizer.colorize", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    environment.filters["thousands"] = lambda number: f"{number:,}"
+    environment.filters["share"] = lambda count, total: f"{count / max(total, 1):.1%}"
+    return environment
 
 
 def _short(text: str | None, limit: int = ERROR_CHARS) -> str:
@@ -276,80 +250,18 @@ def _relative(url: str, root: str) -> str:
     return url[len(root) :] if url.startswith(root) else url
 
 
-def _summary_html(summary: Mapping[str, Any]) -> str:
-    total = max(int(summary["inputs"]), 1)
-    counts = "".join(
-        f'<tr><td>{_text(status)}</td><td class="num">{count:,}</td><td class="num">{count / total:.1%}</td></tr>'
-        for status, count in summary["counts"].items()
-    )
-    ok = "ok" if summary.get("exit_code", 0) == 0 else "bad"
-    cards = [
-        ("inputs", f"{summary['inputs']:,}"),
-        ("wall time", f"{summary['wall_seconds']:.1f} s"),
-        ("images / s", f"{summary['images_per_second']:.2f}"),
-        ("runs in the manifest", len(summary.get("runs", []))),
-    ]
-    return (
-        '<section id="summary"><h2>Summary</h2>'
-        f'<p class="message {ok}">{_text(summary.get("message"))}</p>'
-        '<div class="cards">'
-        + "".join(f'<div class="card"><span class="value">{_text(v)}</span>{_text(k)}</div>' for k, v in cards)
-        + "</div>"
-        f'<table class="counts"><thead><tr><th>status</th><th>inputs</th><th>share</th></tr></thead><tbody>{counts}'
-        f'<tr><th>total</th><th class="num">{summary["inputs"]:,}</th><th></th></tr></tbody></table></section>'
-    )
+def _pair_view(row: Mapping[str, Any], pair: Mapping[str, Any], root: str) -> dict[str, Any]:
+    """What the template shows of one sampled row: names, caption and thumbnails (or the error)."""
+    return {
+        "name": _relative(row["input_url"], root),
+        "input_url": row["input_url"],
+        "meta": f"{row['width']}\u00d7{row['height']} \u00b7 {row['input_mode']} \u00b7 {row['status']}",
+        "error": _short(pair["error"]) if "error" in pair else None,
+        **{key: pair.get(key) for key in ("before", "after", "width", "height")},
+    }
 
 
-def _pair_html(row: Mapping[str, Any], pair: Mapping[str, Any], root: str) -> str:
-    name = _relative(row["input_url"], root)
-    meta = f"{row['width']}\u00d7{row['height']} \u00b7 {row['input_mode']} \u00b7 {row['status']}"
-    caption = f'<figcaption><div class="mono" title="{_text(row["input_url"])}">{_text(name)}</div><div class="sub">{_text(meta)}</div></figcaption>'
-    if "error" in pair:
-        return f'<figure><div class="unavailable">thumbnail unavailable: {_text(_short(pair["error"]))}</div>{caption}</figure>'
-    size = f'width="{pair["width"]}" height="{pair["height"]}"'
-    return (
-        '<figure><div class="compare">'
-        f'<img class="after" src="{THUMBS_DIR}/{_text(pair["after"])}" alt="colorized: {_text(name)}" {size}>'
-        f'<img class="before" src="{THUMBS_DIR}/{_text(pair["before"])}" alt="original: {_text(name)}" {size}>'
-        '<div class="divider"></div><span class="badge left">before</span><span class="badge right">after</span>'
-        f'<input type="range" min="0" max="100" value="50" aria-label="before/after: {_text(name)}">'
-        f"</div>{caption}</figure>"
-    )
-
-
-def _samples_html(pairs: list[tuple[dict[str, Any], dict[str, Any]]], summary: Mapping[str, Any], root: str) -> str:
-    finished = sum(summary["counts"].get(s, 0) for s in manifest.DONE_STATUSES)
-    if not pairs:
-        return f'<section id="samples"><h2>Before / after</h2><p class="hint">No sample: {finished:,} finished outputs, --review-samples {summary["config"].get("review_samples")}.</p></section>'
-    figures = "".join(_pair_html(row, pair, root) for row, pair in pairs)
-    return (
-        f'<section id="samples"><h2>Before / after: {len(pairs):,} of {finished:,} outputs</h2>'
-        '<p class="hint">A fixed sample chosen by a hash of the input URL (the same after a resume). '
-        "Drag across a picture: left of the line the original, right of it the colorized output.</p>"
-        f'<div class="grid">{figures}</div></section>'
-    )
-
-
-def _failures_html(rows: ReviewRows, summary: Mapping[str, Any], root: str) -> str:
-    if rows.failed_total == 0:
-        return '<section id="failed"><h2>Failed inputs: none</h2></section>'
-    listed = rows.failed_rows()
-    reasons = ", ".join(f"{_text(reason)} {count:,}" for reason, count in rows.reasons.most_common())
-    body = "".join(
-        f'<tr><td class="mono">{_text(_relative(row["input_url"], root))}</td><td>{_text(row["reason"])}</td>'
-        f'<td class="mono">{_text(_short(row["error"]))}</td></tr>'
-        for row in listed
-    )
-    rest = "" if len(listed) == rows.failed_total else f", the first {len(listed):,} by path listed here"
-    return (
-        f'<section id="failed"><h2>Failed inputs: {rows.failed_total:,}</h2>'
-        f"<p>By reason: {reasons}{rest}. Every failed input is a row with <code>status = failed</code> in the manifest "
-        f"<code>{_text(summary['manifest'])}</code> (Parquet; <code>archive_colorizer.colorize.manifest.read_manifest</code>).</p>"
-        f'<table class="failures"><thead><tr><th>input</th><th>reason</th><th>error</th></tr></thead><tbody>{body}</tbody></table></section>'
-    )
-
-
-def _model_html(model: Mapping[str, Any]) -> str:
+def _model_entries(model: Mapping[str, Any]) -> list[tuple[str, Any]]:
     entries = [
         ("url", model.get("url")),
         ("sha256", model.get("sha256")),
@@ -357,12 +269,10 @@ def _model_html(model: Mapping[str, Any]) -> str:
         ("model size", model.get("model_size")),
         ("architecture", json.dumps(model.get("spec", {}), sort_keys=True)),
     ]
-    entries += [
+    return entries + [
         (f"provenance: {key}", value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str))
         for key, value in (model.get("provenance") or {}).items()
     ]
-    body = "".join(f'<tr><th>{_text(k)}</th><td class="mono">{_text(v)}</td></tr>' for k, v in entries)
-    return f'<section id="model"><h2>Model</h2><table>{body}</table></section>'
 
 
 def render_page(
@@ -370,25 +280,40 @@ def render_page(
 ) -> str:
     """The review page as one HTML document (inline CSS and script, every value escaped).
 
+    Rendered from the Jinja2 template :data:`TEMPLATE_NAME` with autoescape: names, errors and
+    provenance from the manifest, the config or the model are HTML-escaped wherever they appear.
+
     Args:
         summary: the run's ``_summary.json`` content.
         rows: the run's manifest rows as gathered by :class:`ReviewRows`.
         pairs: ``(row, make_pair(...))`` of the sampled rows.
         input_root: INPUT with a trailing ``/``; input names are shown relative to it.
     """
-    output = summary["config"].get("output", "")
-    written = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Colorize review: {_text(output)}</title><style>{_CSS}</style></head><body>"
-        f'<header><h1>Colorize review</h1><p class="sub">input <code>{_text(summary["config"].get("input"))}</code> '
-        f"\u2192 output <code>{_text(output)}</code><br>run {_text(summary['run_id'])}, {_text(summary['started'])} to "
-        f"{_text(summary['finished'])}</p></header>"
-        + _summary_html(summary)
-        + _samples_html(pairs, summary, input_root)
-        + _failures_html(rows, summary, input_root)
-        + _model_html(summary["model"])
-        + f"<footer>{_text(summary.get('tool', 'archive-colorizer ' + __version__))} \u00b7 page written {written}</footer>"
-        f"<script>{_SCRIPT}</script></body></html>\n"
+        _environment()
+        .get_template(TEMPLATE_NAME)
+        .render(
+            summary=summary,
+            input=summary["config"].get("input"),
+            output=summary["config"].get("output", ""),
+            total=int(summary["inputs"]),
+            cards=[
+                ("inputs", f"{summary['inputs']:,}"),
+                ("wall time", f"{summary['wall_seconds']:.1f} s"),
+                ("images / s", f"{summary['images_per_second']:.2f}"),
+                ("runs in the manifest", len(summary.get("runs", []))),
+            ],
+            finished=sum(summary["counts"].get(s, 0) for s in manifest.DONE_STATUSES),
+            pairs=[_pair_view(row, pair, input_root) for row, pair in pairs],
+            thumbs_dir=THUMBS_DIR,
+            failed_total=rows.failed_total,
+            reasons=rows.reasons.most_common(),
+            failures=[
+                {"name": _relative(r["input_url"], input_root), "reason": r["reason"], "error": _short(r["error"])}
+                for r in rows.failed_rows()
+            ],
+            model=_model_entries(summary["model"]),
+            tool=summary.get("tool", "archive-colorizer " + __version__),
+            written=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        )
     )

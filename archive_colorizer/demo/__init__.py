@@ -175,6 +175,7 @@ def train_model(demo: DemoRun) -> None:
     from archive_colorizer.train.loop import LOSS_CURVE_NAME, METRICS_NAME, SAMPLES_FOLDER
 
     config = demo.train_config
+    assert config is not None, "a demo with --model trains nothing"
     result = demo.result.results["train"] = train(config)
     run_url = demo.paths["run"]
     demo.found("run directory", run_url, f"{result.epochs} epochs, {result.global_step} steps")

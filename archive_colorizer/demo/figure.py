@@ -13,19 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from archive_colorizer import storage
 from archive_colorizer.colorize import manifest
+from archive_colorizer.figures import labelled_grid_png
 
 ROW_HEIGHT = 180
 """Height of each image in the figure, in pixels (widths keep the aspect ratio)."""
-LABEL_HEIGHT = 22
-GAP = 6
 COLUMNS = ("before (gray input)", "after (colorized)", "real colours")
-MAX_COLORS = 256
-"""The figure is stored as a palette PNG (median cut, Floyd-Steinberg dithering): a third of
-the bytes of an RGB PNG, which keeps the copy committed to ``docs/`` small."""
 
 
 @dataclass(frozen=True)
@@ -82,55 +78,22 @@ def pick_rows(
     ]
 
 
-def _fit(image: Image.Image, height: int) -> Image.Image:
-    width = max(1, round(image.width * height / image.height))
-    return image.resize((width, height), Image.Resampling.LANCZOS)
-
-
 def before_after_png(rows: Sequence[FigureRow], height: int = ROW_HEIGHT) -> bytes:
     """Draw ``rows`` as a grid: before | after | real colours (blank where unknown), names on the gray inputs.
 
     Returns:
-        PNG bytes (palette of :data:`MAX_COLORS` colours), about ``3 * 1.4 * height`` wide for
-        4:3 photos and ``len(rows) * (height + GAP) + LABEL_HEIGHT`` high.
+        PNG bytes (palette of :data:`figures.MAX_COLORS` colours), about ``3 * 1.4 * height``
+        wide for 4:3 photos and ``len(rows) * (height + GAP) + LABEL_HEIGHT`` high.
+
+    Raises:
+        ValueError: no rows.
     """
     if not rows:
         raise ValueError("no colorized image to draw")
     cells = [
-        [
-            _fit(row.before, height),
-            _fit(row.after, height),
-            _fit(Image.fromarray(row.original), height) if row.original is not None else None,
-        ]
-        for row in rows
+        [row.before, row.after, Image.fromarray(row.original) if row.original is not None else None] for row in rows
     ]
-    widths = [
-        max(row[c].width for row in cells if row[c] is not None) if any(row[c] is not None for row in cells) else 0
-        for c in range(3)
-    ]
-    columns = [c for c in range(3) if widths[c]]
-    canvas = Image.new(
-        "RGB", (sum(widths[c] + GAP for c in columns) - GAP, LABEL_HEIGHT + len(rows) * (height + GAP) - GAP), "white"
-    )
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=14)
-    left = 0
-    for c in columns:
-        draw.text((left + 2, 3), COLUMNS[c], fill="black", font=font)
-        for r, row in enumerate(cells):
-            top = LABEL_HEIGHT + r * (height + GAP)
-            if row[c] is not None:
-                canvas.paste(row[c], (left, top))
-            if c == 0:  # the input's name in a corner of its gray image
-                box = draw.textbbox((left + 4, top + height - 20), rows[r].name, font=font)
-                draw.rectangle((box[0] - 3, box[1] - 2, box[2] + 3, box[3] + 2), fill="white")
-                draw.text((left + 4, top + height - 20), rows[r].name, fill="black", font=font)
-        left += widths[c] + GAP
-    buffer = io.BytesIO()
-    canvas.quantize(MAX_COLORS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(
-        buffer, "PNG", optimize=True
-    )
-    return buffer.getvalue()
+    return labelled_grid_png(COLUMNS, cells, [row.name for row in rows], height)
 
 
 def write_figure(url: str, rows: Sequence[FigureRow], storage_options: Mapping[str, Any]) -> str:

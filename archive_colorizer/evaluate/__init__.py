@@ -51,11 +51,15 @@ __all__ = ["EvaluateResult", "colorize_truths", "run"]
 EVALUATION_NAME = "evaluation.json"
 CONTACT_SHEET_NAME = "contact_sheet.png"
 CONVENTIONS = {
-    "images": "ground truth: shorter side resized to size, centre crop (size x size, 8-bit sRGB); gray = its BT.601 luma",
-    "model": "colorized as the colorize job does: generator at model_size, chroma upsampled, merged with the gray as luma; not JPEG-encoded",
+    "images": "ground truth: shorter side resized to size, centre crop (size x size, 8-bit sRGB); gray = its "
+    "BT.601 luma",
+    "model": "colorized as the colorize job does: generator at model_size, chroma upsampled, merged with the gray "
+    "as luma; not JPEG-encoded",
     "gray": "gray baseline: the gray image with no colour (ab = 0, R = G = B = gray)",
-    "psnr": "dB, 20*log10(255/RMSE) over R, G, B 8-bit values (Zhang et al. 2016); RMSE floored at 1e-4 (identical: 128.13)",
-    "ssim": "Wang et al. 2004 (scikit-image): Gaussian sigma 1.5, population covariance, data_range 255, mean over R, G, B",
+    "psnr": "dB, 20*log10(255/RMSE) over R, G, B 8-bit values (Zhang et al. 2016); RMSE floored at 1e-4 "
+    "(identical: 128.13)",
+    "ssim": "Wang et al. 2004 (scikit-image): Gaussian sigma 1.5, population covariance, data_range 255, mean "
+    "over R, G, B",
     "colorfulness": "Hasler & Suesstrunk 2003 M on 8-bit RGB; 0 for gray",
     "delta_colorfulness": "signed: colorfulness(x) - colorfulness(truth); negative = duller than the truth",
     "abs_delta_colorfulness": "|delta_colorfulness| per image (its mean is not |mean delta_colorfulness|)",
@@ -103,7 +107,7 @@ def colorize_truths(
     chroma = predictor.predict(np.stack([small_gray(gray, model_size) for gray in grays]))  # (N, 2, s, s)
     return [
         (np.asarray(gray.convert("RGB")), np.asarray(merge_full_resolution(gray, plane).convert("RGB")))
-        for gray, plane in zip(grays, chroma)
+        for gray, plane in zip(grays, chroma, strict=True)
     ]
 
 
@@ -151,9 +155,12 @@ def run(config: EvaluateConfig) -> EvaluateResult:
         ),
         config.max_images,
     )
-    scored, sheet = [], []
+    scored: list[ScoredImage] = []
+    sheet: list[tuple[ScoredImage, np.ndarray, np.ndarray, np.ndarray]] = []
     for batch in _batches(stream, config.batch_size):
-        for image, (gray, prediction) in zip(batch, colorize_truths(predictor, [i.rgb for i in batch], model_size)):
+        for image, (gray, prediction) in zip(
+            batch, colorize_truths(predictor, [i.rgb for i in batch], model_size), strict=True
+        ):
             scored.append(ScoredImage.of(image.name, image.rgb, prediction, gray))
             if len(sheet) < config.sheet_images:
                 sheet.append((scored[-1], gray, prediction, image.rgb))

@@ -128,7 +128,9 @@ class HeldOut:
                     ):
                         batch = batch.filter(pc.equal(batch.column("split"), self.split))
                         images = batch.column("image")
-                        for data, name in zip(images.field("bytes").to_pylist(), images.field("path").to_pylist()):
+                        for data, name in zip(
+                            images.field("bytes").to_pylist(), images.field("path").to_pylist(), strict=True
+                        ):
                             truth = self._truth(data, str(name), size, max_pixels)
                             if truth is not None:
                                 yield HeldOutImage(str(name), truth)

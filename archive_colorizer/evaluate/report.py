@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from archive_colorizer.evaluate.metrics import METRICS, colorfulness, score
-from archive_colorizer.train.plots import image_grid_png
+from archive_colorizer.figures import image_grid_png
 
 COLOURINGS = ("model", "gray")
 """The colourings scored against the truth: the generator's prediction and the gray baseline (ab = 0)."""
@@ -56,7 +56,9 @@ def means(images: Sequence[ScoredImage]) -> dict[str, Any]:
         ``{"model": {metric: mean}, "gray": {...}, "truth": {"colorfulness": mean}}``.
     """
     result: dict[str, Any] = {
-        colouring: _rounded({name: np.mean([image.scores[colouring][name] for image in images]) for name in METRICS})
+        colouring: _rounded(
+            {name: float(np.mean([image.scores[colouring][name] for image in images])) for name in METRICS}
+        )
         for colouring in COLOURINGS
     }
     result["truth"] = {"colorfulness": round(float(np.mean([image.truth_colorfulness for image in images])), DIGITS)}

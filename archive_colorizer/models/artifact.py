@@ -210,7 +210,8 @@ def load_generator(
     digest = hashlib.sha256(weights).hexdigest()
     if digest != metadata["sha256"]:
         raise ArtifactError(
-            f"{WEIGHTS_NAME} in {shown!r} does not match its sha256: file {digest}, {METADATA_NAME} {metadata['sha256']}"
+            f"{WEIGHTS_NAME} in {shown!r} does not match its sha256: file {digest}, {METADATA_NAME} "
+            f"{metadata['sha256']}"
         )
     try:
         state = safetensors.torch.load(weights)

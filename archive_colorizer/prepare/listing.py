@@ -109,7 +109,8 @@ def iter_inputs(fs: fsspec.AbstractFileSystem, root: str, extensions: Iterable[s
     if not name.lower().endswith(extensions + ARCHIVE_SUFFIXES):
         raise ConfigError(
             f"INPUT {storage.to_url(fs, root)!r} is a file but not a folder, .zip, .tar, .parquet or image "
-            f"({', '.join(extensions)}); compressed tars ({', '.join(COMPRESSED_TAR_SUFFIXES)}) must be unpacked to .tar"
+            f"({', '.join(extensions)}); compressed tars ({', '.join(COMPRESSED_TAR_SUFFIXES)}) must be unpacked "
+            "to .tar"
         )
     # A single archive is the collection root itself: its members keep their own names.
     yield from _iter_file(fs, root, "" if name.lower().endswith(ARCHIVE_SUFFIXES) else name, extensions)
@@ -157,7 +158,7 @@ def iter_tar(fs: fsspec.AbstractFileSystem, path: str, prefix: str, extensions: 
     """
     with fs.open(path, "rb") as handle, tarfile.open(fileobj=handle, mode="r:") as archive:
         while (info := archive.next()) is not None:
-            archive.members.clear()
+            archive.members.clear()  # type: ignore[attr-defined]  # tarfile's list of read members; not in typeshed
             name = normalise_member(info.name)
             if info.isreg() and _matches(name, extensions):
                 yield InputRef(

@@ -91,7 +91,8 @@ def check_paths(config: PrepareConfig) -> None:
         raise ConfigError(f"OUTPUT {config.output!r} is a file; it must be a folder or prefix")
     if not config.overwrite:
         raise ConfigError(
-            f"OUTPUT {config.output!r} is not empty; choose an empty OUTPUT or pass --overwrite to replace an earlier prepare's shards"
+            f"OUTPUT {config.output!r} is not empty; choose an empty OUTPUT or pass --overwrite to replace an "
+            "earlier prepare's shards"
         )
     for path in previous_outputs(out_fs, out_root):
         out_fs.rm(path, recursive=True)

@@ -62,8 +62,8 @@ def read_inputs(fs: fsspec.AbstractFileSystem, refs: Sequence[InputRef], threads
         threads: concurrent reads of image files and tar members.
     """
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for (kind, container), group in itertools.groupby(refs, key=_group_key):
-            group = list(group)
+        for (kind, container), members in itertools.groupby(refs, key=_group_key):
+            group = list(members)
             if kind == "zip":
                 yield from _read_zip(fs, container, group)
             elif kind == "parquet":
@@ -113,7 +113,7 @@ def _read_zip(fs: fsspec.AbstractFileSystem, container: str, refs: list[InputRef
         for ref in refs:
             source = source_url(fs, ref)
             try:
-                data = archive.read(ref.member)
+                data = archive.read(ref.member or "")  # zip refs always name their member
             except (OSError, KeyError, zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
                 # A damaged member (bad CRC, unsupported compression) is the member's problem only.
                 yield RawInput(

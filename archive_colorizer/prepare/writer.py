@@ -87,7 +87,7 @@ class ShardRows:
         """The rows as an Arrow table of :data:`SHARD_SCHEMA`."""
         columns = [self.images, self.widths, self.heights, self.splits, self.sources]
         return pa.Table.from_arrays(
-            [pa.array(c, type=f.type) for c, f in zip(columns, SHARD_SCHEMA)], schema=SHARD_SCHEMA
+            [pa.array(c, type=f.type) for c, f in zip(columns, SHARD_SCHEMA, strict=True)], schema=SHARD_SCHEMA
         )
 
 

@@ -141,7 +141,8 @@ def run(config: TrainConfig) -> TrainResult:
         else ""
     )
     print(
-        f"trained {provenance['epochs_trained']} epochs ({provenance['global_step']} steps); generator exported to {out}{note}"
+        f"trained {provenance['epochs_trained']} epochs ({provenance['global_step']} steps); generator exported "
+        f"to {out}{note}"
     )
     return TrainResult(
         config.run,

@@ -92,7 +92,8 @@ def rng_state() -> dict[str, Any]:
     kind, keys, position, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "python": [version, list(mt_state), gauss],
-        "numpy": [kind, keys.tolist(), int(position), int(has_gauss), float(cached)],
+        # numpy types the state as the tuple or a dict; legacy (the default) is the tuple.
+        "numpy": [kind, keys.tolist(), int(position), int(has_gauss), float(cached)],  # type: ignore[attr-defined]
         "torch": _b64(torch.get_rng_state()),
     }
     if torch.cuda.is_available():

@@ -87,7 +87,7 @@ def to_lab_batch(batch: pa.Table, image_size: int, jitter: bool) -> dict[str, np
     rng = np.random.default_rng() if jitter else None
     images = batch.column("image").combine_chunks()
     crops = []
-    for data, path in zip(images.field("bytes").to_pylist(), images.field("path").to_pylist()):
+    for data, path in zip(images.field("bytes").to_pylist(), images.field("path").to_pylist(), strict=True):
         try:
             crops.append(crop_square(to_rgb(decode(data, source=str(path)).image), image_size, rng))
         except ImageDecodeError as exc:
@@ -155,7 +155,10 @@ class Shards:
         except (pa.ArrowInvalid, OSError) as exc:
             raise ConfigError(f"cannot read the split column of the training shards at {self.url!r}: {exc}") from exc
         counts = pc.value_counts(table.column("split").combine_chunks())
-        return {str(v): int(c) for v, c in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())}
+        return {
+            str(v): int(c)
+            for v, c in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+        }
 
     def read(self, shuffle_files: bool):
         """``ray.data.read_parquet`` of exactly these files."""

@@ -110,6 +110,7 @@ def run(config: ExportConfig) -> ExportResult:
     """``archive-colorizer export CHECKPOINT OUT``."""
     metadata = export_checkpoint(config.checkpoint, config.out, config.storage_options)
     print(
-        f"exported epoch {metadata['provenance']['epoch']} of {config.checkpoint} to {config.out} (sha256 {metadata['sha256']})"
+        f"exported epoch {metadata['provenance']['epoch']} of {config.checkpoint} to {config.out} (sha256 "
+        f"{metadata['sha256']})"
     )
     return ExportResult(config.checkpoint, config.out, metadata["sha256"], metadata["provenance"]["epoch"])

@@ -64,6 +64,8 @@ logger = logging.getLogger(__name__)
 METRICS_NAME = "metrics.jsonl"
 LOSS_CURVE_NAME = "loss_curve.png"
 SAMPLES_FOLDER = "samples"
+Samples = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+"""Validation samples kept for the sample grid: L (N, 1, S, S), predicted ab and real ab (N, 2, S, S)."""
 DDP_KWARGS = {"broadcast_buffers": False}
 """Passed to ``DistributedDataParallel`` by ``ray.train.torch.prepare_model``."""
 
@@ -274,13 +276,13 @@ class WorkerLoop:
         return sums
 
     @torch.no_grad()
-    def validate(self, shard) -> tuple[Accumulator, tuple[torch.Tensor, ...] | None]:
+    def validate(self, shard) -> tuple[Accumulator, Samples | None]:
         """Rank 0: metrics over the validation split and the first samples; other ranks: nothing."""
         sums = Accumulator(VAL_METRICS)
         if self.rank != 0:
             return sums, None
         generator = unwrap(self.model.generator).eval()  # as in deployment: running statistics, no dropout
-        kept: list[tuple[torch.Tensor, ...]] = []
+        kept: list[Samples] = []
         wanted = self.config.sample_images
         for batch in shard.iter_torch_batches(
             batch_size=self.config.batch_size, dtypes=torch.float32, device=self.device
@@ -293,8 +295,10 @@ class WorkerLoop:
                 kept.append((batch["l"][:wanted].cpu(), predicted[:wanted].cpu(), batch["ab"][:wanted].cpu()))
                 wanted -= kept[-1][0].shape[0]
         generator.train()
-        samples = tuple(torch.cat(parts) for parts in zip(*kept)) if kept else None
-        return sums, samples
+        if not kept:
+            return sums, None
+        l_norm, predicted_ab, real_ab = (torch.cat(parts) for parts in zip(*kept, strict=True))
+        return sums, (l_norm, predicted_ab, real_ab)
 
     # --- across ranks ----------------------------------------------------------------
 
@@ -376,7 +380,7 @@ class WorkerLoop:
                 shutil.rmtree(self._last_staged, ignore_errors=True)
             self._last_staged = folder
 
-    def _write_outputs(self, samples: tuple[torch.Tensor, ...] | None) -> None:
+    def _write_outputs(self, samples: Samples | None) -> None:
         """Rank 0: metrics.jsonl (whole history: each epoch exactly once), loss curve, sample grid."""
         if self.rank != 0:
             return

@@ -49,11 +49,11 @@ class Accumulator:
     def from_tensor(cls, names: Iterable[str], values: torch.Tensor) -> Accumulator:
         """Inverse of :meth:`to_tensor` (e.g. after ``all_reduce(SUM)``)."""
         accumulator = cls(names)
-        values = values.tolist()
+        numbers = values.tolist()
         size = len(accumulator.names)
         for index, name in enumerate(accumulator.names):
-            accumulator.sums[name] = values[index]
-            accumulator.counts[name] = values[size + index]
+            accumulator.sums[name] = numbers[index]
+            accumulator.counts[name] = numbers[size + index]
         return accumulator
 
     def means(self) -> dict[str, float | None]:

@@ -1,37 +1,29 @@
-"""Training plots as PNG bytes: the loss curve and the per-epoch sample grid (matplotlib, Agg).
+"""Training plots as PNG bytes: the loss curve and the per-epoch sample grid.
 
-The figures are drawn with matplotlib's object API (no pyplot state), so they can be made from
-any thread or Ray worker without a display.
+Drawn with :mod:`archive_colorizer.figures` (matplotlib's object API and Agg, no pyplot state),
+so they can be made from any thread or Ray worker without a display.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from archive_colorizer.color import l_ab_to_rgb
+from archive_colorizer.figures import figure_png, image_grid_png
 from archive_colorizer.train.metrics import TRAIN_LOSSES
 
 
-def _png(figure: Figure) -> bytes:
-    FigureCanvasAgg(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
-
-
-def _series(history: Sequence[Mapping[str, object]], name: str) -> tuple[list[int], list[float]]:
+def _series(history: Sequence[Mapping[str, Any]], name: str) -> tuple[list[int], list[float]]:
     points = [(int(row["epoch"]), float(row[name])) for row in history if row.get(name) is not None]
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def loss_curve_png(history: Sequence[Mapping[str, object]]) -> bytes:
+def loss_curve_png(history: Sequence[Mapping[str, Any]]) -> bytes:
     """PNG of the training losses and validation metrics per epoch.
 
     Args:
@@ -54,54 +46,7 @@ def loss_curve_png(history: Sequence[Mapping[str, object]]) -> bytes:
         axes.legend(fontsize="small")
         axes.grid(alpha=0.3)
     figure.tight_layout()
-    return _png(figure)
-
-
-def image_grid_png(
-    columns: Mapping[str, Sequence[np.ndarray]],
-    *,
-    row_labels: Sequence[str] | None = None,
-    cell_labels: Sequence[Sequence[str]] | None = None,
-    title: str = "",
-    cell_inches: float = 2.0,
-) -> bytes:
-    """PNG grid of images: one column per named colouring, one row per image.
-
-    Args:
-        columns: column title -> N images, (H, W, 3) RGB each, uint8 or float in [0, 1].
-        row_labels: N labels written left of each row (e.g. the image's name).
-        cell_labels: N rows of one label per column, written under each image (e.g. its scores).
-        title: figure title.
-        cell_inches: width and height of one image in inches (100 dpi).
-
-    Raises:
-        ValueError: the columns hold different numbers of images, or none.
-    """
-    counts = {len(images) for images in columns.values()}
-    if len(counts) != 1 or 0 in counts:
-        raise ValueError(f"every column needs the same, non-zero number of images, got {sorted(counts)}")
-    count = counts.pop()
-    label_space = 0.3 if cell_labels else 0.0
-    # Constrained layout keeps the title clear of the column titles (tight_layout ignores suptitle).
-    figure = Figure(
-        figsize=(cell_inches * len(columns) + (1.2 if row_labels else 0), (cell_inches + label_space) * count + 0.5),
-        layout="constrained",
-    )
-    axes = np.atleast_2d(figure.subplots(count, len(columns), squeeze=False))
-    for column, (name, images) in enumerate(columns.items()):
-        for row in range(count):
-            cell = axes[row, column]
-            cell.imshow(images[row], interpolation="nearest")
-            cell.set_xticks([])
-            cell.set_yticks([])
-            if cell_labels:
-                cell.set_xlabel(cell_labels[row][column], fontsize="x-small")
-        axes[0, column].set_title(name, fontsize="small")
-    for row, label in enumerate(row_labels or ()):
-        axes[row, 0].set_ylabel(label, fontsize="x-small")
-    if title:
-        figure.suptitle(title, fontsize="small")
-    return _png(figure)
+    return figure_png(figure)
 
 
 def sample_grid_png(l_norm: torch.Tensor, predicted_ab: torch.Tensor, real_ab: torch.Tensor, title: str = "") -> bytes:

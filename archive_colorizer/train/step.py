@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -171,7 +172,7 @@ def build_pix2pix(
     discriminator: nn.Module,
     *,
     lr: float = 2e-4,
-    gan_mode: str = "vanilla",
+    gan_mode: Literal["vanilla", "lsgan"] = "vanilla",
     lambda_l1: float = 100.0,
     autocast_dtype: torch.dtype | None = None,
 ) -> Pix2Pix:

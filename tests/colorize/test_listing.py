@@ -99,7 +99,9 @@ def test_input_list_tables_use_the_url_column(tmp_path, kind):
     table = pa.table({"id": [1, 2], "url": [str(tmp_path / "in" / "a.jpg"), "b.jpg"]})
     path = tmp_path / f"list.{kind}"
     if kind == "csv":
-        path.write_text("id,url\n" + "\n".join(f"{i},{u}" for i, u in zip(*table.to_pydict().values())) + "\n")
+        path.write_text(
+            "id,url\n" + "\n".join(f"{i},{u}" for i, u in zip(*table.to_pydict().values(), strict=True)) + "\n"
+        )
     else:
         pq.write_table(table, path)
     rows = list(listing.iter_from_list(_roots(tmp_path), str(path), "auto", None))

@@ -103,7 +103,7 @@ def test_a_committed_run_file_replaces_the_runs_parts_and_an_aborted_one_leaves_
         and names[0].startswith("part-20260101T000000-r2-")
     )
     table = manifest.read_manifest(str(tmp_path))
-    assert sorted(zip(table.column("run_id").to_pylist(), table.column("input_url").to_pylist())) == [
+    assert sorted(zip(table.column("run_id").to_pylist(), table.column("input_url").to_pylist(), strict=True)) == [
         ("r1", "/in/a.jpg"),
         ("r1", "/in/b.jpg"),
         ("r2", "/in/a.jpg"),

@@ -113,7 +113,41 @@ def test_names_from_the_archive_are_escaped(review_run):
     assert not [attrs for tag, attrs in tags if tag == "img" and attrs.get("src") == "x"]
     assert not [tag for tag, _ in tags if tag == "b"]
     assert "&lt;img src=x onerror=alert(1)&gt;.jpg" in review_run.html
-    assert "&lt;b&gt;&amp;amp; &quot;quoted&quot; &#x27;name&#x27;.png" in review_run.html
+    assert "&lt;b&gt;&amp;amp; &#34;quoted&#34; &#39;name&#39;.png" in review_run.html  # markupsafe's quote entities
+
+
+SCRIPT_NAME = "<script>alert('x')</script>.jpg"
+
+
+def test_a_file_name_with_a_script_tag_is_text_everywhere_on_the_page():
+    """Without a run: a name holding <script> as a sample, a failure and provenance is escaped text."""
+    url = f"/in/{SCRIPT_NAME}"
+    row = {"input_url": url, "output_url": "/out/a.jpg", "status": manifest.COLORIZED, "reason": None}
+    row |= {"error": None, "width": 40, "height": 30, "input_mode": "L", "run_id": "r1"}
+    failed = dict(row, output_url=None, status=manifest.FAILED, reason="decode_error", error=f"{url}: bad")
+    rows = review.ReviewRows(samples=1, failures_listed=5)
+    rows.add([row, failed])
+    summary = {
+        "inputs": 2,
+        "counts": {manifest.COLORIZED: 1, manifest.FAILED: 1},
+        "wall_seconds": 1.0,
+        "images_per_second": 2.0,
+        "run_id": "r1",
+        "started": "s",
+        "finished": "f",
+        "message": SCRIPT_NAME,
+        "manifest": "/out/_manifest",
+        "model": {"url": "/m", "sha256": "ab", "provenance": {"run": SCRIPT_NAME}},
+        "config": {"input": "/in/", "output": "/out", "review_samples": 1},
+    }
+    pair = {"before": "b.jpg", "after": "a.jpg", "width": 40, "height": 30}
+    page = review.render_page(summary, rows, [(row, pair)], "/in/")
+    assert "<script>alert" not in page
+    escaped = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;.jpg"
+    # caption, title attribute, two alt texts, the slider's label, failure row, its error, message, provenance
+    assert page.count(escaped) == 9
+    assert [tag for tag, _ in _tags(page)].count("script") == 1  # the page's own slider script only
+    assert {attrs.get("title") for tag, attrs in _tags(page) if tag == "div"} >= {url}
 
 
 def test_the_failed_list_is_bounded_and_points_to_the_manifest(review_run):
@@ -166,7 +200,7 @@ def _region(image: np.ndarray, left: float, right: float) -> np.ndarray:
 
 
 @pytest.mark.skipif(
-    find_chromium() is None, reason="no chromium on PATH (apt-get install chromium chromium-driver; .ci/run does)"
+    find_chromium() is None, reason="no chromium on PATH or in $CHROMIUM (apt-get install chromium; .ci/run does)"
 )
 def test_the_page_renders_in_headless_chromium(review_run, tmp_path):
     rendered = render_page(review_run.page, width=1200)

@@ -89,7 +89,8 @@ def test_the_figure_shows_the_held_out_photos_first(finished):
     output, result = finished
     with Image.open(output / "before-after.png") as figure:
         assert figure.mode == "P"  # palette PNG, small enough to commit
-        from archive_colorizer.demo.figure import GAP, LABEL_HEIGHT, ROW_HEIGHT
+        from archive_colorizer.demo.figure import ROW_HEIGHT
+        from archive_colorizer.figures import GAP, LABEL_HEIGHT
 
         assert figure.height == LABEL_HEIGHT + 3 * (ROW_HEIGHT + GAP) - GAP
         # three columns (the held-out photos bring their real colours), each about 1.5 rows wide

@@ -24,4 +24,10 @@ def test_ray_job_submit_prepares_shards(ray_head, collection, tmp_path):
     assert stats["counts"]["written"] == len(PHOTO_FILES) and stats["counts"]["dropped_corrupt"] == 1
     table = pq.read_table(output)
     assert sorted(table.column("image").combine_chunks().field("path").to_pylist()) == sorted(PHOTO_FILES)
-    assert min(min(w, h) for w, h in zip(table.column("width").to_pylist(), table.column("height").to_pylist())) == 48
+    assert (
+        min(
+            min(w, h)
+            for w, h in zip(table.column("width").to_pylist(), table.column("height").to_pylist(), strict=True)
+        )
+        == 48
+    )

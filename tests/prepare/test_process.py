@@ -89,4 +89,4 @@ def test_split_depends_on_the_seed_but_not_on_the_process():
     ).stdout.strip()
     assert elsewhere == "".join(split[0] for split in here)
     other_seed = [assign_split(p, 0.5, seed=8) for p in paths]
-    assert 0.4 < np.mean([a != b for a, b in zip(here, other_seed)]) < 0.6
+    assert 0.4 < np.mean([a != b for a, b in zip(here, other_seed, strict=True)]) < 0.6

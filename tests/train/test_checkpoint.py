@@ -99,7 +99,7 @@ def test_restored_checkpoint_continues_training_identically(tmp_path, batch):
     set_rng_state(contents.rng[0])
     again = gan_step(restored, *batch)
     assert again == expected
-    for a, b in zip(expected_weights, restored.generator.parameters()):
+    for a, b in zip(expected_weights, restored.generator.parameters(), strict=True):
         assert torch.equal(a, b)
     assert (contents.state["epoch"], contents.state["global_step"]) == (2, 7)
 

@@ -23,7 +23,7 @@ def shard_rows(photos) -> tuple[pa.Table, list[Image.Image]]:
     """Rows as the prepare job writes them (JPEG, shorter side 40) and the decoded images."""
     images = [resize_shorter_side(Image.fromarray(photos[n]), 40) for n in NAMES]
     encoded = [encode_jpeg(image) for image in images]
-    table = pa.table({"image": [{"bytes": data, "path": f"{n}.jpg"} for data, n in zip(encoded, NAMES)]})
+    table = pa.table({"image": [{"bytes": data, "path": f"{n}.jpg"} for data, n in zip(encoded, NAMES, strict=True)]})
     decoded = [Image.open(io.BytesIO(data)).convert("RGB") for data in encoded]
     return table, decoded
 

@@ -47,7 +47,7 @@ def _snapshot(module: torch.nn.Module) -> list[torch.Tensor]:
 
 
 def _changed(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
-    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
 
 
 def test_gan_step_updates_both_networks_and_reports_finite_losses(images):

@@ -1,0 +1,5 @@
+document.querySelectorAll('.compare input').forEach(function (slider) {
+  slider.addEventListener('input', function () {
+    slider.parentElement.style.setProperty('--pos', slider.value + '%');
+  });
+});
