@@ -247,6 +247,7 @@ def list_dataset(list_url: str, context: ListingContext):
         num_cpus=LISTING_CPUS,
         fn_kwargs={"context": context, "column": column},
     )
+    dataset = dataset.repartition(target_num_rows_per_block=context.first_chunk_rows)  # see tree_dataset
     dataset = dataset.map_batches(
         FirstSeen, batch_format="pyarrow", batch_size=None, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0
     )
