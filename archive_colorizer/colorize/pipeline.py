@@ -191,7 +191,7 @@ def _poll(progress_actor: Any, state: Progress, bar: Any) -> None:
 
     try:
         listing = ray.get(progress_actor.state.remote(), timeout=1.0)
-    except ray.exceptions.GetTimeoutError:
+    except ray.exceptions.RayError:  # slow or lost: the final check says so if the counts differ
         return
     state.listed, state.other_model = listing["listed"], listing["other_model"]
     if listing["done"] and not state.listing_done:

@@ -191,7 +191,7 @@ def tree_dataset(context: ListingContext):
     import ray.data
 
     units = ray.get(ray.remote(num_cpus=LISTING_CPUS)(_plan).remote(context))
-    progress = ray.remote(num_cpus=0)(ListingProgress).remote(len(units))
+    progress = _progress_actor(len(units))
     context = _with(context, progress=progress)
     items = [{"folder": folder, "recursive": recursive} for folder, recursive in units]
     dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
@@ -238,7 +238,7 @@ def list_dataset(list_url: str, context: ListingContext):
     else:
         column = "text"
         dataset = ray.data.read_text(path, filesystem=filesystem)
-    progress = ray.remote(num_cpus=0)(ListingProgress).remote(None)
+    progress = _progress_actor(None)
     context = _with(context, progress=progress)
     dataset = dataset.map_batches(
         list_entries,
@@ -252,6 +252,15 @@ def list_dataset(list_url: str, context: ListingContext):
         FirstSeen, batch_format="pyarrow", batch_size=None, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0
     )
     return dataset, progress
+
+
+def _progress_actor(units: int | None) -> Any:
+    """The :class:`ListingProgress` actor, on the driver's node (it must outlive a lost worker node)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    return ray.remote(num_cpus=0, scheduling_strategy=here)(ListingProgress).remote(units)
 
 
 def _with(context: ListingContext, **changes: Any) -> ListingContext:
