@@ -115,16 +115,20 @@ def _row(
     relative_path: str | None,
     requested_format: str,
     siblings: frozenset[str] | set[str] = frozenset(),
+    walked: bool = False,
 ) -> dict[str, Any]:
     """One listing row: pending with its output URL, or failed with the reason it cannot be mirrored.
 
     Args:
         siblings: names of the other inputs in the same folder (to find output name clashes).
+        walked: the path comes from walking INPUT, which follows no folder link, so only the
+            file itself can be a link (one ``lstat`` instead of resolving the whole path).
     """
     input_url = storage.to_url(roots.input_fs, input_path)
     problem = "not inside INPUT" if relative_path is None else check_relative_path(relative_path)
-    if problem is None and storage.is_local(roots.input_fs) and not _resolves_inside(input_path, roots.input_path):
-        problem = "a symbolic link to a file outside INPUT"
+    if problem is None and storage.is_local(roots.input_fs) and (not walked or os.path.islink(input_path)):
+        if not _resolves_inside(input_path, roots.input_path):
+            problem = "a symbolic link to a file outside INPUT"
     if problem is not None:
         return manifest.new_row(
             input_url, status=manifest.FAILED, reason="unsafe_path", error=f"{input_url}: {problem}"
@@ -170,7 +174,7 @@ def folder_rows(
     rows = []
     for name in inputs:
         path = posixpath.join(folder, name)
-        rows.append(_row(roots, path, _relative_to_input(roots, path), requested_format, siblings))
+        rows.append(_row(roots, path, _relative_to_input(roots, path), requested_format, siblings, walked=True))
     return rows
 
 
