@@ -198,9 +198,22 @@ def tree_dataset(context: ListingContext):
     dataset = dataset.map_batches(
         list_units, batch_size=1, batch_format="numpy", num_cpus=LISTING_CPUS, fn_kwargs={"context": context}
     )
-    # Ray Data would merge the yielded tables up to 128 MiB blocks (about 600,000 rows) before
-    # any leaves the task; blocks of one task batch let the first images start at once.
-    return dataset.repartition(target_num_rows_per_block=context.first_chunk_rows), progress
+    return _small_blocks(dataset, context.first_chunk_rows), progress
+
+
+def _small_blocks(dataset: Any, rows: int) -> Any:
+    """``dataset`` cut into blocks of ``rows`` rows, streamed, at a listing task's CPU share.
+
+    Ray Data would merge the yielded tables up to 128 MiB blocks (about 600,000 rows) before
+    any leaves a task; blocks of one task batch let the first images start at once. The
+    repartition's tasks would reserve a whole CPU each (a core the colorize tasks wait for);
+    Ray 2.60 has no argument for it, so its logical operator gets the listing tasks' share.
+    """
+    dataset = dataset.repartition(target_num_rows_per_block=rows)
+    remote_args = getattr(dataset._logical_plan.dag, "ray_remote_args", None)
+    if isinstance(remote_args, dict):
+        remote_args["num_cpus"] = LISTING_CPUS
+    return dataset
 
 
 def list_dataset(list_url: str, context: ListingContext):
@@ -247,7 +260,7 @@ def list_dataset(list_url: str, context: ListingContext):
         num_cpus=LISTING_CPUS,
         fn_kwargs={"context": context, "column": column},
     )
-    dataset = dataset.repartition(target_num_rows_per_block=context.first_chunk_rows)  # see tree_dataset
+    dataset = _small_blocks(dataset, context.first_chunk_rows)
     dataset = dataset.map_batches(
         FirstSeen, batch_format="pyarrow", batch_size=None, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0
     )

@@ -106,3 +106,20 @@ def test_prepare_throughput_writes_every_photo():
 def test_review_page_bench_streams_a_manifest():
     report = _bench("review_page").main(["--rows", "2000", "--samples", "4"])
     assert report["rows"] == 2000 and report["samples"] == 4 and report["page_bytes"] > 1000
+
+
+def test_colorize_scale_reports_first_output_memory_and_their_ratios(tmp_path):
+    report = _bench("colorize_scale").main(
+        ["--sizes", "100", "300", "--workdir", str(tmp_path), "--observe", "1", "--listing-seconds", "2", "--no-extras"]
+    )
+    small, large = report["sizes"]["100"]["fresh"], report["sizes"]["300"]["fresh"]
+    for figures in (small, large):
+        assert 0 < figures["seconds_to_first_output"] <= figures["observed_seconds"]
+        assert figures["driver_peak_rss_bytes"] > 50 * 2**20  # a Python driver with Ray and pyarrow loaded
+    assert report["first_output_ratio"] == pytest.approx(
+        large["seconds_to_first_output"] / small["seconds_to_first_output"], rel=0.01
+    )
+    assert report["driver_rss_ratio"] == pytest.approx(
+        large["driver_peak_rss_bytes"] / small["driver_peak_rss_bytes"], rel=0.01
+    )
+    assert sum(1 for _ in (tmp_path / "archive-300").rglob("*.jpg")) == 300
