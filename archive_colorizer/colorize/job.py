@@ -206,7 +206,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
 
     Returns:
         A :class:`ColorizeResult`; ``exit_code`` 1 when the failed fraction exceeds
-        ``config.max_failure_rate``.
+        ``config.max_failure_rate`` or the rows that came back do not add up to the inputs listed.
 
     Raises:
         ConfigError: OUTPUT is INPUT or inside it (or contains it), INPUT or the input list
@@ -222,6 +222,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     options = config.storage_options
     roots = listing.Roots.resolve(config.input, config.output, options)
+    _check_input(config, roots)
     artifact = load_generator(config.model, storage_options=options)
     model_size = _model_size(config, artifact)
     _check_output_writable(config)
@@ -237,7 +238,6 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         run_info,
         dict(options),
     )
-    _check_input(config, roots)
     init_ray(config.ray_address)
     driver_retries = storage.retried_requests()
     dataset, progress = _listing(config, run_info, resume.build_index(config.output, options))
