@@ -92,6 +92,8 @@ class ManifestWriter:
         self.storage_retries = 0
         self.parts_written = 0
         self.dirty = False
+        # The run is in the history from its start: a driver killed before its first flush still shows.
+        write_run_record(output_url, run, self.counts, storage_options, finished=False)
 
     def write(self, table: pa.Table) -> None:
         """Take final rows (:data:`manifest.RESULT_SCHEMA` or :data:`manifest.MANIFEST_SCHEMA`).
