@@ -497,7 +497,18 @@ class ColorizeConfig(JobConfig):
         0.05, ge=0, le=1, description="exit non-zero when more than this fraction of the inputs failed"
     )
     overwrite: bool = Field(False, description="colorize again inputs that a previous run already colorized")
+    keep_other_models: bool = Field(
+        False,
+        description="count inputs that an earlier run finished with a different generator (--model) as finished; "
+        "by default they are colorized again with this one (the summary says how many)",
+    )
     progress: bool = Field(True, description="show a progress bar while the job runs")
+    manifest_flush_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="longest time a finished input's row waits in the driver before the manifest part holding it "
+        "is written (a killed driver redoes at most this much work)",
+    )
     review_samples: int = Field(
         24,
         ge=0,

@@ -28,6 +28,7 @@ __all__ = [
     "StorageError",
     "iter_files",
     "iter_files_with_sizes",
+    "iter_folders",
     "is_empty_or_missing",
     "is_local",
     "is_same_or_inside",
@@ -194,23 +195,31 @@ def read_bytes(fs: fsspec.AbstractFileSystem, path: str) -> bytes:
         raise StorageError(f"cannot read {to_url(fs, path)!r}: {exc}") from exc
 
 
-def iter_files(fs: fsspec.AbstractFileSystem, root: str, extensions: tuple[str, ...] | None = None) -> Iterator[str]:
+def iter_files(
+    fs: fsspec.AbstractFileSystem,
+    root: str,
+    extensions: tuple[str, ...] | None = None,
+    *,
+    skip_bookkeeping: bool = True,
+) -> Iterator[str]:
     """Yield the paths of the files below ``root``, recursively, in sorted order per folder.
 
     Walks one folder at a time (``fs.walk``), so memory holds one folder's listing, not the
-    whole tree. Hidden files and folders (name starting with ``.``) and ``_``-prefixed
-    bookkeeping folders such as ``_manifest`` are skipped. Symbolic links on a local
-    filesystem are not followed.
+    whole tree. Symbolic links to folders on a local filesystem are not followed.
 
     Args:
         extensions: lower-case suffixes with the dot (``(".jpg", ".png")``); ``None`` keeps all.
+        skip_bookkeeping: skip hidden files and folders (name starting with ``.``) and
+            ``_``-prefixed folders such as ``_manifest``: what train and evaluate want when
+            they read a job's output folder. The colorize job lists an archive with ``False``:
+            there every file is an input and gets a manifest row.
     """
     for folder, dirs, files in fs.walk(root, detail=False, topdown=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        dirs[:] = sorted(d for d in dirs if not (skip_bookkeeping and d.startswith((".", "_"))))
         if is_local(fs):
             dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
         for name in sorted(files):
-            if name.startswith("."):
+            if skip_bookkeeping and name.startswith("."):
                 continue
             if extensions is not None and not name.lower().endswith(extensions):
                 continue
@@ -241,6 +250,24 @@ def iter_files_with_sizes(
                 continue
             size = files[name].get("size")
             yield posixpath.join(folder, name), None if size is None else int(size)
+
+
+def iter_folders(fs: fsspec.AbstractFileSystem, root: str, recursive: bool = True) -> Iterator[tuple[str, list[str]]]:
+    """Yield ``(folder, sorted file names)`` for ``root`` and, when ``recursive``, every folder below it.
+
+    Every file counts, hidden and ``_``-prefixed ones too (an archive listing: each file is an
+    input). One folder's listing at a time is held (one ``LIST`` per folder or prefix level on an
+    object store, paged by the store's client). Symbolic links to folders on a local filesystem
+    are not followed.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+    """
+    for folder, dirs, files in fs.walk(root, detail=False, topdown=True, maxdepth=None if recursive else 1):
+        dirs[:] = sorted(dirs) if recursive else []
+        if is_local(fs):
+            dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
+        yield folder, sorted(files)
 
 
 def is_same_or_inside(inner_url: str, outer_url: str, storage_options: Mapping[str, Any] | None = None) -> bool:

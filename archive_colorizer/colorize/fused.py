@@ -7,7 +7,7 @@ wait for the actor to start. Here every task runs the three stages of
 :mod:`archive_colorizer.colorize.pipeline` in turn on its batch:
 :func:`~archive_colorizer.colorize.decode.prepare_batch`, a
 :class:`~archive_colorizer.colorize.predictor.Predictor`, and
-:func:`~archive_colorizer.colorize.merge.finish_batch`; the rows, the manifest part and the
+:func:`~archive_colorizer.colorize.merge.finish_batch`; the rows and the
 failure handling are theirs, unchanged. The generator is loaded once per worker process and
 kept for the following tasks (and the following jobs on the same Ray) while its URL, sha256
 and size stay the same; torch runs one thread per task.
@@ -56,8 +56,8 @@ def colorize_batch(batch: pa.Table, settings: StageSettings, predictor_args: dic
     final manifest rows (:data:`manifest.RESULT_SCHEMA`) out.
 
     Raises:
-        ArtifactError: the generator cannot be loaded in this worker (systemic: the job stops).
-        StorageError: the manifest part cannot be written (OUTPUT is not writable).
+        ArtifactError: the generator cannot be loaded in this worker (systemic: the job stops);
+            every other failure becomes a failed row.
     """
     prepared = prepare_batch(batch, settings)
     predicted = cached_predictor(predictor_args)(prepared)

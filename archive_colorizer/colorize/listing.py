@@ -1,28 +1,27 @@
 """What to colorize: list the inputs, map each to its output, refuse what could escape OUTPUT.
 
-Inputs come from listing INPUT recursively (:func:`archive_colorizer.storage.iter_files`, one
-folder at a time) or from an input list (txt, CSV or Parquet, read in batches). Each input
-becomes one row of a listing table; the rows are handed to Ray Data in chunks, so the driver
-holds the paths and nothing else.
+The functions here are pure listing logic, run inside Ray tasks (:mod:`.sources` makes the
+datasets): a listing *unit* is a folder walked recursively or one folder level's files
+(:func:`plan_units` splits INPUT into units), and each folder's files become rows
+(:func:`folder_rows`). Every file with one of the extensions gets a row, hidden and
+``_``-prefixed ones too: outputs never lie inside INPUT, so nothing there is bookkeeping.
 
 An output mirrors its input's path relative to INPUT under OUTPUT. It keeps the input's name
 when the output format matches the name's suffix (``a/b.jpg`` -> ``a/b.jpg``) and otherwise
-appends the output format's suffix (``a/b.gif`` -> ``a/b.gif.png``), so that two inputs never
-map to one output.
+appends the output format's suffix (``a/b.gif`` -> ``a/b.gif.png``). That appended name can be
+another input's name (an input called ``a/b.gif.png``): the input whose name was extended then
+gets a ``failed`` row (reason ``output_clash``) naming the other, and the one that keeps its
+name is colorized; nothing is overwritten. Folder listings see both names together; for
+input lists the duplicate check of :mod:`.sources` does the same by output URL.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import posixpath
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-
-import pyarrow as pa
-import pyarrow.csv
-import pyarrow.parquet as pq
 
 from archive_colorizer import storage
 from archive_colorizer.colorize import manifest
@@ -52,6 +51,7 @@ class Roots:
     input_path: str
     output_fs: Any
     output_path: str
+    storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def resolve(cls, input_url: str, output_url: str, storage_options: Mapping[str, Any] | None) -> Roots:
@@ -71,7 +71,15 @@ class Roots:
             )
         input_fs, input_path = storage.open_url(input_url, storage_options)
         output_fs, output_path = storage.open_url(output_url, storage_options)
-        return cls(input_url, output_url, input_fs, input_path.rstrip("/"), output_fs, output_path.rstrip("/"))
+        return cls(
+            input_url,
+            output_url,
+            input_fs,
+            input_path.rstrip("/"),
+            output_fs,
+            output_path.rstrip("/"),
+            dict(storage_options or {}),
+        )
 
 
 def output_format(relative_path: str, requested: str) -> str:
@@ -101,19 +109,49 @@ def check_relative_path(relative_path: str) -> str | None:
     return None
 
 
-def _row(roots: Roots, input_path: str, relative_path: str | None, requested_format: str) -> dict[str, Any]:
-    """One listing row: pending with its output URL, or failed with the reason it cannot be mirrored."""
+def _row(
+    roots: Roots,
+    input_path: str,
+    relative_path: str | None,
+    requested_format: str,
+    siblings: frozenset[str] | set[str] = frozenset(),
+    walked: bool = False,
+) -> dict[str, Any]:
+    """One listing row: pending with its output URL, or failed with the reason it cannot be mirrored.
+
+    Args:
+        siblings: names of the other inputs in the same folder (to find output name clashes).
+        walked: the path comes from walking INPUT, which follows no folder link, so only the
+            file itself can be a link (one ``lstat`` instead of resolving the whole path).
+    """
     input_url = storage.to_url(roots.input_fs, input_path)
     problem = "not inside INPUT" if relative_path is None else check_relative_path(relative_path)
-    if problem is None and storage.is_local(roots.input_fs) and not _resolves_inside(input_path, roots.input_path):
-        problem = "a symbolic link to a file outside INPUT"
-    if problem is not None or relative_path is None:
+    if problem is None and storage.is_local(roots.input_fs) and (not walked or os.path.islink(input_path)):
+        if not _resolves_inside(input_path, roots.input_path):
+            problem = "a symbolic link to a file outside INPUT"
+    if problem is not None:
         return manifest.new_row(
             input_url, status=manifest.FAILED, reason="unsafe_path", error=f"{input_url}: {problem}"
         )
     fmt = output_format(relative_path, requested_format)
-    out_path = storage.join(roots.output_path, output_relative_path(relative_path, fmt))
-    return manifest.new_row(input_url, output_url=storage.to_url(roots.output_fs, out_path), output_format=fmt)
+    out_relative = output_relative_path(relative_path, fmt)
+    out_url = storage.to_url(roots.output_fs, storage.join(roots.output_path, out_relative))
+    if out_relative != relative_path and posixpath.basename(out_relative) in siblings:
+        other = storage.to_url(
+            roots.input_fs, posixpath.join(posixpath.dirname(input_path), posixpath.basename(out_relative))
+        )
+        return manifest.new_row(
+            input_url, status=manifest.FAILED, reason="output_clash", error=clash_error(input_url, out_url, other)
+        )
+    return manifest.new_row(input_url, output_url=out_url, output_format=fmt)
+
+
+def clash_error(input_url: str, output_url: str, other_input: str) -> str:
+    """The error of an input whose output name another input also maps to."""
+    return (
+        f"{input_url}: its output {output_url} is also the output of the input {other_input}; "
+        "that one keeps its name, rename this one (or choose --format) to colorize it"
+    )
 
 
 def _resolves_inside(path: str, root: str) -> bool:
@@ -127,45 +165,82 @@ def _relative_to_input(roots: Roots, path: str) -> str | None:
     return path[len(prefix) :] if path.startswith(prefix) else None
 
 
-def iter_listed(roots: Roots, extensions: tuple[str, ...], requested_format: str) -> Iterator[dict[str, Any]]:
-    """Listing rows for every file below INPUT with one of ``extensions`` (walked folder by folder)."""
+def folder_rows(
+    roots: Roots, folder: str, names: list[str], extensions: tuple[str, ...], requested_format: str
+) -> list[dict[str, Any]]:
+    """Listing rows of one folder's files with one of ``extensions`` (sorted names of that folder)."""
+    inputs = [name for name in names if name.lower().endswith(extensions)]
+    siblings = set(inputs)
+    rows = []
+    for name in inputs:
+        path = posixpath.join(folder, name)
+        rows.append(_row(roots, path, _relative_to_input(roots, path), requested_format, siblings, walked=True))
+    return rows
+
+
+def plan_units(roots: Roots, target: int = 64, max_depth: int = 3) -> list[tuple[str, bool]]:
+    """Split INPUT into listing units: ``(folder, recursive)``, at least ``target`` when the tree allows.
+
+    Expands folders breadth first (one ``LIST`` of the folder names per expanded folder) until
+    there are ``target`` recursive units or ``max_depth`` levels; each expanded folder's own
+    files make a non-recursive unit. Runs in a Ray task (:mod:`.sources`).
+
+    Raises:
+        ConfigError: INPUT does not exist or is not a folder.
+        StorageError: INPUT cannot be listed.
+    """
+    fs = roots.input_fs
     try:
-        for path in storage.iter_files(roots.input_fs, roots.input_path, extensions):
-            yield _row(roots, path, _relative_to_input(roots, path), requested_format)
+        if not fs.isdir(roots.input_path):
+            raise ConfigError(f"input {roots.input_url!r} does not exist or is not a folder")
+        units: list[tuple[str, bool]] = []
+        frontier = [roots.input_path]
+        for _ in range(max_depth):
+            if len(frontier) >= target:
+                break
+            expanded = []
+            for folder in frontier:
+                units.append((folder, False))
+                expanded += _subfolders(fs, folder)
+            frontier = expanded
+        return units + [(folder, True) for folder in frontier]
     except FileNotFoundError as exc:
         raise ConfigError(f"input {roots.input_url!r} does not exist") from exc
     except OSError as exc:
         raise StorageError(f"cannot list input {roots.input_url!r}: {exc}") from exc
 
 
-def _iter_list_entries(list_url: str, storage_options: Mapping[str, Any] | None) -> Iterator[str]:
-    """The entries of an input list file, streamed in batches (txt, CSV or Parquet)."""
-    fs, path = storage.open_url(list_url, storage_options)
-    suffix = posixpath.splitext(path)[1].lower()
+def _subfolders(fs: Any, folder: str) -> list[str]:
+    entries = fs.ls(folder, detail=True)
+    found = [e["name"].rstrip("/") for e in entries if e.get("type") == "directory"]
+    if storage.is_local(fs):
+        found = [path for path in found if not os.path.islink(path)]
+    return sorted(found)
+
+
+def iter_unit_rows(
+    roots: Roots, folder: str, recursive: bool, extensions: tuple[str, ...], requested_format: str
+) -> Iterator[list[dict[str, Any]]]:
+    """The rows of one listing unit, a folder at a time.
+
+    Raises:
+        StorageError: the folder cannot be listed (a systemic failure: the job stops).
+    """
     try:
-        with fs.open(path, "rb") as handle:
-            if suffix == ".parquet":
-                parquet = pq.ParquetFile(handle)
-                column = _pick_column(parquet.schema_arrow.names, list_url)
-                for batch in parquet.iter_batches(columns=[column], batch_size=10_000):
-                    yield from (str(v) for v in batch.column(0).to_pylist() if v)
-            elif suffix == ".csv":
-                reader = pyarrow.csv.open_csv(handle)
-                column = _pick_column(reader.schema.names, list_url)
-                for batch in reader:
-                    yield from (str(v) for v in batch.column(column).to_pylist() if v)
-            else:
-                for line in io.TextIOWrapper(handle, encoding="utf-8"):
-                    line = line.strip()
-                    if line and not line.startswith("#"):
-                        yield line
-    except FileNotFoundError as exc:
-        raise ConfigError(f"input list {list_url!r} does not exist") from exc
-    except (OSError, pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read input list {list_url!r}: {exc}") from exc
+        for path, names in storage.iter_folders(roots.input_fs, folder, recursive):
+            rows = folder_rows(roots, path, names, extensions, requested_format)
+            if rows:
+                yield rows
+    except OSError as exc:
+        raise StorageError(f"cannot list {storage.to_url(roots.input_fs, folder)!r}: {exc}") from exc
 
 
-def _pick_column(names: list[str], list_url: str) -> str:
+def pick_column(names: list[str], list_url: str) -> str:
+    """The column of a CSV or Parquet input list that holds the inputs (:data:`LIST_COLUMNS`, else the first).
+
+    Raises:
+        ConfigError: the list has no columns.
+    """
     for name in LIST_COLUMNS:
         if name in names:
             return name
@@ -174,16 +249,19 @@ def _pick_column(names: list[str], list_url: str) -> str:
     return names[0]
 
 
-def iter_from_list(
-    roots: Roots, list_url: str, requested_format: str, storage_options: Mapping[str, Any] | None
-) -> Iterator[dict[str, Any]]:
-    """Listing rows for the entries of an input list: URLs below INPUT or paths relative to it.
+def list_entry_rows(roots: Roots, entries: list[Any], requested_format: str) -> list[dict[str, Any]]:
+    """Listing rows for entries of an input list: URLs below INPUT or paths relative to it.
 
-    An entry outside INPUT (or with ``..`` in it) becomes a failed row: its output could not
-    mirror it under OUTPUT.
+    Empty entries and ``#`` comments are dropped. An entry outside INPUT (or with ``..`` in it)
+    becomes a failed row: its output could not mirror it under OUTPUT.
     """
-    for entry in _iter_list_entries(list_url, storage_options):
+    rows = []
+    for value in entries:
+        entry = str(value).strip() if value is not None else ""
+        if not entry or entry.startswith("#"):
+            continue
         is_url = "://" in entry or os.path.isabs(entry)
-        fs, path = storage.open_url(entry if is_url else storage.join(roots.input_url, entry), storage_options)
+        fs, path = storage.open_url(entry if is_url else storage.join(roots.input_url, entry), roots.storage_options)
         relative = _relative_to_input(roots, path.rstrip("/")) if type(fs) is type(roots.input_fs) else None
-        yield _row(roots, path, relative, requested_format)
+        rows.append(_row(roots, path, relative, requested_format))
+    return rows

@@ -1,41 +1,32 @@
-"""The colorize manifest: one row per input, written as Parquet parts under ``OUTPUT/_manifest/``.
+"""The colorize manifest's schema and rows: one row per input, Parquet files under ``OUTPUT/_manifest/``.
 
 Row fields (DESIGN.md): ``input_url``, ``output_url``, ``status`` (``colorized``,
 ``skipped_existing``, ``skipped_color``, ``failed``), ``reason`` (short class of a failure:
 ``truncated``, ``not_an_image``, ``empty``, ``too_large``, ``unreadable``, ``unsafe_path``,
-``write_failed``, ... or ``color`` for ``skipped_color``), ``error`` (exception class and
-message), ``width`` and ``height`` (after EXIF orientation), ``input_mode`` and
+``output_clash``, ``write_failed``, ... or ``color`` for ``skipped_color``), ``error`` (exception
+class and message), ``width`` and ``height`` (after EXIF orientation), ``input_mode`` and
 ``input_format`` (Pillow's), ``mean_chroma`` (the colour measure, 8-bit levels),
 ``model_sha256`` (of the generator that made the output), ``seconds`` (work spent on the input,
 summed over the stages), ``run_id`` and ``recorded_at``.
 
-How parts are written (so that a killed task, actor or driver loses nothing):
+The manifest is one Parquet dataset: every ``*.parquet`` file directly under ``_manifest/``
+(``part-<start>-<run id>-<seq>.parquet``, at most 10,000 rows each, written by the driver:
+:mod:`.manifest_writer`; ``run-<start>-<run id>.parquet`` from earlier versions). ``pyarrow.dataset``,
+DuckDB (``read_parquet('OUTPUT/_manifest/*.parquet')``) and ``ray.data.read_parquet`` read it.
+An input may have rows from several runs; its final row is the one recorded last
+(:func:`latest_rows`). Resume is :mod:`.resume`'s.
 
-- The merge/encode/write task of a batch writes the batch's part *before* writing any output
-  (rows about to be written say ``colorized``), then writes the outputs, then rewrites the
-  same part with the final rows. Parts are written whole (temporary name + rename, or one
-  object on S3). So no output ever exists without a row saying ``colorized``; a row saying
-  ``colorized`` whose output is missing (the task died in between) is redone by the next run.
-- A part's name is derived from the run and the batch's inputs, so a retried task replaces
-  its own part instead of adding rows twice.
-- At the end of a run the driver, which received every final row, writes them as one
-  ``run-<time>-<id>.parquet`` and removes the run's parts (:class:`RunManifest`); readers use
-  the run file where there is one and the parts otherwise.
-- An input may have rows from several runs; its final row is the one recorded last
-  (:func:`latest_rows`). Resume (:class:`ResumeIndex`) skips an input whose final row says
-  ``colorized`` or ``skipped_existing`` for the same output URL, once its output is confirmed.
+This module holds no Ray code and imports nothing of the job: the stages (decode, merge) use it.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import io
 import json
 import posixpath
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,9 +44,14 @@ FAILED = "failed"
 STATUSES = (COLORIZED, SKIPPED_EXISTING, SKIPPED_COLOR, FAILED)
 PENDING = "pending"
 """Status of a row still on its way through the pipeline; never written to the manifest."""
+DUPLICATE = "duplicate"
+"""Status of a repeated entry of an input list: passes the stages untouched, is counted in the
+summary (``duplicates``) and never written to the manifest (the first entry has the row)."""
 DONE_STATUSES = (COLORIZED, SKIPPED_EXISTING)
 
 MANIFEST_DIR = "_manifest"
+RUNS_DIR = "_runs"
+"""``OUTPUT/_runs/``: one small JSON record per run (:mod:`.manifest_writer`), the run history."""
 SUMMARY_NAME = "_summary.json"
 CONFIG_NAME = "_config.yaml"
 
@@ -140,39 +136,15 @@ def manifest_url(output_url: str) -> str:
     return storage.join(output_url, MANIFEST_DIR)
 
 
-def part_name(run: RunInfo, input_urls: Iterable[str]) -> str:
-    """Deterministic part file name for a batch of one run: a retried task rewrites its own part."""
-    digest = hashlib.sha1("\n".join(input_urls).encode()).hexdigest()[:16]
-    return f"part-{run.started:%Y%m%dT%H%M%S}-{run.run_id}-{digest}.parquet"
-
-
-def write_part(
-    output_url: str, name: str, rows: Sequence[Mapping[str, Any]], storage_options: Mapping[str, Any] | None
-) -> None:
-    """Write manifest rows as ``OUTPUT/_manifest/<name>`` in one piece (temporary name + rename / one object).
-
-    Raises:
-        StorageError: the part could not be written (a systemic failure: the job stops).
-    """
-    buffer = io.BytesIO()
-    pq.write_table(to_table(rows, MANIFEST_SCHEMA), buffer, compression="zstd")
-    fs, folder = storage.open_url(manifest_url(output_url), storage_options)
-    storage.write_bytes(fs, storage.join(folder, name), buffer.getvalue())
-
-
-def run_file_name(run: RunInfo) -> str:
-    """Name of the file holding all of one finished run's rows."""
-    return f"run-{run.started:%Y%m%dT%H%M%S}-{run.run_id}.parquet"
-
-
 def _run_id_of(name: str) -> str | None:
     """The run id in a manifest file name (``run-<time>-<id>.parquet``, ``part-<time>-<id>-<batch>.parquet``)."""
     fields = name.removesuffix(".parquet").split("-")
     return fields[2] if len(fields) >= 3 else None
 
 
-def _manifest_files(fs: Any, folder: str) -> list[str]:
-    """The files to read: one per finished run, plus the parts of runs that never finished."""
+def manifest_files(fs: Any, folder: str) -> list[str]:
+    """The manifest's files: every ``part-*``/``run-*`` Parquet file in ``folder``, plus, for runs of
+    earlier versions that published a ``run-*`` file, only that file (their parts were copies)."""
     try:
         names = sorted(posixpath.basename(p) for p in fs.ls(folder, detail=False)) if fs.isdir(folder) else []
     except FileNotFoundError:
@@ -187,8 +159,8 @@ def read_manifest(
 ) -> pa.Table:
     """Every row of every run under ``OUTPUT/_manifest``; an empty table when there is none.
 
-    Reads one file per finished run (:class:`RunManifest`) and the parts of runs that did
-    not finish (killed drivers), several files at a time.
+    Loads the whole manifest into memory: for tests, tools and small archives. The job itself
+    never calls it (resume: :mod:`.resume`; run history: :mod:`.manifest_writer`).
 
     Args:
         columns: fields to read (default all of :data:`MANIFEST_SCHEMA`).
@@ -198,7 +170,7 @@ def read_manifest(
     """
     schema = MANIFEST_SCHEMA if columns is None else pa.schema([MANIFEST_SCHEMA.field(c) for c in columns])
     fs, folder = storage.open_url(manifest_url(output_url), storage_options)
-    files = _manifest_files(fs, folder)
+    files = manifest_files(fs, folder)
     if not files:
         return schema.empty_table()
 
@@ -214,72 +186,6 @@ def read_manifest(
     return pa.concat_tables(tables).select(schema.names)
 
 
-class RunManifest:
-    """One run's manifest rows, streamed by the driver into ``_manifest/run-<time>-<id>.parquet``.
-
-    The file appears whole when :meth:`commit` is called (a temporary name renamed on local
-    disks; on object stores the upload completes only then); the run's part files are then
-    removed, since the run file holds the same final rows. Until then, and for ever if the
-    driver dies, the parts are the record.
-
-    Attributes:
-        storage_retries: the ``storage_retries`` of the rows written so far, summed (when the
-            tables have that column, :data:`RESULT_SCHEMA`).
-    """
-
-    def __init__(self, output_url: str, run: RunInfo, storage_options: Mapping[str, Any] | None = None) -> None:
-        self.fs, self.folder = storage.open_url(manifest_url(output_url), storage_options)
-        self.run = run
-        self.path = storage.join(self.folder, run_file_name(run))
-        self.fs.makedirs(self.folder, exist_ok=True)
-        # Local: an unnamed file until commit (a killed driver leaves nothing); object stores:
-        # the upload completes only when the handle is closed.
-        self.local = storage.LocalAtomicFile(self.path) if storage.is_local(self.fs) else None
-        self.handle = self.local.file if self.local else self.fs.open(self.path, "wb")
-        self.writer = pq.ParquetWriter(self.handle, MANIFEST_SCHEMA, compression="zstd")
-        self.storage_retries = 0
-
-    def write(self, table: pa.Table) -> None:
-        """Append manifest rows (a table with :data:`MANIFEST_SCHEMA`, or :data:`RESULT_SCHEMA`)."""
-        self.writer.write_table(table.select(MANIFEST_SCHEMA.names).cast(MANIFEST_SCHEMA))
-        if "storage_retries" in table.column_names:
-            self.storage_retries += pc.sum(table.column("storage_retries")).as_py() or 0
-
-    def commit(self) -> None:
-        """Publish the run file and remove the run's parts.
-
-        Raises:
-            StorageError: the file could not be written.
-        """
-        try:
-            self.writer.close()
-            if self.local:
-                self.local.commit()
-            else:
-                self.handle.close()
-            parts = [
-                p
-                for p in self.fs.ls(self.folder, detail=False)
-                if posixpath.basename(p).startswith("part-") and _run_id_of(posixpath.basename(p)) == self.run.run_id
-            ]
-            if parts:
-                self.fs.rm(parts)
-        except OSError as exc:
-            raise StorageError(f"cannot write the manifest {storage.to_url(self.fs, self.path)!r}: {exc}") from exc
-
-    def abort(self) -> None:
-        """Drop the run file (the parts stay the record); never raises."""
-        try:
-            self.writer.close()
-            if self.local:
-                self.local.abort()
-            else:
-                self.handle.close()
-                self.fs.rm(self.path)
-        except Exception:  # cleaning up after another failure: that failure is the one to report
-            pass
-
-
 def latest_rows(table: pa.Table) -> pa.Table:
     """The final row of each input: the one recorded last (needs ``input_url`` and ``recorded_at``)."""
     if table.num_rows == 0:
@@ -288,86 +194,6 @@ def latest_rows(table: pa.Table) -> pa.Table:
     keys = ordered.column("input_url")
     is_last = pc.not_equal(keys.slice(0, len(keys) - 1), keys.slice(1)).to_numpy(zero_copy_only=False)
     return ordered.filter(pa.array(np.append(is_last, True)))
-
-
-def _key(input_url: str, output_url: str) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{input_url}\0{output_url}".encode(), digest_size=8).digest(), "little")
-
-
-@dataclass
-class ResumeIndex:
-    """Which (input, output) pairs earlier runs finished, and with which model.
-
-    Kept as sorted 64-bit hashes plus a small index into the distinct model sha256s, so that
-    a manifest of millions of rows costs about 9 bytes per finished input on the driver.
-    """
-
-    keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
-    model_index: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
-    models: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_manifest(cls, table: pa.Table) -> ResumeIndex:
-        """Build from manifest rows (any number of runs): final rows saying colorized or skipped_existing."""
-        if table.num_rows == 0:
-            return cls()
-        final = latest_rows(table.select(["input_url", "output_url", "status", "model_sha256", "recorded_at"]))
-        done = final.filter(
-            pc.and_(pc.is_in(final.column("status"), pa.array(DONE_STATUSES)), pc.is_valid(final.column("output_url")))
-        )
-        keys = np.fromiter(
-            (
-                _key(i, o)
-                for i, o in zip(
-                    done.column("input_url").to_pylist(), done.column("output_url").to_pylist(), strict=True
-                )
-            ),
-            dtype=np.uint64,
-            count=done.num_rows,
-        )
-        encoded = pc.dictionary_encode(pc.fill_null(done.column("model_sha256"), "")).combine_chunks()
-        order = np.argsort(keys)
-        return cls(keys[order], encoded.indices.to_numpy()[order].astype(np.int32), encoded.dictionary.to_pylist())
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def lookup(self, input_url: str, output_url: str) -> str | None:
-        """The model sha256 recorded for a finished pair ("" if unknown), or None if not finished."""
-        if not len(self.keys):
-            return None
-        key = np.uint64(_key(input_url, output_url))
-        position = int(np.searchsorted(self.keys, key))
-        if position < len(self.keys) and self.keys[position] == key:
-            return self.models[self.model_index[position]]
-        return None
-
-
-def run_history(table: pa.Table) -> list[dict[str, Any]]:
-    """Per run found in the manifest: id, first and last row time, rows per status (oldest run first)."""
-    if table.num_rows == 0:
-        return []
-    grouped = table.group_by(["run_id", "status"]).aggregate(
-        [("input_url", "count"), ("recorded_at", "min"), ("recorded_at", "max")]
-    )
-    runs: dict[str, dict[str, Any]] = {}
-    for row in grouped.to_pylist():
-        run = runs.setdefault(
-            row["run_id"],
-            {
-                "run_id": row["run_id"],
-                "first_row": row["recorded_at_min"],
-                "last_row": row["recorded_at_max"],
-                "counts": dict.fromkeys(STATUSES, 0),
-            },
-        )
-        run["counts"][row["status"]] = row["input_url_count"]
-        run["first_row"] = min(run["first_row"], row["recorded_at_min"])
-        run["last_row"] = max(run["last_row"], row["recorded_at_max"])
-    ordered = sorted(runs.values(), key=lambda r: r["first_row"])
-    for run in ordered:
-        run["first_row"], run["last_row"] = run["first_row"].isoformat(), run["last_row"].isoformat()
-    return ordered
 
 
 def write_summary(output_url: str, summary: Mapping[str, Any], storage_options: Mapping[str, Any] | None) -> str:

@@ -1,11 +1,11 @@
-"""CPU stage after the actors: full-resolution merge, encode, write, manifest part.
+"""CPU stage after the actors: full-resolution merge, encode, write; final rows for the manifest.
 
 Per pending row: decode the original bytes again, take its gray values as luma and add the
 predicted chroma upsampled to full size (:func:`color.merge_full_resolution`, or
 :func:`color.merge_full_resolution_16bit` for 16-bit TIFF output), encode in the output format
 with the input's metadata and the provenance label (:mod:`.encode`), and write it through
-fsspec (whole or not at all). The batch's manifest part is written before the first output and
-rewritten with the final rows after the last (see :mod:`.manifest`).
+fsspec (whole or not at all). The final rows go to the driver, which writes the manifest
+(:mod:`.manifest_writer`): a row is recorded only after its output exists.
 """
 
 from __future__ import annotations
@@ -85,17 +85,11 @@ def _stamp(rows: list[dict[str, Any]], settings: StageSettings) -> list[dict[str
 
 def finish_batch(batch: pa.Table, settings: StageSettings) -> pa.Table:
     """Ray Data batch function of the merge stage: rows of :data:`manifest.ROW_SCHEMA` in, rows of
-    :data:`manifest.RESULT_SCHEMA` out (the retries of the part writes go to the batch's first row).
-
-    Raises:
-        StorageError: the manifest part cannot be written (OUTPUT is not writable): systemic.
+    :data:`manifest.RESULT_SCHEMA` out (retries not counted on a row go to the batch's first row).
     """
     rows = batch.to_pylist()
     pending = [row for row in rows if row["status"] == manifest.PENDING]
-    name = manifest.part_name(settings.run, (row["input_url"] for row in rows))
     retried = storage.retried_requests()
-    if pending:  # before any output exists, its row says colorized (see the manifest module)
-        manifest.write_part(settings.output_url, name, _stamp(rows, settings), settings.storage_options)
     for row in pending:
         start, row_retried = time.perf_counter(), storage.retried_requests()
         try:
@@ -108,7 +102,6 @@ def finish_batch(batch: pa.Table, settings: StageSettings) -> pa.Table:
         retried += spent  # counted on the row, not again for the batch
         row.update(data=None, chroma=None)
     final = _stamp(rows, settings)
-    manifest.write_part(settings.output_url, name, final, settings.storage_options)
     if final:
         final[0]["storage_retries"] = (final[0]["storage_retries"] or 0) + storage.retried_requests() - retried
     return manifest.to_table(final, manifest.RESULT_SCHEMA)

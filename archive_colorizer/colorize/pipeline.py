@@ -2,7 +2,7 @@
 
 ::
 
-    listing chunks (driver, ray.put as listed)
+    listing dataset (listing tasks on the cluster, streamed: sources.py)
       -> map_batches(prepare_batch)   CPU tasks: read, decode, classify, small L   (decode.py)
       -> map_batches(Predictor)       actor pool, one generator per actor: ab -> chroma (predictor.py)
       -> map_batches(finish_batch)    CPU tasks: re-decode, merge, encode, write, manifest part (merge.py)
@@ -29,9 +29,8 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from itertools import islice
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -68,44 +67,17 @@ class PoolSettings:
     fused: bool = False
 
 
-MAX_CHUNK_ROWS = 1024
-"""Largest listing chunk (one object in Ray's object store, one block of the dataset)."""
+def build_dataset(listing_dataset: Any, settings: StageSettings, pool: PoolSettings, model_url: str):
+    """The lazy Ray Data dataset of final manifest rows for the listing rows of ``listing_dataset``.
 
-
-def chunk_sizes(first: int, most: int = MAX_CHUNK_ROWS, per_size: int = 8) -> Iterator[int]:
-    """Rows per listing chunk: ``first`` for ``per_size`` chunks, then doubling every ``per_size`` chunks to ``most``.
-
-    A small job spreads over many small blocks (every CPU gets work at once); a job of
-    millions of inputs makes about a thousand times fewer objects than one per batch.
+    Args:
+        listing_dataset: a Ray Data dataset of listing rows (:data:`manifest.ROW_SCHEMA`,
+            :mod:`.sources`), or a list of object refs of such tables.
     """
-    size = first
-    while True:
-        for _ in range(per_size):
-            yield size
-        size = min(most, size * 2)
-
-
-def listing_chunks(
-    rows: Iterable[dict[str, Any]], resume: manifest.ResumeIndex, first_chunk_rows: int
-) -> Iterator[pa.Table]:
-    """Group listing rows into Arrow tables of growing sizes (:func:`chunk_sizes`), marking inputs done earlier."""
-    iterator = iter(rows)
-    for size in chunk_sizes(first_chunk_rows, max(MAX_CHUNK_ROWS, first_chunk_rows)):
-        chunk = list(islice(iterator, size))
-        if not chunk:
-            return
-        for row in chunk:
-            if row["status"] == manifest.PENDING:
-                row["previous_sha256"] = resume.lookup(row["input_url"], row["output_url"])
-        yield manifest.to_table(chunk)
-
-
-def build_dataset(block_refs: list[Any], settings: StageSettings, pool: PoolSettings, model_url: str):
-    """The lazy Ray Data dataset of manifest rows for the listing blocks in ``block_refs``."""
     import ray.data
     from ray.data import ActorPoolStrategy
 
-    task_args: dict[str, Any] = {
+    task_args = {
         "batch_format": "pyarrow",
         "batch_size": pool.task_batch_size,
         "num_cpus": pool.cpus_per_task,
@@ -119,11 +91,10 @@ def build_dataset(block_refs: list[Any], settings: StageSettings, pool: PoolSett
         "num_threads": max(1, int(pool.cpus_per_task if pool.fused else pool.cpus_per_actor)),
         "storage_options": settings.storage_options,
     }
-    dataset: ray.data.Dataset = ray.data.from_arrow_refs(block_refs)
+    dataset = ray.data.from_arrow_refs(listing_dataset) if isinstance(listing_dataset, list) else listing_dataset
     if pool.fused:
         fused_args = dict(task_args, fn_kwargs={"settings": settings, "predictor_args": predictor_args})
-        # Ray types fn as a one-argument callable; its fn_kwargs fill the others.
-        return dataset.map_batches(colorize_batch, **fused_args)  # type: ignore[arg-type]
+        return dataset.map_batches(colorize_batch, **fused_args)
     if pool.min_actors == pool.max_actors:
         compute = ActorPoolStrategy(size=pool.min_actors)
     else:
@@ -131,7 +102,7 @@ def build_dataset(block_refs: list[Any], settings: StageSettings, pool: PoolSett
     actor_args: dict[str, Any] = {"num_cpus": pool.cpus_per_actor}
     if pool.gpu:
         actor_args["num_gpus"] = 1
-    dataset = dataset.map_batches(prepare_batch, **task_args)  # type: ignore[arg-type]  # fn_kwargs, as above
+    dataset = dataset.map_batches(prepare_batch, **task_args)
     dataset = dataset.map_batches(
         Predictor,
         batch_format="pyarrow",
@@ -140,51 +111,108 @@ def build_dataset(block_refs: list[Any], settings: StageSettings, pool: PoolSett
         fn_constructor_kwargs=predictor_args,
         **actor_args,
     )
-    return dataset.map_batches(finish_batch, **task_args)  # type: ignore[arg-type]  # fn_kwargs, as above
+    return dataset.map_batches(finish_batch, **task_args)
 
 
-def execute(dataset, total: int, progress: bool, sink: Callable[[pa.Table], None] | None = None) -> Counter[str]:
+@dataclass
+class Progress:
+    """What the driver knows while the job runs (the total is unknown until the listing ends).
+
+    Attributes:
+        counts: final rows received per status (``duplicate`` included).
+        listed: inputs listed so far (from the listing progress actor).
+        listing_done: the listing has ended (``listed`` is then the total).
+        other_model: listed inputs finished by another generator, redone with this one.
+    """
+
+    counts: Counter[str] = field(default_factory=Counter)
+    listed: int = 0
+    listing_done: bool = False
+    other_model: int = 0
+
+    @property
+    def received(self) -> int:
+        return sum(self.counts.values())
+
+
+def execute(
+    dataset,
+    progress_actor: Any,
+    show_progress: bool,
+    sink: Callable[[pa.Table], None] | None = None,
+    poll_seconds: float = 1.0,
+) -> Progress:
     """Run the dataset to the end, counting statuses, with a progress bar on stderr.
 
+    The bar shows listed, done, failed and the rate; its total (and so an ETA) appears once
+    the listing has ended.
+
     Args:
-        sink: called with every batch of manifest rows as it arrives (the run's manifest file).
+        progress_actor: the :class:`~.sources.ListingProgress` actor (or None).
+        sink: called with every batch of final rows as it arrives (the run's manifest writer).
 
     Returns:
-        Rows per status; the values add up to ``total``.
+        The final :class:`Progress` (the listing actor read once more at the end).
     """
     from tqdm import tqdm
 
-    counts: Counter[str] = Counter({status: 0 for status in manifest.STATUSES})
+    state = Progress(Counter({status: 0 for status in manifest.STATUSES}))
     interactive = sys.stderr.isatty()
     bar = tqdm(
-        total=total,
+        total=None,
         unit="img",
         desc="colorize",
-        disable=not progress,
+        disable=not show_progress,
         file=sys.stderr,
         mininterval=0.5 if interactive else 15.0,
         dynamic_ncols=interactive,
     )
-    started = time.perf_counter()
+    started = last_poll = time.perf_counter()
     with bar:
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
             for status, count in zip(*_value_counts(batch.column("status")), strict=True):
-                counts[status] += count
+                state.counts[status] += count
             if sink is not None:
                 sink(batch)
             bar.update(batch.num_rows)
-            elapsed = max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix(
-                {
-                    "ok": counts[manifest.COLORIZED],
-                    "existing": counts[manifest.SKIPPED_EXISTING],
-                    "color": counts[manifest.SKIPPED_COLOR],
-                    "failed": counts[manifest.FAILED],
-                    "img/s": f"{sum(counts.values()) / elapsed:.1f}",
-                },
-                refresh=False,
-            )
-    return counts
+            if time.perf_counter() - last_poll >= poll_seconds:
+                _poll(progress_actor, state, bar)
+                last_poll = time.perf_counter()
+            _postfix(bar, state, time.perf_counter() - started)
+        _poll(progress_actor, state, bar)
+    return state
+
+
+def _poll(progress_actor: Any, state: Progress, bar: Any) -> None:
+    """Read the listing actor (1 s at most: progress must never hold the job up)."""
+    if progress_actor is None:
+        return
+    import ray
+
+    try:
+        listing = ray.get(progress_actor.state.remote(), timeout=1.0)
+    except ray.exceptions.RayError:  # slow or lost: the final check says so if the counts differ
+        return
+    state.listed, state.other_model = listing["listed"], listing["other_model"]
+    if listing["done"] and not state.listing_done:
+        state.listing_done = True
+        bar.total = state.listed
+        bar.refresh()
+
+
+def _postfix(bar: Any, state: Progress, elapsed: float) -> None:
+    counts = state.counts
+    bar.set_postfix(
+        {
+            "listed": f"{state.listed}{'' if state.listing_done else '+'}",
+            "ok": counts[manifest.COLORIZED],
+            "existing": counts[manifest.SKIPPED_EXISTING],
+            "color": counts[manifest.SKIPPED_COLOR],
+            "failed": counts[manifest.FAILED],
+            "img/s": f"{state.received / max(elapsed, 1e-9):.1f}",
+        },
+        refresh=False,
+    )
 
 
 def _value_counts(column: pa.ChunkedArray) -> tuple[list[str], list[int]]:

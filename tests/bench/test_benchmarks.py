@@ -150,3 +150,16 @@ def test_plan_accuracy_compares_the_plan_with_the_colorize_run(tmp_path):
     assert report["colorize"]["counts"]["colorized"] == 24
     # A shared 2-core machine: the bench reports the error; here only a plan far off (a factor of 2) fails.
     assert abs(report["error"]) < 1.0, report
+
+
+def test_colorize_scale_reports_first_output_memory_and_their_ratios(tmp_path):
+    report = _bench("colorize_scale").main(
+        ["--sizes", "100", "300", "--workdir", str(tmp_path), "--observe", "1", "--listing-seconds", "2", "--no-extras"]
+    )
+    small, large = report["sizes"]["100"]["fresh"], report["sizes"]["300"]["fresh"]
+    for figures in (small, large):
+        assert 0 < figures["seconds_to_first_output"] <= figures["observed_seconds"]
+        assert figures["driver_peak_rss_bytes"] > 50 * 2**20  # a Python driver with Ray and pyarrow loaded
+    # The slope, not its formula: a 3x larger archive must not take 3x to its first output or memory.
+    assert report["first_output_ratio"] < 3 and report["driver_rss_ratio"] < 1.5, report
+    assert sum(1 for _ in (tmp_path / "archive-300").rglob("*.jpg")) == 300

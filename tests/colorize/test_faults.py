@@ -62,9 +62,9 @@ def _manifest_parts(output: Path) -> list[str]:
 
 
 def _kill_when_busy(output: Path, titles: list[str], stop: threading.Event, killed: list[tuple[str, int]]) -> None:
-    """Once the job has written a manifest part, SIGKILL one process of this session busy under each title."""
+    """Once the job has written an output, SIGKILL one process of this session busy under each title."""
     while titles and not stop.wait(0.01):
-        if not _manifest_parts(output):
+        if not any(output.glob("scan-*.jpg")):
             continue
         for process in psutil.Process().children(recursive=True):  # only this session's Ray
             try:
@@ -127,14 +127,17 @@ def test_killed_predictor_actor_and_merge_task_lose_nothing(photos, tiny_model, 
     assert result.counts["colorized"] == len(inputs) and result.exit_code == 0
     rows = manifest.read_manifest(str(out))
     assert sorted(rows.column("input_url").to_pylist()) == [str(p) for p in inputs]  # each exactly once
-    # Nothing else in OUTPUT: no part left over, no temporary file of a killed write.
+    # Nothing else in OUTPUT: one manifest part (40 rows), the run record, no temporary file of a killed write.
     run_files = os.listdir(out / manifest.MANIFEST_DIR)
-    assert len(run_files) == 1 and run_files[0].startswith("run-") and result.run_id in run_files[0]
+    assert len(run_files) == 1 and run_files[0].startswith("part-") and result.run_id in run_files[0]
+    records = os.listdir(out / manifest.RUNS_DIR)
+    assert len(records) == 1 and result.run_id in records[0]
     files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and review.REVIEW_DIR not in p.parts}
     assert files == {p.name for p in inputs} | {
         manifest.SUMMARY_NAME,
         manifest.CONFIG_NAME,
         f"{manifest.MANIFEST_DIR}/{run_files[0]}",
+        f"{manifest.RUNS_DIR}/{records[0]}",
     }
     assert (out / review.REVIEW_DIR / review.PAGE_NAME).is_file()  # the review page, beside the outputs
     predictor = Predictor(tiny_model, result.model_sha256, 32)
@@ -149,7 +152,7 @@ def test_killed_predictor_actor_and_merge_task_lose_nothing(photos, tiny_model, 
 
 
 def _wait_for_progress(output: Path, total: int, driver: subprocess.Popen, timeout: float = 240) -> None:
-    """Until the job has written some outputs (and their manifest part) but not all of them."""
+    """Until the job has written some outputs and a manifest part, but not all of the outputs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if driver.poll() is not None:
@@ -161,7 +164,7 @@ def _wait_for_progress(output: Path, total: int, driver: subprocess.Popen, timeo
     raise AssertionError(f"no progress in {timeout} s")
 
 
-def test_killed_driver_then_the_same_command_finishes_the_rest_without_redoing_any(photos, tiny_model, tmp_path, capfd):
+def test_killed_driver_then_the_same_command_redoes_only_outputs_without_a_row(photos, tiny_model, tmp_path, capfd):
     import ray
 
     inputs = _gray_archive(tmp_path / "in", photos, 40)
@@ -177,6 +180,8 @@ def test_killed_driver_then_the_same_command_finishes_the_rest_without_redoing_a
         "4",
         "--batch-size",
         "4",
+        "--manifest-flush-seconds",
+        "0.2",
         "--ray-address",
         ray.get_runtime_context().gcs_address,
     ]
@@ -193,8 +198,13 @@ def test_killed_driver_then_the_same_command_finishes_the_rest_without_redoing_a
             if first.poll() is None:
                 os.killpg(first.pid, signal.SIGKILL)
                 first.wait()
-    finished = {path: path.stat().st_mtime_ns for path in out.glob("scan-*.jpg")}
+    time.sleep(2)  # tasks of the killed driver's job still in flight finish or die with it
     killed_run_rows = manifest.read_manifest(str(out))
+    recorded = {row["input_url"] for row in killed_run_rows.to_pylist() if row["status"] == "colorized"}
+    assert recorded, "the killed run wrote no manifest row"
+    for url in recorded:  # no row says colorized for an output that does not exist
+        assert (out / Path(url).name).is_file()
+    with_row = {Path(url).name: (out / Path(url).name).stat().st_mtime_ns for url in recorded}
 
     capfd.readouterr()
     # The same command again, here in the test's process (already connected to the same Ray).
@@ -202,20 +212,21 @@ def test_killed_driver_then_the_same_command_finishes_the_rest_without_redoing_a
     second = capfd.readouterr()
     summary = manifest.read_summary(str(out))
     counts = summary["counts"]
-    assert counts["colorized"] + counts["skipped_existing"] == len(inputs) and counts["failed"] == 0
-    # Nothing finished was redone: every output of the killed run was skipped, untouched.
-    assert counts["skipped_existing"] >= len(finished) and counts["colorized"] >= 8
-    assert {path: path.stat().st_mtime_ns for path in finished} == finished
-    # The manifest: the killed run's parts and the second run's file; one final row per input.
+    assert summary["inputs"] == len(inputs) and counts["failed"] == 0
+    # Every output that had a row was skipped, untouched; every other input was colorized, once.
+    assert counts["skipped_existing"] == len(recorded)
+    assert counts["colorized"] == len(inputs) - len(recorded)
+    assert {name: (out / name).stat().st_mtime_ns for name in with_row} == with_row
     final = manifest.latest_rows(manifest.read_manifest(str(out)))
     assert sorted(final.column("input_url").to_pylist()) == [str(p) for p in inputs]
     assert set(final.column("status").to_pylist()) <= {"colorized", "skipped_existing"}
     assert {row["run_id"] for row in killed_run_rows.to_pylist()} == {summary["runs"][0]["run_id"]}
+    assert not summary["runs"][0]["finished"] and summary["runs"][1]["finished"]
     assert [run["run_id"] for run in summary["runs"]][1] == summary["run_id"] and len(summary["runs"]) == 2
     assert "runs recorded in the manifest: 2" in second.out
     for path in inputs:
         with Image.open(out / path.name) as output:
             output.load()
     leftovers = [p.name for p in out.rglob(".*")]
-    assert leftovers == []  # the killed driver's unfinished run file left nothing behind
+    assert leftovers == []  # the killed driver's unfinished part writes left nothing behind
     assert find_secrets((tmp_path / "first.log").read_bytes(), out) == []

@@ -134,7 +134,7 @@ def write_hostile_corpus(root: Path, photos) -> dict[str, tuple[set[str], set[st
     put("/".join(f"level{i}" for i in range(10)) + "/deep.jpg", jpeg, COLORIZED)
     put("folder.jpg/inside-a-folder-named-like-an-image.jpg", jpeg, COLORIZED)
     (inputs / "names" / "notes.txt").write_bytes(b"not an image suffix: not listed")
-    (inputs / "names" / ".hidden.jpg").write_bytes(jpeg)  # hidden: not listed
+    put("names/.hidden.jpg", jpeg, COLORIZED)  # a hidden name is an input too: every file gets a row
     outside.mkdir()
     (outside / "secret.jpg").write_bytes(jpeg)
     (inputs / "links").mkdir()
@@ -227,7 +227,7 @@ def test_links_out_of_input_are_refused_and_never_followed(hostile_run):
 
 def test_every_output_decodes_with_the_size_of_its_input(hostile_run):
     colorized = [row for row in hostile_run.rows.values() if row["status"] == "colorized"]
-    assert len(colorized) >= sum(statuses == COLORIZED for statuses, _ in hostile_run.expected.values()) == 23
+    assert len(colorized) >= sum(statuses == COLORIZED for statuses, _ in hostile_run.expected.values()) == 24
     for row in colorized:
         assert row["output_url"].startswith(str(hostile_run.root / "out") + "/")
         with Image.open(row["output_url"]) as output:

@@ -8,12 +8,27 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from archive_colorizer.colorize import listing, manifest
+from archive_colorizer.colorize import listing, manifest, sources
 from archive_colorizer.errors import ConfigError
 
 
 def _roots(tmp_path, output="out"):
     return listing.Roots.resolve(str(tmp_path / "in"), str(tmp_path / output), None)
+
+
+def _listed(roots, extensions, fmt="auto"):
+    """Every row of INPUT the way the listing tasks make them (units planned, each walked), without Ray."""
+    rows = []
+    for folder, recursive in listing.plan_units(roots, target=2):
+        for chunk in listing.iter_unit_rows(roots, folder, recursive, extensions, fmt):
+            rows += chunk
+    return sorted(rows, key=lambda r: r["input_url"])
+
+
+def _entries_dataset(roots, list_path):
+    context = sources.ListingContext(roots.input_url, roots.output_url, (".jpg", ".png"), "auto", "aa" * 32)
+    dataset, _ = sources.list_dataset(str(list_path), context)
+    return sorted(dataset.take_all(), key=lambda r: r["input_url"])
 
 
 def _touch(folder, *relatives):
@@ -41,8 +56,8 @@ def test_outputs_mirror_inputs_and_a_changed_format_appends_its_suffix(relative,
 
 
 def test_listing_mirrors_relative_paths_under_output(tmp_path):
-    _touch(tmp_path / "in", "x/a.jpg", "x/y/b.png", "c.gif", "notes.txt", ".hidden.jpg")
-    rows = list(listing.iter_listed(_roots(tmp_path), (".jpg", ".png", ".gif"), "auto"))
+    _touch(tmp_path / "in", "x/a.jpg", "x/y/b.png", "c.gif", "notes.txt")
+    rows = _listed(_roots(tmp_path), (".jpg", ".png", ".gif"))
     assert [
         (
             os.path.relpath(r["input_url"], tmp_path / "in"),
@@ -52,6 +67,40 @@ def test_listing_mirrors_relative_paths_under_output(tmp_path):
         for r in rows
     ] == [("c.gif", "c.gif.png", "PNG"), ("x/a.jpg", "x/a.jpg", "JPEG"), ("x/y/b.png", "x/y/b.png", "PNG")]
     assert all(r["status"] == manifest.PENDING for r in rows)
+
+
+def test_every_input_file_gets_a_row_in_underscore_and_hidden_folders_too(tmp_path):
+    _touch(tmp_path / "in", "_scans/a.jpg", "_manifest/b.jpg", "x/_old/.c.jpg", ".hidden/d.jpg", "e.jpg", "f.txt")
+    rows = _listed(_roots(tmp_path), (".jpg",))
+    assert [os.path.relpath(r["input_url"], tmp_path / "in") for r in rows] == [
+        ".hidden/d.jpg",
+        "_manifest/b.jpg",
+        "_scans/a.jpg",
+        "e.jpg",
+        "x/_old/.c.jpg",
+    ]
+    assert {r["status"] for r in rows} == {manifest.PENDING}
+
+
+def test_train_and_evaluate_listing_still_skips_bookkeeping_folders(tmp_path):
+    import fsspec
+
+    from archive_colorizer import storage
+
+    _touch(tmp_path / "in", "_manifest/b.parquet", ".cache/c.parquet", "shard-0.parquet")
+    found = list(storage.iter_files(fsspec.filesystem("file"), str(tmp_path / "in"), (".parquet",)))
+    assert [os.path.basename(p) for p in found] == ["shard-0.parquet"]
+
+
+def test_an_output_name_another_input_has_fails_the_renamed_input_and_overwrites_nothing(tmp_path):
+    _touch(tmp_path / "in", "a/scan.gif", "a/scan.gif.png", "b/scan.gif")
+    rows = {os.path.relpath(r["input_url"], tmp_path / "in"): r for r in _listed(_roots(tmp_path), (".gif", ".png"))}
+    assert rows["a/scan.gif.png"]["status"] == manifest.PENDING
+    assert rows["a/scan.gif.png"]["output_url"] == str(tmp_path / "out" / "a" / "scan.gif.png")
+    clash = rows["a/scan.gif"]
+    assert clash["status"] == manifest.FAILED and clash["reason"] == "output_clash" and clash["output_url"] is None
+    assert str(tmp_path / "in" / "a" / "scan.gif.png") in clash["error"]
+    assert rows["b/scan.gif"]["output_url"] == str(tmp_path / "out" / "b" / "scan.gif.png")  # no clash there
 
 
 @pytest.mark.parametrize("output", ["in", "in/out", "in/sub/out"])
@@ -84,8 +133,7 @@ def test_input_list_entries_outside_input_or_escaping_fail_without_stopping(tmp_
         "# comment",
         "",
     ]
-    (tmp_path / "list.txt").write_text("\n".join(entries) + "\n")
-    rows = list(listing.iter_from_list(_roots(tmp_path), str(tmp_path / "list.txt"), "auto", None))
+    rows = listing.list_entry_rows(_roots(tmp_path), entries, "auto")
     assert [r["status"] for r in rows] == [manifest.PENDING, manifest.PENDING, manifest.FAILED, manifest.FAILED]
     assert rows[1]["output_url"] == str(tmp_path / "out" / "b" / "c.png")
     assert [r["reason"] for r in rows[2:]] == ["unsafe_path", "unsafe_path"]
@@ -93,31 +141,42 @@ def test_input_list_entries_outside_input_or_escaping_fail_without_stopping(tmp_
     assert "not inside INPUT" in rows[3]["error"] or "could escape OUTPUT" in rows[3]["error"]
 
 
-@pytest.mark.parametrize("kind", ["csv", "parquet"])
-def test_input_list_tables_use_the_url_column(tmp_path, kind):
-    _touch(tmp_path / "in", "a.jpg", "b.jpg")
-    table = pa.table({"id": [1, 2], "url": [str(tmp_path / "in" / "a.jpg"), "b.jpg"]})
+@pytest.mark.usefixtures("ray_local")
+@pytest.mark.parametrize("kind", ["txt", "csv", "parquet"])
+def test_input_lists_are_read_by_ray_data_with_duplicates_and_clashes_marked(tmp_path, kind):
+    _touch(tmp_path / "in", "a.jpg", "b.jpg", "c.png")
+    urls = [str(tmp_path / "in" / "a.jpg"), "b.jpg", "a.jpg", str(tmp_path / "in" / "c.png"), "b.jpg"]
     path = tmp_path / f"list.{kind}"
-    if kind == "csv":
-        path.write_text(
-            "id,url\n" + "\n".join(f"{i},{u}" for i, u in zip(*table.to_pydict().values(), strict=True)) + "\n"
-        )
+    if kind == "txt":
+        path.write_text("# inputs\n" + "\n".join(urls) + "\n")
+    elif kind == "csv":
+        path.write_text("id,url\n" + "\n".join(f"{i},{u}" for i, u in enumerate(urls)) + "\n")
     else:
-        pq.write_table(table, path)
-    rows = list(listing.iter_from_list(_roots(tmp_path), str(path), "auto", None))
-    assert [r["input_url"] for r in rows] == [str(tmp_path / "in" / "a.jpg"), str(tmp_path / "in" / "b.jpg")]
+        pq.write_table(pa.table({"id": list(range(len(urls))), "url": urls}), path)
+    rows = _entries_dataset(_roots(tmp_path), path)
+    statuses = [(os.path.basename(r["input_url"]), r["status"]) for r in rows]
+    assert sorted(statuses) == [
+        ("a.jpg", manifest.DUPLICATE),
+        ("a.jpg", manifest.PENDING),
+        ("b.jpg", manifest.DUPLICATE),
+        ("b.jpg", manifest.PENDING),
+        ("c.png", manifest.PENDING),
+    ]
 
 
 def test_missing_input_or_list_is_a_config_error(tmp_path):
     (tmp_path / "in").mkdir()
+    context = sources.ListingContext(str(tmp_path / "in"), str(tmp_path / "out"), (".jpg",), "auto", "aa" * 32)
     with pytest.raises(ConfigError, match="does not exist"):
-        list(listing.iter_from_list(_roots(tmp_path), str(tmp_path / "nope.txt"), "auto", None))
+        sources.list_dataset(str(tmp_path / "nope.txt"), context)
+    with pytest.raises(ConfigError, match="does not exist"):
+        listing.plan_units(listing.Roots.resolve(str(tmp_path / "gone"), str(tmp_path / "out"), None))
 
 
 def test_symlink_to_a_file_outside_input_is_refused(tmp_path):
     _touch(tmp_path, "secret/key.jpg")
     _touch(tmp_path / "in", "real.jpg")
     os.symlink(tmp_path / "secret" / "key.jpg", tmp_path / "in" / "link.jpg")
-    rows = {os.path.basename(r["input_url"]): r for r in listing.iter_listed(_roots(tmp_path), (".jpg",), "auto")}
+    rows = {os.path.basename(r["input_url"]): r for r in _listed(_roots(tmp_path), (".jpg",))}
     assert rows["real.jpg"]["status"] == manifest.PENDING
     assert rows["link.jpg"]["status"] == manifest.FAILED and "outside INPUT" in rows["link.jpg"]["error"]

@@ -1,12 +1,15 @@
-"""Manifest parts, final rows across runs, the resume index and the run history."""
+"""The manifest: parts of at most N rows written by the driver, final rows across runs, resume, run history."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from archive_colorizer.colorize import manifest
+import pyarrow.dataset as pads
+
+from archive_colorizer.colorize import manifest, manifest_writer, resume, sources
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+RUN = manifest.RunInfo("r1", T0, "aa" * 32, "0.1.0")
 
 
 def _rows(run_id: str, minutes: int, statuses: dict[str, str], sha: str = "aa" * 32) -> list[dict]:
@@ -23,16 +26,67 @@ def _rows(run_id: str, minutes: int, statuses: dict[str, str], sha: str = "aa" *
     ]
 
 
-def test_a_rewritten_part_replaces_its_rows(tmp_path):
-    run = manifest.RunInfo("r1", T0, "aa" * 32, "0.1.0")
-    name = manifest.part_name(run, ["/in/a.jpg", "/in/b.jpg"])
-    assert name == manifest.part_name(run, ["/in/a.jpg", "/in/b.jpg"]) != manifest.part_name(run, ["/in/a.jpg"])
-    manifest.write_part(str(tmp_path), name, _rows("r1", 0, {"a": "colorized", "b": "colorized"}), None)
-    manifest.write_part(str(tmp_path), name, _rows("r1", 1, {"a": "colorized", "b": "failed"}), None)
+def _table(count: int, status: str = "colorized", first: int = 0):
+    rows = _rows("r1", 0, {f"{i:05d}": status for i in range(first, first + count)})
+    return manifest.to_table(rows, manifest.RESULT_SCHEMA)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_writer_makes_one_part_per_n_rows_and_rewrites_only_the_open_one(tmp_path):
+    clock = FakeClock()
+    writer = manifest_writer.ManifestWriter(str(tmp_path), RUN, rows_per_part=100, flush_seconds=30, clock=clock)
+    for start in range(0, 250, 25):  # 250 rows in batches of 25, 10 s apart
+        writer.write(_table(25, first=start))
+        clock.now += 10
+    folder = tmp_path / manifest.MANIFEST_DIR
+    # part 0 full at 30 s; part 1 flushed with 75 rows at 60 s (30 s later), rewritten full at 70 s;
+    # the last 50 rows wait (20 s < 30 s)
+    assert sorted(p.name for p in folder.iterdir()) == [manifest_writer.part_name(RUN, i) for i in range(2)]
+    assert writer.parts_written == 3
+    clock.now += 15  # 35 s since the last write: the next batch, even an empty one, flushes the open part
+    writer.write(_table(0))
+    assert pads.dataset(folder / manifest_writer.part_name(RUN, 2)).count_rows() == 50 and writer.parts_written == 4
+    writer.close()
+    assert writer.parts_written == 4  # nothing new since the flush: no rewrite
     table = manifest.read_manifest(str(tmp_path))
-    assert table.num_rows == 2 and table.column("status").to_pylist() == ["colorized", "failed"]
-    assert table.schema == manifest.MANIFEST_SCHEMA
-    assert [p.name for p in (tmp_path / "_manifest").iterdir()] == [name]  # no temporary files left
+    assert table.num_rows == 250 and sorted(table.column("input_url").to_pylist()) == [
+        f"/in/{i:05d}.jpg" for i in range(250)
+    ]
+    assert [pads.dataset(p).count_rows() for p in sorted(folder.iterdir())] == [100, 100, 50]
+    assert [p.name for p in tmp_path.rglob(".*")] == []  # no temporary files left
+
+
+def test_duplicates_are_counted_but_never_written(tmp_path):
+    writer = manifest_writer.ManifestWriter(str(tmp_path), RUN)
+    rows = _rows("r1", 0, {"a": "colorized", "b": "failed"}) + _rows("r1", 0, {"a": manifest.DUPLICATE})
+    writer.write(manifest.to_table(rows, manifest.RESULT_SCHEMA))
+    writer.close()
+    assert writer.counts == {"colorized": 1, "failed": 1, manifest.DUPLICATE: 1}
+    assert sorted(manifest.read_manifest(str(tmp_path)).column("status").to_pylist()) == ["colorized", "failed"]
+    (record,) = manifest_writer.read_run_history(str(tmp_path))
+    assert record["duplicates"] == 1 and record["counts"]["failed"] == 1 and record["finished"]
+
+
+def test_the_manifest_is_one_parquet_dataset_for_pyarrow_and_duckdb(tmp_path):
+    import duckdb
+
+    writer = manifest_writer.ManifestWriter(str(tmp_path), RUN, rows_per_part=2)
+    writer.write(manifest.to_table(_rows("r1", 0, {"a": "colorized", "b": "failed", "c": "failed"})))
+    writer.close()
+    folder = tmp_path / manifest.MANIFEST_DIR
+    assert pads.dataset(folder, format="parquet").to_table().num_rows == 3
+    failed = duckdb.sql(
+        f"SELECT input_url FROM read_parquet('{folder}/*.parquet') WHERE run_id = 'r1' AND status = 'failed' "
+        "ORDER BY input_url"
+    ).fetchall()
+    assert failed == [("/in/b.jpg",), ("/in/c.jpg",)]
 
 
 def test_final_row_is_the_one_recorded_last():
@@ -53,58 +107,49 @@ def test_resume_index_knows_finished_pairs_and_their_model():
     rows = _rows("r1", 0, {"a": "colorized", "b": "colorized", "c": "failed", "d": "skipped_color"}, sha="11" * 32)
     rows += _rows("r2", 5, {"a": "skipped_existing", "b": "failed"}, sha="22" * 32)
     rows[4]["model_sha256"] = "11" * 32  # skipped_existing keeps the sha of the model that made the output
-    index = manifest.ResumeIndex.from_manifest(manifest.to_table(rows, manifest.MANIFEST_SCHEMA))
+    index = resume.ResumeIndex.from_manifest(manifest.to_table(rows, manifest.MANIFEST_SCHEMA))
     assert len(index) == 1
     assert index.lookup("/in/a.jpg", "/out/a.jpg") == "11" * 32
     assert index.lookup("/in/b.jpg", "/out/b.jpg") is None  # its latest row failed
     assert index.lookup("/in/a.jpg", "/out/a.jpg.png") is None  # another output (format) is not finished
-    assert (
-        manifest.ResumeIndex.from_manifest(manifest.MANIFEST_SCHEMA.empty_table()).lookup("/in/a.jpg", "/out/a.jpg")
-        is None
-    )
+    empty = resume.ResumeIndex.from_manifest(manifest.MANIFEST_SCHEMA.empty_table())
+    assert empty.lookup("/in/a.jpg", "/out/a.jpg") is None
 
 
-def _write_run(folder, run: manifest.RunInfo, minutes: int, statuses: dict[str, str]) -> list[dict]:
-    rows = _rows(run.run_id, minutes, statuses)
-    for row in rows:  # one part per input, as tasks would write them
-        manifest.write_part(str(folder), manifest.part_name(run, [row["input_url"]]), [row], None)
-    return rows
+def test_inputs_another_generator_finished_are_redone_unless_kept(ray_local, tmp_path):
+    import ray
+
+    rows = _rows("r1", 0, {"a": "colorized"}, sha="11" * 32) + _rows("r1", 0, {"b": "colorized"}, sha="22" * 32)
+    ref = ray.put(resume.ResumeIndex.from_manifest(manifest.to_table(rows, manifest.MANIFEST_SCHEMA)))
+    listed = [manifest.new_row(f"/in/{n}.jpg", output_url=f"/out/{n}.jpg") for n in "abc"]
+    context = sources.ListingContext("/in", "/out", (".jpg",), "auto", "22" * 32, index_ref=ref)
+    assert sources.mark_finished(listed, context) == 1  # a: finished by generator 11, redone with 22
+    assert [row["previous_sha256"] for row in listed] == [None, "22" * 32, None]
+    keep = sources.ListingContext("/in", "/out", (".jpg",), "auto", "22" * 32, keep_other_models=True, index_ref=ref)
+    assert sources.mark_finished(listed, keep) == 0
+    assert [row["previous_sha256"] for row in listed] == ["11" * 32, "22" * 32, None]
 
 
-def test_run_history_counts_each_run(tmp_path):
-    _write_run(tmp_path, manifest.RunInfo("r1", T0, "aa" * 32, "0.1.0"), 0, {"a": "colorized", "b": "failed"})
-    _write_run(
-        tmp_path,
-        manifest.RunInfo("r2", T0 + dt.timedelta(minutes=9), "aa" * 32, "0.1.0"),
-        9,
-        {"a": "skipped_existing", "b": "colorized"},
-    )
-    history = manifest.run_history(manifest.read_manifest(str(tmp_path)))
+def test_resume_index_is_built_on_the_cluster_from_the_manifest_files(ray_local, tmp_path):
+    import ray
+
+    writer = manifest_writer.ManifestWriter(str(tmp_path), RUN, rows_per_part=3)
+    writer.write(_table(10))
+    writer.write(manifest.to_table(_rows("r1", 9, {"00004": "failed"}), manifest.RESULT_SCHEMA))
+    writer.close()
+    index = ray.get(resume.build_index(str(tmp_path), None))
+    assert len(index) == 9  # 10 colorized, then 00004 failed later
+    assert index.lookup("/in/00003.jpg", "/out/00003.jpg") == "aa" * 32
+    assert index.lookup("/in/00004.jpg", "/out/00004.jpg") is None
+    assert resume.build_index(str(tmp_path / "nothing"), None) is None
+
+
+def test_run_history_lists_each_run_without_reading_the_manifest(tmp_path):
+    second = manifest.RunInfo("r2", T0 + dt.timedelta(minutes=9), "aa" * 32, "0.1.0")
+    manifest_writer.write_run_record(str(tmp_path), second, {"colorized": 3}, None, finished=True)
+    manifest_writer.write_run_record(str(tmp_path), RUN, {"colorized": 1, "failed": 1}, None, finished=False)
+    history = manifest_writer.read_run_history(str(tmp_path))
     assert [run["run_id"] for run in history] == ["r1", "r2"]
     assert history[0]["counts"] == {"colorized": 1, "skipped_existing": 0, "skipped_color": 0, "failed": 1}
-    assert history[1]["counts"]["skipped_existing"] == 1
+    assert not history[0]["finished"] and history[1]["counts"]["colorized"] == 3
     assert manifest.read_manifest(str(tmp_path / "nothing")).num_rows == 0
-
-
-def test_a_committed_run_file_replaces_the_runs_parts_and_an_aborted_one_leaves_them(tmp_path):
-    first, second = manifest.RunInfo("r1", T0, "aa" * 32, "0.1.0"), manifest.RunInfo("r2", T0, "aa" * 32, "0.1.0")
-    rows = _write_run(tmp_path, first, 0, {"a": "colorized", "b": "failed"})
-    _write_run(tmp_path, second, 5, {"a": "skipped_existing"})
-    committed = manifest.RunManifest(str(tmp_path), first)
-    committed.write(manifest.to_table(rows, manifest.MANIFEST_SCHEMA))
-    committed.commit()
-    aborted = manifest.RunManifest(str(tmp_path), second)
-    aborted.write(manifest.to_table(_rows("r2", 5, {"a": "skipped_existing"}), manifest.MANIFEST_SCHEMA))
-    aborted.abort()
-    names = sorted(p.name for p in (tmp_path / "_manifest").iterdir())
-    assert (
-        len(names) == 2
-        and names[1] == manifest.run_file_name(first)
-        and names[0].startswith("part-20260101T000000-r2-")
-    )
-    table = manifest.read_manifest(str(tmp_path))
-    assert sorted(zip(table.column("run_id").to_pylist(), table.column("input_url").to_pylist(), strict=True)) == [
-        ("r1", "/in/a.jpg"),
-        ("r1", "/in/b.jpg"),
-        ("r2", "/in/a.jpg"),
-    ]

@@ -84,3 +84,41 @@ def test_stage_settings_that_do_not_fit_are_refused_or_flagged(archive, tiny_mod
     )
     assert "--actors applies to split stages" in capsys.readouterr().err
     assert (archive / "out" / "a.jpg").is_file()
+
+
+def test_counts_that_do_not_add_up_to_the_inputs_listed_fail_the_run_with_both_counts():
+    from collections import Counter
+
+    from archive_colorizer.colorize import job, pipeline
+
+    config = ColorizeConfig(input="in", output="out", model="m")
+    state = pipeline.Progress(Counter(colorized=7, failed=1, duplicate=2), listed=10, listing_done=True)
+    assert job._accounting(config, state) == (8, None)  # 7 + 1 distinct inputs, 2 repeated entries
+    state.listed = 12
+    total, mismatch = job._accounting(config, state)
+    assert total == 8 and "12 inputs listed but 10 rows came back" in mismatch and "colorized 7" in mismatch
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_different_model_redoes_what_another_one_finished_unless_kept(archive, tiny_model, tmp_path, capsys):
+    import torch
+
+    from archive_colorizer.colorize import manifest
+    from archive_colorizer.models import GeneratorSpec
+    from archive_colorizer.models.artifact import save_generator
+
+    torch.manual_seed(1)
+    spec = GeneratorSpec(ngf=8, num_downs=5)
+    other = str(tmp_path / "other-generator")
+    save_generator(spec.build(), other, spec=spec, working_size=32)
+    (archive / "in" / "b.jpg").write_bytes((archive / "in" / "a.jpg").read_bytes())
+    common = {"input": str(archive / "in"), "output": str(archive / "out"), "progress": False}
+    first = run(ColorizeConfig(model=tiny_model, **common))
+    capsys.readouterr()
+    second = run(ColorizeConfig(model=other, **common))
+    assert second.counts["colorized"] == 2 and second.summary["redone_other_model"] == 2
+    assert "2 inputs finished by another generator were colorized again" in capsys.readouterr().err
+    kept = run(ColorizeConfig(model=tiny_model, keep_other_models=True, **common))
+    assert kept.counts["skipped_existing"] == 2 and kept.summary["redone_other_model"] == 0
+    final = manifest.latest_rows(manifest.read_manifest(str(archive / "out"))).to_pylist()
+    assert {row["model_sha256"] for row in final} == {second.model_sha256} != {first.model_sha256}
