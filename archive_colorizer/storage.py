@@ -229,23 +229,23 @@ def iter_files(
 def iter_files_with_sizes(
     fs: fsspec.AbstractFileSystem, root: str, extensions: tuple[str, ...] | None = None
 ) -> Iterator[tuple[str, int | None]]:
-    """Like :func:`iter_files`, with each file's size: yields ``(path, size in bytes)``.
+    """Every file below ``root`` with its size, as colorize lists an archive: yields ``(path, bytes)``.
 
-    The sizes come with the listing (``fs.walk(detail=True)``: ``ls`` of each folder on local
-    disks, the ``Size`` of each key of an S3 ``ListObjectsV2`` page), so no request per file is
-    made. Same order and the same files skipped as :func:`iter_files`; ``size`` is None where
-    a filesystem does not report one.
+    The same files as :func:`iter_folders` (hidden and ``_``-prefixed ones too: each file of an
+    archive is an input), in sorted order, filtered by ``extensions`` (lower-case suffixes,
+    matched case-insensitively). The sizes come with the listing (``fs.walk(detail=True)``:
+    ``ls`` of each folder on local disks, the ``Size`` of each key of an S3 ``ListObjectsV2``
+    page), so no request per file is made; ``size`` is None where a filesystem reports none.
+    Symbolic links to folders on a local filesystem are not followed.
     """
     for folder, dirs, files in fs.walk(root, detail=True, topdown=True):
-        names = sorted(d for d in dirs if not d.startswith((".", "_")))
+        keep = sorted(dirs)
         if is_local(fs):
-            names = [d for d in names if not os.path.islink(os.path.join(folder, d))]
+            keep = [d for d in keep if not os.path.islink(os.path.join(folder, d))]
         for name in list(dirs):  # walk(detail=True) descends into what stays in the dict
-            if name not in names:
+            if name not in keep:
                 del dirs[name]
         for name in sorted(files):
-            if name.startswith("."):
-                continue
             if extensions is not None and not name.lower().endswith(extensions):
                 continue
             size = files[name].get("size")

@@ -17,11 +17,16 @@ input lists the duplicate check of :mod:`.sources` does the same by output URL.
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv
+import pyarrow.parquet as pq
 
 from archive_colorizer import storage
 from archive_colorizer.colorize import manifest
@@ -265,3 +270,46 @@ def list_entry_rows(roots: Roots, entries: list[Any], requested_format: str) -> 
         relative = _relative_to_input(roots, path.rstrip("/")) if type(fs) is type(roots.input_fs) else None
         rows.append(_row(roots, path, relative, requested_format))
     return rows
+
+
+def iter_list_entries(list_url: str, storage_options: Mapping[str, Any] | None) -> Iterator[str]:
+    """The entries of an input list file, streamed in one process (txt, CSV or Parquet).
+
+    The colorize job reads lists with Ray Data's readers on the cluster
+    (:func:`archive_colorizer.colorize.sources.list_dataset`); this reader serves what runs in one
+    process over a list (``archive-colorizer plan``), holding one batch of 10,000 entries at a time.
+
+    Raises:
+        ConfigError: the list does not exist or cannot be read.
+    """
+    fs, path = storage.open_url(list_url, storage_options)
+    suffix = posixpath.splitext(path)[1].lower()
+    try:
+        with fs.open(path, "rb") as handle:
+            if suffix == ".parquet":
+                parquet = pq.ParquetFile(handle)
+                column = pick_column(parquet.schema_arrow.names, list_url)
+                for batch in parquet.iter_batches(columns=[column], batch_size=10_000):
+                    yield from (str(v) for v in batch.column(0).to_pylist() if v)
+            elif suffix == ".csv":
+                reader = pyarrow.csv.open_csv(handle)
+                column = pick_column(reader.schema.names, list_url)
+                for batch in reader:
+                    yield from (str(v) for v in batch.column(column).to_pylist() if v)
+            else:
+                yield from (line.strip() for line in io.TextIOWrapper(handle, encoding="utf-8") if line.strip())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"input list {list_url!r} does not exist") from exc
+    except (OSError, pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read input list {list_url!r}: {exc}") from exc
+
+
+def iter_from_list(roots: Roots, list_url: str, requested_format: str) -> Iterator[dict[str, Any]]:
+    """Listing rows (see :func:`list_entry_rows`) for every entry of an input list, streamed in batches."""
+    batch: list[str] = []
+    for entry in iter_list_entries(list_url, roots.storage_options):
+        batch.append(entry)
+        if len(batch) == 10_000:
+            yield from list_entry_rows(roots, batch, requested_format)
+            batch = []
+    yield from list_entry_rows(roots, batch, requested_format)

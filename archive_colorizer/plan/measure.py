@@ -214,7 +214,7 @@ def measure_stages(config: Any, urls: list[str], megapixels: float, model_size: 
         with open(list_file, "w", encoding="utf-8") as handle:
             handle.writelines(f"{url}\n" for url in urls)
         roots = listing.Roots.resolve(config.input, output, config.storage_options)
-        rows = list(listing.iter_from_list(roots, list_file, config.format, config.storage_options))
+        rows = list(listing.iter_from_list(roots, list_file, config.format))
         settings = _settings(config, output, model_size, sha256)
         start = time.perf_counter()
         predictor = Predictor(config.model, sha256, model_size, False, 1, config.storage_options)

@@ -71,8 +71,10 @@ def _listed(config: Any, counter: list[int]) -> Iterator[tuple[str, int | None]]
     options = config.storage_options
     if config.input_list:
         fs, path = storage.open_url(config.input, options)
-        roots = listing.Roots(config.input, "", fs, path.rstrip("/"), fs, "")  # no OUTPUT: only the URLs are used
-        for row in listing.iter_from_list(roots, config.input_list, config.format, options):
+        roots = listing.Roots(
+            config.input, "", fs, path.rstrip("/"), fs, "", dict(options)
+        )  # no OUTPUT: only the URLs are used
+        for row in listing.iter_from_list(roots, config.input_list, config.format):
             yield row["input_url"], None
         return
     fs, path = storage.open_url(config.input, options)

@@ -136,7 +136,7 @@ def test_bad_inputs_stop_the_plan_with_a_message_naming_them(tmp_path, tiny_mode
     assert not (tmp_path / "p.json").exists()
 
 
-def test_listing_with_sizes_lists_what_iter_files_lists_with_the_files_sizes(tmp_path):
+def test_listing_with_sizes_lists_every_file_colorize_lists_with_its_size(tmp_path):
     from archive_colorizer import storage
 
     for relative, data in {"a.jpg": b"12345", "sub/b.JPG": b"1", "_manifest/c.jpg": b"x", ".hidden.jpg": b"y"}.items():
@@ -144,8 +144,9 @@ def test_listing_with_sizes_lists_what_iter_files_lists_with_the_files_sizes(tmp
         (tmp_path / relative).write_bytes(data)
     fs, root = storage.open_url(str(tmp_path))
     listed = list(storage.iter_files_with_sizes(fs, root, (".jpg",)))
-    assert [path for path, _ in listed] == list(storage.iter_files(fs, root, (".jpg",)))
-    assert [size for _, size in listed] == [5, 1]
+    expected = [f"{root}/{name}" for name in (".hidden.jpg", "_manifest/c.jpg", "a.jpg", "sub/b.JPG")]
+    assert sorted(path for path, _ in listed) == sorted(expected)
+    assert dict(listed) == dict(zip(expected, [1, 1, 5, 1], strict=True))
 
 
 def test_assume_inputs_projects_a_bucket_from_a_sample_folder(tmp_path, photos, tiny_model):
