@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from archive_colorizer import __version__, storage
 from archive_colorizer.colorize import listing, manifest, review
 from archive_colorizer.colorize.settings import StageSettings
-from archive_colorizer.errors import ArchiveColorizerError, ConfigError, JobError, StorageError
+from archive_colorizer.errors import ArchiveColorizerError, ConfigError, JobError, JobStopped, StorageError
 
 if TYPE_CHECKING:  # the CPU workers import this package; only the driver and the actors need torch
     from archive_colorizer.colorize import pipeline
@@ -161,7 +161,9 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     """
     from archive_colorizer.colorize import pipeline
     from archive_colorizer.models.artifact import load_generator
+    from archive_colorizer.resources import check_colorize
     from archive_colorizer.runtime import init_ray
+    from archive_colorizer.stopping import Watchdog
 
     started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     options = config.storage_options
@@ -182,15 +184,19 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         run_info,
         dict(options),
     )
-    init_ray(config.ray_address)
+    init_ray(config.ray_address, config.ray_connect_timeout)
     driver_retries = storage.retried_requests()
     refs, total = _list_inputs(config, roots, resume)
     if total == 0:
         raise ConfigError(f"no inputs found in {config.input!r} (extensions {', '.join(config.extensions)})")
-    dataset = pipeline.build_dataset(refs, settings, _pool(config), config.model)
+    dataset = pipeline.build_dataset(refs, settings, check_colorize(_pool(config)), config.model)
     run_manifest = manifest.RunManifest(config.output, run_info, options)
     try:
-        counts = pipeline.execute(dataset, total, config.progress, sink=run_manifest.write)
+        with Watchdog(config.stall_timeout, "colorize", "no batch of inputs finished") as watchdog:
+            counts = pipeline.execute(dataset, total, config.progress, sink=watchdog.beating(run_manifest.write))
+    except JobStopped:  # the parts written so far are the record; re-running resumes from them
+        run_manifest.abort()
+        raise
     except Exception as exc:
         run_manifest.abort()
         raise JobError(f"the colorize pipeline stopped: {_stopped_by(exc)}") from exc
