@@ -79,7 +79,9 @@ def _interrupt_main() -> None:
     # Through SIGTERM's Python handler (ours, or ray.init's sys.exit) when there is one, else
     # as KeyboardInterrupt; Watchdog.__exit__ turns either into its JobError.
     if callable(signal.getsignal(signal.SIGTERM)):
-        _thread.interrupt_main(signal.SIGTERM)
+        # A real signal to the main thread (not only the flag interrupt_main sets): it also
+        # wakes a sleeping or waiting system call.
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
     else:
         _thread.interrupt_main()
 

@@ -146,7 +146,9 @@ def _finished(pending: dict) -> Iterator[ShardStats]:
     """Wait for at least one task of ``pending``; yield the stats of those done, removing them."""
     import ray
 
-    done, _ = ray.wait(list(pending), num_returns=1)
+    done: list = []
+    while not done:  # a timeout, so that signals (SIGTERM, the stall watchdog) are handled within a second
+        done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
     for ref in done:
         index = pending.pop(ref)
         try:
