@@ -78,6 +78,11 @@ def init_ray(address: str | None = None, connect_timeout: float = DEFAULT_CONNEC
                 ray.init(address=target, logging_level=logging.WARNING, configure_logging=True)
         else:
             _join_in_thread(target, bound, message)
+    except JobError:
+        raise
+    except Exception as exc:  # Ray's own start-up failures (a node that timed out, a refused join)
+        what = "start a local Ray" if target == "local" else f"connect to the Ray cluster at {target!r}"
+        raise JobError(f"could not {what}: {exc}; on a busy machine, try again") from exc
     except SystemExit as exc:  # ray.init's own SIGTERM handler during the connection
         from archive_colorizer.errors import JobStopped
 
