@@ -23,7 +23,8 @@ from pydantic.fields import FieldInfo
 
 from archive_colorizer import __version__
 from archive_colorizer.config import ConfigT, JobConfig
-from archive_colorizer.errors import ArchiveColorizerError, ConfigError
+from archive_colorizer.errors import ArchiveColorizerError, ConfigError, JobStopped
+from archive_colorizer.stopping import stop_handlers
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, build the config, run the job; returns the process exit code.
 
     Exit codes: 0 success, 1 the job failed (message on stderr, or the result's ``exit_code``),
-    2 bad usage or config (also a :class:`ConfigError` the job raises, e.g. a refused OUTPUT).
+    2 bad usage or config (also a :class:`ConfigError` the job raises, e.g. a refused OUTPUT),
+    128 + N stopped by signal N (143 for SIGTERM from ``ray job stop`` or Kubernetes, 130 for
+    Ctrl-C); what finished is kept and re-running the same command resumes.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -239,7 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"archive-colorizer {command.name}: {exc}", file=sys.stderr)
         return 2
     try:
-        result = run(config)
+        with stop_handlers():  # SIGTERM/SIGINT raise JobStopped: the job keeps what finished and stops
+            result = run(config)
+    except JobStopped as exc:
+        print(f"archive-colorizer {command.name}: {exc}", file=sys.stderr, flush=True)
+        return 128 + exc.signal_number
     except ConfigError as exc:  # a setting the job found unusable (e.g. OUTPUT inside INPUT)
         print(f"archive-colorizer {command.name}: {exc}", file=sys.stderr)
         return 2

@@ -124,6 +124,40 @@ class JobConfig(BaseModel):
         write_bytes(fs, path, self.to_yaml().encode())
 
 
+# --- Ray connection and stall settings shared by the jobs that run on Ray ---
+
+RAY_ADDRESS_HELP = (
+    "Ray cluster address (host:port, ray://host:10001, or local for a new local Ray); none: RAY_ADDRESS if set, "
+    "else the cluster a `ray start` on this machine recorded if it answers (a record of a dead head is reported and "
+    "skipped), else a new local Ray"
+)
+
+
+def ray_address_field() -> Any:
+    """The ``ray_address`` field of a job (see :mod:`archive_colorizer.runtime`)."""
+    return Field(None, description=RAY_ADDRESS_HELP)
+
+
+def ray_connect_timeout_field() -> Any:
+    """The ``ray_connect_timeout`` field: how long a given address may take to answer."""
+    return Field(
+        30.0,
+        gt=0,
+        description="seconds a given Ray address (--ray-address or RAY_ADDRESS) may take to answer before the job "
+        "fails with an error naming it",
+    )
+
+
+def stall_timeout_field(what: str) -> Any:
+    """The ``stall_timeout`` field: seconds without progress before the job fails."""
+    return Field(
+        600.0,
+        ge=0,
+        description=f"fail with a message when {what} for this many seconds (e.g. the cluster lacks the CPUs or GPUs "
+        "the tasks ask for); 0: wait forever",
+    )
+
+
 # --- prepare ---
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
@@ -212,11 +246,9 @@ class PrepareConfig(JobConfig):
         None, ge=1, description="shard tasks in flight at once; none means twice the cluster's CPUs"
     )
     progress: bool = Field(True, description="show a progress bar on stderr")
-    ray_address: str | None = Field(
-        None,
-        description="Ray cluster address (host:port, ray://host:10001, or local for a new local Ray); none means "
-        "RAY_ADDRESS if set, else the cluster a `ray start` on this machine started last, else a new local Ray",
-    )
+    ray_address: str | None = ray_address_field()
+    ray_connect_timeout: float = ray_connect_timeout_field()
+    stall_timeout: float = stall_timeout_field("no shard task finished")
 
     @field_validator("extensions")
     @classmethod
@@ -338,7 +370,9 @@ class TrainConfig(JobConfig):
         description="fsspec options for the data and run URLs, e.g. endpoint_url=http://... (repeatable)",
         json_schema_extra={"cli_name": "storage-option"},
     )
-    ray_address: str | None = Field(None, description="Ray cluster address; none: RAY_ADDRESS, else a local Ray")
+    ray_address: str | None = ray_address_field()
+    ray_connect_timeout: float = ray_connect_timeout_field()
+    stall_timeout: float = stall_timeout_field("no worker finished a training step")
 
     @model_validator(mode="after")
     def _check_sizes(self) -> TrainConfig:
@@ -521,7 +555,9 @@ class ColorizeConfig(JobConfig):
         description="fsspec options for INPUT, OUTPUT, the model and the input list, e.g. endpoint_url=http://host:9000",
         json_schema_extra={"cli_name": "storage-option"},
     )
-    ray_address: str | None = Field(None, description="Ray cluster address; default RAY_ADDRESS or a local Ray")
+    ray_address: str | None = ray_address_field()
+    ray_connect_timeout: float = ray_connect_timeout_field()
+    stall_timeout: float = stall_timeout_field("no batch of inputs finished")
 
     @field_validator("extensions")
     @classmethod

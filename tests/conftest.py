@@ -11,15 +11,22 @@
   machine).
 - ``flaky_s3``: a proxy in front of the moto server that fails a chosen fraction of the
   requests (503 SlowDown, 500, dropped connections).
+
+The suite leaves the machine as it found it: ``ray_head`` keeps its files (and its
+``ray_current_cluster`` record) in its own ``--temp-dir``, removed afterwards, and at the end
+of the session :func:`pytest_sessionfinish` fails the run if the record of this machine's
+``ray start`` changed or a process of a Ray the suite started is still running.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +38,8 @@ import pytest
 from tests.flaky_s3 import FlakyS3Proxy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+RAY_SESSIONS: list[str] = []
+"""Folders of the Rays this session started; no process may name one when the session ends."""
 PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "motorcycle")
 
 
@@ -124,6 +133,7 @@ def ray_local(moto_server: str) -> Iterator[None]:
             # makes every query fail fast, which the cleaner tolerates.
             runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT), "RAY_API_SERVER_ADDRESS": "http://127.0.0.1:9"}},
         )
+        RAY_SESSIONS.append(ray._private.worker._global_node.get_session_dir_path())
     from ray.data import DataContext
 
     DataContext.get_current().enable_progress_bars = False
@@ -159,6 +169,11 @@ def ray_head(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0",
     )
     log = tmp_path_factory.mktemp("ray-head") / "head.log"
+    # Its own temp dir: its session files and its ray_current_cluster record stay there (the
+    # machine's record is left as it was; a killed head must not leave a stale one behind).
+    # Short, as Ray's socket paths below it must fit in 107 characters.
+    temp_dir = tempfile.mkdtemp(prefix="rh", dir=os.environ.get("RAY_TMPDIR") or "/tmp")
+    RAY_SESSIONS.append(temp_dir)
     ray_bin = str(Path(sys.executable).with_name("ray"))
     with open(log, "wb") as handle:
         process = subprocess.Popen(
@@ -177,6 +192,7 @@ def ray_head(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 f"--runtime-env-agent-port={runtime_env_agent}",
                 f"--metrics-export-port={metrics}",
                 f"--ray-client-server-port={client_server}",
+                f"--temp-dir={temp_dir}",
             ],
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -203,6 +219,50 @@ def ray_head(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+    _wait_for_exit(temp_dir, timeout=30)
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def ray_processes_of(folders: list[str]) -> list[str]:
+    """Running processes whose command line names one of ``folders`` (a Ray's session or temp dir)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        if any(folder in line for folder in folders):
+            found.append(f"{process.info['pid']}: {line[:160]}")
+    return found
+
+
+def _wait_for_exit(folder: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while ray_processes_of([folder]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def _ray_record() -> str | None:
+    from archive_colorizer.runtime import recorded_address
+
+    return recorded_address()
+
+
+_RECORD_AT_START = _ray_record()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if it changed this machine's Ray record or left Ray processes running."""
+    problems = []
+    if _ray_record() != _RECORD_AT_START:
+        problems.append(f"the Ray record changed: {_RECORD_AT_START!r} -> {_ray_record()!r}")
+    deadline = time.monotonic() + 30  # ray.shutdown stops its processes asynchronously
+    while (left := ray_processes_of(RAY_SESSIONS)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if left:
+        problems.append("Ray processes left running:\n  " + "\n  ".join(left))
+    if problems:
+        session.config.get_terminal_writer().line("machine not left as found: " + "; ".join(problems), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def submit_job(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -152,9 +152,11 @@ def _listing(config: ColorizeConfig, run_info: manifest.RunInfo, index_ref: Any)
 def _execute(dataset: Any, progress: Any, config: ColorizeConfig, writer: manifest_writer.ManifestWriter) -> Any:
     """Run the pipeline; on a stop or a failure the rows received so far are written first."""
     from archive_colorizer.colorize import pipeline
+    from archive_colorizer.stopping import Watchdog
 
     try:
-        state = pipeline.execute(dataset, progress, config.progress, sink=writer.write)
+        with Watchdog(config.stall_timeout, "colorize", "no batch of inputs finished") as watchdog:
+            state = pipeline.execute(dataset, progress, config.progress, sink=watchdog.beating(writer.write))
     except (JobStopped, KeyboardInterrupt):
         writer.close(finished=False)  # keep every finished row, then stop as asked
         raise
@@ -217,6 +219,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     """
     from archive_colorizer.colorize import pipeline
     from archive_colorizer.models.artifact import load_generator
+    from archive_colorizer.resources import check_colorize
     from archive_colorizer.runtime import init_ray
 
     started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
@@ -238,10 +241,10 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         run_info,
         dict(options),
     )
-    init_ray(config.ray_address)
+    init_ray(config.ray_address, config.ray_connect_timeout)
     driver_retries = storage.retried_requests()
     dataset, progress = _listing(config, run_info, resume.build_index(config.output, options))
-    dataset = pipeline.build_dataset(dataset, settings, _pool(config), config.model)
+    dataset = pipeline.build_dataset(dataset, settings, check_colorize(_pool(config)), config.model)
     writer = manifest_writer.ManifestWriter(
         config.output, run_info, options, flush_seconds=config.manifest_flush_seconds
     )

@@ -25,7 +25,9 @@ from archive_colorizer.prepare.listing import InputRef, batched, iter_inputs
 from archive_colorizer.prepare.shard import process_shard
 from archive_colorizer.prepare.stats import PrepareResult, ShardStats
 from archive_colorizer.prepare.writer import CONFIG_FILE, STATS_FILE, previous_outputs, write_json
+from archive_colorizer.resources import check_prepare
 from archive_colorizer.runtime import init_ray
+from archive_colorizer.stopping import Watchdog
 
 
 def run(config: PrepareConfig) -> PrepareResult:
@@ -45,14 +47,17 @@ def run(config: PrepareConfig) -> PrepareResult:
     retried = storage.retried_requests()
     check_paths(config)
     inputs = _nonempty_listing(config)
-    init_ray(config.ray_address)
+    init_ray(config.ray_address, config.ray_connect_timeout)
+    check_prepare()
     start = time.monotonic()
     out_fs, out_root = storage.open_url(config.output, config.output_options)
     config.save(storage.join(config.output, CONFIG_FILE), config.output_options)
     result = PrepareResult(config.input, config.output)
     shards = batched(inputs, config.rows_per_shard)
-    with tqdm(desc="prepare", unit="img", disable=not config.progress, file=sys.stderr, mininterval=1.0) as bar:
+    bar = tqdm(desc="prepare", unit="img", disable=not config.progress, file=sys.stderr, mininterval=1.0)
+    with bar, Watchdog(config.stall_timeout, "prepare", "no shard task finished") as watchdog:
         for stats in run_shards(shards, config):
+            watchdog.beat()
             result.add(stats)
             bar.update(stats.inputs)
             bar.set_postfix(
@@ -142,7 +147,9 @@ def _finished(pending: dict) -> Iterator[ShardStats]:
     """Wait for at least one task of ``pending``; yield the stats of those done, removing them."""
     import ray
 
-    done, _ = ray.wait(list(pending), num_returns=1)
+    done: list = []
+    while not done:  # a timeout, so that signals (SIGTERM, the stall watchdog) are handled within a second
+        done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
     for ref in done:
         index = pending.pop(ref)
         try:

@@ -94,6 +94,21 @@ def check_resumable(config: TrainConfig) -> None:
         )
 
 
+def fit_workers(config: TrainConfig) -> TrainConfig:
+    """The config with ``cpus_per_worker`` sized so the workers leave the data pipeline a CPU.
+
+    See :func:`archive_colorizer.resources.fit_train_workers` (requires a connected Ray).
+
+    Raises:
+        ConfigError: an explicit ``--cpus-per-worker`` (or ``--workers``) that does not fit.
+    """
+    from archive_colorizer.resources import cluster_cpus, fit_train_workers
+
+    explicit = "cpus_per_worker" in config.model_fields_set
+    cpus = fit_train_workers(config.workers, config.cpus_per_worker, cluster_cpus(), explicit)
+    return config if cpus == config.cpus_per_worker else config.model_copy(update={"cpus_per_worker": cpus})
+
+
 def run(config: TrainConfig) -> TrainResult:
     """Train (or continue training) and export the generator. See the module docstring.
 
@@ -103,6 +118,7 @@ def run(config: TrainConfig) -> TrainResult:
         StorageError: the run directory cannot be written.
     """
     from archive_colorizer.runtime import init_ray
+    from archive_colorizer.stopping import Heartbeat, Watchdog
     from archive_colorizer.train.data import training_datasets
     from archive_colorizer.train.export import export_checkpoint
     from archive_colorizer.train.optim import check_encoder_weights
@@ -110,7 +126,8 @@ def run(config: TrainConfig) -> TrainResult:
 
     config = resolve(config)
     retried = retried_requests()
-    init_ray(config.ray_address)
+    init_ray(config.ray_address, config.ray_connect_timeout)
+    config = fit_workers(config)
     check_resumable(config)
     check_encoder_weights(config)  # a bad --encoder-weights fails here, not in every worker
     config.save(join(config.run, CONFIG_NAME), config.storage_options)
@@ -123,8 +140,10 @@ def run(config: TrainConfig) -> TrainResult:
         storage_options=config.storage_options,
     )
     staging = tempfile.mkdtemp(prefix="archive-colorizer-checkpoints-") if config.workers == 0 else None
+    heartbeat = Heartbeat.new("train")
     try:
-        result = fit(build_trainer(config, datasets, staging))
+        with Watchdog(config.stall_timeout, "train", "no worker finished a training step", heartbeat.read):
+            result = fit(build_trainer(config, datasets, staging, heartbeat.key))
         if result.checkpoint is None:
             raise JobError(f"training of {config.run!r} ended without a checkpoint")
         checkpoint = result.checkpoint.path if staging else join(config.run, posixpath.basename(result.checkpoint.path))

@@ -35,6 +35,7 @@ import torch.distributed as dist
 from archive_colorizer.config import TrainConfig
 from archive_colorizer.errors import JobError
 from archive_colorizer.models import DiscriminatorSpec
+from archive_colorizer.stopping import Heartbeat
 from archive_colorizer.storage import join, open_url, retried_requests, write_bytes
 from archive_colorizer.train.checkpoint import (
     OPTIMIZER_D_NAME,
@@ -89,7 +90,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         # local mode, with the caller's process, whose setting is restored below).
         torch.set_num_threads(max(1, int(config.cpus_per_worker)))
     try:
-        WorkerLoop(config, loop_config.get("staging_dir")).run()
+        worker = WorkerLoop(config, loop_config.get("staging_dir"))
+        worker.heartbeat = Heartbeat(loop_config.get("heartbeat"))  # progress the driver's stall watchdog sees
+        worker.run()
     finally:
         torch.set_num_threads(threads)
 
@@ -131,6 +134,7 @@ class WorkerLoop:
         self.epochs_done, self.global_step = 0, 0
         self.history: list[dict[str, Any]] = []
         self._last_staged: Path | None = None
+        self.heartbeat = Heartbeat(None)  # train_loop_per_worker sets the driver's key
         seed_everything(config.seed)  # the same initial weights on every rank
         generator, discriminator = self.generator_spec.build(), self.discriminator_spec.build()
         restored = self._restore_networks(generator, discriminator)
@@ -263,6 +267,7 @@ class WorkerLoop:
             sums.add("images", batch["l"].shape[0])
             steps += 1
             self.global_step += 1
+            self.heartbeat.beat()
             if steps == self.config.max_steps_per_epoch:
                 break
             waited_from = time.perf_counter()

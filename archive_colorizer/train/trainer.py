@@ -47,7 +47,9 @@ def run_storage(run_url: str, storage_options: Mapping[str, Any] | None = None) 
     return RunStorage(parent, name, pa_filesystem(fs))
 
 
-def build_trainer(config: TrainConfig, datasets: Mapping[str, Any], staging_dir: str | None = None):
+def build_trainer(
+    config: TrainConfig, datasets: Mapping[str, Any], staging_dir: str | None = None, heartbeat: str | None = None
+):
     """The ``TorchTrainer`` of a run.
 
     Args:
@@ -55,6 +57,8 @@ def build_trainer(config: TrainConfig, datasets: Mapping[str, Any], staging_dir:
         datasets: ``{"train": ..., "val": ...}`` from :mod:`archive_colorizer.train.data`;
             "train" is split across the workers, "val" is read whole by rank 0.
         staging_dir: local folder for checkpoints in local mode (``workers=0``).
+        heartbeat: key of the :class:`archive_colorizer.stopping.Heartbeat` the workers beat
+            per step (the driver's stall watchdog reads it); ``None``: none.
     """
     import ray
     from ray.data import ExecutionOptions
@@ -68,6 +72,7 @@ def build_trainer(config: TrainConfig, datasets: Mapping[str, Any], staging_dir:
         "config": config.model_dump(exclude={"storage_options"}),
         "storage_options": ray.put(dict(config.storage_options)),
         "staging_dir": staging_dir,
+        "heartbeat": heartbeat,
     }
     return TorchTrainer(
         train_loop_per_worker,

@@ -1,0 +1,224 @@
+"""How a job stops instead of hanging: stop signals in the driver, and a stall watchdog.
+
+- :func:`stop_handlers`: SIGTERM (what ``ray job stop``, Kubernetes and KubeRay send) and
+  SIGINT raise :class:`~archive_colorizer.errors.JobStopped` in the driver's main thread, so
+  a job leaves through its ``finally`` blocks (colorize keeps its manifest, prepare its
+  finished shards, train its checkpoints) and the command line exits with 128 + the signal.
+  ``ray.init`` replaces the SIGTERM handler with its own; :func:`archive_colorizer.runtime.init_ray`
+  puts ours back.
+- :class:`Watchdog`: a job whose progress loop has not advanced for ``timeout`` seconds
+  (nothing can be scheduled, a worker hangs) fails with a :class:`~archive_colorizer.errors.JobError`
+  saying what stalled, instead of waiting forever. A daemon thread watches the time since the
+  last :meth:`Watchdog.beat` and interrupts the main thread (``_thread.interrupt_main``),
+  which works while the driver blocks in ``ray.get``/``ray.wait`` (Ray checks for signals).
+- :class:`Heartbeat`: progress of Ray workers (train's ranks) that the driver's watchdog sees,
+  through Ray's internal key-value store.
+"""
+
+from __future__ import annotations
+
+import _thread
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from archive_colorizer.errors import JobError, JobStopped
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+"""Signals that stop a job cleanly."""
+
+DEFAULT_STALL_TIMEOUT_S = 600.0
+"""Seconds without progress before a job fails (room for an autoscaler to launch a node)."""
+
+_fired: list[JobError] = []  # the error of a watchdog that fired, raised by the stop handler
+
+
+def _raise_stop(signal_number: int, frame: Any) -> None:
+    if _fired:
+        raise _fired[-1]
+    raise JobStopped(signal_number)
+
+
+def install_stop_handlers() -> dict[int, Any]:
+    """Make SIGTERM and SIGINT raise :class:`JobStopped` (only from the main thread).
+
+    Returns:
+        The previous handlers by signal number (empty when not called from the main thread).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {number: signal.signal(number, _raise_stop) for number in STOP_SIGNALS}
+
+
+def stop_handlers_installed() -> bool:
+    """Whether SIGTERM currently raises :class:`JobStopped` (so ``init_ray`` should restore it)."""
+    return signal.getsignal(signal.SIGTERM) is _raise_stop
+
+
+def restore_sigterm() -> None:
+    """Put the stop handler back on SIGTERM (after ``ray.init`` replaced it with ``sys.exit``)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_stop)
+
+
+@contextmanager
+def stop_handlers() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT raise :class:`JobStopped`; the old handlers return after."""
+    previous = install_stop_handlers()
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+
+
+def _interrupt_main() -> None:
+    # Through SIGTERM's Python handler (ours, or ray.init's sys.exit) when there is one, else
+    # as KeyboardInterrupt; Watchdog.__exit__ turns either into its JobError.
+    if callable(signal.getsignal(signal.SIGTERM)):
+        # A real signal to the main thread (not only the flag interrupt_main sets): it also
+        # wakes a sleeping or waiting system call.
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+    else:
+        _thread.interrupt_main()
+
+
+class Watchdog:
+    """Fail the driver's blocking wait when a job has made no progress for ``timeout`` seconds.
+
+    Use as a context manager around a job's progress loop and call :meth:`beat` whenever a
+    task or batch finishes (or pass ``probe``, polled every few seconds, for progress made
+    elsewhere, e.g. a :class:`Heartbeat` of Ray workers)::
+
+        with Watchdog(config.stall_timeout, "prepare", "no shard task finished") as watchdog:
+            for stats in run_shards(...):
+                watchdog.beat()
+
+    Args:
+        timeout: seconds without progress (``None`` or 0: never fail).
+        job: the job's name, for the message.
+        what: what did not happen, e.g. ``"no shard task finished"``.
+        probe: optional callable returning a value that changes when progress is made.
+        message: the error's message instead of the default one.
+
+    Raises:
+        JobError: on leaving the block after the watchdog fired; the message names the job,
+            the seconds, ``--stall-timeout`` and the likely causes.
+    """
+
+    def __init__(
+        self,
+        timeout: float | None,
+        job: str,
+        what: str,
+        probe: Callable[[], Any] | None = None,
+        message: str | None = None,
+    ) -> None:
+        self.timeout = timeout or None
+        self.job, self.what, self.probe, self.message = job, what, probe, message
+        self.error: JobError | None = None
+        self._last = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def beat(self) -> None:
+        """Record progress now."""
+        self._last = time.monotonic()
+
+    def beating(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function`` wrapped to record progress before each call (e.g. a manifest sink)."""
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            self.beat()
+            return function(*args, **kwargs)
+
+        return wrapped
+
+    def __enter__(self) -> Watchdog:
+        self.beat()
+        if self.timeout is not None:
+            self._thread = threading.Thread(target=self._watch, name=f"{self.job}-watchdog", daemon=True)
+            self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        interval = min(5.0, self.timeout / 10)
+        seen = self._probe()
+        while not self._stop.wait(interval):
+            value = self._probe()
+            if value != seen:
+                seen = value
+                self.beat()
+            idle = time.monotonic() - self._last
+            if idle >= self.timeout:
+                self.error = JobError(
+                    self.message
+                    or f"{self.job} made no progress for {idle:.0f} s ({self.what}); stopped by --stall-timeout "
+                    f"{self.timeout:g}. Likely the cluster lacks the CPUs, GPUs or memory the job's tasks ask for "
+                    "(see `ray status`), or a worker hangs; finished work is kept, re-running resumes"
+                )
+                _fired.append(self.error)
+                _interrupt_main()
+                return
+
+    def _probe(self) -> Any:
+        if self.probe is None:
+            return None
+        try:
+            return self.probe()
+        except Exception:  # a probe that cannot answer is no progress
+            return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.error is not None:
+            if self.error in _fired:
+                _fired.remove(self.error)
+            if exc is not None and exc is not self.error:
+                raise self.error from exc
+
+
+class Heartbeat:
+    """Progress of Ray workers, seen by the driver: a counter in Ray's internal key-value store.
+
+    The driver creates it and passes :attr:`key` to the workers; a worker calls
+    ``Heartbeat(key).beat()`` per step (written at most every ``every`` seconds); the driver's
+    :class:`Watchdog` polls :meth:`read` as its probe. A ``None`` key records nothing.
+    """
+
+    def __init__(self, key: str | None, every: float = 5.0) -> None:
+        self.key, self.every = key, every
+        self._written = 0.0
+        self._count = 0
+
+    @classmethod
+    def new(cls, job: str) -> Heartbeat:
+        """A heartbeat with a fresh key for one run of ``job``."""
+        import uuid
+
+        return cls(f"archive-colorizer/heartbeat/{job}/{uuid.uuid4().hex}")
+
+    def beat(self) -> None:
+        """Record progress (in a Ray worker or driver); cheap: writes at most every ``every`` seconds."""
+        self._count += 1
+        now = time.monotonic()
+        if self.key is None or now - self._written < self.every:
+            return
+        from ray.experimental import internal_kv
+
+        try:
+            internal_kv._internal_kv_put(self.key, f"{self._count}:{time.time()}", overwrite=True)
+            self._written = now
+        except Exception:  # progress reporting must never fail a training step
+            pass
+
+    def read(self) -> bytes | None:
+        """The last value written (``None`` before the first)."""
+        from ray.experimental import internal_kv
+
+        return internal_kv._internal_kv_get(self.key)
