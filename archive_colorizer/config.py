@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from archive_colorizer.colorfulness import LOW_COLOR_THRESHOLD
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.imageio import DEFAULT_MAX_PIXELS, GRAY_CHROMA_THRESHOLD
 from archive_colorizer.storage import open_url, write_bytes
@@ -162,6 +163,13 @@ class PrepareConfig(JobConfig):
         description="drop images whose mean chroma is below this (dropped_grayscale): the mean distance of (Cb, Cr) "
         "from neutral gray in 8-bit BT.601 levels on a thumbnail of at most 256 px; gray scans score 0-2, colour "
         "photographs about 15-55",
+    )
+    color_threshold: float = Field(
+        LOW_COLOR_THRESHOLD,
+        ge=0,
+        description="drop images whose Hasler-Suesstrunk colourfulness (on a thumbnail of at most 256 px) is below "
+        "this (dropped_low_color): colour photos measured 10.5-100, their 10 %-saturation versions 1.4-9.9; 0 turns "
+        "the test off",
     )
     val_fraction: float = Field(
         0.02,

@@ -27,6 +27,7 @@ def settings_from(config: PrepareConfig) -> ProcessSettings:
         gray_threshold=config.gray_threshold,
         jpeg_quality=config.jpeg_quality,
         max_pixels=config.max_pixels,
+        color_threshold=config.color_threshold,
     )
 
 

@@ -106,3 +106,10 @@ def test_prepare_throughput_writes_every_photo():
 def test_review_page_bench_streams_a_manifest():
     report = _bench("review_page").main(["--rows", "2000", "--samples", "4"])
     assert report["rows"] == 2000 and report["samples"] == 4 and report["page_bytes"] > 1000
+
+
+def test_colorfulness_threshold_separates_colour_photos_from_their_faded_versions(capsys):
+    report = _bench("colorfulness_threshold").main(["--no-crops"])
+    assert set(report) >= {"original", "saturation_0.1", "sepia", "gray"}
+    assert report["original"]["count"] == 10 and report["original"]["below_10"] == 0
+    assert report["saturation_0.1"]["below_10"] == 10 and report["gray"]["max"] == 0.0
