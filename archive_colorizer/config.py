@@ -184,6 +184,13 @@ class PrepareConfig(JobConfig):
     rows_per_shard: int = Field(
         1000, ge=1, description="inputs per shard task; a shard holds this many rows less the dropped images"
     )
+    mix_window_shards: int = Field(
+        64,
+        ge=1,
+        description="shards dealt together from one window of rows-per-shard x this many listed inputs, in a seeded "
+        "random order, so the categories of a folder-per-category tree are spread across shards (the driver holds "
+        "one window of the listing, ~300 bytes an input); 1 keeps the listing order",
+    )
     extensions: list[str] = Field(
         default_factory=lambda: list(IMAGE_EXTENSIONS),
         description="image file suffixes to read (case-insensitive), in folders and inside archives",
