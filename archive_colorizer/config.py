@@ -268,7 +268,12 @@ class TrainConfig(JobConfig):
         description="training workers (Ray Train, one DDP rank each); 0 runs the loop in this process (Ray Train "
         "local mode, for debugging): the generator is exported, but no checkpoint is kept to resume from",
     )
-    gpu: bool = Field(False, description="one GPU per worker, bf16 autocast; without it float32 on CPU")
+    gpu: bool = Field(False, description="one GPU per worker (see --precision); without it float32 on CPU")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto",
+        description="training precision: auto picks bf16 autocast on GPUs that support it, fp16 autocast with "
+        "gradient scaling on older ones (T4, V100), fp32 on CPU; logged by each worker",
+    )
     cpus_per_worker: float = Field(
         1.0, gt=0, description="CPUs reserved per training worker; the rest of the cluster decodes and augments images"
     )
