@@ -288,6 +288,11 @@ class TrainConfig(JobConfig):
         description="decoded images each worker draws its batches from at random, on top of the per-epoch "
         "shard order (memory: about 0.8 MB per image at 256 px); 0: none",
     )
+    materialize_train: bool = Field(
+        True,
+        description="read the training split's JPEG bytes once into Ray's object store (about the shards' size; "
+        "spilled to disk beyond memory) instead of re-reading the Parquet files every epoch",
+    )
     max_steps_per_epoch: int | None = Field(
         None, ge=1, description="cap on steps per epoch (quick runs); none: the whole training split"
     )
