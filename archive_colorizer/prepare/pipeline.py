@@ -39,7 +39,8 @@ def run(config: PrepareConfig) -> PrepareResult:
 
     Per image: decode (EXIF orientation applied), drop corrupt, too large, small, grayscale or
     low-colour images (any other error for one image: ``dropped_error``), resize the shorter
-    side to ``config.size``, encode JPEG, assign ``train``/``val`` by a stable hash of the relative path (see :mod:`archive_colorizer.prepare.process`). Writes
+    side to ``config.size``, encode JPEG, assign ``train``/``val`` by a stable hash of the
+    relative path (see :mod:`archive_colorizer.prepare.process`). Writes
     ``shard-NNNNNN.parquet`` files (schema :data:`.writer.SHARD_SCHEMA`), ``_stats/`` per shard,
     ``_config.yaml`` and, last, ``_stats.json``; prints a progress bar and a one-line summary.
     Shards are dealt from seeded windows of the listing (:func:`.assign.mixed_shards`); when
