@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from archive_colorizer.colorfulness import LOW_COLOR_THRESHOLD
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.imageio import DEFAULT_MAX_PIXELS, GRAY_CHROMA_THRESHOLD
 from archive_colorizer.storage import open_url, write_bytes
@@ -199,6 +200,13 @@ class PrepareConfig(JobConfig):
         "from neutral gray in 8-bit BT.601 levels on a thumbnail of at most 256 px; gray scans score 0-2, colour "
         "photographs about 15-55",
     )
+    color_threshold: float = Field(
+        LOW_COLOR_THRESHOLD,
+        ge=0,
+        description="drop images whose Hasler-Suesstrunk colourfulness (on a thumbnail of at most 256 px) is below "
+        "this (dropped_low_color): colour photos measured 10.5-100, their 10 %-saturation versions 1.4-9.9; 0 turns "
+        "the test off",
+    )
     val_fraction: float = Field(
         0.02,
         ge=0,
@@ -211,6 +219,13 @@ class PrepareConfig(JobConfig):
     )
     rows_per_shard: int = Field(
         1000, ge=1, description="inputs per shard task; a shard holds this many rows less the dropped images"
+    )
+    mix_window_shards: int = Field(
+        64,
+        ge=1,
+        description="shards dealt together from one window of rows-per-shard x this many listed inputs, in a seeded "
+        "random order, so the categories of a folder-per-category tree are spread across shards (the driver holds "
+        "one window of the listing, ~300 bytes an input); 1 keeps the listing order",
     )
     extensions: list[str] = Field(
         default_factory=lambda: list(IMAGE_EXTENSIONS),
@@ -291,7 +306,12 @@ class TrainConfig(JobConfig):
         description="training workers (Ray Train, one DDP rank each); 0 runs the loop in this process (Ray Train "
         "local mode, for debugging): the generator is exported, but no checkpoint is kept to resume from",
     )
-    gpu: bool = Field(False, description="one GPU per worker, bf16 autocast; without it float32 on CPU")
+    gpu: bool = Field(False, description="one GPU per worker (see --precision); without it float32 on CPU")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto",
+        description="training precision: auto picks bf16 autocast on GPUs that support it, fp16 autocast with "
+        "gradient scaling on older ones (T4, V100), fp32 on CPU; logged by each worker",
+    )
     cpus_per_worker: float = Field(
         1.0, gt=0, description="CPUs reserved per training worker; the rest of the cluster decodes and augments images"
     )
@@ -305,6 +325,11 @@ class TrainConfig(JobConfig):
         ge=0,
         description="decoded images each worker draws its batches from at random, on top of the per-epoch "
         "shard order (memory: about 0.8 MB per image at 256 px); 0: none",
+    )
+    materialize_train: bool = Field(
+        True,
+        description="read the training split's JPEG bytes once into Ray's object store (about the shards' size; "
+        "spilled to disk beyond memory) instead of re-reading the Parquet files every epoch",
     )
     max_steps_per_epoch: int | None = Field(
         None, ge=1, description="cap on steps per epoch (quick runs); none: the whole training split"

@@ -31,6 +31,7 @@ import torch
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
 
+from archive_colorizer.colorfulness import colorfulness
 from archive_colorizer.train.metrics import psnr_8bit
 
 METRICS = ("psnr", "ssim", "colorfulness", "delta_colorfulness", "abs_delta_colorfulness", "ciede2000")
@@ -69,17 +70,6 @@ def ssim(truth: np.ndarray, candidate: np.ndarray) -> float:
             use_sample_covariance=False,
         )
     )
-
-
-def colorfulness(rgb: np.ndarray) -> float:
-    """Hasler & Suesstrunk's colourfulness M of an (H, W, 3) uint8 image; 0 for gray images."""
-    _check(rgb, rgb)
-    red, green, blue = (rgb[..., channel].astype(np.float64) for channel in range(3))
-    rg = red - green
-    yb = 0.5 * (red + green) - blue
-    spread = np.sqrt(rg.std() ** 2 + yb.std() ** 2)
-    offset = np.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
-    return float(spread + 0.3 * offset)
 
 
 def ciede2000(truth: np.ndarray, candidate: np.ndarray) -> float:

@@ -1,7 +1,7 @@
 """The unit of work: one shard task turns a list of inputs into one Parquet shard.
 
 Read the inputs' bytes (:mod:`.reader`), decode/filter/resize/encode each (:mod:`.process`),
-give each written image its split, write ``shard-NNNNNN.parquet`` and
+give each written image its split and label, write ``shard-NNNNNN.parquet`` and
 ``_stats/shard-NNNNNN.json`` (:mod:`.writer`). Plain Python: the pipeline runs it as a Ray task,
 tests may call it directly.
 """
@@ -16,7 +16,15 @@ from archive_colorizer.prepare.listing import InputRef
 from archive_colorizer.prepare.process import Processed, ProcessSettings, assign_split, process_image
 from archive_colorizer.prepare.reader import read_inputs
 from archive_colorizer.prepare.stats import ShardStats
-from archive_colorizer.prepare.writer import SHARD_STATS_FOLDER, ShardRows, shard_name, write_json, write_shard
+from archive_colorizer.prepare.writer import (
+    SHARD_STATS_FOLDER,
+    ShardRows,
+    label_of,
+    shard_name,
+    shard_stats_name,
+    write_json,
+    write_shard,
+)
 
 
 def settings_from(config: PrepareConfig) -> ProcessSettings:
@@ -27,6 +35,7 @@ def settings_from(config: PrepareConfig) -> ProcessSettings:
         gray_threshold=config.gray_threshold,
         jpeg_quality=config.jpeg_quality,
         max_pixels=config.max_pixels,
+        color_threshold=config.color_threshold,
     )
 
 
@@ -54,16 +63,17 @@ def process_shard(index: int, refs: Sequence[InputRef], config: PrepareConfig) -
             processed = Processed("dropped_unreadable", error=raw.error)
         else:
             processed = process_image(raw.data, settings, source=raw.source)
-        split = None
+        split, label = None, None
         if processed.jpeg is not None:
+            label = label_of(raw.path)
             split = assign_split(raw.path, config.val_fraction, config.seed)
             rows.append(processed.jpeg, raw.path, processed.width, processed.height, split, raw.source)
-        stats.add(raw.path, raw.source, processed, split)
+        stats.add(raw.path, raw.source, processed, split, label)
     if len(rows):
         stats.file = shard_name(index)
         write_shard(out_fs, storage.join(out_root, stats.file), rows)
-    stats_name = shard_name(index).replace(".parquet", ".json")
-    write_json(out_fs, storage.join(out_root, SHARD_STATS_FOLDER, stats_name), stats.to_dict())
+    # Written last: its presence marks the shard as finished (a resumed run skips it).
+    write_json(out_fs, storage.join(out_root, SHARD_STATS_FOLDER, shard_stats_name(index)), stats.to_dict())
     stats.dropped = []
     stats.storage_retries = storage.retried_requests() - retried
     return stats

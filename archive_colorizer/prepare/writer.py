@@ -7,6 +7,10 @@ task, in the Hugging Face image layout (DESIGN.md, "Training shards"):
     width: int32, height: int32                  the stored image's size in pixels
     split: string                                "train" or "val"
     source: string                               URL of the original (see reader.RawInput)
+    label: string                                the image's folder relative to the collection
+                                                 (``a/abbey`` for ``a/abbey/1.jpg``: the category of a
+                                                 folder-per-category tree, as HF imagefolder's label;
+                                                 null for images at the root)
 
 Bookkeeping files start with ``_`` and are not ``.parquet`` (``_stats.json``, ``_stats/``,
 ``_config.yaml``), so ``ray.data.read_parquet(OUTPUT)`` and pyarrow's dataset discovery skip
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +39,7 @@ _HF_FEATURES = {
     "height": {"dtype": "int32", "_type": "Value"},
     "split": {"dtype": "string", "_type": "Value"},
     "source": {"dtype": "string", "_type": "Value"},
+    "label": {"dtype": "string", "_type": "Value"},
 }
 
 SHARD_SCHEMA = pa.schema(
@@ -43,6 +49,7 @@ SHARD_SCHEMA = pa.schema(
         pa.field("height", pa.int32()),
         pa.field("split", pa.string()),
         pa.field("source", pa.string()),
+        pa.field("label", pa.string()),
     ],
     # The features record Hugging Face `datasets` reads, so it decodes `image` as an Image.
     metadata={b"huggingface": json.dumps({"info": {"features": _HF_FEATURES}}).encode()},
@@ -59,8 +66,19 @@ SHARD_GLOB = "shard-*.parquet"
 
 
 def shard_name(index: int) -> str:
-    """File name of shard ``index`` (0-based, in listing order): ``shard-000042.parquet``."""
+    """File name of shard ``index`` (0-based, see :mod:`.assign`): ``shard-000042.parquet``."""
     return f"shard-{index:06d}.parquet"
+
+
+def label_of(path: str) -> str | None:
+    """The category of an image: its ``/``-separated folder relative to the collection, ``None`` at the root."""
+    folder = posixpath.dirname(path)
+    return folder or None
+
+
+def shard_stats_name(index: int) -> str:
+    """File name in ``_stats/`` of shard ``index``'s stats, its done-marker: ``shard-000042.json``."""
+    return f"shard-{index:06d}.json"
 
 
 @dataclass
@@ -72,8 +90,11 @@ class ShardRows:
     heights: list[int] = field(default_factory=list)
     splits: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    labels: list[str | None] = field(default_factory=list)
 
     def append(self, jpeg: bytes, path: str, width: int, height: int, split: str, source: str) -> None:
+        """Add one written image; its ``label`` is its folder (:func:`label_of`)."""
+        self.labels.append(label_of(path))
         self.images.append({"bytes": jpeg, "path": path})
         self.widths.append(width)
         self.heights.append(height)
@@ -85,7 +106,7 @@ class ShardRows:
 
     def to_table(self) -> pa.Table:
         """The rows as an Arrow table of :data:`SHARD_SCHEMA`."""
-        columns = [self.images, self.widths, self.heights, self.splits, self.sources]
+        columns = [self.images, self.widths, self.heights, self.splits, self.sources, self.labels]
         return pa.Table.from_arrays(
             [pa.array(c, type=f.type) for c, f in zip(columns, SHARD_SCHEMA, strict=True)], schema=SHARD_SCHEMA
         )

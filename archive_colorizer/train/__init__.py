@@ -138,6 +138,7 @@ def run(config: TrainConfig) -> TrainResult:
         image_size=config.image_size,
         max_val_images=config.max_val_images,
         storage_options=config.storage_options,
+        materialize_train=config.materialize_train,
     )
     staging = tempfile.mkdtemp(prefix="archive-colorizer-checkpoints-") if config.workers == 0 else None
     heartbeat = Heartbeat.new("train")

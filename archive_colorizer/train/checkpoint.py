@@ -9,7 +9,9 @@ Layout of one checkpoint (Ray Train copies it to ``<run>/checkpoint_epoch_NNNN``
 - ``state.json``: format, ``epoch`` (epochs completed, i.e. the next epoch to run),
   ``global_step``, the resolved config (secrets redacted), architecture specs, the metrics
   history, and size + sha256 of each safetensors file;
-- ``rng/rank_NNNNN.json``: the Python, NumPy and torch (CPU, CUDA) random states of each rank.
+- ``rng/rank_NNNNN.json``: the Python, NumPy and torch random states of each rank: the CPU
+  generator's and the rank's own CUDA device's (``torch_cuda_device``), not every visible
+  GPU's, so a checkpoint resumes on nodes with another number of GPUs.
 
 Rank 0 writes everything; the other ranks write only their random state, and Ray Train merges
 the ranks' folders into one.
@@ -96,20 +98,27 @@ def rng_state() -> dict[str, Any]:
         "numpy": [kind, keys.tolist(), int(position), int(has_gauss), float(cached)],  # type: ignore[attr-defined]
         "torch": _b64(torch.get_rng_state()),
     }
-    if torch.cuda.is_available():
-        state["torch_cuda"] = [_b64(s) for s in torch.cuda.get_rng_state_all()]
+    if torch.cuda.is_available():  # this worker's own device only (Ray Train sets it per worker)
+        state["torch_cuda_device"] = _b64(torch.cuda.get_rng_state(torch.cuda.current_device()))
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` captured (CUDA states only where CUDA is available)."""
+    """Restore what :func:`rng_state` captured.
+
+    The CUDA state goes to this worker's current device, where CUDA is available; a state saved
+    on a CPU worker leaves the device's generator as seeded. Checkpoints of earlier versions
+    kept a list of every visible GPU's state (``torch_cuda``); its first entry, the worker's
+    own device under Ray Train, is restored, whatever the number of GPUs now.
+    """
     version, mt_state, gauss = state["python"]
     random.setstate((version, tuple(mt_state), gauss))
     kind, keys, position, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
     torch.set_rng_state(_unb64(state["torch"]))
-    if torch.cuda.is_available() and "torch_cuda" in state:
-        torch.cuda.set_rng_state_all([_unb64(s) for s in state["torch_cuda"]])
+    device_state = state.get("torch_cuda_device") or (state.get("torch_cuda") or [None])[0]
+    if torch.cuda.is_available() and device_state is not None:
+        torch.cuda.set_rng_state(_unb64(device_state), torch.cuda.current_device())
 
 
 def seed_everything(seed: int) -> None:

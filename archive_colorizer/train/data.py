@@ -192,7 +192,15 @@ def _footer_readers(files: int) -> Iterator[None]:
         os.environ.pop(name, None)
 
 
-def split_dataset(shards: Shards, split: str, image_size: int, *, jitter: bool, limit: int | None = None):
+def split_dataset(
+    shards: Shards,
+    split: str,
+    image_size: int,
+    *,
+    jitter: bool,
+    limit: int | None = None,
+    materialize_bytes: bool = False,
+):
     """The Ray Dataset of one split as (L, ab) tensors.
 
     Args:
@@ -201,19 +209,30 @@ def split_dataset(shards: Shards, split: str, image_size: int, *, jitter: bool, 
         image_size: crop side S.
         jitter: random resize-crop-flip (training) or resize + centre crop (validation).
         limit: keep only the first ``limit`` rows.
+        materialize_bytes: read the split's JPEG bytes once into Ray's object store
+            (``Dataset.materialize()``, about the shards' size; Ray spills to disk beyond its
+            memory) and take them from there every epoch in a new random block order
+            (``randomize_block_order``); only the decode, jitter and Lab conversion run per
+            epoch. Without it, every epoch plans and reads the Parquet files again.
 
     Returns:
         A lazy ``ray.data.Dataset`` with columns ``l`` and ``ab`` (see the module docstring);
-        training datasets read their files in a new random order every epoch.
+        training datasets read their files (or blocks) in a new random order every epoch.
     """
     from ray.data.expressions import col, lit
 
-    dataset = shards.read(shuffle_files=jitter).filter(expr=col("split") == lit(split)).select_columns(["image"])
+    shuffle_files = jitter and not materialize_bytes
+    dataset = shards.read(shuffle_files=shuffle_files).filter(expr=col("split") == lit(split))
+    dataset = dataset.select_columns(["image"])
     if limit is not None:
         dataset = dataset.limit(limit)
     # A shard file arrives as one block; decoding it in one task would let the first batch out
     # only when the whole file is done, on one CPU. Small blocks stream and decode in parallel.
     dataset = dataset.repartition(target_num_rows_per_block=DECODE_BATCH_SIZE)
+    if materialize_bytes:
+        dataset = dataset.materialize()
+        if jitter:
+            dataset = dataset.randomize_block_order()  # a new order at every execution (epoch)
     return dataset.map_batches(
         to_lab_batch,
         fn_kwargs={"image_size": image_size, "jitter": jitter},
@@ -230,12 +249,15 @@ def training_datasets(
     image_size: int,
     max_val_images: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    materialize_train: bool = True,
 ) -> dict[str, Any]:
     """``{"train": ..., "val": ...}`` datasets for :func:`archive_colorizer.train.trainer.build_trainer`.
 
     Without a val split (e.g. a tiny collection) validation falls back to the first training
     images, without jitter, and says so in a warning. The validation images are decoded once
-    (materialized) since rank 0 evaluates the same images every epoch.
+    (materialized) since rank 0 evaluates the same images every epoch. With
+    ``materialize_train`` the training split's JPEG bytes are read once (see
+    :func:`split_dataset`), which saves re-planning and re-reading the Parquet files every epoch.
 
     Raises:
         ConfigError: no shards, or fewer training images than ``workers * batch_size`` (no
@@ -254,6 +276,6 @@ def training_datasets(
         logger.warning("the shards at %s have no val split: validating on the first training images", data_url)
         val_split = "train"
     return {
-        "train": split_dataset(shards, "train", image_size, jitter=True),
+        "train": split_dataset(shards, "train", image_size, jitter=True, materialize_bytes=materialize_train),
         "val": split_dataset(shards, val_split, image_size, jitter=False, limit=max_val_images).materialize(),
     }

@@ -58,6 +58,7 @@ from archive_colorizer.train.optim import (
     use_encoder_recipe,
 )
 from archive_colorizer.train.plots import loss_curve_png, sample_grid_png
+from archive_colorizer.train.precision import resolve_precision
 from archive_colorizer.train.step import Pix2Pix, build_pix2pix, gan_step, pretrain_step, unwrap
 
 logger = logging.getLogger(__name__)
@@ -189,12 +190,17 @@ class WorkerLoop:
             ray.train.torch.prepare_model(network, move_to_device=self.device, parallel_strategy_kwargs=DDP_KWARGS)
             for network in (generator, discriminator)
         ]
+        precision = resolve_precision(self.config.precision, self.device)
+        logger.info(
+            "rank %d on %s trains in %s (--precision %s)", self.rank, self.device, precision.name, self.config.precision
+        )
         model = build_pix2pix(
             *wrapped,
             lr=self.config.lr,
             gan_mode=self.config.gan_mode,
             lambda_l1=self.config.lambda_l1,
-            autocast_dtype=torch.bfloat16 if self.device.type == "cuda" else None,
+            autocast_dtype=precision.autocast_dtype,
+            grad_scaler=lambda: precision.grad_scaler(self.device),
         )
         use_encoder_recipe(model, self.config)  # resnet18_unet: encoder and decoder param groups
         return model

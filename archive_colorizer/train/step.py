@@ -17,6 +17,7 @@ discriminator so that DDP does not wait for discriminator gradients that never c
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,8 +39,9 @@ class Pix2Pix:
         optimizer_d: Adam over the discriminator's parameters.
         gan_loss: :class:`GANLoss` (vanilla or LSGAN).
         lambda_l1: weight of the L1 term in the generator's objective (pix2pix: 100).
-        autocast_dtype: ``torch.bfloat16`` to run the forward passes under autocast on CUDA;
-            ``None`` for float32 (CPU).
+        autocast_dtype: ``torch.bfloat16`` or ``torch.float16`` to run the forward passes
+            under autocast on CUDA; ``None`` for float32 (CPU). See :mod:`.precision`.
+        scaler_g, scaler_d: ``torch.amp.GradScaler`` of each optimizer for fp16, else ``None``.
     """
 
     generator: nn.Module
@@ -49,12 +51,32 @@ class Pix2Pix:
     gan_loss: GANLoss
     lambda_l1: float = 100.0
     autocast_dtype: torch.dtype | None = None
+    scaler_g: torch.amp.GradScaler | None = None
+    scaler_d: torch.amp.GradScaler | None = None
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        """bf16 autocast on CUDA when ``autocast_dtype`` is set, otherwise nothing."""
+        """bf16/fp16 autocast on CUDA when ``autocast_dtype`` is set, otherwise nothing."""
         if self.autocast_dtype is None or device.type != "cuda":
             return contextlib.nullcontext()
         return torch.autocast(device_type="cuda", dtype=self.autocast_dtype)
+
+
+def backward_and_step(
+    loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
+) -> None:
+    """``loss.backward()`` and ``optimizer.step()``, through ``scaler`` when there is one.
+
+    With a GradScaler the loss is multiplied by the current scale before ``backward``, the
+    gradients are unscaled in ``scaler.step`` (which skips the step when any is inf/NaN) and the
+    scale is updated for the next step (``torch.amp`` recipe).
+    """
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
 
 
 @dataclass
@@ -103,8 +125,7 @@ def discriminator_step(
         logits_fake = model.discriminator(torch.cat([l_norm, fake_ab.detach()], dim=1))
     loss_real = model.gan_loss(logits_real, True)
     loss_fake = model.gan_loss(logits_fake, False)
-    (0.5 * (loss_real + loss_fake)).backward()
-    model.optimizer_d.step()
+    backward_and_step(0.5 * (loss_real + loss_fake), model.optimizer_d, model.scaler_d)
     return loss_real.item(), loss_fake.item()
 
 
@@ -125,8 +146,7 @@ def generator_step(
         logits_fake = discriminator(torch.cat([l_norm, fake_ab], dim=1))
     loss_gan = model.gan_loss(logits_fake, True)
     loss_l1 = l1_loss(fake_ab, real_ab)
-    (loss_gan + model.lambda_l1 * loss_l1).backward()
-    model.optimizer_g.step()
+    backward_and_step(loss_gan + model.lambda_l1 * loss_l1, model.optimizer_g, model.scaler_g)
     set_requires_grad(discriminator, True)
     return loss_gan.item(), loss_l1.item()
 
@@ -162,8 +182,7 @@ def pretrain_step(model: Pix2Pix, l_norm: torch.Tensor, real_ab: torch.Tensor) -
     with model.autocast(l_norm.device):
         fake_ab = model.generator(l_norm)
     loss_l1 = l1_loss(fake_ab, real_ab)
-    loss_l1.backward()
-    model.optimizer_g.step()
+    backward_and_step(loss_l1, model.optimizer_g, model.scaler_g)
     return StepLosses(loss_G_L1=loss_l1.item())
 
 
@@ -175,8 +194,11 @@ def build_pix2pix(
     gan_mode: Literal["vanilla", "lsgan"] = "vanilla",
     lambda_l1: float = 100.0,
     autocast_dtype: torch.dtype | None = None,
+    grad_scaler: Callable[[], torch.amp.GradScaler | None] | None = None,
 ) -> Pix2Pix:
     """Networks plus pix2pix's optimisers: Adam(lr, betas=(0.5, 0.999)) for each.
+
+    ``grad_scaler`` makes one GradScaler per optimizer (fp16; :meth:`.Precision.grad_scaler`).
 
     Build the optimisers over the unwrapped modules' parameters before or after DDP wrapping
     (DDP shares the parameters), and pass the wrapped modules here if there are any.
@@ -189,4 +211,6 @@ def build_pix2pix(
         gan_loss=GANLoss(gan_mode),
         lambda_l1=lambda_l1,
         autocast_dtype=autocast_dtype,
+        scaler_g=grad_scaler() if grad_scaler else None,
+        scaler_d=grad_scaler() if grad_scaler else None,
     )

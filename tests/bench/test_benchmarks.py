@@ -163,3 +163,10 @@ def test_colorize_scale_reports_first_output_memory_and_their_ratios(tmp_path):
     # The slope, not its formula: a 3x larger archive must not take 3x to its first output or memory.
     assert report["first_output_ratio"] < 3 and report["driver_rss_ratio"] < 1.5, report
     assert sum(1 for _ in (tmp_path / "archive-300").rglob("*.jpg")) == 300
+
+
+def test_colorfulness_threshold_separates_colour_photos_from_their_faded_versions(capsys):
+    report = _bench("colorfulness_threshold").main(["--no-crops"])
+    assert set(report) >= {"original", "saturation_0.1", "sepia", "gray"}
+    assert report["original"]["count"] == 10 and report["original"]["below_10"] == 0
+    assert report["saturation_0.1"]["below_10"] == 10 and report["gray"]["max"] == 0.0

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -16,7 +17,7 @@ from archive_colorizer.errors import ConfigError, JobError
 from archive_colorizer.prepare import run
 from archive_colorizer.prepare.writer import SHARD_SCHEMA
 from tests.flaky_s3 import FAULTS, credential_options, find_secrets
-from tests.prepare.conftest import INPUTS, PHOTO_FILES, PLANTED, write_folder, write_tar, write_zip
+from tests.prepare.conftest import INPUTS, PHOTO_FILES, PLANTED, encode, write_folder, write_tar, write_zip
 
 SIZE = 64
 
@@ -73,7 +74,9 @@ def test_folder_with_planted_files(folder_run, collection_folder):
         "dropped_too_large": 0,
         "dropped_small": 1,
         "dropped_grayscale": 1,
+        "dropped_low_color": 0,
         "dropped_unreadable": 0,
+        "dropped_error": 0,
     }
     assert sum(stats["splits"].values()) == 6 and stats["shards"] == len(list(folder_run.glob("shard-*.parquet")))
     dropped = {
@@ -186,3 +189,75 @@ def test_overwrite_replaces_an_earlier_run_and_keeps_other_files(ray_local, coll
         "shard-000000.parquet",
     ]
     assert [p.name for p in (output / "_stats").iterdir()] == ["shard-000000.json"]
+
+
+@pytest.fixture(scope="module")
+def category_folder(photos, tmp_path_factory) -> Path:
+    """A folder-per-category collection, 20 categories x 50 JPEGs of 48 px (crops of real photos)."""
+    rng = np.random.default_rng(0)
+    arrays = [photos[name] for name in ("astronaut", "coffee", "chelsea", "motorcycle")]
+    files = {}
+    for category in range(20):
+        for item in range(50):
+            array = arrays[(category + item) % len(arrays)]
+            top, left = rng.integers(0, array.shape[0] - 48), rng.integers(0, array.shape[1] - 48)
+            crop = np.ascontiguousarray(array[top : top + 48, left : left + 48])
+            files[f"cat{category:02d}/{item:03d}.jpg"] = encode(crop, "JPEG", quality=90)
+    return write_folder(tmp_path_factory.mktemp("categories") / "places", files)
+
+
+def _category_config(input_url: str, output_url: str, **overrides) -> PrepareConfig:
+    values = dict(size=32, min_size=32, val_fraction=0.1, rows_per_shard=100, max_tasks=2) | overrides
+    return _config(input_url, output_url, **values)
+
+
+def test_categories_are_mixed_across_shards_and_kept_as_label(ray_local, category_folder, tmp_path):
+    result = run(_category_config(str(category_folder), str(tmp_path / "out")))
+    assert result.shards == 10
+    for shard in sorted((tmp_path / "out").glob("shard-*.parquet")):
+        rows = pq.read_table(shard).to_pylist()
+        assert all(r["label"] == r["image"]["path"].split("/")[0] for r in rows)
+        labels = [r["label"] for r in rows]
+        # In listing order a shard held 2 categories, 50 % each; mixed, about 1/20 each.
+        assert len(set(labels)) >= 15 and max(labels.count(x) for x in set(labels)) / len(labels) <= 0.12
+        recorded = json.loads((tmp_path / "out" / "_stats" / shard.name.replace(".parquet", ".json")).read_text())
+        assert recorded["labels"] == {x: labels.count(x) for x in sorted(set(labels))}
+    mix = _stats(str(tmp_path / "out"))["label_mix"]
+    assert mix["labels"] == 20 and mix["majority_share_max"] <= 0.12 and 0.05 <= mix["uniform_share"] <= 0.06
+
+
+def test_interrupted_run_resumes_to_the_same_shards_as_a_clean_run(ray_local, category_folder, tmp_path, monkeypatch):
+    from archive_colorizer.prepare.stats import PrepareResult
+
+    clean = run(_category_config(str(category_folder), str(tmp_path / "clean")))
+    add = PrepareResult.add
+    finished = []
+
+    def crash_after_three(self, shard, resumed=False):
+        if len(finished) == 3:
+            raise KeyboardInterrupt  # the driver dies mid-run (Ctrl-C, a lost head node)
+        finished.append(shard.index)
+        add(self, shard, resumed)
+
+    monkeypatch.setattr(PrepareResult, "add", crash_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        run(_category_config(str(category_folder), str(tmp_path / "resumed")))
+    monkeypatch.setattr(PrepareResult, "add", add)
+    done_before = {p.name for p in (tmp_path / "resumed" / "_stats").glob("*.json")}
+    assert len(done_before) >= 3 and not (tmp_path / "resumed" / "_stats.json").exists()
+
+    resumed = run(_category_config(str(category_folder), str(tmp_path / "resumed")))
+    assert resumed.resumed_shards == len(done_before) < 10
+    names = sorted(p.name for p in (tmp_path / "clean").glob("shard-*.parquet"))
+    assert sorted(p.name for p in (tmp_path / "resumed").glob("shard-*.parquet")) == names
+    for name in names:  # the same inputs in every shard, the same bytes: nothing twice, nothing lost
+        assert pq.read_table(tmp_path / "resumed" / name).equals(pq.read_table(tmp_path / "clean" / name))
+    assert resumed.counts == clean.counts and resumed.splits == clean.splits and resumed.inputs == 1000
+    again = run(_category_config(str(category_folder), str(tmp_path / "resumed")))  # all done: nothing redone
+    assert again.resumed_shards == 10 and again.counts == clean.counts
+
+
+def test_resume_refuses_other_settings(ray_local, category_folder, tmp_path):
+    run(_category_config(str(category_folder), str(tmp_path / "out"), mix_window_shards=2))
+    with pytest.raises(ConfigError, match=r"rows_per_shard: 100 there, 50 now.*--overwrite"):
+        run(_category_config(str(category_folder), str(tmp_path / "out"), mix_window_shards=2, rows_per_shard=50))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import struct
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from archive_colorizer import imageio
 from archive_colorizer.imageio import mean_chroma
 from archive_colorizer.prepare.process import ProcessSettings, assign_split, process_image
 from tests.prepare.conftest import PLANTED, encode
@@ -90,3 +93,51 @@ def test_split_depends_on_the_seed_but_not_on_the_process():
     assert elsewhere == "".join(split[0] for split in here)
     other_seed = [assign_split(p, 0.5, seed=8) for p in paths]
     assert 0.4 < np.mean([a != b for a, b in zip(here, other_seed, strict=True)]) < 0.6
+
+
+def test_desaturated_photograph_is_low_color_and_the_original_is_kept(photos):
+    from PIL import ImageEnhance
+
+    # coffee at 10 % of its saturation: mean chroma 4.9 passes the gray test, colourfulness 7.6 does not.
+    faded = np.asarray(ImageEnhance.Color(Image.fromarray(photos["coffee"])).enhance(0.1))
+    assert mean_chroma(Image.fromarray(faded)) > SETTINGS.gray_threshold
+    dropped = process_image(encode(faded, "PNG"), SETTINGS, source="faded.png")
+    assert dropped.outcome == "dropped_low_color" and dropped.jpeg is None
+    assert dropped.error.startswith("faded.png: colourfulness ") and "below color_threshold 10.0" in dropped.error
+    assert process_image(encode(photos["coffee"], "PNG"), SETTINGS).outcome == "written"
+    no_test = ProcessSettings(size=64, color_threshold=0)
+    assert process_image(encode(faded, "PNG"), no_test).outcome == "written"
+
+
+def test_prepare_and_evaluate_share_one_colorfulness(photos):
+    from archive_colorizer import colorfulness as shared
+    from archive_colorizer.evaluate import metrics
+    from archive_colorizer.prepare import process
+
+    assert metrics.colorfulness is shared.colorfulness is process.colorfulness
+    # Hasler & Suesstrunk on a hand-checkable image: half pure red, half pure blue.
+    # rg = 255 | 0, yb = 127.5 | -255 -> sd(rg) 127.5, sd(yb) 191.25, mean(rg) 127.5, mean(yb) -63.75.
+    halves = np.zeros((2, 2, 3), np.uint8)
+    halves[0, :, 0] = 255
+    halves[1, :, 2] = 255
+    expected = np.hypot(127.5, 191.25) + 0.3 * np.hypot(127.5, -63.75)
+    assert shared.colorfulness(halves) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("target", "stage", "error"),
+    [
+        ("to_rgb", "filter", ValueError("conversion from CMYK;I16 not supported")),
+        ("resize_shorter_side", "resize", MemoryError("cannot allocate")),
+        ("encode_jpeg", "encode", OSError("encoder error -2")),
+        ("decode", "decode", struct.error("unpack requires a buffer of 4 bytes")),
+    ],
+)
+def test_any_error_for_one_image_is_a_recorded_drop(photos, monkeypatch, target, stage, error):
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(imageio, target, broken)
+    result = process_image(encode(photos["coffee"], "PNG"), SETTINGS, source="coffee.png")
+    assert result.outcome == "dropped_error" and result.jpeg is None
+    assert result.error == f"coffee.png: {stage}: {type(error).__name__}: {error}"

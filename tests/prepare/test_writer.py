@@ -29,10 +29,12 @@ def test_shard_has_the_hugging_face_image_layout(photos, tmp_path):
         ("height", pa.int32()),
         ("split", pa.string()),
         ("source", pa.string()),
+        ("label", pa.string()),
     ]
     features = json.loads(schema.metadata[b"huggingface"])["info"]["features"]
     assert features["image"] == {"_type": "Image"}
     row = table.to_pylist()[0]
+    assert row["label"] == "cats"  # the image's folder, the category of a folder-per-category tree
     assert row["image"]["path"] == "cats/chelsea.jpg" and Image.open(io.BytesIO(row["image"]["bytes"])).size == (
         451,
         300,

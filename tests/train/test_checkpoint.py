@@ -19,6 +19,8 @@ from archive_colorizer.train.checkpoint import (
     GENERATOR_NAME,
     OPTIMIZER_D_NAME,
     OPTIMIZER_G_NAME,
+    _b64,
+    _unb64,
     load_optimizer_tensors,
     read_checkpoint,
     rng_state,
@@ -155,3 +157,49 @@ def test_export_command_line_writes_the_artifact_and_names_a_bad_checkpoint(tmp_
     assert load_generator(str(tmp_path / "artifact")).metadata["provenance"]["epochs_trained"] == 2
     assert main(["export", str(tmp_path / "missing"), str(tmp_path / "other")]) == 1
     assert "missing' is not a training checkpoint" in capsys.readouterr().err
+
+
+class _FakeCuda:
+    """torch.cuda as a worker sees it: ``visible`` GPUs, the worker's own one current."""
+
+    def __init__(self, visible: int, current: int = 0):
+        self.visible, self.current = visible, current
+        self.states = {d: torch.full((16,), d, dtype=torch.uint8) for d in range(visible)}
+
+    def install(self, monkeypatch):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: self.visible)
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: self.current)
+        monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: self.states[device].clone())
+        monkeypatch.setattr(torch.cuda, "set_rng_state", self._set)
+        monkeypatch.setattr(torch.cuda, "get_rng_state_all", self._all)
+        monkeypatch.setattr(torch.cuda, "set_rng_state_all", self._all)
+
+    def _set(self, state, device):
+        if device >= self.visible:
+            raise RuntimeError(f"invalid device ordinal {device}")
+        self.states[device] = state.clone()
+
+    def _all(self, *args):
+        raise AssertionError("every visible GPU's state must not be saved or restored")
+
+
+def test_rng_keeps_the_workers_own_gpu_state_and_resumes_on_fewer_gpus(monkeypatch):
+    saved_on = _FakeCuda(visible=4, current=2)  # a worker of a 4-GPU node whose device is cuda:2
+    saved_on.install(monkeypatch)
+    state = json.loads(json.dumps(rng_state()))
+    assert "torch_cuda" not in state and _unb64(state["torch_cuda_device"]).tolist() == [2] * 16
+    resumed_on = _FakeCuda(visible=1)  # the same rank resumed on a 1-GPU node
+    resumed_on.install(monkeypatch)
+    set_rng_state(state)
+    assert resumed_on.states[0].tolist() == [2] * 16
+    # A checkpoint of the earlier layout (all 8 visible GPUs' states) resumes on 1 GPU too.
+    legacy = dict(state, torch_cuda=[_b64(torch.full((16,), d, dtype=torch.uint8)) for d in range(8)])
+    del legacy["torch_cuda_device"]
+    set_rng_state(legacy)
+    assert resumed_on.states[0].tolist() == [0] * 16
+    # A state saved on a CPU worker leaves the GPU's generator alone.
+    cpu_state = {key: value for key, value in state.items() if key != "torch_cuda_device"}
+    resumed_on.states[0] = torch.full((16,), 7, dtype=torch.uint8)
+    set_rng_state(cpu_state)
+    assert resumed_on.states[0].tolist() == [7] * 16
