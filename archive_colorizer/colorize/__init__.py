@@ -181,6 +181,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         config.jpeg_quality,
         run_info,
         dict(options),
+        jpeg_chroma=config.chroma,
     )
     init_ray(config.ray_address)
     driver_retries = storage.retried_requests()
