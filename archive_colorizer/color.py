@@ -156,32 +156,44 @@ def gray_to_l(gray: torch.Tensor) -> torch.Tensor:
     return normalize_l(rgb_to_lab(gray.float().expand(-1, 3, -1, -1))[:, :1])
 
 
-def predicted_chroma(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> np.ndarray:
-    """BT.601 chroma of a prediction at the model's working size.
+def predicted_chroma_batch(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> torch.Tensor:
+    """BT.601 chroma of a batch of predictions at the model's working size, on their device.
 
     The prediction (L, ab) is turned into sRGB and then into YCbCr (kornia, full range, as JPEG
     stores it); only Cb and Cr are kept, since the full-size output takes its luma from the
     original gray image.
 
     Args:
+        l_norm: (B, 1, h, w) in [-1, 1].
+        ab_norm: (B, 2, h, w) in [-1, 1].
+
+    Returns:
+        (B, 2, h, w) float32 tensor on the inputs' device: Cb and Cr as offsets from neutral in
+        8-bit levels, each in [-127.5, 127.5].
+    """
+    import kornia.color
+
+    ycbcr = kornia.color.rgb_to_ycbcr(l_ab_to_rgb(l_norm, ab_norm))
+    return (ycbcr[:, 1:] - 0.5) * 255.0
+
+
+def predicted_chroma(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> np.ndarray:
+    """:func:`predicted_chroma_batch` of one prediction, as a numpy array on the host.
+
+    Args:
         l_norm: (1, h, w) or (1, 1, h, w) in [-1, 1].
         ab_norm: (2, h, w) or (1, 2, h, w) in [-1, 1].
 
     Returns:
-        (2, h, w) float32 numpy array: Cb and Cr as offsets from neutral in 8-bit levels,
-        each in [-127.5, 127.5].
+        (2, h, w) float32 numpy array: Cb and Cr offsets from neutral in 8-bit levels.
     """
-    import kornia.color
     import torch
 
     if l_norm.ndim == 3:
         l_norm = l_norm.unsqueeze(0)
     if ab_norm.ndim == 3:
         ab_norm = ab_norm.unsqueeze(0)
-    rgb = l_ab_to_rgb(l_norm, ab_norm)
-    ycbcr = kornia.color.rgb_to_ycbcr(rgb)
-    chroma = (ycbcr[0, 1:] - 0.5) * 255.0
-    return chroma.detach().to("cpu", torch.float32).numpy()
+    return predicted_chroma_batch(l_norm, ab_norm)[0].detach().to("cpu", torch.float32).numpy()
 
 
 def _limit_chroma(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, max_value: float) -> tuple[np.ndarray, np.ndarray]:

@@ -50,7 +50,8 @@ class PoolSettings:
     """Resources of the pipeline's stages.
 
     Attributes:
-        min_actors, max_actors: predictor actor pool bounds (equal for a fixed pool).
+        min_actors, max_actors: predictor actor pool bounds (equal for a fixed pool; max None: no
+            fixed maximum, the pool grows with the GPUs that join, :mod:`.pool`).
         batch_size: images per generator forward pass.
         task_batch_size: images per CPU task batch and per manifest part.
         cpus_per_task, cpus_per_actor: CPUs reserved per task / actor.
@@ -59,7 +60,7 @@ class PoolSettings:
     """
 
     min_actors: int
-    max_actors: int
+    max_actors: int | None
     batch_size: int
     task_batch_size: int
     cpus_per_task: float
