@@ -38,9 +38,13 @@ def test_colorize_throughput_reports_every_rate_and_ratio(tmp_path, capsys):
             "4",
             "--workdir",
             str(tmp_path),
+            "--stages",
         ]
     )
     assert report["images"] == 6
+    for chroma in ("444", "420"):  # ms per image of every stage, each a real duration
+        assert set(report["stages_ms_per_image"][chroma]) == {"decode", "model", "merge", "encode", "write"}
+        assert all(value > 0 for value in report["stages_ms_per_image"][chroma].values()), chroma
     for name in ("floor", "floor_gray", "model_only", "naive", "pipeline", "pipeline_warm"):
         assert report[name]["images_per_second"] > 0, name
     assert report["pipeline"]["counts"]["colorized"] == 6
@@ -106,3 +110,24 @@ def test_prepare_throughput_writes_every_photo():
 def test_review_page_bench_streams_a_manifest():
     report = _bench("review_page").main(["--rows", "2000", "--samples", "4"])
     assert report["rows"] == 2000 and report["samples"] == 4 and report["page_bytes"] > 1000
+
+
+def test_gpu_check_runs_at_a_tiny_size_without_cuda_and_reports_every_figure():
+    import torch
+
+    from archive_colorizer.models import GeneratorSpec
+
+    report = _bench("gpu_check").main(["--tiny", "--repeats", "1", "--max-batch", "4"])
+    assert report["tiny"] is True
+    if not torch.cuda.is_available():
+        assert report["device"] == "cpu" and report["peak_memory_mb"] is None
+    forward = report["generator_forward"]
+    assert [(row["precision"], row["batch_size"]) for row in forward] == [
+        (precision, batch) for precision in ("bf16", "fp32") for batch in (1, 2, 4)
+    ]
+    assert all(row["images_per_second"] > 0 for row in forward)
+    tiny_generator = GeneratorSpec(ngf=8, num_downs=5).build()
+    assert report["generator"]["parameters"] == sum(p.numel() for p in tiny_generator.parameters())
+    assert report["train_step"]["batch_size"] == 4 and report["train_step"]["images_per_second"] > 0
+    assert report["predictor"]["input_megapixels"] == pytest.approx(0.05, rel=0.05)
+    assert report["predictor"]["images_per_second"] > 0
