@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from archive_colorizer.colorize import manifest
 from archive_colorizer.colorize.decode import prepare_batch
-from archive_colorizer.colorize.fused import colorize_batch
+from archive_colorizer.colorize.fused import colorize_batch, prewarm
 from archive_colorizer.colorize.merge import finish_batch
 from archive_colorizer.colorize.predictor import Predictor
 from archive_colorizer.colorize.settings import StageSettings
@@ -122,6 +122,14 @@ def build_dataset(block_refs: list[Any], settings: StageSettings, pool: PoolSett
     }
     dataset = ray.data.from_arrow_refs(block_refs)
     if pool.fused:
+        import ray
+
+        # The generator loads into every worker process while Ray Data starts (see fused.prewarm).
+        prewarm(
+            predictor_args,
+            pool.cpus_per_task,
+            min(256, int(ray.available_resources().get("CPU", 0) // pool.cpus_per_task)),
+        )
         fused_args = dict(task_args, fn_kwargs={"settings": settings, "predictor_args": predictor_args})
         return dataset.map_batches(colorize_batch, **fused_args)
     if pool.min_actors == pool.max_actors:
