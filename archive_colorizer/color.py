@@ -32,6 +32,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
+# One OpenCV thread: each colorize task already has its own core (Ray reserves it), and OpenCV's
+# thread pool on a busy machine costs more in waiting than the resize itself.
+cv2.setNumThreads(1)
+
 if TYPE_CHECKING:
     import torch
 
@@ -357,9 +361,11 @@ def _block_extrema(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns two ((H + 1) // 2, (W + 1) // 2) uint8 arrays.
     """
     height, width = luma.shape
-    padded = np.pad(luma, ((0, height % 2), (0, width % 2)), mode="edge")
-    blocks = padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2)
-    return blocks.min(axis=(1, 3)), blocks.max(axis=(1, 3))
+    padded = np.pad(luma, ((0, height % 2), (0, width % 2)), mode="edge") if height % 2 or width % 2 else luma
+    corners = (padded[0::2, 0::2], padded[0::2, 1::2], padded[1::2, 0::2], padded[1::2, 1::2])
+    low = np.minimum(np.minimum(corners[0], corners[1]), np.minimum(corners[2], corners[3]))
+    high = np.maximum(np.maximum(corners[0], corners[1]), np.maximum(corners[2], corners[3]))
+    return low, high
 
 
 def chroma_planes_420(gray: np.ndarray, chroma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
