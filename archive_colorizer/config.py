@@ -494,8 +494,11 @@ class ColorizeConfig(JobConfig):
         description="output format; auto keeps JPEG, PNG and TIFF (16-bit TIFF stays 16-bit) and writes other "
         "formats as PNG; a changed format appends its suffix (scan.gif -> scan.gif.png)",
     )
-    jpeg_quality: int = Field(
-        95, ge=1, le=100, description="JPEG quality of JPEG outputs (4:4:4 chroma at 90 and above)"
+    jpeg_quality: int = Field(95, ge=1, le=100, description="JPEG quality of JPEG outputs")
+    chroma: Literal["420", "444"] = Field(
+        "420",
+        description="chroma resolution of JPEG outputs: 420 half size (what JPEG stores at ordinary settings; "
+        "encoded from the Y, Cb, Cr planes), 444 full size; PNG and TIFF outputs are always 4:4:4",
     )
     on_color: Literal["skip", "colorize"] = Field(
         "skip",

@@ -5,8 +5,9 @@ little film grain so that they compress like scans), saves an untrained generato
 chosen size (``--model``: ``tiny`` ngf 8 / 5 downs / 32 px, ``demo`` the demo's ngf 32 / 6
 downs / 128 px, ``unet_256`` pix2pix's default at 256 px), then measures on the same files:
 
-- ``floor``: one process, Pillow alone: decode each JPEG and encode a colour image of its
-  size as the job does (YCbCr, 4:4:4, quality 95). The I/O and codec floor.
+- ``floor``: one process, the codecs alone: decode each JPEG and encode a colour image of its
+  size as the job does (``--chroma 420``: 4:2:0 from the planes by libjpeg-turbo; 444: Pillow
+  from YCbCr; quality 95). The I/O and codec floor.
   (``floor_gray`` re-encodes gray instead, for reference.)
 - ``model_only``: the generator's forward pass on pre-decoded batches of ``--batch-size``
   gray images at its working size, one torch thread. The compute floor.
@@ -21,6 +22,10 @@ downs / 128 px, ``unet_256`` pix2pix's default at 256 px), then measures on the 
   images over the extra time against ``pipeline_warm``: the rate once start-up is paid.
 - ``ideal`` = cores / (seconds per image of ``floor`` + of ``model_only``): the rate if every
   core did nothing but the codec's and the model's work.
+
+- ``stages_ms_per_image`` (with ``--stages``): ms per image of decode, model, merge, encode
+  and write in one process, for the 4:4:4 route (Pillow's merge and encode, the route before
+  4:2:0) and the 4:2:0 route.
 
 The ratios ``pipeline_over_naive`` and ``pipeline_over_ideal`` (also for the warm and
 marginal rates) are what the README reports.
@@ -102,17 +107,68 @@ def rate(images: int, seconds: float) -> dict:
     return {"images": images, "seconds": round(seconds, 3), "images_per_second": round(images / seconds, 3)}
 
 
-def measure_floor(files: list[Path], colour: bool = True) -> dict:
-    """Pillow decode + encode at quality 95 in one process: a YCbCr 4:4:4 colour image (the job's), or gray."""
+def measure_floor(files: list[Path], colour: bool = True, chroma: str = "420") -> dict:
+    """Decode + encode at quality 95 in one process: a colour JPEG as the job writes it, or gray.
+
+    ``chroma`` 420: libjpeg-turbo (simplejpeg) from the gray as Y and constant half-size Cb, Cr
+    planes; 444: Pillow from a full-size YCbCr image.
+    """
+    import simplejpeg
+
     start = time.perf_counter()
     for path in files:
         image: Image.Image = Image.open(io.BytesIO(path.read_bytes()))
         image.load()
+        if colour and chroma == "420":
+            luma = np.asarray(image)
+            half = ((luma.shape[0] + 1) // 2, (luma.shape[1] + 1) // 2)
+            simplejpeg.encode_jpeg_yuv_planes(luma, np.full(half, 118, np.uint8), np.full(half, 140, np.uint8), 95)
+            continue
         if colour:
             image = Image.merge("YCbCr", (image, Image.new("L", image.size, 118), Image.new("L", image.size, 140)))
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=95, subsampling=0 if colour else -1)
     return rate(len(files), time.perf_counter() - start)
+
+
+def measure_stages(files: list[Path], model_url: str, output: Path, chroma: str) -> dict:
+    """Milliseconds per image of each stage of the per-image path, one process, one torch thread.
+
+    decode: full decode of the input; model: reduced decode, squeeze, generator, chroma;
+    merge: the chroma joined with the gray (half-size planes for 420, a full YCbCr image for
+    444); encode: the JPEG with its metadata; write: the file written.
+    """
+    from archive_colorizer import color, imageio
+    from archive_colorizer.colorize import decode, encode
+
+    predictor, working_size, provenance = load_predictor(model_url)
+    output.mkdir(parents=True, exist_ok=True)
+    spent = dict.fromkeys(("decode", "model", "merge", "encode", "write"), 0.0)
+    for path in files:
+        data = path.read_bytes()
+        clock = time.perf_counter()
+        small = imageio.decode(data, draft_size=(256, 256))
+        chroma_small = predictor.predict(decode.small_gray(decode.gray_planes(small.image).gray8, working_size)[None])[
+            0
+        ]
+        clock, spent["model"] = time.perf_counter(), spent["model"] + time.perf_counter() - clock
+        decoded = imageio.decode(data)
+        gray = decode.gray_planes(decoded.image).gray8
+        clock, spent["decode"] = time.perf_counter(), spent["decode"] + time.perf_counter() - clock
+        meta = encode.OutputMetadata.from_input(decoded.info, decoded.image.size, provenance)
+        if chroma == "420":
+            luma = np.asarray(gray)
+            cb, cr = color.chroma_planes_420(luma, chroma_small)
+            clock, spent["merge"] = time.perf_counter(), spent["merge"] + time.perf_counter() - clock
+            out = encode.encode_jpeg_planes(luma, cb, cr, meta, 95)
+        else:
+            ycbcr = color.merge_full_resolution(gray, chroma_small)
+            clock, spent["merge"] = time.perf_counter(), spent["merge"] + time.perf_counter() - clock
+            out = encode.encode_jpeg(ycbcr, meta, 95)
+        clock, spent["encode"] = time.perf_counter(), spent["encode"] + time.perf_counter() - clock
+        (output / path.name).write_bytes(out)
+        spent["write"] += time.perf_counter() - clock
+    return {name: round(1000 * seconds / len(files), 2) for name, seconds in spent.items()}
 
 
 def measure_model_only(model_url: str, images: int, batch_size: int) -> dict:
@@ -159,7 +215,7 @@ def _model_only_report(spec, spec_args: dict, working_size: int, model_url: str,
     return report
 
 
-def colorize_one(data: bytes, predictor, working_size: int, provenance) -> bytes:
+def colorize_one(data: bytes, predictor, working_size: int, provenance, jpeg_chroma: str = "420") -> bytes:
     """The job's per-image work on one gray JPEG, without Ray: reduced decode, small gray, the
     generator on one image, full decode, merge, encode with metadata. Returns the output JPEG."""
     from archive_colorizer import imageio
@@ -169,7 +225,7 @@ def colorize_one(data: bytes, predictor, working_size: int, provenance) -> bytes
     gray = decode.small_gray(decode.gray_planes(small.image).gray8, working_size)
     del small
     chroma = predictor.predict(gray[None])[0]
-    return merge.render(imageio.decode(data), chroma, "JPEG", provenance)
+    return merge.render(imageio.decode(data), chroma, "JPEG", provenance, jpeg_chroma=jpeg_chroma)
 
 
 def load_predictor(model_url: str):
@@ -184,13 +240,14 @@ def load_predictor(model_url: str):
     return predictor, artifact.working_size, encode.Provenance(__version__, artifact.sha256)
 
 
-def measure_naive(files: list[Path], model_url: str, output: Path) -> dict:
+def measure_naive(files: list[Path], model_url: str, output: Path, chroma: str = "420") -> dict:
     """The job's per-image work in one process, one image at a time, no Ray."""
     predictor, working_size, provenance = load_predictor(model_url)
     output.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     for path in files:
-        (output / path.name).write_bytes(colorize_one(path.read_bytes(), predictor, working_size, provenance))
+        out = colorize_one(path.read_bytes(), predictor, working_size, provenance, chroma)
+        (output / path.name).write_bytes(out)
     return rate(len(files), time.perf_counter() - start)
 
 
@@ -204,7 +261,7 @@ def measure_pipeline(
     listing = output.with_suffix(".txt")
     listing.write_text("".join(f"{path.name}\n" for path in files))
     shutil.rmtree(output, ignore_errors=True)
-    values = {"task_batch_size": options.task_batch_size, "batch_size": options.batch_size}
+    values = {"task_batch_size": options.task_batch_size, "batch_size": options.batch_size, "chroma": options.chroma}
     for name in ("actors", "cpus_per_actor", "cpus_per_task"):
         if getattr(options, name) is not None:
             values[name] = getattr(options, name)
@@ -233,6 +290,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--actors", type=int, nargs="+", default=None)
     parser.add_argument("--cpus-per-actor", type=float, default=None, help="default: the job's")
     parser.add_argument("--cpus-per-task", type=float, default=None, help="default: the job's")
+    parser.add_argument("--chroma", choices=["420", "444"], default="420", help="JPEG chroma of the outputs")
+    parser.add_argument("--stages", action="store_true", help="also report ms per image of each stage, both chromas")
     options = parser.parse_args(argv)
 
     from archive_colorizer.models import generator_spec
@@ -256,7 +315,7 @@ def main(argv: list[str] | None = None) -> dict:
         "cores": cores,
         "load_average_before": round(os.getloadavg()[0], 2),
         "model": f"untrained {type(spec).__name__}({spec_args}), working size {working_size} ({options.model})",
-        "floor": measure_floor(files),
+        "floor": measure_floor(files, chroma=options.chroma),
         "floor_gray": measure_floor(files, colour=False),
         "model_only": measure_model_only(model_url, len(files), options.batch_size),
     }
@@ -266,7 +325,12 @@ def main(argv: list[str] | None = None) -> dict:
         "formula": "cores / (floor + model_only seconds per image)",
     }
     if not options.skip_naive:
-        report["naive"] = measure_naive(files, model_url, workdir / "out-naive")
+        report["naive"] = measure_naive(files, model_url, workdir / "out-naive", options.chroma)
+    if options.stages:
+        report["stages_ms_per_image"] = {
+            chroma: measure_stages(files, model_url, workdir / f"out-stages-{chroma}", chroma)
+            for chroma in ("444", "420")
+        }
     with local_ray(cores, logging_level="WARNING"):
         report["pipeline"] = measure_pipeline(inputs, files, workdir / "out-pipeline", model_url, options)
         warm = [measure_pipeline(inputs, files, workdir / "out-warm", model_url, options) for _ in range(2)]
@@ -281,8 +345,8 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         ips = report[name]["images_per_second"]
         if "naive" in report:
-            report[f"{name}_over_naive"] = round(ips / report["naive"]["images_per_second"], 3)
-        report[f"{name}_over_ideal"] = round(ips / report["ideal"]["images_per_second"], 3)
+            report[f"{name}_over_naive"] = round(ips / report["naive"]["images_per_second"], 4)
+        report[f"{name}_over_ideal"] = round(ips / report["ideal"]["images_per_second"], 4)
     json.dump(report, sys.stdout, indent=2)
     print()
     return report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -131,11 +132,7 @@ def test_merge_reduces_chroma_instead_of_clipping_gray_near_white_and_black():
 def _limited_everywhere(gray: Image.Image, chroma: np.ndarray) -> np.ndarray:
     """Reference merge: the chroma limit evaluated for every pixel, straight from its definition."""
     planes = [
-        np.asarray(
-            Image.fromarray(np.clip(np.rint(p + 128.0), 0, 255).astype(np.uint8)).resize(
-                gray.size, Image.Resampling.BILINEAR
-            )
-        )
+        cv2.resize(np.clip(np.rint(p + 128.0), 0, 255).astype(np.uint8), gray.size, interpolation=cv2.INTER_LINEAR)
         for p in chroma
     ]
     luma = np.asarray(gray, dtype=np.float32)
@@ -148,6 +145,41 @@ def _limited_everywhere(gray: Image.Image, chroma: np.ndarray) -> np.ndarray:
     scale = np.clip(scale, 0.0, 1.0)
     limited = [(128.0 + np.trunc(plane * scale)).astype(np.uint8) for plane in (cb, cr)]
     return np.stack([np.asarray(gray), *limited], axis=-1)
+
+
+def test_upsample_is_pillows_bilinear_within_one_level(photos):
+    # OpenCV's INTER_LINEAR (fixed point) against Pillow's BILINEAR on a real photo's small planes.
+    small = np.asarray(Image.fromarray(photos["coffee"]).convert("L").resize((24, 16), Image.Resampling.BOX))
+    for size in ((600, 400), (451, 300), (25, 17)):
+        pillow = np.asarray(Image.fromarray(small).resize(size, Image.Resampling.BILINEAR), dtype=int)
+        assert np.abs(color.upsample(small, size).astype(int) - pillow).max() <= 1, size
+    float_plane = small.astype(np.float32) * 257.0
+    pillow = np.asarray(Image.fromarray(float_plane).resize((600, 400), Image.Resampling.BILINEAR))
+    assert np.abs(color.upsample(float_plane, (600, 400)) - pillow).max() < 0.5  # in 16-bit levels
+
+
+def test_chroma_planes_420_are_half_size_and_in_gamut_for_every_2x2_block(photos):
+    gray = np.asarray(Image.fromarray(photos["astronaut"]).convert("L"))[:301, :451]  # odd sides
+    rng = np.random.default_rng(3)
+    chroma = rng.uniform(-127.5, 127.5, (2, 16, 16)).astype(np.float32)
+    cb, cr = color.chroma_planes_420(gray, chroma)
+    assert cb.shape == cr.shape == (151, 226) and cb.dtype == np.uint8
+    # Every pixel of each 2 x 2 block, joined with its block's chroma, stays inside [0, 255] (within
+    # the level that truncating Cb and Cr to integers may move G, as in the full-size merge).
+    cb_full = np.repeat(np.repeat(cb.astype(float) - 128, 2, 0), 2, 1)[:301, :451]
+    cr_full = np.repeat(np.repeat(cr.astype(float) - 128, 2, 0), 2, 1)[:301, :451]
+    luma = gray.astype(float)
+    for channel in (luma + 1.402 * cr_full, luma - 0.344136 * cb_full - 0.714136 * cr_full, luma + 1.772 * cb_full):
+        assert channel.min() >= -1.0 and channel.max() <= 256.0
+    # A mild prediction (reach at most 64 levels) passes unchanged where every pixel of the block
+    # lies within 70..185: the half-size bilinear planes themselves.
+    mild = chroma / 6.0
+    cb, cr = color.chroma_planes_420(gray, mild)
+    blocks = np.pad(gray, ((0, 1), (0, 1)), mode="edge").reshape(151, 2, 226, 2)
+    mid = (blocks.min(axis=(1, 3)) >= 70) & (blocks.max(axis=(1, 3)) <= 185)
+    for plane, prediction in ((cb, mild[0]), (cr, mild[1])):
+        expected = cv2.resize(np.clip(np.rint(prediction + 128), 0, 255).astype(np.uint8), (226, 151))
+        assert mid.sum() > 10_000 and np.array_equal(plane[mid], expected[mid])
 
 
 @pytest.mark.parametrize("amplitude", [10.0, 60.0, 127.5])

@@ -1,6 +1,7 @@
 """Encoding colorized outputs with the input's metadata and a provenance label.
 
-Carried over from the input: DPI, EXIF (orientation already applied and reset to 1; DateTime,
+Carried over from the input: DPI, EXIF (only the descriptive tags, :data:`DESCRIPTIVE_TAGS`,
+never the input's TIFF structure tags; orientation already applied and reset to 1; DateTime,
 camera, author and the rest kept; the Exif IFD's pixel dimensions updated), and the ICC
 profile when it describes RGB (a gray or CMYK profile does not describe the RGB output).
 
@@ -12,10 +13,20 @@ Provenance, readable with Pillow (``getexif()``, ``info["xmp"]``):
   (real gray values combined with colour from a trained model), ``xmp:CreatorTool``, and
   ``archivecolorizer:GeneratorSha256``.
 
-Formats: JPEG is encoded straight from YCbCr (4:4:4 at quality >= 90); PNG and 8-bit TIFF
-(deflate) through Pillow; 16-bit RGB TIFF through tifffile, because Pillow has no 16-bit RGB
-mode to write (TIFF tags carried there: DPI, ICC, XMP, DateTime, description, software,
-artist, copyright, make, model; the Exif sub-IFD is not written).
+Formats:
+
+- JPEG 4:2:0 (the default): straight from the Y, Cb, Cr planes by libjpeg-turbo through
+  simplejpeg (:func:`encode_jpeg_planes`); the metadata segments (JFIF with DPI, APP1 EXIF,
+  APP1 XMP, APP2 ICC) are the ones Pillow writes, taken from a 1 x 1 JPEG Pillow encodes with
+  the same metadata and put after the SOI marker (simplejpeg writes none of them).
+- JPEG 4:4:4 (``--chroma 444``): straight from a YCbCr image by Pillow.
+- PNG and 8-bit TIFF (deflate) through Pillow.
+- 16-bit RGB PNG (48 bits per pixel) through OpenCV (:func:`encode_png16`), because Pillow has
+  no 16-bit RGB mode to write; its metadata chunks (pHYs, iCCP, eXIf, the XMP iTXt, Software
+  tEXt) are again Pillow's, from a 1 x 1 PNG, put after IHDR. Everything is carried.
+- 16-bit RGB TIFF through tifffile, for the same reason (TIFF tags carried there: DPI, ICC,
+  XMP, DateTime, description, software, artist, copyright, make, model; the Exif sub-IFD is
+  not written).
 """
 
 from __future__ import annotations
@@ -38,6 +49,37 @@ TAG_DATETIME = 0x0132
 TAG_ORIENTATION = 0x0112
 EXIF_IFD = 0x8769
 EXIF_PIXEL_X, EXIF_PIXEL_Y = 0xA002, 0xA003
+# Base IFD tags that describe the picture, not how its pixels are stored: the only ones carried from
+# an input's EXIF (a TIFF input's EXIF is its whole IFD 0; its structure tags, photometric
+# interpretation, samples per pixel, bits, compression, strips, tiles, planar configuration,
+# would describe the input's pixels, not the output's, and make an unreadable file).
+DESCRIPTIVE_TAGS = frozenset(
+    {
+        0x010D,  # DocumentName
+        TAG_IMAGE_DESCRIPTION,
+        0x010F,  # Make
+        0x0110,  # Model
+        TAG_ORIENTATION,
+        0x011A,  # XResolution
+        0x011B,  # YResolution
+        0x011D,  # PageName
+        0x0128,  # ResolutionUnit
+        TAG_SOFTWARE,
+        TAG_DATETIME,
+        0x013B,  # Artist
+        0x013C,  # HostComputer
+        0x4746,  # Rating
+        0x4749,  # RatingPercent
+        0x8298,  # Copyright
+        EXIF_IFD,  # the Exif sub-IFD: capture settings, dates, pixel dimensions (updated)
+        0x8825,  # the GPS sub-IFD
+        0x9C9B,  # XPTitle
+        0x9C9C,  # XPComment
+        0x9C9D,  # XPAuthor
+        0x9C9E,  # XPKeywords
+        0x9C9F,  # XPSubject
+    }
+)
 # Base IFD tags kept when the whole EXIF block does not fit (JPEG APP1 holds 64 KiB) or in 16-bit TIFF.
 _ESSENTIAL_TAGS = {0x010F: "make", 0x0110: "model", 0x013B: "artist", 0x8298: "copyright", TAG_DATETIME: "datetime"}
 
@@ -98,6 +140,8 @@ class OutputMetadata:
                 exif.load(info["exif"])
             except Exception:  # an unreadable EXIF block is dropped, not fatal
                 exif = Image.Exif()
+        for tag in [tag for tag in exif if tag not in DESCRIPTIVE_TAGS]:
+            del exif[tag]
         exif[TAG_SOFTWARE] = provenance.software
         exif[TAG_IMAGE_DESCRIPTION] = provenance.description(_text(exif.get(TAG_IMAGE_DESCRIPTION)))
         if exif.get(TAG_ORIENTATION) is not None:
@@ -154,6 +198,103 @@ def encode_jpeg(ycbcr: Image.Image, meta: OutputMetadata, quality: int) -> bytes
         return imageio.encode_jpeg(ycbcr, quality, exif=meta.exif.tobytes(), **params)
     except ValueError:
         return imageio.encode_jpeg(ycbcr, quality, exif=meta.essential_exif().tobytes(), **params)
+
+
+_SOI = b"\xff\xd8"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _jpeg_segments(data: bytes, markers: range) -> tuple[list[bytes], int]:
+    """The header segments of a JPEG whose marker is in ``markers``, and where the header ends.
+
+    Walks the segments after SOI up to the first one that is not an APPn or COM segment.
+    """
+    if not data.startswith(_SOI):
+        raise ValueError("not a JPEG: no SOI marker")
+    segments, position = [], 2
+    while data[position] == 0xFF and (0xE0 <= data[position + 1] <= 0xEF or data[position + 1] == 0xFE):
+        end = position + 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if data[position + 1] in markers:
+            segments.append(data[position:end])
+        position = end
+    return segments, position
+
+
+def _metadata_jpeg_segments(meta: OutputMetadata) -> bytes:
+    """JFIF (DPI), EXIF, XMP and ICC segments as Pillow writes them for ``meta``, concatenated."""
+    params = {**_common(meta), "xmp": meta.xmp}
+    carrier = Image.new("L", (1, 1))
+    try:
+        data = imageio.encode_jpeg(carrier, 95, exif=meta.exif.tobytes(), **params)
+    except ValueError:  # EXIF larger than one APP1 segment
+        data = imageio.encode_jpeg(carrier, 95, exif=meta.essential_exif().tobytes(), **params)
+    segments, _ = _jpeg_segments(data, range(0xE0, 0xF0))
+    return b"".join(segments)
+
+
+def encode_jpeg_planes(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, meta: OutputMetadata, quality: int) -> bytes:
+    """A 4:2:0 JPEG straight from its planes (libjpeg-turbo via simplejpeg), with DPI, EXIF, XMP and ICC.
+
+    Args:
+        y: (H, W) uint8 luma, stored as is (up to the codec's quantisation).
+        cb, cr: ((H + 1) // 2, (W + 1) // 2) uint8 chroma planes, 128 = neutral.
+        quality: 1-100, libjpeg's scale (the same tables as Pillow's at that quality).
+
+    Returns:
+        The JPEG bytes (JFIF; the metadata segments follow SOI, then simplejpeg's tables and scan).
+
+    Raises:
+        ValueError: the planes' shapes do not make a 4:2:0 image.
+    """
+    import simplejpeg
+
+    height, width = y.shape
+    if cb.shape != ((height + 1) // 2, (width + 1) // 2) or cr.shape != cb.shape:
+        raise ValueError(f"4:2:0 chroma planes of {width}x{height} must be {(height + 1) // 2}x{(width + 1) // 2}")
+    data = simplejpeg.encode_jpeg_yuv_planes(
+        np.ascontiguousarray(y), np.ascontiguousarray(cb), np.ascontiguousarray(cr), quality=quality
+    )
+    _, body = _jpeg_segments(data, range(0))  # drop simplejpeg's own APP0 (JFIF without DPI)
+    return _SOI + _metadata_jpeg_segments(meta) + data[body:]
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, whole chunk) of every chunk of a PNG."""
+    if not data.startswith(_PNG_SIGNATURE):
+        raise ValueError("not a PNG: no signature")
+    chunks, position = [], len(_PNG_SIGNATURE)
+    while position < len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        end = position + 12 + length
+        chunks.append((data[position + 4 : position + 8], data[position:end]))
+        position = end
+    return chunks
+
+
+def encode_png16(rgb: np.ndarray, meta: OutputMetadata) -> bytes:
+    """A 16-bit RGB PNG (48 bits per pixel, via OpenCV) with pHYs (DPI), iCCP, eXIf, the XMP iTXt and Software.
+
+    Args:
+        rgb: (H, W, 3) uint16 RGB.
+
+    Returns:
+        The PNG bytes: OpenCV's IHDR and IDAT (compression level 6, as :func:`encode_png`), with
+        the ancillary chunks Pillow writes for ``meta`` after IHDR.
+
+    Raises:
+        ValueError: ``rgb`` is not (H, W, 3) uint16, or OpenCV cannot encode it.
+    """
+    import cv2
+
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint16:
+        raise ValueError(f"rgb must be an (H, W, 3) uint16 array, got {rgb.dtype} {rgb.shape}")
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {rgb.shape[1]}x{rgb.shape[0]} 16-bit PNG")
+    pixels = _png_chunks(encoded.tobytes())
+    carrier = [chunk for kind, chunk in _png_chunks(encode_png(Image.new("RGB", (1, 1)), meta)) if kind[:1].islower()]
+    ancillary_free = [chunk for kind, chunk in pixels if kind[:1].isupper()]  # IHDR, IDAT..., IEND
+    return _PNG_SIGNATURE + ancillary_free[0] + b"".join(carrier) + b"".join(ancillary_free[1:])
 
 
 def encode_png(image: Image.Image, meta: OutputMetadata) -> bytes:

@@ -51,6 +51,30 @@ def cached_predictor(predictor_args: dict[str, Any]) -> Any:
     return _CACHED[key]
 
 
+def _warm(predictor_args: dict[str, Any]) -> bool:
+    """Load the process's predictor (imports torch, reads the generator); True once it is cached."""
+    cached_predictor(predictor_args)
+    return True
+
+
+def prewarm(predictor_args: dict[str, Any], num_cpus: float, count: int) -> list[Any]:
+    """Start ``count`` tasks that load the predictor into idle worker processes, without waiting.
+
+    On a fresh Ray the first batch of each worker otherwise waits about 2 s for torch's import
+    and the generator's load; started as soon as the dataset is built, those seconds overlap
+    with Ray Data's own start (and the listing of later chunks). The tasks reserve what the
+    fused tasks reserve, so they land in the worker processes those tasks reuse. A failure here
+    is ignored: the fused task that needs the generator raises it.
+
+    Returns:
+        The tasks' object refs (nobody needs to wait on them).
+    """
+    import ray
+
+    task = ray.remote(_warm).options(num_cpus=num_cpus, max_retries=0)
+    return [task.remote(predictor_args) for _ in range(max(0, count))]
+
+
 def colorize_batch(batch: pa.Table, settings: StageSettings, predictor_args: dict[str, Any]) -> pa.Table:
     """Ray Data batch function of the fused stage: listing rows (:data:`manifest.ROW_SCHEMA`) in,
     final manifest rows (:data:`manifest.RESULT_SCHEMA`) out.

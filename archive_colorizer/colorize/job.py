@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from archive_colorizer import __version__, storage
 from archive_colorizer.colorize import listing, manifest, manifest_writer, resume, review, sources
+from archive_colorizer.colorize.pool import actor_pool_bounds
 from archive_colorizer.colorize.settings import StageSettings
 from archive_colorizer.errors import ArchiveColorizerError, ConfigError, JobError, JobStopped, StorageError
 
@@ -102,11 +103,7 @@ def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
             "the predictor actors wait until GPU nodes join",
             file=sys.stderr,
         )
-    if config.actors is not None:
-        low, high = config.actors[0], config.actors[-1]
-    else:
-        high = int(resources.get("GPU", 0)) if config.gpu else int(resources.get("CPU", 1) // 2)
-        low, high = 1, max(1, high)
+    low, high = actor_pool_bounds(config.actors, config.gpu, resources)
     fused = config.stages == "fused" or (config.stages == "auto" and not config.gpu)
     if fused and config.actors is not None:
         print(
@@ -240,6 +237,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         config.jpeg_quality,
         run_info,
         dict(options),
+        jpeg_chroma=config.chroma,
     )
     init_ray(config.ray_address, config.ray_connect_timeout)
     driver_retries = storage.retried_requests()

@@ -7,7 +7,8 @@ Row fields (DESIGN.md): ``input_url``, ``output_url``, ``status`` (``colorized``
 class and message), ``width`` and ``height`` (after EXIF orientation), ``input_mode`` and
 ``input_format`` (Pillow's), ``mean_chroma`` (the colour measure, 8-bit levels),
 ``model_sha256`` (of the generator that made the output), ``seconds`` (work spent on the input,
-summed over the stages), ``run_id`` and ``recorded_at``.
+summed over the stages), ``run_id``, ``recorded_at`` and ``output_bits`` (bits per sample of the output: 8, or 16 for
+16-bit PNG and TIFF outputs of 16-bit inputs).
 
 The manifest is one Parquet dataset: every ``*.parquet`` file directly under ``_manifest/``
 (``part-<start>-<run id>-<seq>.parquet``, at most 10,000 rows each, written by the driver:
@@ -71,6 +72,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("seconds", pa.float64()),
         ("run_id", pa.string()),
         ("recorded_at", pa.timestamp("us", tz="UTC")),
+        ("output_bits", pa.int8()),  # bits per sample of the output: 8, or 16 (16-bit PNG and TIFF)
     ]
 )
 ROW_SCHEMA = pa.schema(

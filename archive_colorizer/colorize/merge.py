@@ -2,7 +2,8 @@
 
 Per pending row: decode the original bytes again, take its gray values as luma and add the
 predicted chroma upsampled to full size (:func:`color.merge_full_resolution`, or
-:func:`color.merge_full_resolution_16bit` for 16-bit TIFF output), encode in the output format
+:func:`color.merge_full_resolution_16bit` for 16-bit PNG and TIFF output, or the half-size chroma
+planes of :func:`color.chroma_planes_420` for 4:2:0 JPEG), encode in the output format
 with the input's metadata and the provenance label (:mod:`.encode`), and write it through
 fsspec (whole or not at all). The final rows go to the driver, which writes the manifest
 (:mod:`.manifest_writer`): a row is recorded only after its output exists.
@@ -23,24 +24,49 @@ from archive_colorizer.colorize.decode import gray_planes
 from archive_colorizer.colorize.settings import StageSettings
 from archive_colorizer.errors import StorageError
 
+CHROMA_SUBSAMPLINGS = ("420", "444")
+"""JPEG chroma resolutions: ``420`` half size (the default), ``444`` full size. PNG and TIFF are 4:4:4."""
+
+
+def output_bits(decoded: imageio.DecodedImage, fmt: str) -> int:
+    """Bits per sample of the output :func:`render` makes: 16 for 16-bit inputs written as PNG or TIFF, else 8."""
+    return 16 if fmt in ("PNG", "TIFF") and decoded.image.mode in imageio.SIXTEEN_BIT_MODES else 8
+
 
 def render(
-    decoded: imageio.DecodedImage, chroma: np.ndarray, fmt: str, provenance: encode.Provenance, jpeg_quality: int = 95
+    decoded: imageio.DecodedImage,
+    chroma: np.ndarray,
+    fmt: str,
+    provenance: encode.Provenance,
+    jpeg_quality: int = 95,
+    jpeg_chroma: str = "420",
 ) -> bytes:
     """The colorized output file of one decoded input.
 
     Args:
         decoded: the input, EXIF orientation applied.
         chroma: (2, S, S) float32 Cb/Cr offsets in 8-bit levels at the model's size.
-        fmt: ``JPEG``, ``PNG`` or ``TIFF``. 16-bit inputs stay 16-bit in TIFF; JPEG drops alpha.
+        fmt: ``JPEG``, ``PNG`` or ``TIFF``. 16-bit inputs stay 16-bit (48-bit colour) in PNG and
+            TIFF (without alpha); JPEG is 8-bit and drops alpha.
+        jpeg_chroma: ``420`` (chroma at half size, encoded from the planes) or ``444``.
 
     Returns:
         The encoded bytes; the output has the input's size and its gray values as luma.
+
+    Raises:
+        ValueError: ``jpeg_chroma`` is not one of :data:`CHROMA_SUBSAMPLINGS`.
     """
+    if jpeg_chroma not in CHROMA_SUBSAMPLINGS:
+        raise ValueError(f"chroma must be one of {', '.join(CHROMA_SUBSAMPLINGS)}, got {jpeg_chroma!r}")
     planes = gray_planes(decoded.image)
     meta = encode.OutputMetadata.from_input(decoded.info, decoded.image.size, provenance)
-    if fmt == "TIFF" and planes.gray16 is not None:
-        return encode.encode_tiff16(color.merge_full_resolution_16bit(planes.gray16, chroma), meta)
+    if output_bits(decoded, fmt) == 16:
+        rgb16 = color.merge_full_resolution_16bit(planes.gray16, chroma)
+        return encode.encode_tiff16(rgb16, meta) if fmt == "TIFF" else encode.encode_png16(rgb16, meta)
+    if fmt == "JPEG" and jpeg_chroma == "420":
+        luma = np.asarray(planes.gray8)
+        cb, cr = color.chroma_planes_420(luma, chroma)
+        return encode.encode_jpeg_planes(luma, cb, cr, meta, jpeg_quality)
     ycbcr = color.merge_full_resolution(planes.gray8, chroma)
     if fmt == "JPEG":
         return encode.encode_jpeg(ycbcr, meta, jpeg_quality)
@@ -60,7 +86,8 @@ def colorize_row(row: dict[str, Any], settings: StageSettings) -> None:
         return
     chroma = np.frombuffer(row["chroma"], np.float32).reshape(2, settings.model_size, settings.model_size)
     try:
-        data = render(decoded, chroma, row["output_format"], provenance, settings.jpeg_quality)
+        fmt = row["output_format"]
+        data = render(decoded, chroma, fmt, provenance, settings.jpeg_quality, settings.jpeg_chroma)
     except (OSError, ValueError) as exc:
         manifest.fail(row, "encode_failed", exc)
         return
@@ -70,7 +97,7 @@ def colorize_row(row: dict[str, Any], settings: StageSettings) -> None:
     except StorageError as exc:
         manifest.fail(row, "write_failed", exc)
         return
-    row.update(status=manifest.COLORIZED, model_sha256=settings.run.model_sha256)
+    row.update(status=manifest.COLORIZED, model_sha256=settings.run.model_sha256, output_bits=output_bits(decoded, fmt))
 
 
 def _stamp(rows: list[dict[str, Any]], settings: StageSettings) -> list[dict[str, Any]]:

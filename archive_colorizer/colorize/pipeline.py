@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 
 from archive_colorizer.colorize import manifest
 from archive_colorizer.colorize.decode import prepare_batch
-from archive_colorizer.colorize.fused import colorize_batch
+from archive_colorizer.colorize.fused import colorize_batch, prewarm
 from archive_colorizer.colorize.merge import finish_batch
 from archive_colorizer.colorize.predictor import Predictor
 from archive_colorizer.colorize.settings import StageSettings
@@ -49,7 +49,8 @@ class PoolSettings:
     """Resources of the pipeline's stages.
 
     Attributes:
-        min_actors, max_actors: predictor actor pool bounds (equal for a fixed pool).
+        min_actors, max_actors: predictor actor pool bounds (equal for a fixed pool; max None: no
+            fixed maximum, the pool grows with the GPUs that join, :mod:`.pool`).
         batch_size: images per generator forward pass.
         task_batch_size: images per CPU task batch and per manifest part.
         cpus_per_task, cpus_per_actor: CPUs reserved per task / actor.
@@ -58,7 +59,7 @@ class PoolSettings:
     """
 
     min_actors: int
-    max_actors: int
+    max_actors: int | None
     batch_size: int
     task_batch_size: int
     cpus_per_task: float
@@ -93,6 +94,14 @@ def build_dataset(listing_dataset: Any, settings: StageSettings, pool: PoolSetti
     }
     dataset = ray.data.from_arrow_refs(listing_dataset) if isinstance(listing_dataset, list) else listing_dataset
     if pool.fused:
+        import ray
+
+        # The generator loads into every worker process while Ray Data starts (see fused.prewarm).
+        prewarm(
+            predictor_args,
+            pool.cpus_per_task,
+            min(256, int(ray.available_resources().get("CPU", 0) // pool.cpus_per_task)),
+        )
         fused_args = dict(task_args, fn_kwargs={"settings": settings, "predictor_args": predictor_args})
         return dataset.map_batches(colorize_batch, **fused_args)
     if pool.min_actors == pool.max_actors:

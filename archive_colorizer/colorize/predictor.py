@@ -68,21 +68,32 @@ class Predictor:
     def predict(self, gray: np.ndarray) -> np.ndarray:
         """Chroma for a batch of squeezed gray images.
 
+        The batch crosses to the device and back once (pinned host memory and ``non_blocking``
+        copies on CUDA), not once per image.
+
         Args:
             gray: (N, S, S) uint8 gray values.
 
         Returns:
             (N, 2, S, S) float32 chroma: BT.601 Cb/Cr offsets from neutral in 8-bit levels.
         """
-        if not gray.flags.writeable:
-            gray = gray.copy()  # torch.from_numpy wants memory it may write (a small (N, S, S) copy)
+        cuda = self.device.type == "cuda"
         with torch.inference_mode():
-            gray_tensor = torch.from_numpy(gray).to(self.device, non_blocking=True)[:, None].float() / 255.0
+            # torch.from_numpy wants memory it may write: a read-only batch is copied (small: (N, S, S) uint8).
+            host_gray = torch.from_numpy(gray if gray.flags.writeable else gray.copy())
+            if cuda:
+                host_gray = host_gray.pin_memory()
+            gray_tensor = host_gray.to(self.device, non_blocking=cuda)[:, None].float() / 255.0  # (N, 1, S, S)
             l_norm = color.gray_to_l(gray_tensor)  # (N, 1, S, S) in [-1, 1]
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 ab_norm = self.generator(l_norm)  # (N, 2, S, S)
-            ab_norm = ab_norm.float()
-            return np.stack([color.predicted_chroma(l_norm[i], ab_norm[i]) for i in range(len(gray))])
+            chroma = color.predicted_chroma_batch(l_norm, ab_norm.float())  # (N, 2, S, S) on the device
+            if not cuda:
+                return chroma.numpy()
+            host = torch.empty(chroma.shape, dtype=torch.float32, pin_memory=True)
+            host.copy_(chroma, non_blocking=True)
+            torch.cuda.current_stream(self.device).synchronize()  # the copy has landed before numpy reads it
+            return host.numpy()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         start = time.perf_counter()

@@ -20,6 +20,7 @@ class StageSettings:
         color_threshold: mean chroma (8-bit levels) from which an input counts as colour.
         overwrite: redo inputs an earlier run finished.
         jpeg_quality: quality of JPEG outputs.
+        jpeg_chroma: chroma resolution of JPEG outputs, ``420`` or ``444``.
         run: identity of the run, stamped on manifest rows and output metadata.
         storage_options: fsspec options (may hold credentials: never logged or written).
     """
@@ -33,3 +34,4 @@ class StageSettings:
     jpeg_quality: int
     run: RunInfo
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
+    jpeg_chroma: str = "420"

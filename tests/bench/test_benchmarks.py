@@ -48,6 +48,7 @@ def test_colorize_throughput_reports_every_rate_and_ratio(tmp_path, capsys):
             "4",
             "--workdir",
             str(tmp_path),
+            "--stages",
         ]
     )
     wall = time.perf_counter() - started
@@ -62,6 +63,9 @@ def test_colorize_throughput_reports_every_rate_and_ratio(tmp_path, capsys):
     assert sum(report[n]["seconds"] for n in phases) + report["pipeline_warm"]["seconds"] < wall
     outputs = [p for p in (tmp_path / "out-pipeline").rglob("*.jpg") if not p.relative_to(tmp_path).parts[1][0] == "_"]
     assert len(outputs) == 6  # the pipeline wrote every output it counted (the review's thumbnails aside)
+    for chroma in ("444", "420"):  # ms per image of every stage, each a real duration
+        assert set(report["stages_ms_per_image"][chroma]) == {"decode", "model", "merge", "encode", "write"}
+        assert all(value > 0 for value in report["stages_ms_per_image"][chroma].values()), chroma
     assert report["pipeline"]["counts"]["colorized"] == 6
     cores = report["cores"]
     per_image = 1 / report["floor"]["images_per_second"] + 1 / report["model_only"]["images_per_second"]
@@ -170,3 +174,24 @@ def test_colorfulness_threshold_separates_colour_photos_from_their_faded_version
     assert set(report) >= {"original", "saturation_0.1", "sepia", "gray"}
     assert report["original"]["count"] == 10 and report["original"]["below_10"] == 0
     assert report["saturation_0.1"]["below_10"] == 10 and report["gray"]["max"] == 0.0
+
+
+def test_gpu_check_runs_at_a_tiny_size_without_cuda_and_reports_every_figure():
+    import torch
+
+    from archive_colorizer.models import GeneratorSpec
+
+    report = _bench("gpu_check").main(["--tiny", "--repeats", "1", "--max-batch", "4"])
+    assert report["tiny"] is True
+    if not torch.cuda.is_available():
+        assert report["device"] == "cpu" and report["peak_memory_mb"] is None
+    forward = report["generator_forward"]
+    assert [(row["precision"], row["batch_size"]) for row in forward] == [
+        (precision, batch) for precision in ("bf16", "fp32") for batch in (1, 2, 4)
+    ]
+    assert all(row["images_per_second"] > 0 for row in forward)
+    tiny_generator = GeneratorSpec(ngf=8, num_downs=5).build()
+    assert report["generator"]["parameters"] == sum(p.numel() for p in tiny_generator.parameters())
+    assert report["train_step"]["batch_size"] == 4 and report["train_step"]["images_per_second"] > 0
+    assert report["predictor"]["input_megapixels"] == pytest.approx(0.05, rel=0.05)
+    assert report["predictor"]["images_per_second"] > 0
