@@ -78,10 +78,11 @@ def stop_handlers() -> Iterator[None]:
 def _interrupt_main() -> None:
     # Through SIGTERM's Python handler (ours, or ray.init's sys.exit) when there is one, else
     # as KeyboardInterrupt; Watchdog.__exit__ turns either into its JobError.
-    if callable(signal.getsignal(signal.SIGTERM)):
+    main_ident = threading.main_thread().ident  # None only for a thread never started
+    if callable(signal.getsignal(signal.SIGTERM)) and main_ident is not None:
         # A real signal to the main thread (not only the flag interrupt_main sets): it also
         # wakes a sleeping or waiting system call.
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+        signal.pthread_kill(main_ident, signal.SIGTERM)
     else:
         _thread.interrupt_main()
 
@@ -140,12 +141,14 @@ class Watchdog:
     def __enter__(self) -> Watchdog:
         self.beat()
         if self.timeout is not None:
-            self._thread = threading.Thread(target=self._watch, name=f"{self.job}-watchdog", daemon=True)
+            self._thread = threading.Thread(
+                target=self._watch, args=(self.timeout,), name=f"{self.job}-watchdog", daemon=True
+            )
             self._thread.start()
         return self
 
-    def _watch(self) -> None:
-        interval = min(5.0, self.timeout / 10)
+    def _watch(self, timeout: float) -> None:
+        interval = min(5.0, timeout / 10)
         seen = self._probe()
         while not self._stop.wait(interval):
             value = self._probe()
@@ -153,11 +156,11 @@ class Watchdog:
                 seen = value
                 self.beat()
             idle = time.monotonic() - self._last
-            if idle >= self.timeout:
+            if idle >= timeout:
                 self.error = JobError(
                     self.message
                     or f"{self.job} made no progress for {idle:.0f} s ({self.what}); stopped by --stall-timeout "
-                    f"{self.timeout:g}. Likely the cluster lacks the CPUs, GPUs or memory the job's tasks ask for "
+                    f"{timeout:g}. Likely the cluster lacks the CPUs, GPUs or memory the job's tasks ask for "
                     "(see `ray status`), or a worker hangs; finished work is kept, re-running resumes"
                 )
                 _fired.append(self.error)
@@ -219,6 +222,8 @@ class Heartbeat:
 
     def read(self) -> bytes | None:
         """The last value written (``None`` before the first)."""
+        if self.key is None:
+            return None
         from ray.experimental import internal_kv
 
         return internal_kv._internal_kv_get(self.key)

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
             make_archive(inputs, size, photos)
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-            figures = {"archive_seconds": round(time.perf_counter() - made, 1)}
+            figures: dict[str, Any] = {"archive_seconds": round(time.perf_counter() - made, 1)}
             figures["fresh"] = run_driver(inputs, work / "out", model, options, [])
             figures["listing"] = listing_rate(inputs, work / "out", options.listing_seconds)
             figures["load_average"] = os.getloadavg()

@@ -91,7 +91,7 @@ def existing_or_new_inputs(folder: Path, count: int, megapixels: float) -> list[
     return sorted(folder.glob("*.jpg"))
 
 
-MODELS = {
+MODELS: dict[str, tuple[dict[str, Any], int]] = {
     "tiny": ({"ngf": 8, "num_downs": 5}, 32),
     "demo": ({"ngf": 32, "num_downs": 6}, 128),
     "unet_256": ({"ngf": 64, "num_downs": 8}, 256),

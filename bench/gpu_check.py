@@ -28,11 +28,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-FULL = {"spec": {"ngf": 64, "num_downs": 8}, "size": 256, "megapixels": 1.7, "max_batch": 64}
-TINY = {"spec": {"ngf": 8, "num_downs": 5}, "size": 32, "megapixels": 0.05, "max_batch": 4}
+FULL: dict[str, Any] = {"spec": {"ngf": 64, "num_downs": 8}, "size": 256, "megapixels": 1.7, "max_batch": 64}
+TINY: dict[str, Any] = {"spec": {"ngf": 8, "num_downs": 5}, "size": 32, "megapixels": 0.05, "max_batch": 4}
 
 
 def _timed(step: Callable[[], object], repeats: int, device) -> float:
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
     spec = GeneratorSpec(**sizes["spec"])
     generator = spec.build().to(device).eval()
     batches = batch_sizes(options.max_batch or sizes["max_batch"])
-    report = {
+    report: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if cuda else "cpu",
         "tiny": sizes is TINY,
         "torch": torch.__version__,

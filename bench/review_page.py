@@ -1,12 +1,13 @@
 """Benchmark: the colorize review page of a very large run (JSON on stdout).
 
-Writes one run's manifest file of ``--rows`` rows (1 % failed, 2 % skipped as colour, the rest
-colorized; paths like an archive's), then times what the driver does at the end of a run for
-the review page: one streamed pass over the manifest file (:func:`review.iter_run_rows` into
-:class:`review.ReviewRows`) and :func:`review.render_page`. Thumbnails are left out (their
-cost is fixed: ``--review-samples`` pairs, whatever the size of the job). Reports the wall
-time, the growth of the process's peak memory during the pass (the file is written by a child
-process), and the page's size.
+Writes one run's manifest of ``--rows`` rows (1 % failed, 2 % skipped as colour, the rest
+colorized; paths like an archive's) through :class:`manifest_writer.ManifestWriter`, as a run
+does (parts of 10,000 rows and the run's record), then times what the driver does at the end
+of a run for the review page: one streamed pass over the run's manifest parts
+(:func:`review.iter_run_rows` into :class:`review.ReviewRows`) and :func:`review.render_page`.
+Thumbnails are left out (their cost is fixed: ``--review-samples`` pairs, whatever the size of
+the job). Reports the wall time, the growth of the process's peak memory during the pass (the
+manifest is written by a child process), and the page's size.
 
     python bench/review_page.py --rows 1000000
 """
@@ -23,12 +24,16 @@ import time
 
 import pyarrow as pa
 
-from archive_colorizer.colorize import manifest, review
+from archive_colorizer.colorize import manifest, manifest_writer, review
 
 
 def write_run(output: str, rows: int, run: manifest.RunInfo, chunk: int = 100_000) -> None:
-    """A run file of ``rows`` manifest rows under ``output/_manifest``."""
-    writer = manifest.RunManifest(output, run)
+    """``rows`` manifest rows of one run under ``output/_manifest``, written as a run writes them.
+
+    :class:`manifest_writer.ManifestWriter` writes parts of at most 10,000 rows and the run's
+    record under ``output/_runs``, as the colorize job does.
+    """
+    writer = manifest_writer.ManifestWriter(output, run)
     now = _dt.datetime.now(_dt.timezone.utc)
     for start in range(0, rows, chunk):
         index = range(start, min(rows, start + chunk))
@@ -52,12 +57,16 @@ def write_run(output: str, rows: int, run: manifest.RunInfo, chunk: int = 100_00
             "width": [4000] * len(index),
             "height": [3000] * len(index),
             "input_mode": ["L"] * len(index),
+            "input_format": ["TIFF"] * len(index),
+            "mean_chroma": [0.5 if s == manifest.SKIPPED_COLOR else None for s in status],
+            "model_sha256": [None if s != manifest.COLORIZED else run.model_sha256 for s in status],
+            "seconds": [0.25] * len(index),
             "run_id": [run.run_id] * len(index),
             "recorded_at": [now] * len(index),
         }
         table = pa.table({name: columns.get(name, [None] * len(index)) for name in manifest.MANIFEST_SCHEMA.names})
         writer.write(table.cast(manifest.MANIFEST_SCHEMA))
-    writer.commit()
+    writer.close()
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -134,7 +134,7 @@ def _row(
     if problem is None and storage.is_local(roots.input_fs) and (not walked or os.path.islink(input_path)):
         if not _resolves_inside(input_path, roots.input_path):
             problem = "a symbolic link to a file outside INPUT"
-    if problem is not None:
+    if problem is not None or relative_path is None:  # no relative path always has a problem
         return manifest.new_row(
             input_url, status=manifest.FAILED, reason="unsafe_path", error=f"{input_url}: {problem}"
         )

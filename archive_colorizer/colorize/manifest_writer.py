@@ -86,7 +86,8 @@ class ManifestWriter:
         self.fs, self.folder = storage.open_url(manifest.manifest_url(output_url), storage_options)
         self.fs.makedirs(self.folder, exist_ok=True)
         self.rows_per_part, self.flush_seconds, self.clock = rows_per_part, flush_seconds, clock
-        self.seq, self.buffer, self.buffered = 0, [], 0
+        self.seq, self.buffered = 0, 0
+        self.buffer: list[pa.Table] = []
         self.last_write = clock()
         self.counts: Counter[str] = Counter()
         self.storage_retries = 0

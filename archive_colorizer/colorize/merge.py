@@ -60,7 +60,7 @@ def render(
         raise ValueError(f"chroma must be one of {', '.join(CHROMA_SUBSAMPLINGS)}, got {jpeg_chroma!r}")
     planes = gray_planes(decoded.image)
     meta = encode.OutputMetadata.from_input(decoded.info, decoded.image.size, provenance)
-    if output_bits(decoded, fmt) == 16:
+    if output_bits(decoded, fmt) == 16 and planes.gray16 is not None:  # 16 bits only where the input has them
         rgb16 = color.merge_full_resolution_16bit(planes.gray16, chroma)
         return encode.encode_tiff16(rgb16, meta) if fmt == "TIFF" else encode.encode_png16(rgb16, meta)
     if fmt == "JPEG" and jpeg_chroma == "420":

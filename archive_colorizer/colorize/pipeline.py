@@ -78,13 +78,8 @@ def build_dataset(listing_dataset: Any, settings: StageSettings, pool: PoolSetti
     import ray.data
     from ray.data import ActorPoolStrategy
 
-    task_args = {
-        "batch_format": "pyarrow",
-        "batch_size": pool.task_batch_size,
-        "num_cpus": pool.cpus_per_task,
-        "fn_kwargs": {"settings": settings},
-    }
-    predictor_args = {
+    task_kwargs: dict[str, Any] = {"settings": settings}
+    predictor_args: dict[str, Any] = {
         "model_url": model_url,
         "expected_sha256": settings.run.model_sha256,
         "model_size": settings.model_size,
@@ -93,6 +88,8 @@ def build_dataset(listing_dataset: Any, settings: StageSettings, pool: PoolSetti
         "storage_options": settings.storage_options,
     }
     dataset = ray.data.from_arrow_refs(listing_dataset) if isinstance(listing_dataset, list) else listing_dataset
+    # The stage functions take their settings through fn_kwargs; Ray's annotation of map_batches'
+    # fn admits only one-argument callables, hence the ignores on fn below.
     if pool.fused:
         import ray
 
@@ -102,25 +99,40 @@ def build_dataset(listing_dataset: Any, settings: StageSettings, pool: PoolSetti
             pool.cpus_per_task,
             min(256, int(ray.available_resources().get("CPU", 0) // pool.cpus_per_task)),
         )
-        fused_args = dict(task_args, fn_kwargs={"settings": settings, "predictor_args": predictor_args})
-        return dataset.map_batches(colorize_batch, **fused_args)
+        return dataset.map_batches(
+            colorize_batch,  # type: ignore[arg-type]  # extra arguments come from fn_kwargs
+            batch_format="pyarrow",
+            batch_size=pool.task_batch_size,
+            num_cpus=pool.cpus_per_task,
+            fn_kwargs={"settings": settings, "predictor_args": predictor_args},
+        )
     if pool.min_actors == pool.max_actors:
         compute = ActorPoolStrategy(size=pool.min_actors)
     else:
         compute = ActorPoolStrategy(min_size=pool.min_actors, max_size=pool.max_actors)
-    actor_args: dict[str, Any] = {"num_cpus": pool.cpus_per_actor}
-    if pool.gpu:
-        actor_args["num_gpus"] = 1
-    dataset = dataset.map_batches(prepare_batch, **task_args)
+    dataset = dataset.map_batches(
+        prepare_batch,  # type: ignore[arg-type]  # extra arguments come from fn_kwargs
+        batch_format="pyarrow",
+        batch_size=pool.task_batch_size,
+        num_cpus=pool.cpus_per_task,
+        fn_kwargs=task_kwargs,
+    )
     dataset = dataset.map_batches(
         Predictor,
         batch_format="pyarrow",
         batch_size=pool.batch_size,
         compute=compute,
         fn_constructor_kwargs=predictor_args,
-        **actor_args,
+        num_cpus=pool.cpus_per_actor,
+        num_gpus=1 if pool.gpu else None,
     )
-    return dataset.map_batches(finish_batch, **task_args)
+    return dataset.map_batches(
+        finish_batch,  # type: ignore[arg-type]  # extra arguments come from fn_kwargs
+        batch_format="pyarrow",
+        batch_size=pool.task_batch_size,
+        num_cpus=pool.cpus_per_task,
+        fn_kwargs=task_kwargs,
+    )
 
 
 @dataclass

@@ -194,9 +194,13 @@ def tree_dataset(context: ListingContext):
     progress = _progress_actor(len(units))
     context = _with(context, progress=progress)
     items = [{"folder": folder, "recursive": recursive} for folder, recursive in units]
-    dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+    dataset: ray.data.Dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
     dataset = dataset.map_batches(
-        list_units, batch_size=1, batch_format="numpy", num_cpus=LISTING_CPUS, fn_kwargs={"context": context}
+        list_units,  # type: ignore[arg-type]  # Ray's annotation omits fn_kwargs' extra arguments
+        batch_size=1,
+        batch_format="numpy",
+        num_cpus=LISTING_CPUS,
+        fn_kwargs={"context": context},
     )
     return _small_blocks(dataset, context.first_chunk_rows), progress
 
@@ -254,7 +258,7 @@ def list_dataset(list_url: str, context: ListingContext):
     progress = _progress_actor(None)
     context = _with(context, progress=progress)
     dataset = dataset.map_batches(
-        list_entries,
+        list_entries,  # type: ignore[arg-type]  # Ray's annotation omits fn_kwargs' extra arguments
         batch_format="pyarrow",
         batch_size=4096,
         num_cpus=LISTING_CPUS,
@@ -273,7 +277,8 @@ def _progress_actor(units: int | None) -> Any:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-    return ray.remote(num_cpus=0, scheduling_strategy=here)(ListingProgress).remote(units)
+    # Ray's annotation of scheduling_strategy omits NodeAffinitySchedulingStrategy, which it accepts.
+    return ray.remote(num_cpus=0, scheduling_strategy=here)(ListingProgress).remote(units)  # type: ignore[call-overload]
 
 
 def _with(context: ListingContext, **changes: Any) -> ListingContext:

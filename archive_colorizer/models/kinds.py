@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args
 from torch import nn
 
 from archive_colorizer.models.generator import GeneratorSpec, UNetGenerator
+from archive_colorizer.models.resnet import ResNet18Encoder
 from archive_colorizer.models.resnet_unet import ResNetUNetGenerator, ResNetUNetSpec
 
 GeneratorKind = Literal["unet", "resnet18_unet"]
@@ -44,6 +45,6 @@ def generator_spec(document: Mapping[str, Any], kind: str | None = None) -> AnyG
     return _SPECS[chosen](**{**document, "kind": chosen})
 
 
-def encoder_of(generator: nn.Module) -> nn.Module | None:
+def encoder_of(generator: nn.Module) -> ResNet18Encoder | None:
     """The pretrainable encoder of a generator (ResNet-18 of ``resnet18_unet``); ``None`` for the U-Net."""
     return generator.encoder if isinstance(generator, ResNetUNetGenerator) else None

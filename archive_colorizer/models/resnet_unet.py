@@ -122,7 +122,8 @@ class ResNetUNetGenerator(nn.Module):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
         nn.init.normal_(self.head.weight, 0.0, 0.02)  # starts near ab = 0 (gray), as pix2pix's init
-        nn.init.zeros_(self.head.bias)
+        if self.head.bias is not None:  # always: the head is built with a bias
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
         """(B, in_channels, H, W) in [-1, 1] -> (B, out_channels, H, W) in [-1, 1]."""

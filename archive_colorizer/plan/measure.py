@@ -122,7 +122,9 @@ def _settings(config: Any, output: str, model_size: int, sha256: str) -> StageSe
 def _profiled(profile: cProfile.Profile) -> dict[str, float]:
     """Cumulative seconds inside the functions of :data:`_PROFILED`, per stage."""
     found: dict[str, float] = {}
-    for (filename, _line, name), (_cc, _nc, _tt, cumulative, _callers) in pstats.Stats(profile).stats.items():
+    # Stats.stats (per (file, line, function): calls, times, callers) is public but missing from typeshed.
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    for (filename, _line, name), (_cc, _nc, _tt, cumulative, _callers) in stats.items():
         for (ending, function), stage in _PROFILED.items():
             if name == function and filename.replace(os.sep, "/").endswith(ending):
                 found[stage] = found.get(stage, 0.0) + cumulative

@@ -172,8 +172,8 @@ def project(workload: Workload, shape: ClusterShape, assumptions: Assumptions, s
     rate = capacity[bottleneck]
     wall = workload.fixed_seconds + workload.images / rate
     hours = wall / 3600
-    prices = [g.price_per_hour for g in shape.groups]
-    cost = None if any(p is None for p in prices) else sum(g.count * g.price_per_hour * hours for g in shape.groups)
+    priced = [(g.count, g.price_per_hour) for g in shape.groups if g.price_per_hour is not None]
+    cost = sum(count * price * hours for count, price in priced) if len(priced) == len(shape.groups) else None
     utilisation = {name: rate / cap if cap and not math.isinf(cap) else 0.0 for name, cap in capacity.items()}
     if stages == "fused" and shape.gpus:
         utilisation["gpu"] = 0.0

@@ -214,7 +214,7 @@ def summarise(headers: list[Header], max_pixels: int) -> SampleSummary:
         megapixels_max=float(megapixels.max()),
         bytes_mean=float(np.mean(sizes)) if sizes else 0.0,
         header_seconds_mean=float(np.mean([h.seconds for h in headers])),
-        modes=dict(Counter(h.mode for h in readable).most_common()),
-        formats=dict(Counter(h.format for h in readable).most_common()),
+        modes=dict(Counter(h.mode or "unknown" for h in readable).most_common()),
+        formats=dict(Counter(h.format or "unknown" for h in readable).most_common()),
         errors=[f"{h.url}: {h.error}" for h in headers if h.error][:5],
     )

@@ -75,10 +75,14 @@ def finished_shards(fs: fsspec.AbstractFileSystem, root: str) -> dict[int, Shard
     folder = storage.join(root, SHARD_STATS_FOLDER)
     if not fs.isdir(folder):
         return {}
-    paths = [path for path in fs.ls(folder, detail=False) if _STATS_NAME.fullmatch(posixpath.basename(path))]
+    paths, indices = [], {}  # indices: shard index by file name
+    for path in fs.ls(folder, detail=False):
+        if match := _STATS_NAME.fullmatch(posixpath.basename(path)):
+            paths.append(path)
+            indices[posixpath.basename(path)] = int(match.group(1))
     finished = {}
     for path, data in fs.cat(paths, on_error="omit").items():  # concurrent reads on object stores
-        index = int(_STATS_NAME.fullmatch(posixpath.basename(path)).group(1))
+        index = indices[posixpath.basename(path)]
         try:
             finished[index] = ShardStats.from_dict(index, json.loads(data))
         except (ValueError, KeyError, TypeError, AttributeError):
