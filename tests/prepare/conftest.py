@@ -94,3 +94,21 @@ def write_tar(path: Path, files: dict[str, bytes]) -> Path:
 @pytest.fixture(scope="session")
 def collection_folder(collection, tmp_path_factory) -> Path:
     return write_folder(tmp_path_factory.mktemp("collection") / "photos", collection)
+
+
+def write_category_collection(root: Path, photos: dict[str, np.ndarray], **jpeg_params) -> Path:
+    """A folder-per-category collection under ``root``: 20 categories x 50 JPEGs of 48 px.
+
+    Each JPEG is a seeded random crop of a real photograph (astronaut, coffee, chelsea, motorcycle),
+    named ``catCC/III.jpg`` so a sorted listing holds each category contiguously (Places365's layout).
+    """
+    rng = np.random.default_rng(0)
+    arrays = [photos[name] for name in ("astronaut", "coffee", "chelsea", "motorcycle")]
+    files = {}
+    for category in range(20):
+        for item in range(50):
+            array = arrays[(category + item) % len(arrays)]
+            top, left = rng.integers(0, array.shape[0] - 48), rng.integers(0, array.shape[1] - 48)
+            crop = np.ascontiguousarray(array[top : top + 48, left : left + 48])
+            files[f"cat{category:02d}/{item:03d}.jpg"] = encode(crop, "JPEG", **jpeg_params)
+    return write_folder(root, files)

@@ -6,7 +6,6 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -17,7 +16,15 @@ from archive_colorizer.errors import ConfigError, JobError
 from archive_colorizer.prepare import run
 from archive_colorizer.prepare.writer import SHARD_SCHEMA
 from tests.flaky_s3 import FAULTS, credential_options, find_secrets
-from tests.prepare.conftest import INPUTS, PHOTO_FILES, PLANTED, encode, write_folder, write_tar, write_zip
+from tests.prepare.conftest import (
+    INPUTS,
+    PHOTO_FILES,
+    PLANTED,
+    write_category_collection,
+    write_folder,
+    write_tar,
+    write_zip,
+)
 
 SIZE = 64
 
@@ -194,16 +201,7 @@ def test_overwrite_replaces_an_earlier_run_and_keeps_other_files(ray_local, coll
 @pytest.fixture(scope="module")
 def category_folder(photos, tmp_path_factory) -> Path:
     """A folder-per-category collection, 20 categories x 50 JPEGs of 48 px (crops of real photos)."""
-    rng = np.random.default_rng(0)
-    arrays = [photos[name] for name in ("astronaut", "coffee", "chelsea", "motorcycle")]
-    files = {}
-    for category in range(20):
-        for item in range(50):
-            array = arrays[(category + item) % len(arrays)]
-            top, left = rng.integers(0, array.shape[0] - 48), rng.integers(0, array.shape[1] - 48)
-            crop = np.ascontiguousarray(array[top : top + 48, left : left + 48])
-            files[f"cat{category:02d}/{item:03d}.jpg"] = encode(crop, "JPEG", quality=90)
-    return write_folder(tmp_path_factory.mktemp("categories") / "places", files)
+    return write_category_collection(tmp_path_factory.mktemp("categories") / "places", photos, quality=90)
 
 
 def _category_config(input_url: str, output_url: str, **overrides) -> PrepareConfig:

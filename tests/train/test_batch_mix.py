@@ -12,22 +12,9 @@ import pytest
 from archive_colorizer.config import PrepareConfig, TrainConfig
 from archive_colorizer.prepare import run as prepare
 from archive_colorizer.train.data import Shards
-from tests.prepare.conftest import encode, write_folder
+from tests.prepare.conftest import write_category_collection
 
 BATCH = 16
-
-
-def _category_collection(folder, photos):
-    """20 categories x 50 JPEGs of 48 px (crops of real photos), one folder per category, sorted."""
-    rng = np.random.default_rng(0)
-    arrays = [photos[name] for name in ("astronaut", "coffee", "chelsea", "motorcycle")]
-    files = {}
-    for category in range(20):
-        for item in range(50):
-            array = arrays[(category + item) % len(arrays)]
-            top, left = rng.integers(0, array.shape[0] - 48), rng.integers(0, array.shape[1] - 48)
-            files[f"cat{category:02d}/{item:03d}.jpg"] = encode(array[top : top + 48, left : left + 48], "JPEG")
-    return write_folder(folder, files)
 
 
 def _majority_shares(labels: list[str]) -> list[float]:
@@ -51,7 +38,7 @@ def _training_order(url: str, buffer: int) -> list[str]:
 
 @pytest.mark.usefixtures("ray_local")
 def test_majority_category_share_in_batches_is_that_of_a_uniform_shuffle(photos, tmp_path):
-    source = _category_collection(tmp_path / "places", photos)
+    source = write_category_collection(tmp_path / "places", photos)
     common = dict(size=32, min_size=32, val_fraction=0.05, rows_per_shard=100, progress=False, max_tasks=2)
     prepare(PrepareConfig(input=str(source), output=str(tmp_path / "mixed"), **common))
     prepare(PrepareConfig(input=str(source), output=str(tmp_path / "in-order"), mix_window_shards=1, **common))
