@@ -232,6 +232,27 @@ def _metadata_jpeg_segments(meta: OutputMetadata) -> bytes:
     return b"".join(segments)
 
 
+_LUMA_MARGIN = 16
+"""Rows and columns past the luma plane that libjpeg-turbo may read: one 4:2:0 MCU (16 x 16)."""
+
+
+def _luma_with_margin(y: np.ndarray) -> np.ndarray:
+    """``y`` as a view into a buffer whose margin (:data:`_LUMA_MARGIN`) repeats its last row and column.
+
+    simplejpeg hands libjpeg-turbo the plane with its strides, and libjpeg-turbo reads luma up
+    to the MCU boundary: past the last row (and column) of a plane whose sides are not
+    multiples of 16. Without a margin those reads see whatever memory follows the array, so the
+    bottom rows of the output change from one call to the next (by up to 12 levels). Repeating
+    the edge is what JPEG's own padding does.
+    """
+    height, width = y.shape
+    buffer = np.empty((height + _LUMA_MARGIN, width + _LUMA_MARGIN), np.uint8)
+    buffer[:height, :width] = y
+    buffer[:height, width:] = y[:, -1:]
+    buffer[height:] = buffer[height - 1]
+    return buffer[:height, :width]
+
+
 def encode_jpeg_planes(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, meta: OutputMetadata, quality: int) -> bytes:
     """A 4:2:0 JPEG straight from its planes (libjpeg-turbo via simplejpeg), with DPI, EXIF, XMP and ICC.
 
@@ -252,7 +273,7 @@ def encode_jpeg_planes(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, meta: Outp
     if cb.shape != ((height + 1) // 2, (width + 1) // 2) or cr.shape != cb.shape:
         raise ValueError(f"4:2:0 chroma planes of {width}x{height} must be {(height + 1) // 2}x{(width + 1) // 2}")
     data = simplejpeg.encode_jpeg_yuv_planes(
-        np.ascontiguousarray(y), np.ascontiguousarray(cb), np.ascontiguousarray(cr), quality=quality
+        _luma_with_margin(y), np.ascontiguousarray(cb), np.ascontiguousarray(cr), quality=quality
     )
     _, body = _jpeg_segments(data, range(0))  # drop simplejpeg's own APP0 (JFIF without DPI)
     return _SOI + _metadata_jpeg_segments(meta) + data[body:]

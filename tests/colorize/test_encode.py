@@ -77,6 +77,26 @@ def test_jpeg_420_is_encoded_from_the_planes_at_half_chroma_keeping_the_gray(pho
     assert imageio.mean_chroma(output) == pytest.approx(imageio.mean_chroma(old), rel=0.1)
 
 
+@pytest.mark.parametrize("crop", [(427, 640), (427, 599), (400, 599)], ids=["odd-height", "odd-both", "odd-width"])
+def test_jpeg_420_never_reads_past_the_luma_plane(photos, crop):
+    """libjpeg-turbo reads luma up to the 16 x 16 MCU boundary: the plane's neighbours in memory must not
+    reach the output (they did: the bottom rows changed by up to 12 levels from call to call)."""
+    height, width = crop
+    gray = np.asarray(Image.fromarray(photos["rocket"]).convert("L"))[:height, :width]
+    cb = np.full(((height + 1) // 2, (width + 1) // 2), 100, np.uint8)
+    cr = np.full_like(cb, 150)
+    meta = encode.OutputMetadata.from_input({}, (width, height), PROVENANCE)
+    outputs = []
+    for neighbour in (0, 255):  # what lies in memory below and right of the plane
+        buffer = np.full((height + 32, width + 32), neighbour, np.uint8)
+        buffer[:height, :width] = gray
+        outputs.append(encode.encode_jpeg_planes(buffer[:height, :width], cb, cr, meta, 95))
+    assert outputs[0] == outputs[1]
+    luma = np.asarray(Image.open(io.BytesIO(outputs[0])).convert("YCbCr"))[..., 0].astype(int)
+    bottom = np.abs(luma[-2:] - gray[-2:])
+    assert bottom.mean() < 2.0 and bottom.max() <= 12  # the bottom rows are the image's own, as quantised
+
+
 def test_jpeg_420_carries_icc_and_large_exif_like_444(photos):
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     exif = Image.Exif()
