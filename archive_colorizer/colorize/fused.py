@@ -8,9 +8,12 @@ wait for the actor to start. Here every task runs the three stages of
 :func:`~archive_colorizer.colorize.decode.prepare_batch`, a
 :class:`~archive_colorizer.colorize.predictor.Predictor`, and
 :func:`~archive_colorizer.colorize.merge.finish_batch`; the rows and the
-failure handling are theirs, unchanged. The generator is loaded once per worker process and
-kept for the following tasks (and the following jobs on the same Ray) while its URL, sha256
-and size stay the same; torch runs one thread per task.
+failure handling are theirs, unchanged. Each input is decoded once, at full resolution, and
+the merge reuses that image (up to :data:`~archive_colorizer.colorize.decode.KEEP_PIXELS`
+pixels per task; inputs beyond that are decoded small, then again by the merge). The
+generator is loaded once per worker process and kept for the following tasks (and the
+following jobs on the same Ray) while its URL, sha256 and size stay the same; torch runs one
+thread per task.
 """
 
 from __future__ import annotations
@@ -62,9 +65,11 @@ def prewarm(predictor_args: dict[str, Any], num_cpus: float, count: int) -> list
 
     On a fresh Ray the first batch of each worker otherwise waits about 2 s for torch's import
     and the generator's load; started as soon as the dataset is built, those seconds overlap
-    with Ray Data's own start (and the listing of later chunks). The tasks reserve what the
-    fused tasks reserve, so they land in the worker processes those tasks reuse. A failure here
-    is ignored: the fused task that needs the generator raises it.
+    with Ray Data's own start (and the listing of later chunks). There are as many as fused
+    tasks fit the cluster, so they land in the worker processes those tasks reuse; each
+    reserves ``num_cpus`` (the pipeline gives a fused task's share less a listing task's, so
+    the listing is not held up behind them). A failure here is ignored: the fused task that
+    needs the generator raises it.
 
     Returns:
         The tasks' object refs (nobody needs to wait on them).
@@ -83,6 +88,7 @@ def colorize_batch(batch: pa.Table, settings: StageSettings, predictor_args: dic
         ArtifactError: the generator cannot be loaded in this worker (systemic: the job stops);
             every other failure becomes a failed row.
     """
-    prepared = prepare_batch(batch, settings)
+    decoded: dict[int, Any] = {}  # inputs decoded once at full size, reused by the merge
+    prepared = prepare_batch(batch, settings, keep=decoded)
     predicted = cached_predictor(predictor_args)(prepared)
-    return finish_batch(predicted, settings)
+    return finish_batch(predicted, settings, decoded)

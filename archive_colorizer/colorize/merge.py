@@ -76,14 +76,20 @@ def render(
     return encode.encode_png(rgb, meta) if fmt == "PNG" else encode.encode_tiff(rgb, meta)
 
 
-def colorize_row(row: dict[str, Any], settings: StageSettings) -> None:
-    """Render and write one pending row's output; the row becomes ``colorized`` or ``failed``."""
+def colorize_row(row: dict[str, Any], settings: StageSettings, decoded: imageio.DecodedImage | None = None) -> None:
+    """Render and write one pending row's output; the row becomes ``colorized`` or ``failed``.
+
+    Args:
+        decoded: the input already decoded at full resolution (the fused stage), else None:
+            ``row["data"]`` is decoded here.
+    """
     provenance = encode.Provenance(settings.run.tool_version, settings.run.model_sha256)
-    try:
-        decoded = imageio.decode(row["data"], source=row["input_url"], max_pixels=settings.max_pixels)
-    except imageio.ImageDecodeError as exc:
-        manifest.fail(row, exc.reason, exc)
-        return
+    if decoded is None:
+        try:
+            decoded = imageio.decode(row["data"], source=row["input_url"], max_pixels=settings.max_pixels)
+        except imageio.ImageDecodeError as exc:
+            manifest.fail(row, exc.reason, exc)
+            return
     chroma = np.frombuffer(row["chroma"], np.float32).reshape(2, settings.model_size, settings.model_size)
     try:
         fmt = row["output_format"]
@@ -110,17 +116,25 @@ def _stamp(rows: list[dict[str, Any]], settings: StageSettings) -> list[dict[str
     return stamped
 
 
-def finish_batch(batch: pa.Table, settings: StageSettings) -> pa.Table:
+def finish_batch(
+    batch: pa.Table, settings: StageSettings, decoded: dict[int, imageio.DecodedImage] | None = None
+) -> pa.Table:
     """Ray Data batch function of the merge stage: rows of :data:`manifest.ROW_SCHEMA` in, rows of
     :data:`manifest.RESULT_SCHEMA` out (retries not counted on a row go to the batch's first row).
+
+    Args:
+        decoded: full-resolution inputs already decoded, by row index in the batch (the fused
+            stage, :func:`~archive_colorizer.colorize.decode.prepare_batch`'s ``keep``); each is
+            dropped once its output is written.
     """
     rows = batch.to_pylist()
-    pending = [row for row in rows if row["status"] == manifest.PENDING]
+    kept = decoded if decoded is not None else {}
+    pending = [(index, row) for index, row in enumerate(rows) if row["status"] == manifest.PENDING]
     retried = storage.retried_requests()
-    for row in pending:
+    for index, row in pending:
         start, row_retried = time.perf_counter(), storage.retried_requests()
         try:
-            colorize_row(row, settings)
+            colorize_row(row, settings, kept.pop(index, None))
         except Exception as exc:  # an input must never stop the job; record what happened
             manifest.fail(row, "error", exc)
         row["seconds"] += time.perf_counter() - start

@@ -36,7 +36,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from archive_colorizer.colorize import manifest
+from archive_colorizer.colorize import manifest, sources
 from archive_colorizer.colorize.decode import prepare_batch
 from archive_colorizer.colorize.fused import colorize_batch, prewarm
 from archive_colorizer.colorize.merge import finish_batch
@@ -94,18 +94,27 @@ def build_dataset(listing_dataset: Any, settings: StageSettings, pool: PoolSetti
         import ray
 
         # The generator loads into every worker process while Ray Data starts (see fused.prewarm).
+        # One task per fused task the cluster can run (the listing's share is free again once
+        # it ends).
+        # Each reserves a listing task's share less than a fused task, so that the listing's
+        # first task starts beside them instead of after them.
         prewarm(
             predictor_args,
-            pool.cpus_per_task,
-            min(256, int(ray.available_resources().get("CPU", 0) // pool.cpus_per_task)),
+            max(0.0, pool.cpus_per_task - sources.LISTING_CPUS),
+            min(256, int(ray.cluster_resources().get("CPU", 0) // pool.cpus_per_task)),
         )
-        return dataset.map_batches(
+        fused = dataset.map_batches(
             colorize_batch,  # type: ignore[arg-type]  # extra arguments come from fn_kwargs
             batch_format="pyarrow",
             batch_size=pool.task_batch_size,
             num_cpus=pool.cpus_per_task,
             fn_kwargs={"settings": settings, "predictor_args": predictor_args},
         )
+        # Ray Data reserves half the CPUs for its operators in equal shares by default: the
+        # listing's share would keep one colorize task of two waiting on a 2-CPU machine. The
+        # fused stage is the only one that computes, so it may take every CPU the listing leaves.
+        fused.context.op_resource_reservation_enabled = False
+        return fused
     if pool.min_actors == pool.max_actors:
         compute = ActorPoolStrategy(size=pool.min_actors)
     else:

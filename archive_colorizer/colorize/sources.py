@@ -37,6 +37,8 @@ from archive_colorizer.colorize import listing, manifest, resume
 
 MAX_CHUNK_ROWS = 1024
 """Most rows a listing task holds before it yields them (one folder may be larger)."""
+LISTING_BUFFER_BLOCKS = 256
+"""Blocks a listing task may have waiting for the colorize tasks before it pauses."""
 LISTING_CPUS = 0.25
 """CPUs a listing task reserves: it mostly waits on LIST requests."""
 
@@ -217,6 +219,7 @@ def _small_blocks(dataset: Any, rows: int) -> Any:
     remote_args = getattr(dataset._logical_plan.dag, "ray_remote_args", None)
     if isinstance(remote_args, dict):
         remote_args["num_cpus"] = LISTING_CPUS
+        remote_args["_generator_backpressure_num_objects"] = 2 * LISTING_BUFFER_BLOCKS
     return dataset
 
 

@@ -136,3 +136,47 @@ def test_prepare_batch_passes_final_rows_through_and_fills_the_small_gray(photos
     small = np.frombuffer(rows[0]["gray_small"], np.uint8)
     assert small.size == 32 * 32 and small.min() < small.max()
     assert rows[0]["seconds"] > 0 and rows[1]["gray_small"] is None
+
+
+def test_the_fused_stage_decodes_each_input_once_within_its_pixel_budget(photos, tmp_path):
+    """prepare_batch(keep=...) holds full-size decodes for the merge, up to keep_pixels; the merge's
+    output from a kept image has the very pixels of the one it makes by decoding the file again."""
+    from archive_colorizer.colorize import merge
+
+    (tmp_path / "in").mkdir()
+    paths = []
+    for name in ("rocket", "coffee", "chelsea"):
+        path = tmp_path / "in" / f"{name}.jpg"
+        path.write_bytes(encode(Image.fromarray(photos[name]).convert("L"), "JPEG", quality=90))
+        paths.append(path)
+    settings = settings_for(tmp_path)
+    table = manifest.to_table([_row(path) for path in paths])
+
+    kept: dict[int, object] = {}
+    # rocket is 640 x 427 = 273,280 pixels: a budget just above it keeps rocket and coffee only
+    # (the budget is checked before each decode), chelsea is decoded small and again by the merge.
+    rows = decode.prepare_batch(table, settings, keep=kept, keep_pixels=273_281).to_pylist()
+    assert sorted(kept) == [0, 1] and [r["status"] for r in rows] == [manifest.PENDING] * 3
+    assert kept[0].image.size == (640, 427) and kept[1].image.size == (600, 400)  # full size, not the draft
+    reference = [decode.prepare_row(_row(path), settings) for path in paths]
+    for row, small in zip(rows, reference, strict=True):
+        squeezed = np.frombuffer(row["gray_small"], np.uint8).reshape(32, 32).astype(int)
+        assert np.abs(squeezed - small.astype(int)).max() <= 8  # the same thumbnail, from full size or the draft
+
+    chroma = np.zeros((2, 32, 32), np.float32)
+    chroma[0], chroma[1] = -20.0, 25.0  # a warm tint, the same for both routes
+    for row in rows:
+        row["chroma"] = chroma.tobytes()
+    from_kept = merge.finish_batch(manifest.to_table(rows), settings, dict(kept)).to_pylist()
+
+    def pixels() -> dict[str, np.ndarray]:
+        return {p.name: np.asarray(Image.open(p)) for p in (tmp_path / "out").iterdir()}
+
+    written = pixels()
+    again = merge.finish_batch(manifest.to_table(rows), settings_for(tmp_path, overwrite=True)).to_pylist()
+    assert [r["status"] for r in from_kept] == [r["status"] for r in again] == [manifest.COLORIZED] * 3
+    assert written.keys() == pixels().keys()
+    print({n: (written[n].shape, p.shape, np.abs(written[n].astype(int) - p).max()) for n, p in pixels().items()})
+    assert all(np.array_equal(written[name], pixel) for name, pixel in pixels().items())
+    output = np.asarray(Image.open(tmp_path / "out" / "rocket.jpg").convert("YCbCr"), dtype=float)
+    assert output[..., 2].mean() > 145 and output[..., 1].mean() < 118  # the tint is there
