@@ -13,9 +13,10 @@ downs / 128 px, ``unet_256`` pix2pix's default at 256 px), then measures on the 
   gray images at its working size, one torch thread. The compute floor.
 - ``naive``: one process, no Ray: the job's per-image work in a plain loop (reduced decode,
   small gray, the generator on one image, full decode, merge, encode with metadata, write).
-- ``pipeline``: the real job, ``archive_colorizer.colorize.run``, on a local Ray of every core
-  started before the clock starts: listing, model check, the actor's start and model load,
-  manifest, summary and review page included. The first job on that Ray.
+- ``pipeline``: the real job, ``archive_colorizer.colorize.run``, on a folder of the N files, on
+  a local Ray of every core started before the clock starts: listing, model check, the
+  workers' torch import and model load, manifest, summary and review page included. The first
+  job on that Ray (``--input-list``: the files as an input list instead).
 - ``pipeline_warm``: the same job again on the same Ray (its worker processes already
   running), best of two.
 - ``pipeline_marginal`` (with ``--marginal M``): a warm job on M images; the extra ``M - N``
@@ -34,7 +35,7 @@ Usage::
 
     .venv/bin/python bench/colorize_throughput.py [--images 200] [--megapixels 1.5] [--model demo]
         [--marginal 600] [--workdir DIR] [--skip-naive] [--task-batch-size 16] [--batch-size 16]
-        [--actors 1] [--cpus-per-actor C] [--cpus-per-task C]
+        [--actors 1] [--cpus-per-actor C] [--cpus-per-task C] [--input-list] [--stages]
 """
 
 from __future__ import annotations
@@ -254,19 +255,39 @@ def measure_naive(files: list[Path], model_url: str, output: Path, chroma: str =
 def measure_pipeline(
     inputs: Path, files: list[Path], output: Path, model_url: str, options: argparse.Namespace
 ) -> dict:
-    """The whole job on ``files`` (given as an input list) on a local Ray with every core of this machine."""
+    """The whole job on ``files`` on a local Ray with every core of this machine.
+
+    The files are INPUT, a folder holding exactly them (hard links), or with ``--input-list``
+    the lines of an input list (which adds the duplicate-finding actor's start to the job).
+    """
     from archive_colorizer.colorize import run
     from archive_colorizer.config import ColorizeConfig
 
-    listing = output.with_suffix(".txt")
-    listing.write_text("".join(f"{path.name}\n" for path in files))
     shutil.rmtree(output, ignore_errors=True)
+    listing = None
+    if options.input_list:
+        listing = output.with_suffix(".txt")
+        listing.write_text("".join(f"{path.name}\n" for path in files))
+    else:  # a folder of exactly these files (hard links), as a user's archive folder
+        inputs = output.with_name(output.name + "-in")
+        shutil.rmtree(inputs, ignore_errors=True)
+        inputs.mkdir(parents=True)
+        for path in files:
+            try:
+                os.link(path, inputs / path.name)
+            except OSError:  # a file system without hard links
+                shutil.copy2(path, inputs / path.name)
     values = {"task_batch_size": options.task_batch_size, "batch_size": options.batch_size, "chroma": options.chroma}
     for name in ("actors", "cpus_per_actor", "cpus_per_task"):
         if getattr(options, name) is not None:
             values[name] = getattr(options, name)
     config = ColorizeConfig(
-        input=str(inputs), output=str(output), model=model_url, input_list=str(listing), progress=False, **values
+        input=str(inputs),
+        output=str(output),
+        model=model_url,
+        input_list=str(listing) if listing else None,
+        progress=False,
+        **values,
     )
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # the job's summary table; stdout carries the JSON
@@ -291,6 +312,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cpus-per-actor", type=float, default=None, help="default: the job's")
     parser.add_argument("--cpus-per-task", type=float, default=None, help="default: the job's")
     parser.add_argument("--chroma", choices=["420", "444"], default="420", help="JPEG chroma of the outputs")
+    parser.add_argument(
+        "--input-list", action="store_true", help="give the pipeline its inputs as an input list, not a folder"
+    )
     parser.add_argument("--stages", action="store_true", help="also report ms per image of each stage, both chromas")
     options = parser.parse_args(argv)
 
