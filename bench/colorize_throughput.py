@@ -13,6 +13,8 @@ downs / 128 px, ``unet_256`` pix2pix's default at 256 px), then measures on the 
   gray images at its working size, one torch thread. The compute floor.
 - ``naive``: one process, no Ray: the job's per-image work in a plain loop (reduced decode,
   small gray, the generator on one image, full decode, merge, encode with metadata, write).
+- ``fused_one_process``: the fused stage's batch function on batches of ``--task-batch-size``
+  listing rows in one process without Ray: the job's per-image work as its tasks do it.
 - ``pipeline``: the real job, ``archive_colorizer.colorize.run``, on a folder of the N files, on
   a local Ray of every core started before the clock starts: listing, model check, the
   workers' torch import and model load, manifest, summary and review page included. The first
@@ -132,10 +134,11 @@ def measure_floor(files: list[Path], colour: bool = True, chroma: str = "420") -
     return rate(len(files), time.perf_counter() - start)
 
 
-def measure_stages(files: list[Path], model_url: str, output: Path, chroma: str) -> dict:
+def measure_stages(files: list[Path], model_url: str, output: Path, chroma: str, once: bool = False) -> dict:
     """Milliseconds per image of each stage of the per-image path, one process, one torch thread.
 
-    decode: full decode of the input; model: reduced decode, squeeze, generator, chroma;
+    decode: full decode of the input; model: reduced decode, squeeze, generator, chroma (with
+    ``once``, as the fused stage does: no reduced decode, the squeeze from the full decode);
     merge: the chroma joined with the gray (half-size planes for 420, a full YCbCr image for
     444); encode: the JPEG with its metadata; write: the file written.
     """
@@ -148,14 +151,20 @@ def measure_stages(files: list[Path], model_url: str, output: Path, chroma: str)
     for path in files:
         data = path.read_bytes()
         clock = time.perf_counter()
-        small = imageio.decode(data, draft_size=(256, 256))
-        chroma_small = predictor.predict(decode.small_gray(decode.gray_planes(small.image).gray8, working_size)[None])[
-            0
-        ]
-        clock, spent["model"] = time.perf_counter(), spent["model"] + time.perf_counter() - clock
-        decoded = imageio.decode(data)
-        gray = decode.gray_planes(decoded.image).gray8
-        clock, spent["decode"] = time.perf_counter(), spent["decode"] + time.perf_counter() - clock
+        if once:
+            decoded = imageio.decode(data)
+            gray = decode.gray_planes(decoded.image).gray8
+            clock, spent["decode"] = time.perf_counter(), spent["decode"] + time.perf_counter() - clock
+            chroma_small = predictor.predict(decode.small_gray(gray, working_size)[None])[0]
+            clock, spent["model"] = time.perf_counter(), spent["model"] + time.perf_counter() - clock
+        else:
+            small = imageio.decode(data, draft_size=(256, 256))
+            small_gray = decode.small_gray(decode.gray_planes(small.image).gray8, working_size)
+            chroma_small = predictor.predict(small_gray[None])[0]
+            clock, spent["model"] = time.perf_counter(), spent["model"] + time.perf_counter() - clock
+            decoded = imageio.decode(data)
+            gray = decode.gray_planes(decoded.image).gray8
+            clock, spent["decode"] = time.perf_counter(), spent["decode"] + time.perf_counter() - clock
         meta = encode.OutputMetadata.from_input(decoded.info, decoded.image.size, provenance)
         if chroma == "420":
             luma = np.asarray(gray)
@@ -170,6 +179,52 @@ def measure_stages(files: list[Path], model_url: str, output: Path, chroma: str)
         (output / path.name).write_bytes(out)
         spent["write"] += time.perf_counter() - clock
     return {name: round(1000 * seconds / len(files), 2) for name, seconds in spent.items()}
+
+
+def exact_folder(files: list[Path], folder: Path) -> Path:
+    """``folder`` made anew holding exactly ``files`` (hard links, copies where links fail)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for path in files:
+        try:
+            os.link(path, folder / path.name)
+        except OSError:  # a file system without hard links
+            shutil.copy2(path, folder / path.name)
+    return folder
+
+
+def measure_fused_one_process(inputs: Path, model_url: str, output: Path, batch_size: int, chroma: str) -> dict:
+    """The fused stage's own batch function (:func:`archive_colorizer.colorize.fused.colorize_batch`) on
+    batches of ``batch_size`` listing rows, in this process, one torch thread, no Ray: the job's
+    per-image work as the pipeline's tasks do it (read, decode once, colour check, squeeze, batched
+    generator, merge, encode, write, manifest rows). The generator is loaded before the clock."""
+    import datetime as dt
+
+    import torch
+
+    from archive_colorizer import __version__
+    from archive_colorizer.colorize import fused, listing, manifest
+    from archive_colorizer.colorize.settings import StageSettings
+    from archive_colorizer.models.artifact import load_generator
+
+    torch.set_num_threads(1)
+    shutil.rmtree(output, ignore_errors=True)
+    artifact = load_generator(model_url)
+    roots = listing.Roots.resolve(str(inputs), str(output), {})
+    rows = [r for chunk in listing.iter_unit_rows(roots, roots.input_path, True, (".jpg",), "auto") for r in chunk]
+    run = manifest.RunInfo("bench", dt.datetime.now(dt.timezone.utc), artifact.sha256, __version__)
+    settings = StageSettings(str(output), artifact.working_size, 10**9, "skip", 4.0, False, 95, run, jpeg_chroma=chroma)
+    predictor_args = {
+        "model_url": model_url,
+        "expected_sha256": artifact.sha256,
+        "model_size": artifact.working_size,
+        "num_threads": 1,
+    }
+    fused.cached_predictor(predictor_args)
+    tables = [manifest.to_table(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+    start = time.perf_counter()
+    done = sum(fused.colorize_batch(table, settings, predictor_args).num_rows for table in tables)
+    return rate(done, time.perf_counter() - start)
 
 
 def measure_model_only(model_url: str, images: int, batch_size: int) -> dict:
@@ -268,15 +323,8 @@ def measure_pipeline(
     if options.input_list:
         listing = output.with_suffix(".txt")
         listing.write_text("".join(f"{path.name}\n" for path in files))
-    else:  # a folder of exactly these files (hard links), as a user's archive folder
-        inputs = output.with_name(output.name + "-in")
-        shutil.rmtree(inputs, ignore_errors=True)
-        inputs.mkdir(parents=True)
-        for path in files:
-            try:
-                os.link(path, inputs / path.name)
-            except OSError:  # a file system without hard links
-                shutil.copy2(path, inputs / path.name)
+    else:  # a folder of exactly these files, as a user's archive folder
+        inputs = exact_folder(files, output.with_name(output.name + "-in"))
     values = {"task_batch_size": options.task_batch_size, "batch_size": options.batch_size, "chroma": options.chroma}
     for name in ("actors", "cpus_per_actor", "cpus_per_task"):
         if getattr(options, name) is not None:
@@ -355,6 +403,16 @@ def main(argv: list[str] | None = None) -> dict:
             chroma: measure_stages(files, model_url, workdir / f"out-stages-{chroma}", chroma)
             for chroma in ("444", "420")
         }
+        report["stages_ms_per_image"]["420_decoded_once"] = measure_stages(
+            files, model_url, workdir / "out-stages-once", "420", once=True
+        )
+    report["fused_one_process"] = measure_fused_one_process(
+        exact_folder(files, workdir / "in-fused"),
+        model_url,
+        workdir / "out-fused",
+        options.task_batch_size,
+        options.chroma,
+    )
     with local_ray(cores, logging_level="WARNING"):
         report["pipeline"] = measure_pipeline(inputs, files, workdir / "out-pipeline", model_url, options)
         warm = [measure_pipeline(inputs, files, workdir / "out-warm", model_url, options) for _ in range(2)]

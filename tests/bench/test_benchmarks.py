@@ -53,7 +53,7 @@ def test_colorize_throughput_reports_every_rate_and_ratio(tmp_path, capsys):
     )
     wall = time.perf_counter() - started
     assert report["images"] == 6
-    phases = ("floor", "floor_gray", "model_only", "naive", "pipeline", "pipeline_warm")
+    phases = ("floor", "floor_gray", "model_only", "naive", "fused_one_process", "pipeline", "pipeline_warm")
     for name in phases:
         # Every rate is its phase's own image count over its own time, and that time was really spent.
         assert report[name]["images"] == 6 and 0 < report[name]["seconds"] < wall, name
@@ -63,7 +63,7 @@ def test_colorize_throughput_reports_every_rate_and_ratio(tmp_path, capsys):
     assert sum(report[n]["seconds"] for n in phases) + report["pipeline_warm"]["seconds"] < wall
     outputs = [p for p in (tmp_path / "out-pipeline").rglob("*.jpg") if not p.relative_to(tmp_path).parts[1][0] == "_"]
     assert len(outputs) == 6  # the pipeline wrote every output it counted (the review's thumbnails aside)
-    for chroma in ("444", "420"):  # ms per image of every stage, each a real duration
+    for chroma in ("444", "420", "420_decoded_once"):  # ms per image of every stage, each a real duration
         assert set(report["stages_ms_per_image"][chroma]) == {"decode", "model", "merge", "encode", "write"}
         assert all(value > 0 for value in report["stages_ms_per_image"][chroma].values()), chroma
     assert report["pipeline"]["counts"]["colorized"] == 6
