@@ -8,9 +8,11 @@ gray values to ``model_size`` x ``model_size`` (8-bit). The actor turns them int
 generator's input ``L/50 - 1`` on its device. Whatever goes wrong with one input becomes a
 ``failed`` row; the batch carries on.
 
-The bytes travel on to the merge stage, which decodes them again: a compressed file is far
-smaller than its decoded full-resolution pixels. Nothing here imports torch, so the CPU
-workers start fast and stay small.
+Between split stages the bytes travel on to the merge stage, which decodes them again: a
+compressed file is far smaller than its decoded full-resolution pixels. The fused stage, which
+merges in the same task, decodes each input once at full size instead and hands the image to
+the merge (:func:`prepare_batch`'s ``keep``, bounded by :data:`KEEP_PIXELS`). Nothing here
+imports torch, so the CPU workers start fast and stay small.
 """
 
 from __future__ import annotations
