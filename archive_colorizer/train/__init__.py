@@ -131,7 +131,7 @@ def run(config: TrainConfig) -> TrainResult:
     check_resumable(config)
     check_encoder_weights(config)  # a bad --encoder-weights fails here, not in every worker
     config.save(join(config.run, CONFIG_NAME), config.storage_options)
-    datasets = training_datasets(
+    data = training_datasets(
         config.data,
         workers=config.workers,
         batch_size=config.batch_size,
@@ -139,12 +139,13 @@ def run(config: TrainConfig) -> TrainResult:
         max_val_images=config.max_val_images,
         storage_options=config.storage_options,
         materialize_train=config.materialize_train,
+        epochs=config.epochs,
     )
     staging = tempfile.mkdtemp(prefix="archive-colorizer-checkpoints-") if config.workers == 0 else None
     heartbeat = Heartbeat.new("train")
     try:
         with Watchdog(config.stall_timeout, "train", "no worker finished a training step", heartbeat.read):
-            result = fit(build_trainer(config, datasets, staging, heartbeat.key))
+            result = fit(build_trainer(config, data.datasets, staging, heartbeat.key, train_rows=data.train_rows))
         if result.checkpoint is None:
             raise JobError(f"training of {config.run!r} ended without a checkpoint")
         checkpoint = result.checkpoint.path if staging else join(config.run, posixpath.basename(result.checkpoint.path))

@@ -200,6 +200,7 @@ def split_dataset(
     jitter: bool,
     limit: int | None = None,
     materialize_bytes: bool = False,
+    epochs: int = 1,
 ):
     """The Ray Dataset of one split as (L, ab) tensors.
 
@@ -211,34 +212,60 @@ def split_dataset(
         limit: keep only the first ``limit`` rows.
         materialize_bytes: read the split's JPEG bytes once into Ray's object store
             (``Dataset.materialize()``, about the shards' size; Ray spills to disk beyond its
-            memory) and take them from there every epoch in a new random block order
+            memory) and take them from there in a new random block order for every epoch
             (``randomize_block_order``); only the decode, jitter and Lab conversion run per
-            epoch. Without it, every epoch plans and reads the Parquet files again.
+            epoch. Without it, every epoch reads the Parquet files again (in a new file order
+            when ``jitter``).
+        epochs: the split ``epochs`` times over, one after another, as one dataset (``union``):
+            one execution serves the whole run, so an epoch does not wait for a new pipeline
+            and a refilled shuffle buffer before its first batch (2.6-2.8 s per epoch in
+            ``bench/train_throughput.py``). The training loop cuts the stream into epochs by
+            their number of steps.
 
     Returns:
-        A lazy ``ray.data.Dataset`` with columns ``l`` and ``ab`` (see the module docstring);
-        training datasets read their files (or blocks) in a new random order every epoch.
+        A lazy ``ray.data.Dataset`` with columns ``l`` and ``ab`` (see the module docstring) and
+        ``epochs`` times the split's rows.
     """
-    from ray.data.expressions import col, lit
-
-    shuffle_files = jitter and not materialize_bytes
-    dataset = shards.read(shuffle_files=shuffle_files).filter(expr=col("split") == lit(split))
-    dataset = dataset.select_columns(["image"])
-    if limit is not None:
-        dataset = dataset.limit(limit)
-    # A shard file arrives as one block; decoding it in one task would let the first batch out
-    # only when the whole file is done, on one CPU. Small blocks stream and decode in parallel.
-    dataset = dataset.repartition(target_num_rows_per_block=DECODE_BATCH_SIZE)
     if materialize_bytes:
-        dataset = dataset.materialize()
-        if jitter:
-            dataset = dataset.randomize_block_order()  # a new order at every execution (epoch)
+        stored = _split_bytes(shards, split, limit, shuffle_files=False).materialize()
+        # randomize_block_order: each copy a new block order at every execution
+        parts = [stored.randomize_block_order() if jitter else stored for _ in range(epochs)]
+    else:
+        parts = [_split_bytes(shards, split, limit, shuffle_files=jitter) for _ in range(epochs)]
+    dataset = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
     return dataset.map_batches(
         to_lab_batch,
         fn_kwargs={"image_size": image_size, "jitter": jitter},
         batch_size=DECODE_BATCH_SIZE,
         batch_format="pyarrow",
     )
+
+
+def _split_bytes(shards: Shards, split: str, limit: int | None, shuffle_files: bool):
+    """The lazy dataset of one split's ``image`` column, in blocks of :data:`DECODE_BATCH_SIZE` rows."""
+    from ray.data.expressions import col, lit
+
+    dataset = shards.read(shuffle_files=shuffle_files).filter(expr=col("split") == lit(split))
+    dataset = dataset.select_columns(["image"])
+    if limit is not None:
+        dataset = dataset.limit(limit)
+    # A shard file arrives as one block; decoding it in one task would let the first batch out
+    # only when the whole file is done, on one CPU. Small blocks stream and decode in parallel.
+    return dataset.repartition(target_num_rows_per_block=DECODE_BATCH_SIZE)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What :func:`training_datasets` gives the trainer.
+
+    Attributes:
+        datasets: ``{"train": ..., "val": ...}`` Ray datasets; ``train`` holds every epoch.
+        train_rows: training images in one epoch (the workers cut the stream into epochs of
+            ``train_rows // workers // batch_size`` steps each).
+    """
+
+    datasets: dict[str, Any]
+    train_rows: int
 
 
 def training_datasets(
@@ -250,8 +277,10 @@ def training_datasets(
     max_val_images: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
     materialize_train: bool = True,
-) -> dict[str, Any]:
-    """``{"train": ..., "val": ...}`` datasets for :func:`archive_colorizer.train.trainer.build_trainer`.
+    epochs: int = 1,
+) -> TrainingData:
+    """The ``train`` (``epochs`` epochs in one dataset) and ``val`` datasets for
+    :func:`archive_colorizer.train.trainer.build_trainer`, and the rows of one epoch.
 
     Without a val split (e.g. a tiny collection) validation falls back to the first training
     images, without jitter, and says so in a warning. The validation images are decoded once
@@ -275,7 +304,8 @@ def training_datasets(
     if not counts.get("val"):
         logger.warning("the shards at %s have no val split: validating on the first training images", data_url)
         val_split = "train"
-    return {
-        "train": split_dataset(shards, "train", image_size, jitter=True, materialize_bytes=materialize_train),
-        "val": split_dataset(shards, val_split, image_size, jitter=False, limit=max_val_images).materialize(),
-    }
+    train = split_dataset(
+        shards, "train", image_size, jitter=True, materialize_bytes=materialize_train, epochs=max(1, epochs)
+    )
+    val = split_dataset(shards, val_split, image_size, jitter=False, limit=max_val_images).materialize()
+    return TrainingData({"train": train, "val": val}, counts["train"])

@@ -26,6 +26,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         # local mode, with the caller's process, whose setting is restored below).
         torch.set_num_threads(max(1, int(config.cpus_per_worker)))
     try:
-        worker = WorkerLoop(config, loop_config.get("staging_dir"))
+        worker = WorkerLoop(config, loop_config.get("staging_dir"), loop_config.get("train_rows"))
         worker.heartbeat = Heartbeat(loop_config.get("heartbeat"))  # progress the driver's stall watchdog sees
         worker.run()
     finally:
@@ -121,7 +122,7 @@ def _device(gpu: bool) -> torch.device:
 class WorkerLoop:
     """State of one rank: networks, optimisers, counters and the metrics history."""
 
-    def __init__(self, config: TrainConfig, staging_dir: str | None = None) -> None:
+    def __init__(self, config: TrainConfig, staging_dir: str | None = None, train_rows: int | None = None) -> None:
         import ray.train
 
         context = ray.train.get_context()
@@ -129,6 +130,11 @@ class WorkerLoop:
         self.config = config
         self.staging_dir = staging_dir
         self.rank, self.world_size = context.get_world_rank(), context.get_world_size()
+        # Steps per epoch when the train shard streams every epoch one after another (None: the
+        # shard is one epoch, read to its end each time).
+        self.steps_per_epoch = (
+            None if train_rows is None else train_rows // max(1, self.world_size) // config.batch_size
+        )
         self.device = _device(config.gpu)
         self.generator_spec = generator_spec_of(config)
         self.discriminator_spec = DiscriminatorSpec(ndf=config.ndf, n_layers=config.n_layers)
@@ -212,6 +218,8 @@ class WorkerLoop:
 
         train_shard = ray.train.get_dataset_shard("train")
         val_shard = ray.train.get_dataset_shard("val")
+        # With steps_per_epoch the shard holds every epoch: one iterator serves the run.
+        stream = None if self.steps_per_epoch is None else iter(self._train_batches(train_shard))
         while self.epochs_done < self.config.epochs:
             epoch = self.epochs_done
             phase = "pretrain" if epoch < self.config.pretrain_epochs else "gan"
@@ -221,7 +229,8 @@ class WorkerLoop:
                 encoder_lr_scale=self.config.encoder_lr_scale,
                 frozen=encoder_frozen(self.config, epoch),
             )
-            train = self._reduce(self.train_epoch(train_shard, phase))
+            batches = stream if stream is not None else iter(self._train_batches(train_shard))
+            train = self._reduce(self.train_epoch(batches, phase))
             val, samples = self.validate(val_shard)
             val = self._reduce(val)
             self.epochs_done += 1
@@ -248,25 +257,38 @@ class WorkerLoop:
     def _checkpoint_due(self) -> bool:
         return self.epochs_done % self.config.checkpoint_every == 0 or self.epochs_done == self.config.epochs
 
-    def train_epoch(self, shard, phase: str) -> Accumulator:
-        """Train one epoch on this rank's shard; returns this rank's sums (not yet reduced)."""
-        sums = Accumulator((*TRAIN_LOSSES, "images", "seconds", "data_wait_seconds", "first_batch_seconds"))
-        step = pretrain_step if phase == "pretrain" else gan_step
-        self.model.generator.train()
-        self.model.discriminator.train()
-        batches = shard.iter_torch_batches(
+    def _train_batches(self, shard):
+        return shard.iter_torch_batches(
             batch_size=self.config.batch_size,
             dtypes=torch.float32,
             device=self.device,
             drop_last=True,
             local_shuffle_buffer_size=self.config.shuffle_buffer or None,
         )
+
+    def train_epoch(self, batches: Iterator[dict[str, torch.Tensor]], phase: str) -> Accumulator:
+        """Train one epoch on this rank's batches; returns this rank's sums (not yet reduced).
+
+        Args:
+            batches: the train shard's batches; with ``steps_per_epoch`` the run's one stream,
+                of which this epoch takes that many steps (fewer with ``max_steps_per_epoch``),
+                else this epoch's own iterator, read to its end.
+        """
+        sums = Accumulator((*TRAIN_LOSSES, "images", "seconds", "data_wait_seconds", "first_batch_seconds"))
+        step = pretrain_step if phase == "pretrain" else gan_step
+        self.model.generator.train()
+        self.model.discriminator.train()
+        limits = [n for n in (self.steps_per_epoch, self.config.max_steps_per_epoch) if n is not None]
+        steps_wanted = min(limits) if limits else None
         started = waited_from = time.perf_counter()
         steps, wait = 0, 0.0
-        for batch in batches:
+        while steps_wanted is None or steps < steps_wanted:
+            batch = next(batches, None)
+            if batch is None:
+                break
             wait += time.perf_counter() - waited_from
             if steps == 0:
-                sums.add("first_batch_seconds", wait)  # the pipeline's start-up in this epoch
+                sums.add("first_batch_seconds", wait)  # the pipeline's start-up, or the wait in the stream
             losses = step(self.model, batch["l"], batch["ab"])
             for name in TRAIN_LOSSES:
                 sums.add(name, getattr(losses, name))
@@ -274,8 +296,6 @@ class WorkerLoop:
             steps += 1
             self.global_step += 1
             self.heartbeat.beat()
-            if steps == self.config.max_steps_per_epoch:
-                break
             waited_from = time.perf_counter()
         if steps == 0:
             raise JobError(

@@ -48,14 +48,21 @@ def run_storage(run_url: str, storage_options: Mapping[str, Any] | None = None) 
 
 
 def build_trainer(
-    config: TrainConfig, datasets: Mapping[str, Any], staging_dir: str | None = None, heartbeat: str | None = None
+    config: TrainConfig,
+    datasets: Mapping[str, Any],
+    staging_dir: str | None = None,
+    heartbeat: str | None = None,
+    train_rows: int | None = None,
 ):
     """The ``TorchTrainer`` of a run.
 
     Args:
         config: the resolved config (absolute local paths).
         datasets: ``{"train": ..., "val": ...}`` from :mod:`archive_colorizer.train.data`;
-            "train" is split across the workers, "val" is read whole by rank 0.
+            "train" (every epoch, one after another) is split across the workers, "val" is
+            read whole by rank 0.
+        train_rows: training images per epoch; each worker's epoch is ``train_rows // workers
+            // batch_size`` steps. None: the "train" dataset is one epoch, read to its end.
         staging_dir: local folder for checkpoints in local mode (``workers=0``).
         heartbeat: key of the :class:`archive_colorizer.stopping.Heartbeat` the workers beat
             per step (the driver's stall watchdog reads it); ``None``: none.
@@ -73,6 +80,7 @@ def build_trainer(
         "storage_options": ray.put(dict(config.storage_options)),
         "staging_dir": staging_dir,
         "heartbeat": heartbeat,
+        "train_rows": train_rows,
     }
     return TorchTrainer(
         train_loop_per_worker,
