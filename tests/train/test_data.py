@@ -72,3 +72,33 @@ def test_undecodable_rows_are_dropped_with_a_warning(shard_rows, caplog):
         batch = to_lab_batch(broken, image_size=32, jitter=True)
     assert batch["l"].shape[0] == 3
     assert "broken.jpg" in caplog.text
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_the_training_split_streams_every_epoch_once_in_one_dataset(shard_rows, tmp_path):
+    """split_dataset(epochs=3): one dataset holding each image once per epoch (the workers cut it
+    into epochs by steps), read bytes materialized once; with jitter each epoch its own crops."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    from archive_colorizer.train.data import Shards, split_dataset
+
+    table, _ = shard_rows
+    rows = table.append_column("split", pa.array(["train"] * 3)).append_column("source", pa.array(list(NAMES)))
+    rows = rows.append_column("width", pa.array([40] * 3)).append_column("height", pa.array([40] * 3))
+    (tmp_path / "shards").mkdir()
+    pq.write_table(rows.slice(0, 2), tmp_path / "shards" / "shard-00000.parquet")
+    pq.write_table(rows.slice(2), tmp_path / "shards" / "shard-00001.parquet")
+    shards = Shards.find(str(tmp_path / "shards"))
+
+    def digests(dataset) -> list[str]:
+        return [hashlib.sha1(row["l"].tobytes()).hexdigest() for row in dataset.iter_rows()]
+
+    once = digests(split_dataset(shards, "train", 32, jitter=False, materialize_bytes=True))
+    thrice = digests(split_dataset(shards, "train", 32, jitter=False, materialize_bytes=True, epochs=3))
+    assert len(set(once)) == 3 and sorted(thrice) == sorted(once * 3)  # every image once per epoch
+    lazy = digests(split_dataset(shards, "train", 32, jitter=False, materialize_bytes=False, epochs=2))
+    assert sorted(lazy) == sorted(once * 2)
+    jittered = digests(split_dataset(shards, "train", 32, jitter=True, materialize_bytes=True, epochs=3))
+    assert len(jittered) == 9 and len(set(jittered)) > 3  # new random crops in the later epochs
