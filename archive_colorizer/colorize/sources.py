@@ -92,8 +92,21 @@ def mark_finished(rows: list[dict[str, Any]], context: ListingContext) -> int:
 
 
 def _report(context: ListingContext, unit: str, listed: int, other: int, done: bool) -> None:
-    if context.progress is not None:
-        context.progress.report.remote(unit, listed, other, done)
+    """Tell the progress actor what ``unit`` has listed so far; the last report (``done``) waits
+    until the actor has it, so a listing task never ends with its count still in flight.
+
+    A report still queued in a worker process is lost with its node, and a task that has ended is
+    not run again: the driver would then see fewer inputs listed than rows came back. Waiting for
+    the final report ties it to the task: if the node goes first, the task is retried and reports
+    the unit again (the actor sets a unit's count, it does not add).
+    """
+    if context.progress is None:
+        return
+    pending = context.progress.report.remote(unit, listed, other, done)
+    if done:
+        import ray
+
+        ray.get(pending)
 
 
 def list_units(batch: dict[str, Any], context: ListingContext) -> Iterator[pa.Table]:
