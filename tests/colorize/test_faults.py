@@ -167,7 +167,9 @@ def _wait_for_progress(output: Path, total: int, driver: subprocess.Popen, timeo
 def test_killed_driver_then_the_same_command_redoes_only_outputs_without_a_row(photos, tiny_model, tmp_path, capfd):
     import ray
 
-    inputs = _gray_archive(tmp_path / "in", photos, 40)
+    # Enough inputs that the driver is still running after its first manifest part (40 were
+    # done too quickly once the fused tasks decoded each input once).
+    inputs = _gray_archive(tmp_path / "in", photos, 160)
     out = tmp_path / "out"
     arguments = [
         "colorize",
