@@ -216,22 +216,21 @@ def _limit_chroma(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, max_value: f
 
 
 def _reach_8bit(cb_small: np.ndarray, cr_small: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Full-size (H, W) uint8 bound on the R, G and B offsets the upsampled chroma can cause, in levels.
+    """(H, W) uint8 bound on the R, G and B offsets the chroma upsampled to ``size`` can cause, in levels.
 
     A channel's offset from Y is at most ``1.772 |Cb - 128| + 1.402 |Cr - 128|`` (JFIF
     coefficients; G's is smaller). The bound is computed on the small (h, w) planes, widened to
-    the 3 x 3 neighbourhood that bilinear upsampling draws each output pixel from, rounded up
-    with a level to spare for the upsampling's rounding, and spread to full size by nearest
-    neighbour, so that it holds for every output pixel.
+    the 3 x 3 neighbourhood that bilinear upsampling draws each output pixel from (OpenCV's
+    dilation), rounded up with a level to spare for the upsampling's rounding, and spread to
+    ``size`` by nearest neighbour (OpenCV's ``INTER_NEAREST_EXACT``, Pillow's pixel mapping), so
+    that it holds for every output pixel.
     """
     reach = _CB_TO_B * np.abs(cb_small.astype(np.float32) - 128.0) + _CR_TO_R * np.abs(
         cr_small.astype(np.float32) - 128.0
     )
-    padded = np.pad(reach, 1, mode="edge")
-    height, width = reach.shape
-    widened = np.max([padded[dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3)], axis=0)
-    small = Image.fromarray(np.minimum(np.ceil(widened) + 2.0, 255.0).astype(np.uint8))
-    return np.asarray(small.resize(size, Image.Resampling.NEAREST))
+    widened = cv2.dilate(reach, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    small = np.minimum(np.ceil(widened) + 2.0, 255.0).astype(np.uint8)
+    return cv2.resize(small, tuple(size), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 def _limit_chroma_8bit(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, reach: np.ndarray) -> None:
@@ -358,14 +357,14 @@ def merge_full_resolution_16bit(gray: np.ndarray, chroma: np.ndarray) -> np.ndar
 def _block_extrema(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Min and max of each 2 x 2 block of an (H, W) uint8 plane (odd sides: the edge repeated).
 
+    Row pairs first (contiguous rows, vectorised), then column pairs of the half-height result.
+
     Returns two ((H + 1) // 2, (W + 1) // 2) uint8 arrays.
     """
     height, width = luma.shape
     padded = np.pad(luma, ((0, height % 2), (0, width % 2)), mode="edge") if height % 2 or width % 2 else luma
-    corners = (padded[0::2, 0::2], padded[0::2, 1::2], padded[1::2, 0::2], padded[1::2, 1::2])
-    low = np.minimum(np.minimum(corners[0], corners[1]), np.minimum(corners[2], corners[3]))
-    high = np.maximum(np.maximum(corners[0], corners[1]), np.maximum(corners[2], corners[3]))
-    return low, high
+    rows_low, rows_high = np.minimum(padded[0::2], padded[1::2]), np.maximum(padded[0::2], padded[1::2])
+    return np.minimum(rows_low[:, 0::2], rows_low[:, 1::2]), np.maximum(rows_high[:, 0::2], rows_high[:, 1::2])
 
 
 def chroma_planes_420(gray: np.ndarray, chroma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -395,18 +394,27 @@ def chroma_planes_420(gray: np.ndarray, chroma: np.ndarray) -> tuple[np.ndarray,
     cb_small, cr_small = _small_chroma_8bit(chroma)
     cb, cr = upsample(cb_small, half), upsample(cr_small, half)
     low, high = _block_extrema(gray)
-    cb_off, cr_off = cb.astype(np.float32) - 128.0, cr.astype(np.float32) - 128.0
+    # Only samples whose block comes within the chroma's reach of 0 or 255 can need a reduction:
+    # a uint8 bound (:func:`_reach_8bit`) finds them; the exact test and the formula run on those.
+    bound = _reach_8bit(cb_small, cr_small, half)
+    candidates = np.flatnonzero((low <= bound) | (high >= 255 - bound))
+    if candidates.size == 0:
+        return cb, cr
+    cb_off = cb.reshape(-1)[candidates].astype(np.float32) - 128.0
+    cr_off = cr.reshape(-1)[candidates].astype(np.float32) - 128.0
+    low_near = low.reshape(-1)[candidates].astype(np.float32)
+    high_near = high.reshape(-1)[candidates].astype(np.float32)
     reach = _CB_TO_B * np.abs(cb_off) + _CR_TO_R * np.abs(cr_off)
-    near_edge = np.flatnonzero((low <= reach) | (high >= 255.0 - reach))  # only these can leave [0, 255]
-    if near_edge.size:
-        cb_near, cr_near = cb_off.reshape(-1)[near_edge], cr_off.reshape(-1)[near_edge]
+    near = np.flatnonzero((low_near <= reach) | (high_near >= 255.0 - reach))  # only these can leave [0, 255]
+    if near.size:
+        cb_near, cr_near, low_near, high_near = cb_off[near], cr_off[near], low_near[near], high_near[near]
         scale = np.ones_like(cb_near)
-        low_near, high_near = low.reshape(-1)[near_edge].astype(np.float32), high.reshape(-1)[near_edge]
         for offset in (_CR_TO_R * cr_near, _CB_TO_G * cb_near + _CR_TO_G * cr_near, _CB_TO_B * cb_near):
             with np.errstate(divide="ignore", invalid="ignore"):
                 room = np.where(offset > 0, (255.0 - high_near) / offset, np.where(offset < 0, low_near / -offset, 1.0))
             np.minimum(scale, room, out=scale)
         np.clip(scale, 0.0, 1.0, out=scale)
-        cb.reshape(-1)[near_edge] = (128.0 + np.trunc(cb_near * scale)).astype(np.uint8)
-        cr.reshape(-1)[near_edge] = (128.0 + np.trunc(cr_near * scale)).astype(np.uint8)
+        samples = candidates[near]
+        cb.reshape(-1)[samples] = (128.0 + np.trunc(cb_near * scale)).astype(np.uint8)
+        cr.reshape(-1)[samples] = (128.0 + np.trunc(cr_near * scale)).astype(np.uint8)
     return cb, cr
