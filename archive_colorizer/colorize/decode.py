@@ -69,7 +69,8 @@ def gray_planes(image: Image.Image) -> GrayPlanes:
     Gray is Pillow's ITU-R 601-2 luma (``convert("L")``) for colour modes and palettes (CMYK
     through RGB), the values themselves for gray modes, colour channels taken before any
     transparency is applied. 16-bit gray (``I;16*``, ``I``) is kept in ``gray16`` (clipped to
-    [0, 65535]); 32-bit float gray is clipped to [0, 255].
+    [0, 65535]); 32-bit float gray is clipped to [0, 255]. A mode "L" image is returned itself, not
+    copied (callers only read it).
     """
     alpha = _alpha(image)
     if image.mode in imageio.SIXTEEN_BIT_MODES:
@@ -79,7 +80,7 @@ def gray_planes(image: Image.Image) -> GrayPlanes:
         return GrayPlanes(Image.fromarray(imageio.gray_to_uint8(image)), None, alpha)
     if image.mode == "CMYK":
         return GrayPlanes(image.convert("RGB").convert("L"), None, alpha)
-    return GrayPlanes(image.convert("L"), None, alpha)
+    return GrayPlanes(image if image.mode == "L" else image.convert("L"), None, alpha)
 
 
 def colour_measure(image: Image.Image) -> float:
