@@ -41,6 +41,12 @@ LISTING_BUFFER_BLOCKS = 256
 """Blocks a listing task may have waiting for the colorize tasks before it pauses."""
 LISTING_CPUS = 0.25
 """CPUs a listing task reserves: it mostly waits on LIST requests."""
+LISTING_REMOTE_ARGS: dict[str, Any] = {
+    "num_cpus": LISTING_CPUS,
+    "_generator_backpressure_num_objects": 2 * LISTING_BUFFER_BLOCKS,
+}
+"""Ray task options of the listing operators: the listing and its cut into small blocks must have
+the same options, or Ray Data does not fuse them into one task (:func:`_small_blocks`)."""
 
 
 @dataclass(frozen=True)
@@ -221,18 +227,21 @@ def tree_dataset(context: ListingContext):
 
 
 def _small_blocks(dataset: Any, rows: int) -> Any:
-    """``dataset`` cut into blocks of ``rows`` rows, streamed, at a listing task's CPU share.
+    """``dataset`` cut into blocks of ``rows`` rows, streamed, in the listing tasks themselves.
 
     Ray Data would merge the yielded tables up to 128 MiB blocks (about 600,000 rows) before
     any leaves a task; blocks of one task batch let the first images start at once. The
-    repartition's tasks would reserve a whole CPU each (a core the colorize tasks wait for);
-    Ray 2.60 has no argument for it, so its logical operator gets the listing tasks' share.
+    repartition and the listing operator before it get the same task options
+    (:data:`LISTING_REMOTE_ARGS`; Ray 2.60's ``repartition`` has no argument for them, and on its
+    own it would reserve a whole CPU per task, a core the colorize tasks wait for), so Ray Data
+    fuses the two into one task per listing unit instead of a listing task and a repartition task.
     """
     dataset = dataset.repartition(target_num_rows_per_block=rows)
-    remote_args = getattr(dataset._logical_plan.dag, "ray_remote_args", None)
-    if isinstance(remote_args, dict):
-        remote_args["num_cpus"] = LISTING_CPUS
-        remote_args["_generator_backpressure_num_objects"] = 2 * LISTING_BUFFER_BLOCKS
+    cut = dataset._logical_plan.dag
+    for operator in (cut, *cut.input_dependencies):
+        remote_args = getattr(operator, "ray_remote_args", None)
+        if isinstance(remote_args, dict):
+            remote_args.update(LISTING_REMOTE_ARGS)
     return dataset
 
 
@@ -262,7 +271,7 @@ def list_dataset(list_url: str, context: ListingContext):
 
         with fs.open(path, "rb") as handle:
             column = listing.pick_column(pq.read_schema(handle).names, list_url)
-        dataset = ray.data.read_parquet(path, filesystem=filesystem, columns=[column])
+        dataset = ray.data.read_parquet(path, filesystem=filesystem).select_columns([column])
     elif suffix == "csv":
         with fs.open(path, "rb") as handle:
             header = handle.readline().decode("utf-8", "replace").strip()
