@@ -194,6 +194,35 @@ def test_merge_limits_exactly_the_pixels_that_need_it(photos, amplitude):
         assert np.array_equal(merged, _limited_everywhere(gray, chroma)), name
 
 
+@pytest.mark.parametrize("amplitude", [10.0, 60.0, 127.5])
+def test_chroma_planes_420_limit_exactly_the_samples_that_need_it(photos, amplitude):
+    # The 4:2:0 planes (the limit evaluated only where a uint8 bound says a 2 x 2 block comes near
+    # black or white) equal the limit evaluated for every sample against its block's darkest and
+    # brightest gray value, on photos with deep shadows and highlights and odd sides.
+    rng = np.random.default_rng(int(amplitude) + 1)
+    for name in ("astronaut", "coffee", "rocket"):
+        gray = np.asarray(Image.fromarray(photos[name]).convert("L"))[:-1, :-1]
+        height, width = gray.shape
+        half = ((width + 1) // 2, (height + 1) // 2)
+        chroma = rng.uniform(-amplitude, amplitude, (2, 16, 16)).astype(np.float32)
+        cb, cr = (
+            cv2.resize(np.clip(np.rint(p + 128.0), 0, 255).astype(np.uint8), half).astype(np.float32) - 128.0
+            for p in chroma
+        )
+        blocks = np.pad(gray, ((0, height % 2), (0, width % 2)), mode="edge").reshape(half[1], 2, half[0], 2)
+        low, high = blocks.min(axis=(1, 3)).astype(np.float32), blocks.max(axis=(1, 3)).astype(np.float32)
+        scale = np.ones_like(cb)
+        for offset in (1.402 * cr, -0.344136 * cb - 0.714136 * cr, 1.772 * cb):  # R, G, B (JFIF)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                room = np.where(offset > 0, (255.0 - high) / offset, np.where(offset < 0, low / -offset, 1.0))
+            scale = np.minimum(scale, room)
+        scale = np.clip(scale, 0.0, 1.0)
+        expected = [(128.0 + np.trunc(plane * scale)).astype(np.uint8) for plane in (cb, cr)]
+        planes = color.chroma_planes_420(gray, chroma)
+        assert (scale < 1).sum() > 100, name  # the photo has samples that need the limit
+        assert all(np.array_equal(got, want) for got, want in zip(planes, expected, strict=True)), name
+
+
 def test_merge_16bit_keeps_luma_and_sixteen_bits(photo_640x427):
     gray8 = photo_640x427.convert("L")
     gray16 = np.asarray(gray8, dtype=np.uint16) * 257 + 100  # use the low byte too
