@@ -200,16 +200,21 @@ def predicted_chroma(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> np.ndarray:
     return predicted_chroma_batch(l_norm, ab_norm)[0].detach().to("cpu", torch.float32).numpy()
 
 
-def _limit_chroma(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, max_value: float) -> tuple[np.ndarray, np.ndarray]:
+def _limit_chroma(
+    luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, max_value: float, high: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Scale (cb, cr) per pixel so that Y + chroma stays inside [0, max_value] in R, G and B.
 
     All arrays are float32 of one strip; cb and cr are offsets from neutral in the units of
-    ``luma``. Returns the reduced (cb, cr); luma is untouched.
+    ``luma``. With ``high`` (4:2:0 samples that colour several pixels), ``luma`` is the darkest
+    and ``high`` the brightest Y the chroma is added to. Returns the reduced (cb, cr); luma is
+    untouched.
     """
+    high = luma if high is None else high
     scale = np.ones_like(luma)
     for offset in (_CR_TO_R * cr, _CB_TO_G * cb + _CR_TO_G * cr, _CB_TO_B * cb):
         with np.errstate(divide="ignore", invalid="ignore"):
-            room = np.where(offset > 0, (max_value - luma) / offset, np.where(offset < 0, luma / -offset, 1.0))
+            room = np.where(offset > 0, (max_value - high) / offset, np.where(offset < 0, luma / -offset, 1.0))
         np.minimum(scale, room, out=scale)
     np.clip(scale, 0.0, 1.0, out=scale)
     return cb * scale, cr * scale
@@ -395,26 +400,14 @@ def chroma_planes_420(gray: np.ndarray, chroma: np.ndarray) -> tuple[np.ndarray,
     cb, cr = upsample(cb_small, half), upsample(cr_small, half)
     low, high = _block_extrema(gray)
     # Only samples whose block comes within the chroma's reach of 0 or 255 can need a reduction:
-    # a uint8 bound (:func:`_reach_8bit`) finds them; the exact test and the formula run on those.
+    # a uint8 bound (:func:`_reach_8bit`) finds them, and the limit runs on those alone (its
+    # factor is exactly 1 for the rest, and truncation keeps their integer offsets).
     bound = _reach_8bit(cb_small, cr_small, half)
-    candidates = np.flatnonzero((low <= bound) | (high >= 255 - bound))
-    if candidates.size == 0:
-        return cb, cr
-    cb_off = cb.reshape(-1)[candidates].astype(np.float32) - 128.0
-    cr_off = cr.reshape(-1)[candidates].astype(np.float32) - 128.0
-    low_near = low.reshape(-1)[candidates].astype(np.float32)
-    high_near = high.reshape(-1)[candidates].astype(np.float32)
-    reach = _CB_TO_B * np.abs(cb_off) + _CR_TO_R * np.abs(cr_off)
-    near = np.flatnonzero((low_near <= reach) | (high_near >= 255.0 - reach))  # only these can leave [0, 255]
+    near = np.flatnonzero((low <= bound) | (high >= 255 - bound))
     if near.size:
-        cb_near, cr_near, low_near, high_near = cb_off[near], cr_off[near], low_near[near], high_near[near]
-        scale = np.ones_like(cb_near)
-        for offset in (_CR_TO_R * cr_near, _CB_TO_G * cb_near + _CR_TO_G * cr_near, _CB_TO_B * cb_near):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                room = np.where(offset > 0, (255.0 - high_near) / offset, np.where(offset < 0, low_near / -offset, 1.0))
-            np.minimum(scale, room, out=scale)
-        np.clip(scale, 0.0, 1.0, out=scale)
-        samples = candidates[near]
-        cb.reshape(-1)[samples] = (128.0 + np.trunc(cb_near * scale)).astype(np.uint8)
-        cr.reshape(-1)[samples] = (128.0 + np.trunc(cr_near * scale)).astype(np.uint8)
+        cb_near, cr_near = (plane.reshape(-1)[near].astype(np.float32) - 128.0 for plane in (cb, cr))
+        low_near, high_near = (plane.reshape(-1)[near].astype(np.float32) for plane in (low, high))
+        cb_near, cr_near = _limit_chroma(low_near, cb_near, cr_near, 255.0, high=high_near)
+        cb.reshape(-1)[near] = (128.0 + np.trunc(cb_near)).astype(np.uint8)
+        cr.reshape(-1)[near] = (128.0 + np.trunc(cr_near)).astype(np.uint8)
     return cb, cr

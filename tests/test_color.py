@@ -137,14 +137,20 @@ def _limited_everywhere(gray: Image.Image, chroma: np.ndarray) -> np.ndarray:
     ]
     luma = np.asarray(gray, dtype=np.float32)
     cb, cr = (plane.astype(np.float32) - 128.0 for plane in planes)
-    scale = np.ones_like(luma)
-    for offset in (1.402 * cr, -0.344136 * cb - 0.714136 * cr, 1.772 * cb):  # R, G, B (JFIF)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            room = np.where(offset > 0, (255.0 - luma) / offset, np.where(offset < 0, luma / -offset, 1.0))
-        scale = np.minimum(scale, room)
-    scale = np.clip(scale, 0.0, 1.0)
+    scale = _scale_everywhere(luma, luma, cb, cr)
     limited = [(128.0 + np.trunc(plane * scale)).astype(np.uint8) for plane in (cb, cr)]
     return np.stack([np.asarray(gray), *limited], axis=-1)
+
+
+def _scale_everywhere(low: np.ndarray, high: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+    """Reference chroma factor per sample, from its definition: the largest in [0, 1] that keeps R, G
+    and B inside [0, 255] for gray values from ``low`` to ``high`` (float32 arrays, chroma as offsets)."""
+    scale = np.ones_like(cb)
+    for offset in (1.402 * cr, -0.344136 * cb - 0.714136 * cr, 1.772 * cb):  # R, G, B (JFIF)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            room = np.where(offset > 0, (255.0 - high) / offset, np.where(offset < 0, low / -offset, 1.0))
+        scale = np.minimum(scale, room)
+    return np.clip(scale, 0.0, 1.0)
 
 
 def test_upsample_is_pillows_bilinear_within_one_level(photos):
@@ -211,12 +217,7 @@ def test_chroma_planes_420_limit_exactly_the_samples_that_need_it(photos, amplit
         )
         blocks = np.pad(gray, ((0, height % 2), (0, width % 2)), mode="edge").reshape(half[1], 2, half[0], 2)
         low, high = blocks.min(axis=(1, 3)).astype(np.float32), blocks.max(axis=(1, 3)).astype(np.float32)
-        scale = np.ones_like(cb)
-        for offset in (1.402 * cr, -0.344136 * cb - 0.714136 * cr, 1.772 * cb):  # R, G, B (JFIF)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                room = np.where(offset > 0, (255.0 - high) / offset, np.where(offset < 0, low / -offset, 1.0))
-            scale = np.minimum(scale, room)
-        scale = np.clip(scale, 0.0, 1.0)
+        scale = _scale_everywhere(low, high, cb, cr)
         expected = [(128.0 + np.trunc(plane * scale)).astype(np.uint8) for plane in (cb, cr)]
         planes = color.chroma_planes_420(gray, chroma)
         assert (scale < 1).sum() > 100, name  # the photo has samples that need the limit
