@@ -128,7 +128,7 @@ def _check_input(config: ColorizeConfig, roots: listing.Roots) -> None:
 
 
 def _listing(config: ColorizeConfig, run_info: manifest.RunInfo, index_ref: Any) -> tuple[Any, Any]:
-    """The streaming listing dataset and its progress actor (:mod:`.sources`)."""
+    """The streaming listing dataset and the run's listing progress (:mod:`.sources`)."""
     context = sources.ListingContext(
         config.input,
         config.output,
@@ -140,6 +140,7 @@ def _listing(config: ColorizeConfig, run_info: manifest.RunInfo, index_ref: Any)
         index_ref,
         None,
         dict(config.storage_options),
+        run_info.run_id,
     )
     if config.input_list:
         return sources.list_dataset(config.input_list, context)
@@ -246,7 +247,10 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     writer = manifest_writer.ManifestWriter(
         config.output, run_info, options, flush_seconds=config.manifest_flush_seconds
     )
-    state = _execute(dataset, progress, config, writer)
+    try:
+        state = _execute(dataset, progress, config, writer)
+    finally:
+        progress.close()
     if state.received == 0:
         where = config.input_list or config.input
         raise ConfigError(f"no inputs found in {where!r} (extensions {', '.join(config.extensions)})")

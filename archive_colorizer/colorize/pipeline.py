@@ -178,7 +178,7 @@ def execute(
     the listing has ended.
 
     Args:
-        progress_actor: the :class:`~.sources.ListingProgress` actor (or None).
+        progress_actor: the run's :class:`~.sources.RunProgress` (or None).
         sink: called with every batch of final rows as it arrives (the run's manifest writer).
 
     Returns:
@@ -214,13 +214,13 @@ def execute(
 
 
 def _poll(progress_actor: Any, state: Progress, bar: Any) -> None:
-    """Read the listing actor (1 s at most: progress must never hold the job up)."""
+    """Read the run's listing counts (1 s at most: progress must never hold the job up)."""
     if progress_actor is None:
         return
     import ray
 
     try:
-        listing = ray.get(progress_actor.state.remote(), timeout=1.0)
+        listing = ray.get(progress_actor.state(), timeout=1.0)
     except ray.exceptions.RayError:  # slow or lost: the final check says so if the counts differ
         return
     state.listed, state.other_model = listing["listed"], listing["other_model"]

@@ -13,7 +13,9 @@ path. Rows are marked against the resume index as they are listed
 (:func:`mark_finished`, :mod:`.resume`). A :class:`ListingProgress` actor counts what was
 listed per unit (idempotent per unit, so a retried task does not count twice) and knows when
 the listing has ended: the driver's progress bar and the final check that the counts add up
-read it.
+read it. The driver process keeps one such actor for all its runs on the same Ray (each run's
+counts under its run id, dropped when the run ends): a new actor is a new worker process,
+about a second before a listing task may end, and a second job on a warm Ray need not pay it.
 
 Duplicates. A tree listing cannot repeat an input. An input list can: the :class:`FirstSeen`
 actor keeps the 64-bit keys of the input URLs and the output URLs seen so far (about 150 bytes
@@ -61,7 +63,9 @@ class ListingContext:
         keep_other_models: an input another generator finished counts as finished.
         first_chunk_rows: rows per block of the listing dataset (one task batch).
         index_ref: ``ObjectRef`` of the :class:`~.resume.ResumeIndex`, or None.
-        progress: handle of the :class:`ListingProgress` actor, or None.
+        progress: this run's :class:`RunProgress` (set by :func:`tree_dataset` / :func:`list_dataset`), or None.
+        storage_options: fsspec options of INPUT and OUTPUT.
+        run_id: the run's id, the key of its counts in the :class:`ListingProgress` actor.
     """
 
     input_url: str
@@ -74,6 +78,7 @@ class ListingContext:
     index_ref: Any = None
     progress: Any = None
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
+    run_id: str = "run"
 
     def roots(self) -> listing.Roots:
         return listing.Roots.resolve(self.input_url, self.output_url, self.storage_options)
@@ -108,7 +113,7 @@ def _report(context: ListingContext, unit: str, listed: int, other: int, done: b
     """
     if context.progress is None:
         return
-    pending = context.progress.report.remote(unit, listed, other, done)
+    pending = context.progress.report(unit, listed, other, done)
     if done:
         import ray
 
@@ -174,25 +179,68 @@ class FirstSeen:
 
 
 class ListingProgress:
-    """Ray actor: inputs listed per unit (set, not added: a retried task reports the same unit again)."""
+    """Ray actor: inputs listed per run and unit (set, not added: a retried task reports the same
+    unit again). One actor serves the runs of one driver process (:func:`run_progress`)."""
 
-    def __init__(self, units: int | None = None) -> None:
-        self.units = units
-        self.listed: dict[str, tuple[int, int]] = {}
-        self.finished: set[str] = set()
+    def __init__(self) -> None:
+        self.units: dict[str, int | None] = {}
+        self.listed: dict[str, dict[str, tuple[int, int]]] = {}
+        self.finished: dict[str, set[str]] = {}
 
-    def report(self, unit: str, listed: int, other: int, done: bool) -> None:
-        self.listed[unit] = (listed, other)
+    def start(self, run: str, units: int | None) -> None:
+        """Begin (or re-begin) counting run ``run``, whose listing has ``units`` units (None: unknown)."""
+        self.units[run] = units
+        self.listed.setdefault(run, {})
+        self.finished.setdefault(run, set())
+
+    def report(self, run: str, unit: str, listed: int, other: int, done: bool) -> None:
+        self.listed.setdefault(run, {})[unit] = (listed, other)
         if done:
-            self.finished.add(unit)
+            self.finished.setdefault(run, set()).add(unit)
 
-    def state(self) -> dict[str, Any]:
+    def state(self, run: str) -> dict[str, Any]:
         """``listed``, ``other_model`` (finished by another generator, redone), ``done`` (listing ended)."""
+        listed = self.listed.get(run, {})
+        units = self.units.get(run)
         return {
-            "listed": sum(n for n, _ in self.listed.values()),
-            "other_model": sum(o for _, o in self.listed.values()),
-            "done": self.units is not None and len(self.finished) >= self.units,
+            "listed": sum(n for n, _ in listed.values()),
+            "other_model": sum(o for _, o in listed.values()),
+            "done": units is not None and len(self.finished.get(run, ())) >= units,
         }
+
+    def forget(self, run: str) -> None:
+        """Drop run ``run``'s counts (its job has read them)."""
+        for table in (self.units, self.listed, self.finished):
+            table.pop(run, None)
+
+    def runs(self) -> int:
+        """How many runs the actor holds counts for."""
+        return len(self.listed)
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """One run's share of the :class:`ListingProgress` actor (picklable: goes to the listing tasks).
+
+    Attributes:
+        actor: the actor's handle.
+        run: the key of this run's counts (the run id).
+    """
+
+    actor: Any
+    run: str
+
+    def report(self, unit: str, listed: int, other: int, done: bool) -> Any:
+        """Send what ``unit`` has listed so far; returns the call's ``ObjectRef``."""
+        return self.actor.report.remote(self.run, unit, listed, other, done)
+
+    def state(self) -> Any:
+        """``ObjectRef`` of the run's :meth:`ListingProgress.state`."""
+        return self.actor.state.remote(self.run)
+
+    def close(self) -> None:
+        """Drop the run's counts in the actor (without waiting)."""
+        self.actor.forget.remote(self.run)
 
 
 def _plan(context: ListingContext) -> list[tuple[str, bool]]:
@@ -203,7 +251,8 @@ def tree_dataset(context: ListingContext):
     """The listing dataset of INPUT (a folder or prefix): units planned in a Ray task, listed in Ray tasks.
 
     Returns:
-        ``(dataset, progress actor)``.
+        ``(dataset, progress)``: the progress is a :class:`RunProgress`; :meth:`RunProgress.close` it
+        when the run has read its final counts.
 
     Raises:
         ConfigError: INPUT does not exist.
@@ -211,8 +260,9 @@ def tree_dataset(context: ListingContext):
     import ray
     import ray.data
 
+    _progress_actor()  # a new actor's process starts while the units are planned
     units = ray.get(ray.remote(num_cpus=LISTING_CPUS)(_plan).remote(context))
-    progress = _progress_actor(len(units))
+    progress = run_progress(context.run_id, len(units))
     context = _with(context, progress=progress)
     items = [{"folder": folder, "recursive": recursive} for folder, recursive in units]
     dataset: ray.data.Dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
@@ -249,8 +299,8 @@ def list_dataset(list_url: str, context: ListingContext):
     """The listing dataset of an input list (.txt, .csv, .parquet), read by Ray Data's readers.
 
     Returns:
-        ``(dataset, progress actor)``; the actor never says the listing is done (the list's length
-        is known only when it has been read).
+        ``(dataset, progress)`` as :func:`tree_dataset`; the progress never says the listing is done
+        (the list's length is known only when it has been read).
 
     Raises:
         ConfigError: the list does not exist or has no columns.
@@ -280,7 +330,7 @@ def list_dataset(list_url: str, context: ListingContext):
     else:
         column = "text"
         dataset = ray.data.read_text(path, filesystem=filesystem)
-    progress = _progress_actor(None)
+    progress = run_progress(context.run_id, None)
     context = _with(context, progress=progress)
     dataset = dataset.map_batches(
         list_entries,  # type: ignore[arg-type]  # Ray's annotation omits fn_kwargs' extra arguments
@@ -296,14 +346,62 @@ def list_dataset(list_url: str, context: ListingContext):
     return dataset, progress
 
 
-def _progress_actor(units: int | None) -> Any:
-    """The :class:`ListingProgress` actor, on the driver's node (it must outlive a lost worker node)."""
+@dataclass
+class _SharedActor:
+    key: tuple[str, str]
+    actor: Any
+    answered: bool = False
+
+
+_SHARED: list[_SharedActor] = []
+"""This process's :class:`ListingProgress` actor on the Ray it is connected to (at most one)."""
+
+
+def _progress_actor() -> _SharedActor:
+    """This driver's :class:`ListingProgress` actor on the Ray it is connected to, created once.
+
+    The actor lives on the driver's node (it must outlive a lost worker node) and as long as this
+    process holds it; another Ray (driver node id) or job id gets a new one.
+    """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-    # Ray's annotation of scheduling_strategy omits NodeAffinitySchedulingStrategy, which it accepts.
-    return ray.remote(num_cpus=0, scheduling_strategy=here)(ListingProgress).remote(units)  # type: ignore[call-overload]
+    runtime = ray.get_runtime_context()
+    key = (runtime.get_node_id(), runtime.get_job_id())
+    if not _SHARED or _SHARED[0].key != key:
+        here = NodeAffinitySchedulingStrategy(runtime.get_node_id(), soft=True)
+        # Ray's annotation of scheduling_strategy omits NodeAffinitySchedulingStrategy, which it accepts.
+        actor = ray.remote(num_cpus=0, scheduling_strategy=here)(ListingProgress).remote()  # type: ignore[call-overload]
+        _SHARED[:] = [_SharedActor(key, actor)]
+    return _SHARED[0]
+
+
+def run_progress(run: str, units: int | None, timeout: float = 30.0) -> RunProgress:
+    """Start run ``run``'s counts, with ``units`` listing units (None: unknown), in this driver's actor.
+
+    A new actor is not waited for (its process starts while the job goes on). An actor that
+    answered an earlier run is asked to start this one and awaited (a millisecond's round trip),
+    and replaced if it has died.
+
+    Raises:
+        JobError: the actor does not answer within ``timeout`` seconds.
+    """
+    import ray
+
+    from archive_colorizer.errors import JobError
+
+    shared = _progress_actor()
+    pending = shared.actor.start.remote(run, units)
+    if shared.answered:
+        try:
+            ray.get(pending, timeout=timeout)
+        except ray.exceptions.RayActorError:
+            _SHARED.clear()
+            return run_progress(run, units, timeout)
+        except ray.exceptions.GetTimeoutError as exc:
+            raise JobError(f"the listing progress actor did not answer within {timeout:g} s") from exc
+    shared.answered = True
+    return RunProgress(shared.actor, run)
 
 
 def _with(context: ListingContext, **changes: Any) -> ListingContext:

@@ -122,3 +122,27 @@ def test_a_different_model_redoes_what_another_one_finished_unless_kept(archive,
     assert kept.counts["skipped_existing"] == 2 and kept.summary["redone_other_model"] == 0
     final = manifest.latest_rows(manifest.read_manifest(str(archive / "out"))).to_pylist()
     assert {row["model_sha256"] for row in final} == {second.model_sha256} != {first.model_sha256}
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_runs_of_one_driver_share_its_listing_progress_actor_and_a_dead_one_is_replaced(archive, tiny_model, tmp_path):
+    import ray
+
+    from archive_colorizer.colorize import sources
+
+    for name in ("b.jpg", "c.jpg"):
+        (archive / "in" / name).write_bytes((archive / "in" / "a.jpg").read_bytes())
+
+    def colorize(output: str):
+        result = run(ColorizeConfig(input=str(archive / "in"), output=str(tmp_path / output), model=tiny_model))
+        assert (result.exit_code, result.summary["listed"], result.counts["colorized"]) == (0, 3, 3)
+        return sources._progress_actor().actor
+
+    actor = colorize("first")
+    assert colorize("second") is actor  # no new actor process for the second job
+    assert ray.get(actor.runs.remote()) == 0  # each run's counts went when it ended
+    ray.kill(actor)
+    with pytest.raises(ray.exceptions.RayActorError):
+        for _ in range(100):
+            ray.get(actor.runs.remote(), timeout=10)
+    assert colorize("third") is not actor
