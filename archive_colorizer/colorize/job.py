@@ -242,8 +242,10 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     )
     init_ray(config.ray_address, config.ray_connect_timeout)
     driver_retries = storage.retried_requests()
+    pool = check_colorize(_pool(config))
+    pipeline.prewarm_fused(settings, pool, config.model)
     dataset, progress = _listing(config, run_info, resume.build_index(config.output, options))
-    dataset = pipeline.build_dataset(dataset, settings, check_colorize(_pool(config)), config.model)
+    dataset = pipeline.build_dataset(dataset, settings, pool, config.model)
     writer = manifest_writer.ManifestWriter(
         config.output, run_info, options, flush_seconds=config.manifest_flush_seconds
     )

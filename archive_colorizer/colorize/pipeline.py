@@ -68,6 +68,36 @@ class PoolSettings:
     fused: bool = False
 
 
+def predictor_arguments(settings: StageSettings, pool: PoolSettings, model_url: str) -> dict[str, Any]:
+    """Keyword arguments of :class:`~.predictor.Predictor` for this run's stages."""
+    return {
+        "model_url": model_url,
+        "expected_sha256": settings.run.model_sha256,
+        "model_size": settings.model_size,
+        "use_gpu": pool.gpu,
+        "num_threads": max(1, int(pool.cpus_per_task if pool.fused else pool.cpus_per_actor)),
+        "storage_options": settings.storage_options,
+    }
+
+
+def prewarm_fused(settings: StageSettings, pool: PoolSettings, model_url: str) -> None:
+    """With fused stages, start loading the generator into the worker processes (:func:`.fused.prewarm`).
+
+    One task per fused task the cluster can run; each reserves a listing task's share less than
+    a fused task, so the listing's tasks start beside them instead of after them. The job calls
+    this before it plans the listing, so that the workers' torch import and model load overlap
+    with the listing and Ray Data's start. Does nothing with split stages.
+    """
+    import ray
+
+    if pool.fused:
+        prewarm(
+            predictor_arguments(settings, pool, model_url),
+            max(0.0, pool.cpus_per_task - sources.LISTING_CPUS),
+            min(256, int(ray.cluster_resources().get("CPU", 0) // pool.cpus_per_task)),
+        )
+
+
 def build_dataset(listing_dataset: Any, settings: StageSettings, pool: PoolSettings, model_url: str):
     """The lazy Ray Data dataset of final manifest rows for the listing rows of ``listing_dataset``.
 
@@ -79,30 +109,11 @@ def build_dataset(listing_dataset: Any, settings: StageSettings, pool: PoolSetti
     from ray.data import ActorPoolStrategy
 
     task_kwargs: dict[str, Any] = {"settings": settings}
-    predictor_args: dict[str, Any] = {
-        "model_url": model_url,
-        "expected_sha256": settings.run.model_sha256,
-        "model_size": settings.model_size,
-        "use_gpu": pool.gpu,
-        "num_threads": max(1, int(pool.cpus_per_task if pool.fused else pool.cpus_per_actor)),
-        "storage_options": settings.storage_options,
-    }
+    predictor_args = predictor_arguments(settings, pool, model_url)
     dataset = ray.data.from_arrow_refs(listing_dataset) if isinstance(listing_dataset, list) else listing_dataset
     # The stage functions take their settings through fn_kwargs; Ray's annotation of map_batches'
     # fn admits only one-argument callables, hence the ignores on fn below.
     if pool.fused:
-        import ray
-
-        # The generator loads into every worker process while Ray Data starts (see fused.prewarm).
-        # One task per fused task the cluster can run (the listing's share is free again once
-        # it ends).
-        # Each reserves a listing task's share less than a fused task, so that the listing's
-        # first task starts beside them instead of after them.
-        prewarm(
-            predictor_args,
-            max(0.0, pool.cpus_per_task - sources.LISTING_CPUS),
-            min(256, int(ray.cluster_resources().get("CPU", 0) // pool.cpus_per_task)),
-        )
         fused = dataset.map_batches(
             colorize_batch,  # type: ignore[arg-type]  # extra arguments come from fn_kwargs
             batch_format="pyarrow",
