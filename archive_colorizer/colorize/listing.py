@@ -3,7 +3,7 @@
 The functions here are pure listing logic, run inside Ray tasks (:mod:`.sources` makes the
 datasets): a listing *unit* is a folder walked recursively or one folder level's files
 (:func:`plan_units` splits INPUT into units), and each folder's files become rows
-(:func:`folder_rows`). Every file with one of the extensions gets a row, hidden and
+(:func:`paged_folder_rows`). Every file with one of the extensions gets a row, hidden and
 ``_``-prefixed ones too: outputs never lie inside INPUT, so nothing there is bookkeeping.
 
 An output mirrors its input's path relative to INPUT under OUTPUT. It keeps the input's name
@@ -170,25 +170,57 @@ def _relative_to_input(roots: Roots, path: str) -> str | None:
     return path[len(prefix) :] if path.startswith(prefix) else None
 
 
-def folder_rows(
-    roots: Roots, folder: str, names: list[str], extensions: tuple[str, ...], requested_format: str
-) -> list[dict[str, Any]]:
-    """Listing rows of one folder's files with one of ``extensions`` (sorted names of that folder)."""
-    inputs = [name for name in names if name.lower().endswith(extensions)]
-    siblings = set(inputs)
-    rows = []
-    for name in inputs:
-        path = posixpath.join(folder, name)
-        rows.append(_row(roots, path, _relative_to_input(roots, path), requested_format, siblings, walked=True))
-    return rows
+def clash_name(name: str, requested_format: str) -> str | None:
+    """The name ``name``'s output gets when it is not ``name`` itself (``b.gif`` -> ``b.gif.png``), else None.
+
+    An input of that name in the same folder keeps it; this one's row fails (``output_clash``).
+    """
+    out_name = output_relative_path(name, output_format(name, requested_format))
+    return None if out_name == name else out_name
+
+
+def paged_folder_rows(
+    roots: Roots,
+    pages: Iterator[tuple[str, list[str], bool]] | list[tuple[str, list[str], bool]],
+    extensions: tuple[str, ...],
+    requested_format: str,
+) -> Iterator[list[dict[str, Any]]]:
+    """Listing rows for pages of folder listings (:func:`archive_colorizer.storage.iter_folder_pages`),
+    one list of rows per page.
+
+    An input whose output name is another name (``b.gif`` -> ``b.gif.png``) fails when a file of
+    that name is an input of the same folder. That name sorts after the input's own, so a row is
+    made once the folder's pages have reached it (or the folder has ended); until then it waits
+    for the next page (a page's last names, usually one or two).
+    """
+    waiting: list[str] = []
+    for folder, names, last in pages:
+        inputs = waiting + [name for name in names if name.lower().endswith(extensions)]
+        reached = names[-1] if names else ""
+        siblings = set(inputs)
+        ready: list[str] = []
+        waiting = []
+        for name in inputs:
+            other = clash_name(name, requested_format)
+            (waiting if not last and other is not None and other > reached else ready).append(name)
+        rows = []
+        for name in ready:
+            path = posixpath.join(folder, name)
+            rows.append(_row(roots, path, _relative_to_input(roots, path), requested_format, siblings, walked=True))
+        if last:
+            waiting = []
+        yield rows
 
 
 def plan_units(roots: Roots, target: int = 64, max_depth: int = 3) -> list[tuple[str, bool]]:
     """Split INPUT into listing units: ``(folder, recursive)``, at least ``target`` when the tree allows.
 
-    Expands folders breadth first (one ``LIST`` of the folder names per expanded folder) until
-    there are ``target`` recursive units or ``max_depth`` levels; each expanded folder's own
-    files make a non-recursive unit. Runs in a Ray task (:mod:`.sources`).
+    Expands folders breadth first (one ``LIST`` page per expanded folder) until there are
+    ``target`` recursive units or ``max_depth`` levels; each expanded folder's own files make a
+    non-recursive unit. A folder with more entries than one page
+    (:data:`~archive_colorizer.storage.LIST_PAGE_NAMES`) is not expanded: it becomes one recursive
+    unit, which its listing task reads a page at a time (planning never reads a folder of millions
+    of files whole). Runs in a Ray task (:mod:`.sources`).
 
     Raises:
         ConfigError: INPUT does not exist or is not a folder.
@@ -205,8 +237,12 @@ def plan_units(roots: Roots, target: int = 64, max_depth: int = 3) -> list[tuple
                 break
             expanded = []
             for folder in frontier:
+                subfolders = storage.list_subfolders(fs, folder)
+                if subfolders is None:
+                    units.append((folder, True))
+                    continue
                 units.append((folder, False))
-                expanded += _subfolders(fs, folder)
+                expanded += subfolders
             frontier = expanded
         return units + [(folder, True) for folder in frontier]
     except FileNotFoundError as exc:
@@ -215,25 +251,23 @@ def plan_units(roots: Roots, target: int = 64, max_depth: int = 3) -> list[tuple
         raise StorageError(f"cannot list input {roots.input_url!r}: {exc}") from exc
 
 
-def _subfolders(fs: Any, folder: str) -> list[str]:
-    entries = fs.ls(folder, detail=True)
-    found = [e["name"].rstrip("/") for e in entries if e.get("type") == "directory"]
-    if storage.is_local(fs):
-        found = [path for path in found if not os.path.islink(path)]
-    return sorted(found)
-
-
 def iter_unit_rows(
-    roots: Roots, folder: str, recursive: bool, extensions: tuple[str, ...], requested_format: str
+    roots: Roots,
+    folder: str,
+    recursive: bool,
+    extensions: tuple[str, ...],
+    requested_format: str,
+    page_names: int = storage.LIST_PAGE_NAMES,
 ) -> Iterator[list[dict[str, Any]]]:
-    """The rows of one listing unit, a folder at a time.
+    """The rows of one listing unit, a page of a folder's listing at a time (at most ``page_names``
+    names: the first rows of a folder of millions of files come after one page, not the whole folder).
 
     Raises:
         StorageError: the folder cannot be listed (a systemic failure: the job stops).
     """
+    pages = storage.iter_folder_pages(roots.input_fs, folder, recursive, page_names)
     try:
-        for path, names in storage.iter_folders(roots.input_fs, folder, recursive):
-            rows = folder_rows(roots, path, names, extensions, requested_format)
+        for rows in paged_folder_rows(roots, pages, extensions, requested_format):
             if rows:
                 yield rows
     except OSError as exc:

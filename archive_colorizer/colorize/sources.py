@@ -6,7 +6,8 @@
     list:  read_text / read_csv / read_parquet(--input-list) -> map_batches(list_entries)
            -> map_batches(FirstSeen)  one actor: duplicates and output clashes
 
-Each listing task walks its unit a folder at a time and yields its rows as it goes; the
+Each listing task walks its unit a page of a folder's listing at a time (one S3 ``LIST`` page,
+:func:`archive_colorizer.storage.iter_folder_pages`) and yields its rows as it goes; the
 dataset is cut into blocks of one task batch (``repartition(target_num_rows_per_block=...)``,
 streaming), so the first images are colorized while the listing goes on; the driver holds no
 path. Rows are marked against the resume index as they are listed
@@ -43,6 +44,10 @@ LISTING_BUFFER_BLOCKS = 256
 """Blocks a listing task may have waiting for the colorize tasks before it pauses."""
 LISTING_CPUS = 0.25
 """CPUs a listing task reserves: it mostly waits on LIST requests."""
+LISTING_BLOCK_BYTES = 256 * 1024
+"""Ray Data's ``target_max_block_size`` for the job's datasets: a task's output leaves it once this
+much is buffered (Ray's default, 128 MiB, is about 400,000 listing rows: a big folder's rows would
+all wait in its listing task until the folder's whole listing had ended)."""
 LISTING_REMOTE_ARGS: dict[str, Any] = {
     "num_cpus": LISTING_CPUS,
     "_generator_backpressure_num_objects": 2 * LISTING_BUFFER_BLOCKS,
@@ -285,8 +290,13 @@ def _small_blocks(dataset: Any, rows: int) -> Any:
     (:data:`LISTING_REMOTE_ARGS`; Ray 2.60's ``repartition`` has no argument for them, and on its
     own it would reserve a whole CPU per task, a core the colorize tasks wait for), so Ray Data
     fuses the two into one task per listing unit instead of a listing task and a repartition task.
+    Blocks leave a listing task as it lists (:data:`LISTING_BLOCK_BYTES`), not when it ends.
     """
     dataset = dataset.repartition(target_num_rows_per_block=rows)
+    # One context serves the whole job's dataset (the stages after the listing share it). The
+    # fused stage's blocks are manifest rows, far below this; the split stages' blocks hold an
+    # image's bytes each, which Ray Data's batching of the next stage puts together again.
+    dataset.context.target_max_block_size = LISTING_BLOCK_BYTES
     cut = dataset._logical_plan.dag
     for operator in (cut, *cut.input_dependencies):
         remote_args = getattr(operator, "ray_remote_args", None)

@@ -180,3 +180,52 @@ def test_symlink_to_a_file_outside_input_is_refused(tmp_path):
     rows = {os.path.basename(r["input_url"]): r for r in _listed(_roots(tmp_path), (".jpg",))}
     assert rows["real.jpg"]["status"] == manifest.PENDING
     assert rows["link.jpg"]["status"] == manifest.FAILED and "outside INPUT" in rows["link.jpg"]["error"]
+
+
+@pytest.mark.parametrize("page_names", [1, 2, 3, 1000])
+def test_output_clashes_are_found_across_the_pages_of_a_folder(tmp_path, page_names):
+    # scan.gif's output name scan.gif.png sorts after it, with scan.gif-2.gif between: on pages of one
+    # or two names the clashing name is on a later page than the input it clashes with.
+    names = ["scan.gif", "scan.gif-2.gif", "scan.gif.png", "scan.gif.png.png", "z.gif"]
+    _touch(tmp_path / "in", *names)
+    roots = _roots(tmp_path)
+    chunks = list(listing.iter_unit_rows(roots, roots.input_path, False, (".gif", ".png"), "auto", page_names))
+    rows = {os.path.basename(r["input_url"]): r for chunk in chunks for r in chunk}
+    assert sorted(rows) == names and (len(chunks) > 1) == (page_names < len(names))
+    failed = {name for name, row in rows.items() if row["status"] == manifest.FAILED}
+    assert failed == {"scan.gif"} and rows["scan.gif"]["reason"] == "output_clash"
+    assert rows["scan.gif.png"]["output_url"] == str(tmp_path / "out" / "scan.gif.png")
+    assert rows["scan.gif-2.gif"]["output_url"] == str(tmp_path / "out" / "scan.gif-2.gif.png")
+
+
+def test_a_folder_of_many_files_is_listed_a_page_at_a_time_and_planned_as_one_unit(tmp_path):
+    _touch(tmp_path / "in", *(f"flat/scan_{i:05d}.jpg" for i in range(2500)), "flat/sub/deep.jpg", "small/a.jpg")
+    roots = _roots(tmp_path)
+    flat = f"{roots.input_path}/flat"
+    # flat/ has more entries than one listing page: it is one recursive unit, not expanded (its
+    # subfolder is walked by that unit's task), and its first rows come after one page.
+    assert listing.plan_units(roots) == [(roots.input_path, False), (flat, True), (f"{roots.input_path}/small", False)]
+    chunks = listing.iter_unit_rows(roots, flat, True, (".jpg",), "auto")
+    assert len(next(chunks)) == 1000
+    assert sum(map(len, chunks)) == 1501  # the other 1500 and sub/deep.jpg
+    assert len(_listed(roots, (".jpg",))) == 2502
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(tmp_path):
+    import ray
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(30000):
+        (folder / f"scan_{i:05d}.jpg").touch()
+    context = sources.ListingContext(str(folder), str(tmp_path / "out"), (".jpg",), "auto", "aa" * 32, run_id="big")
+    dataset, progress = sources.tree_dataset(context)
+    batches = iter(dataset.iter_batches(batch_format="pyarrow", batch_size=None))
+    first = next(batches)
+    at_first = ray.get(progress.state())
+    rows = first.num_rows + sum(batch.num_rows for batch in batches)
+    # Ray Data's default block size would hold all 30,000 rows in the task until its listing ended.
+    assert first.num_rows == 16 and not at_first["done"] and at_first["listed"] < 30000
+    assert rows == 30000 and ray.get(progress.state()) == {"listed": 30000, "other_model": 0, "done": True}
+    progress.close()
