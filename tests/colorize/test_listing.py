@@ -217,15 +217,14 @@ def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(
 
     folder = tmp_path / "in"
     folder.mkdir()
-    for i in range(30000):
+    for i in range(20000):
         (folder / f"scan_{i:05d}.jpg").touch()
     context = sources.ListingContext(str(folder), str(tmp_path / "out"), (".jpg",), "auto", "aa" * 32, run_id="big")
     dataset, progress = sources.tree_dataset(context)
     batches = iter(dataset.iter_batches(batch_format="pyarrow", batch_size=None))
     first = next(batches)
     at_first = ray.get(progress.state())
-    rows = first.num_rows + sum(batch.num_rows for batch in batches)
-    # Ray Data's default block size would hold all 30,000 rows in the task until its listing ended.
-    assert first.num_rows == 16 and not at_first["done"] and at_first["listed"] < 30000
-    assert rows == 30000 and ray.get(progress.state()) == {"listed": 30000, "other_model": 0, "done": True}
+    batches.close()  # a generator: stops the dataset's execution
+    # Ray Data's default block size would hold all 20,000 rows in the task until its listing ended.
+    assert first.num_rows == 16 and not at_first["done"] and at_first["listed"] < 20000
     progress.close()
