@@ -2,7 +2,8 @@
 
 For each size (default 10k and 1M inputs) the benchmark makes a synthetic archive of hard links
 to four small real photographs (scikit-image, made gray) in a nested tree (100 files per leaf
-folder, 100 leaf folders per top folder: cheap to make), starts a local Ray in this process and
+folder, 100 leaf folders per top folder: cheap to make; ``--layout flat``: every file in one
+folder, the bucket prefix without folders that archives often are), starts a local Ray in this process and
 runs the job's driver as a separate process (``python -m archive_colorizer.cli colorize
 --ray-address ...``) with a tiny generator (ngf 8, 5 downsamplings, 32 px). It measures:
 
@@ -73,15 +74,20 @@ def _source(photos: list[Path], i: int) -> Path:
     return path
 
 
-def make_archive(root: Path, count: int, photos: list[Path]) -> None:
-    """``count`` hard links below ``root``: ``dNNN/sNN/img-N.jpg``, 100 per leaf folder."""
+def relative_name(i: int, layout: str = "tree") -> str:
+    """Input ``i``'s path below INPUT: ``dNNN/sNN/img-N.jpg`` (tree: 100 per leaf folder) or ``img-N.jpg`` (flat)."""
+    return f"img-{i:07d}.jpg" if layout == "flat" else f"d{i // 10_000:03d}/s{i // 100 % 100:02d}/img-{i:07d}.jpg"
+
+
+def make_archive(root: Path, count: int, photos: list[Path], layout: str = "tree") -> None:
+    """``count`` hard links below ``root`` (:func:`relative_name`)."""
     if (root / ".complete").exists():
         return
+    root.mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        leaf = root / f"d{i // 10_000:03d}" / f"s{i // 100 % 100:02d}"
-        if i % 100 == 0:
-            leaf.mkdir(parents=True, exist_ok=True)
-        target = leaf / f"img-{i:07d}.jpg"
+        target = root / relative_name(i, layout)
+        if layout == "tree" and i % 100 == 0:
+            target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
             os.link(_source(photos, i), target)
     (root / ".complete").write_text(str(count))
@@ -90,7 +96,7 @@ def make_archive(root: Path, count: int, photos: list[Path]) -> None:
 def make_input_list(root: Path, count: int, path: Path) -> None:
     with open(path, "w") as handle:
         for i in range(count):
-            handle.write(f"d{i // 10_000:03d}/s{i // 100 % 100:02d}/img-{i:07d}.jpg\n")
+            handle.write(relative_name(i) + "\n")
 
 
 def make_manifest(root: Path, output: Path, count: int) -> None:
@@ -104,10 +110,7 @@ def make_manifest(root: Path, output: Path, count: int) -> None:
     folder = output / manifest.MANIFEST_DIR
     folder.mkdir(parents=True, exist_ok=True)
     for seq, start in enumerate(range(0, count, manifest_writer.ROWS_PER_PART)):
-        names = [
-            f"d{i // 10_000:03d}/s{i // 100 % 100:02d}/img-{i:07d}.jpg"
-            for i in range(start, min(count, start + manifest_writer.ROWS_PER_PART))
-        ]
+        names = [relative_name(i) for i in range(start, min(count, start + manifest_writer.ROWS_PER_PART))]
         columns = {
             name: pa.nulls(len(names), field.type)
             for name, field in zip(manifest.MANIFEST_SCHEMA.names, manifest.MANIFEST_SCHEMA, strict=True)
@@ -178,7 +181,9 @@ def run_driver(inputs: Path, output: Path, model: str, options: argparse.Namespa
 
 
 def _has_output(output: Path) -> bool:
-    """Whether any output file exists yet (outputs mirror d000/s00/...; the first folder gets the first ones)."""
+    """Whether any output file exists yet (outputs mirror d000/s00/... or the flat folder's img-*.jpg)."""
+    if any(output.glob("img-*.jpg")):
+        return True
     for top in sorted(output.glob("d*")):
         for leaf in sorted(top.iterdir()):
             if any(leaf.iterdir()):
@@ -231,6 +236,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--no-extras", action="store_true", help="skip the input-list and resume runs")
+    parser.add_argument(
+        "--layout",
+        choices=("tree", "flat"),
+        default="tree",
+        help="tree: 100 files per leaf folder; flat: every file in INPUT itself (one folder, no extras)",
+    )
     options = parser.parse_args(argv)
 
     import shutil
@@ -249,9 +260,10 @@ def main(argv: list[str] | None = None) -> dict:
     report: dict = {"sizes": {}, "load_average_start": os.getloadavg(), "cpus": options.cpus}
     with local_ray(options.cpus):
         for size in options.sizes:
-            inputs, work = options.workdir / f"archive-{size}", options.workdir / f"run-{size}"
+            name = f"{size}" if options.layout == "tree" else f"flat-{size}"
+            inputs, work = options.workdir / f"archive-{name}", options.workdir / f"run-{name}"
             made = time.perf_counter()
-            make_archive(inputs, size, photos)
+            make_archive(inputs, size, photos, options.layout)
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
             figures: dict[str, Any] = {"archive_seconds": round(time.perf_counter() - made, 1)}
@@ -260,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
             figures["load_average"] = os.getloadavg()
             report["sizes"][str(size)] = figures
         largest, smallest = str(max(options.sizes)), str(min(options.sizes))
-        if not options.no_extras:
+        if not options.no_extras and options.layout == "tree":
             size = max(options.sizes)
             inputs, work = options.workdir / f"archive-{size}", options.workdir / f"run-{size}"
             make_input_list(inputs, size, work / "inputs.txt")
