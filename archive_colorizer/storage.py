@@ -299,12 +299,10 @@ def iter_folder_pages(
         OSError: a folder cannot be listed.
     """
     if is_local(fs):
-        pages = _local_pages(root, recursive, page_names)
-    elif _is_s3(fs):
-        pages = _s3_pages(fs, root, recursive, page_names)
-    else:
-        pages = _walked_pages(fs, root, recursive, page_names)
-    yield from pages
+        return _local_pages(root, recursive, page_names)
+    if _is_s3(fs):
+        return _s3_pages(fs, root, recursive, page_names)
+    return _walked_pages(fs, root, recursive, page_names)
 
 
 def _is_s3(fs: fsspec.AbstractFileSystem) -> bool:

@@ -207,8 +207,6 @@ def paged_folder_rows(
         for name in ready:
             path = posixpath.join(folder, name)
             rows.append(_row(roots, path, _relative_to_input(roots, path), requested_format, siblings, walked=True))
-        if last:
-            waiting = []
         yield rows
 
 

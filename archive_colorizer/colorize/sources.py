@@ -183,44 +183,46 @@ class FirstSeen:
         return manifest.to_table(rows)
 
 
+@dataclass
+class _RunCounts:
+    units: int | None = None
+    listed: dict[str, tuple[int, int]] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)
+
+
 class ListingProgress:
     """Ray actor: inputs listed per run and unit (set, not added: a retried task reports the same
     unit again). One actor serves the runs of one driver process (:func:`run_progress`)."""
 
     def __init__(self) -> None:
-        self.units: dict[str, int | None] = {}
-        self.listed: dict[str, dict[str, tuple[int, int]]] = {}
-        self.finished: dict[str, set[str]] = {}
+        self.counts: dict[str, _RunCounts] = {}
 
     def start(self, run: str, units: int | None) -> None:
         """Begin (or re-begin) counting run ``run``, whose listing has ``units`` units (None: unknown)."""
-        self.units[run] = units
-        self.listed.setdefault(run, {})
-        self.finished.setdefault(run, set())
+        self.counts.setdefault(run, _RunCounts()).units = units
 
     def report(self, run: str, unit: str, listed: int, other: int, done: bool) -> None:
-        self.listed.setdefault(run, {})[unit] = (listed, other)
+        counts = self.counts.setdefault(run, _RunCounts())
+        counts.listed[unit] = (listed, other)
         if done:
-            self.finished.setdefault(run, set()).add(unit)
+            counts.finished.add(unit)
 
     def state(self, run: str) -> dict[str, Any]:
         """``listed``, ``other_model`` (finished by another generator, redone), ``done`` (listing ended)."""
-        listed = self.listed.get(run, {})
-        units = self.units.get(run)
+        counts = self.counts.get(run, _RunCounts())
         return {
-            "listed": sum(n for n, _ in listed.values()),
-            "other_model": sum(o for _, o in listed.values()),
-            "done": units is not None and len(self.finished.get(run, ())) >= units,
+            "listed": sum(n for n, _ in counts.listed.values()),
+            "other_model": sum(o for _, o in counts.listed.values()),
+            "done": counts.units is not None and len(counts.finished) >= counts.units,
         }
 
     def forget(self, run: str) -> None:
         """Drop run ``run``'s counts (its job has read them)."""
-        for table in (self.units, self.listed, self.finished):
-            table.pop(run, None)
+        self.counts.pop(run, None)
 
     def runs(self) -> int:
         """How many runs the actor holds counts for."""
-        return len(self.listed)
+        return len(self.counts)
 
 
 @dataclass(frozen=True)
