@@ -229,6 +229,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     128 + N stopped by signal N (143 for SIGTERM from ``ray job stop`` or Kubernetes, 130 for
     Ctrl-C); what finished is kept and re-running the same command resumes.
     """
+    try:
+        with stop_handlers():  # SIGTERM/SIGINT raise JobStopped: the job keeps what finished and stops
+            return _main(argv)
+    except JobStopped as exc:
+        name = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), "")
+        print(f"archive-colorizer {name}: {exc}", file=sys.stderr, flush=True)
+        return 128 + exc.signal_number
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -242,19 +252,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"archive-colorizer {command.name}: {exc}", file=sys.stderr)
         return 2
     try:
-        with stop_handlers():  # SIGTERM/SIGINT raise JobStopped: the job keeps what finished and stops
-            result = run(config)
-    except JobStopped as exc:
-        print(f"archive-colorizer {command.name}: {exc}", file=sys.stderr, flush=True)
-        return 128 + exc.signal_number
+        result = run(config)
     except ConfigError as exc:  # a setting the job found unusable (e.g. OUTPUT inside INPUT)
         print(f"archive-colorizer {command.name}: {exc}", file=sys.stderr)
         return 2
     except ArchiveColorizerError as exc:
         print(f"archive-colorizer {command.name}: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
+        return 1
     return int(getattr(result, "exit_code", 0) or 0)
 
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":  # pragma: no cover  (``python -m archive_colorizer`` also handles a signal during teardown)
     sys.exit(main())

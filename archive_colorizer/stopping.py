@@ -5,7 +5,10 @@
   a job leaves through its ``finally`` blocks (colorize keeps its manifest, prepare its
   finished shards, train its checkpoints) and the command line exits with 128 + the signal.
   ``ray.init`` replaces the SIGTERM handler with its own; :func:`archive_colorizer.runtime.init_ray`
-  puts ours back.
+  puts ours back. A second stop signal while the job keeps what finished is noted on stderr,
+  not raised (it would cut the saving short); SIGKILL ends a process at once.
+  :mod:`archive_colorizer.entrypoint` installs the handlers on the process's first line and
+  handles a signal during the process's teardown.
 - :class:`Watchdog`: a job whose progress loop has not advanced for ``timeout`` seconds
   (nothing can be scheduled, a worker hangs) fails with a :class:`~archive_colorizer.errors.JobError`
   saying what stalled, instead of waiting forever. A daemon thread watches the time since the
@@ -18,6 +21,7 @@
 from __future__ import annotations
 
 import _thread
+import os
 import signal
 import threading
 import time
@@ -34,11 +38,19 @@ DEFAULT_STALL_TIMEOUT_S = 600.0
 """Seconds without progress before a job fails (room for an autoscaler to launch a node)."""
 
 _fired: list[JobError] = []  # the error of a watchdog that fired, raised by the stop handler
+_stopping: list[int] = []  # the stop signal already raised as JobStopped in this process
 
 
 def _raise_stop(signal_number: int, frame: Any) -> None:
     if _fired:
         raise _fired[-1]
+    if _stopping:
+        # A second signal while the job keeps what finished (writes its manifest rows): raising
+        # again would cut that short, so it is only noted (os.write: the handler may run while
+        # the main thread is inside a print to stderr).
+        os.write(2, f"archive-colorizer: signal {signal_number}: already stopping, keeping what finished\n".encode())
+        return
+    _stopping.append(signal_number)
     raise JobStopped(signal_number)
 
 
@@ -50,6 +62,7 @@ def install_stop_handlers() -> dict[int, Any]:
     """
     if threading.current_thread() is not threading.main_thread():
         return {}
+    _stopping.clear()
     return {number: signal.signal(number, _raise_stop) for number in STOP_SIGNALS}
 
 

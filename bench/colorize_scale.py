@@ -4,7 +4,7 @@ For each size (default 10k and 1M inputs) the benchmark makes a synthetic archiv
 to four small real photographs (scikit-image, made gray) in a nested tree (100 files per leaf
 folder, 100 leaf folders per top folder: cheap to make; ``--layout flat``: every file in one
 folder, the bucket prefix without folders that archives often are), starts a local Ray in this process and
-runs the job's driver as a separate process (``python -m archive_colorizer.cli colorize
+runs the job's driver as a separate process (``python -m archive_colorizer colorize
 --ray-address ...``) with a tiny generator (ngf 8, 5 downsamplings, 32 px). It measures:
 
 - ``seconds_to_first_output``: driver start to the first output file in OUTPUT;
@@ -139,7 +139,7 @@ def run_driver(inputs: Path, output: Path, model: str, options: argparse.Namespa
     command = [
         sys.executable,
         "-m",
-        "archive_colorizer.cli",
+        "archive_colorizer",
         "colorize",
         str(inputs),
         str(output),

@@ -6,7 +6,7 @@ in the driver process (no Ray tasks), so ``--out`` should be a URL the cluster c
 
 import sys
 
-from archive_colorizer.cli import main
+from archive_colorizer.entrypoint import main
 
 if __name__ == "__main__":
-    sys.exit(main(["evaluate", *sys.argv[1:]]))
+    main(["evaluate", *sys.argv[1:]])

@@ -6,7 +6,7 @@ driver process (no Ray tasks): it times colorize's stages on the node it runs on
 
 import sys
 
-from archive_colorizer.cli import main
+from archive_colorizer.entrypoint import main
 
 if __name__ == "__main__":
-    sys.exit(main(["plan", *sys.argv[1:]]))
+    main(["plan", *sys.argv[1:]])

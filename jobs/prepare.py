@@ -5,7 +5,7 @@ Takes the same options as ``archive-colorizer prepare``.
 
 import sys
 
-from archive_colorizer.cli import main
+from archive_colorizer.entrypoint import main
 
 if __name__ == "__main__":
-    sys.exit(main(["prepare", *sys.argv[1:]]))
+    main(["prepare", *sys.argv[1:]])

@@ -2,7 +2,7 @@
 
 import sys
 
-from archive_colorizer.cli import main
+from archive_colorizer.entrypoint import main
 
 if __name__ == "__main__":
-    sys.exit(main(["train", *sys.argv[1:]]))
+    main(["train", *sys.argv[1:]])

@@ -11,6 +11,9 @@
   machine).
 - ``flaky_s3``: a proxy in front of the moto server that fails a chosen fraction of the
   requests (503 SlowDown, 500, dropped connections).
+- ``gates``: the job's hold points (:mod:`archive_colorizer.gates`): a test that signals, kills
+  or watches a job "in the middle" holds the job there until it has acted, never relies on
+  the job still running by then.
 
 The suite leaves the machine as it found it: ``ray_head`` keeps its files (and its
 ``ray_current_cluster`` record) in its own ``--temp-dir``, removed afterwards, and at the end
@@ -35,9 +38,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from archive_colorizer.gates import GATES_ENV
 from tests.flaky_s3 import FlakyS3Proxy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Hold points (archive_colorizer.gates) for every process of the session: set before any Ray
+# starts, so its workers, nodes and the jobs the tests start all inherit it.
+GATES_DIR = tempfile.mkdtemp(prefix="gates-")
+os.environ[GATES_ENV] = GATES_DIR
 RAY_SESSIONS: list[str] = []
 """Folders of the Rays this session started; no process may name one when the session ends."""
 PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "motorcycle")
@@ -250,9 +258,68 @@ def _ray_record() -> str | None:
 _RECORD_AT_START = _ray_record()
 
 
+class Gates:
+    """Arms, watches and releases the job's hold points (:mod:`archive_colorizer.gates`).
+
+    A test holds a point for a key pattern before it starts the job, waits until the job has
+    reached it (:meth:`wait_reached`: the job is then certainly in the middle), acts (a signal,
+    a kill, a removed node), and releases it. Every point is released when the test ends.
+    """
+
+    def __init__(self, folder: str = GATES_DIR) -> None:
+        self.folder = Path(folder)
+
+    def hold(self, point: str, pattern: str) -> None:
+        """Make every ``hold(point, key)`` whose key matches ``pattern`` (fnmatch) wait."""
+        (self.folder / f"{point}.reached").unlink(missing_ok=True)
+        (self.folder / f"{point}.hold").write_text(pattern, encoding="utf-8")
+
+    def reached(self, point: str) -> list[tuple[str, int]]:
+        """``(key, process id)`` of every call that has waited at ``point`` since it was held."""
+        try:
+            lines = (self.folder / f"{point}.reached").read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        return [(key, int(pid)) for key, pid in (line.rsplit("\t", 1) for line in lines if line)]
+
+    def wait_reached(
+        self, point: str, count: int = 1, process: subprocess.Popen | None = None, timeout: float = 300
+    ) -> list[tuple[str, int]]:
+        """Until ``count`` calls wait at ``point``; fails when ``process`` ends first or after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while len(found := self.reached(point)) < count:
+            if process is not None and process.poll() is not None:
+                raise AssertionError(f"the job ended (exit {process.returncode}) before it reached {point}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the job did not reach {point} in {timeout} s (reached: {found})")
+            time.sleep(0.02)
+        return found
+
+    def release(self, point: str) -> None:
+        """Let every call waiting at ``point`` go on (and later ones pass)."""
+        (self.folder / f"{point}.hold").unlink(missing_ok=True)
+
+    def release_all(self) -> None:
+        for path in self.folder.glob("*.hold"):
+            path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def gates() -> Iterator[Gates]:
+    """The job's hold points for one test; all released when it ends."""
+    holds = Gates()
+    holds.release_all()
+    try:
+        yield holds
+    finally:
+        holds.release_all()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if it changed this machine's Ray record or left Ray processes running."""
+    Gates().release_all()
     problems = []
+    shutil.rmtree(GATES_DIR, ignore_errors=True)
     if _ray_record() != _RECORD_AT_START:
         problems.append(f"the Ray record changed: {_RECORD_AT_START!r} -> {_ray_record()!r}")
     deadline = time.monotonic() + 30  # ray.shutdown stops its processes asynchronously

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from archive_colorizer import imageio, storage
+from archive_colorizer import gates, imageio, storage
 from archive_colorizer.colorize import manifest
 from archive_colorizer.colorize.settings import StageSettings
 from archive_colorizer.errors import StorageError
@@ -135,6 +135,7 @@ def _prepare(
             row.update(status=manifest.SKIPPED_EXISTING, model_sha256=row["previous_sha256"] or None)
             return None, None
         fs, path = storage.open_url(row["input_url"], settings.storage_options)
+        gates.hold("colorize.read", row["input_url"])
         data = storage.read_bytes(fs, path)
     except (FileNotFoundError, StorageError) as exc:
         manifest.fail(row, "unreadable", exc)

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet as pq
 
-from archive_colorizer import storage
+from archive_colorizer import gates, storage
 from archive_colorizer.colorize import manifest
 from archive_colorizer.errors import ConfigError, StorageError
 
@@ -265,7 +265,8 @@ def iter_unit_rows(
     """
     pages = storage.iter_folder_pages(roots.input_fs, folder, recursive, page_names)
     try:
-        for rows in paged_folder_rows(roots, pages, extensions, requested_format):
+        for page, rows in enumerate(paged_folder_rows(roots, pages, extensions, requested_format)):
+            gates.hold("colorize.list", f"{folder}#{page}")
             if rows:
                 yield rows
     except OSError as exc:

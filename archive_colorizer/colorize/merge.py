@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from archive_colorizer import color, imageio, storage
+from archive_colorizer import color, gates, imageio, storage
 from archive_colorizer.colorize import encode, manifest
 from archive_colorizer.colorize.decode import gray_planes
 from archive_colorizer.colorize.settings import StageSettings
@@ -98,6 +98,7 @@ def colorize_row(row: dict[str, Any], settings: StageSettings, decoded: imageio.
         manifest.fail(row, "encode_failed", exc)
         return
     fs, path = storage.open_url(row["output_url"], settings.storage_options)
+    gates.hold("colorize.write", row["input_url"])
     try:
         storage.write_bytes(fs, path, data)
     except StorageError as exc:

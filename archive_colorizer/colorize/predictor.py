@@ -10,6 +10,7 @@ pending pass through untouched. The actors are the only processes of the job tha
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from archive_colorizer import color
+from archive_colorizer import color, gates
 from archive_colorizer.colorize import manifest
 from archive_colorizer.errors import ArtifactError, JobError
 from archive_colorizer.models.artifact import load_generator
@@ -103,6 +104,9 @@ class Predictor:
         size = self.model_size
         gray_bytes = batch.column("gray_small").to_pylist()
         indices = np.flatnonzero(pending)
+        if os.environ.get(gates.GATES_ENV):  # tests only: hold this call for a chosen input
+            for url in batch.column("input_url").take(pa.array(indices)).to_pylist():
+                gates.hold("colorize.predict", url)
         chroma = self.predict(np.stack([np.frombuffer(gray_bytes[i], np.uint8).reshape(size, size) for i in indices]))
         share = (time.perf_counter() - start) / len(indices)
         chroma_column: list[bytes | None] = [None] * batch.num_rows

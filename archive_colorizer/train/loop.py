@@ -33,6 +33,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from archive_colorizer import gates
 from archive_colorizer.config import TrainConfig
 from archive_colorizer.errors import JobError
 from archive_colorizer.models import DiscriminatorSpec
@@ -222,6 +223,7 @@ class WorkerLoop:
         stream = None if self.steps_per_epoch is None else iter(self._train_batches(train_shard))
         while self.epochs_done < self.config.epochs:
             epoch = self.epochs_done
+            gates.hold("train.epoch", str(epoch))  # tests: a certain "mid-run" (after the last checkpoint)
             phase = "pretrain" if epoch < self.config.pretrain_epochs else "gan"
             set_generator_lr(
                 self.model.optimizer_g,

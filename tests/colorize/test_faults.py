@@ -3,7 +3,7 @@
 Killing: the test finds this session's Ray processes among its own descendants (psutil) by
 the titles Ray 2.60 gives them while they work: ``ray::MapWorker(MapBatches(Predictor)).submit``
 (a predictor actor running a batch), ``ray::MapBatches(finish_batch)`` (a merge/encode/write
-task). The driver is a separate ``python -m archive_colorizer.cli colorize`` process connected
+task). The driver is a separate ``python -m archive_colorizer colorize`` process connected
 to the session's Ray.
 """
 
@@ -187,7 +187,7 @@ def test_killed_driver_then_the_same_command_redoes_only_outputs_without_a_row(p
         "--ray-address",
         ray.get_runtime_context().gcs_address,
     ]
-    command = [sys.executable, "-m", "archive_colorizer.cli", *arguments]
+    command = [sys.executable, "-m", "archive_colorizer", *arguments]
     # Credentials in the driver's environment must not show up in anything it writes or prints.
     env = dict(os.environ, AWS_ACCESS_KEY_ID=FAKE_KEY_ID, AWS_SECRET_ACCESS_KEY=FAKE_SECRET)
     with open(tmp_path / "first.log", "wb") as log:

@@ -62,7 +62,7 @@ def test_a_lost_worker_node_loses_no_input_and_no_output(photos, tiny_model, tmp
     try:
         workers = [cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20) for _ in range(2)]
         cluster.wait_for_nodes()
-        command = [sys.executable, "-m", "archive_colorizer.cli", "colorize", str(tmp_path / "in"), str(out)]
+        command = [sys.executable, "-m", "archive_colorizer", "colorize", str(tmp_path / "in"), str(out)]
         command += ["--model", tiny_model, "--no-progress", "--task-batch-size", "2", "--batch-size", "2"]
         command += ["--manifest-flush-seconds", "0.5", "--ray-address", cluster.address]
         with open(tmp_path / "driver.log", "wb") as log:

@@ -73,7 +73,7 @@ def test_a_removed_worker_node_is_replaced_and_training_resumes_from_its_last_ch
     try:
         workers = [cluster.add_node(**NODE) for _ in range(2)]
         cluster.wait_for_nodes()
-        command = [sys.executable, "-m", "archive_colorizer.cli", "train", "--data", shards, "--run", str(run)]
+        command = [sys.executable, "-m", "archive_colorizer", "train", "--data", shards, "--run", str(run)]
         command += ["--workers", "2", "--cpus-per-worker", "2", "--epochs", str(EPOCHS), "--max-failures", "1"]
         command += [*TINY, "--ray-address", cluster.address]
         with open(tmp_path / "driver.log", "wb") as log:
