@@ -10,7 +10,8 @@ watches and releases the points).
 
 A point is armed by the file ``<folder>/<point>.hold`` holding an ``fnmatch`` pattern; a call
 ``hold(point, key)`` whose key matches appends a line ``<key>\t<process id>`` to
-``<folder>/<point>.reached`` (so a test can kill exactly the process that waits) and waits, polling every 20 ms, until the ``.hold`` file is removed. The points:
+``<folder>/<point>.reached`` (so a test can kill exactly the process that waits) and waits,
+polling every 20 ms, until the ``.hold`` file is removed. The points:
 
 - ``cli.start`` (key: the command name): the process has its stop handlers, nothing else yet.
 - ``cli.finish`` (key: the command name): the job has returned and printed its summary; the

@@ -110,7 +110,8 @@ def test_a_stop_signal_at_start_up_exits_with_128_plus_the_signal_and_one_line(t
             job.kill()
             job.wait()
     assert job.returncode == 128 + stop, err
-    assert err.splitlines() == [f"archive-colorizer colorize: stopped by signal {stop}; re-running the same command resumes"]
+    message = f"archive-colorizer colorize: stopped by signal {stop}; re-running the same command resumes"
+    assert err.splitlines() == [message]
     assert out == "" and not (tmp_path / "out").exists()
 
 
