@@ -61,19 +61,22 @@ def _manifest_parts(output: Path) -> list[str]:
     return [n for n in os.listdir(folder) if n.startswith("part-")] if folder.is_dir() else []
 
 
-def _kill_when_busy(output: Path, titles: list[str], stop: threading.Event, killed: list[tuple[str, int]]) -> None:
-    """Once the job has written an output, SIGKILL one process of this session busy under each title."""
-    while titles and not stop.wait(0.01):
-        if not any(output.glob("scan-*.jpg")):
-            continue
-        for process in psutil.Process().children(recursive=True):  # only this session's Ray
-            try:
-                title = process.cmdline()[0]
-            except (psutil.Error, IndexError):
-                continue
-            if titles and title.startswith(titles[0]):
-                os.kill(process.pid, signal.SIGKILL)
-                killed.append((titles.pop(0), process.pid))
+def _kill_held(gates, holds: list[tuple[str, str]], killed: list[tuple[str, int]], errors: list[BaseException]) -> None:
+    """For each (point, pattern) in turn: hold the point (the first is held before the job starts),
+    SIGKILL the process that waits there, release it."""
+    try:
+        for index, (point, pattern) in enumerate(holds):
+            if index:
+                gates.hold(point, pattern)
+            _, pid = gates.wait_reached(point)[0]
+            title = psutil.Process(pid).cmdline()[0]
+            os.kill(pid, signal.SIGKILL)
+            killed.append((title, pid))
+            gates.release(point)
+    except BaseException as exc:  # handed to the test; the job must not stay held
+        errors.append(exc)
+    finally:
+        gates.release_all()
 
 
 def _clean_output(input_path: Path, model: str, sha256: str, predictor: Predictor) -> np.ndarray:
@@ -96,16 +99,30 @@ def _clean_output(input_path: Path, model: str, sha256: str, predictor: Predicto
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
 
 
+# Each victim is the process that waits at a hold point, so it is certainly busy with that
+# input when it is killed; the split route's write is held only after the predictor was killed
+# (both held at once could leave no CPU for the decode tasks the predictor waits on).
 @pytest.mark.parametrize(
-    ("stages", "victims"),
-    [("split", [PREDICTOR_BUSY, MERGE_TASK_BUSY]), ("fused", [FUSED_TASK_BUSY])],
+    ("stages", "holds", "victims"),
+    [
+        (
+            "split",
+            [("colorize.predict", "*/scan-012.jpg"), ("colorize.write", "*")],
+            [PREDICTOR_BUSY, MERGE_TASK_BUSY],
+        ),
+        ("fused", [("colorize.read", "*/scan-020.jpg")], [FUSED_TASK_BUSY]),
+    ],
     ids=["split-actor-and-merge-task", "fused-task"],
 )
-def test_killed_predictor_actor_and_merge_task_lose_nothing(photos, tiny_model, tmp_path, stages, victims):
+def test_killed_predictor_actor_and_merge_task_lose_nothing(
+    photos, tiny_model, tmp_path, gates, stages, holds, victims
+):
     inputs = _gray_archive(tmp_path / "in", photos, 40)
     out = tmp_path / "out"
-    stop, killed = threading.Event(), []
-    killer = threading.Thread(target=_kill_when_busy, args=(out, list(victims), stop, killed), daemon=True)
+    killed: list[tuple[str, int]] = []
+    errors: list[BaseException] = []
+    gates.hold(*holds[0])
+    killer = threading.Thread(target=_kill_held, args=(gates, holds, killed, errors), daemon=True)
     killer.start()
     try:
         pool = {"actors": [1]} if stages == "split" else {}
@@ -121,9 +138,10 @@ def test_killed_predictor_actor_and_merge_task_lose_nothing(photos, tiny_model, 
             )
         )
     finally:
-        stop.set()
-        killer.join()
-    assert [title for title, _ in killed] == victims, "the job ended before every kill"
+        killer.join(timeout=60)
+        gates.release_all()
+    assert not errors, errors
+    assert [title for title, _ in killed] == victims, killed
     assert result.counts["colorized"] == len(inputs) and result.exit_code == 0
     rows = manifest.read_manifest(str(out))
     assert sorted(rows.column("input_url").to_pylist()) == [str(p) for p in inputs]  # each exactly once
@@ -151,25 +169,32 @@ def test_killed_predictor_actor_and_merge_task_lose_nothing(photos, tiny_model, 
         assert np.abs(pixels - clean).max() <= 2, path.name
 
 
-def _wait_for_progress(output: Path, total: int, driver: subprocess.Popen, timeout: float = 240) -> None:
-    """Until the job has written some outputs and a manifest part, but not all of the outputs."""
+def _wait_for_progress(output: Path, driver: subprocess.Popen, timeout: float = 240) -> None:
+    """Until the job has written some outputs and a manifest part (it cannot finish: an input is held)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if driver.poll() is not None:
             raise AssertionError(f"the driver ended (exit code {driver.returncode}) before it could be killed")
-        done = len(list(output.glob("scan-*.jpg")))
-        if _manifest_parts(output) and 4 <= done < total - 8:
+        if _manifest_parts(output) and len(list(output.glob("scan-*.jpg"))) >= 4:
             return
         time.sleep(0.02)
     raise AssertionError(f"no progress in {timeout} s")
 
 
-def test_killed_driver_then_the_same_command_redoes_only_outputs_without_a_row(photos, tiny_model, tmp_path, capfd):
+def _wait_for_exit(pid: int, timeout: float = 120) -> None:
+    """Until process ``pid`` is gone (Ray kills a dead driver's workers)."""
+    try:
+        psutil.Process(pid).wait(timeout=timeout)
+    except psutil.NoSuchProcess:
+        pass
+
+
+def test_killed_driver_then_the_same_command_redoes_only_outputs_without_a_row(
+    photos, tiny_model, tmp_path, capfd, gates
+):
     import ray
 
-    # Enough inputs that the driver is still running after its first manifest part (40 were
-    # done too quickly once the fused tasks decoded each input once).
-    inputs = _gray_archive(tmp_path / "in", photos, 160)
+    inputs = _gray_archive(tmp_path / "in", photos, 40)
     out = tmp_path / "out"
     arguments = [
         "colorize",
@@ -192,18 +217,23 @@ def test_killed_driver_then_the_same_command_redoes_only_outputs_without_a_row(p
     env = dict(os.environ, AWS_ACCESS_KEY_ID=FAKE_KEY_ID, AWS_SECRET_ACCESS_KEY=FAKE_SECRET)
     with open(tmp_path / "first.log", "wb") as log:
         first = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        gates.hold("colorize.read", "*/scan-039.jpg")  # the job cannot finish before it is killed
         try:
-            _wait_for_progress(out, len(inputs), first)
+            (_, held), *_ = gates.wait_reached("colorize.read", process=first)
+            _wait_for_progress(out, first)
             os.kill(first.pid, signal.SIGKILL)
             first.wait(timeout=60)
+            # The killed driver's tasks die with it (the held one among them) before the same
+            # command runs again; none of them writes anything after this.
+            _wait_for_exit(held)
         finally:
+            gates.release("colorize.read")
             if first.poll() is None:
                 os.killpg(first.pid, signal.SIGKILL)
                 first.wait()
-    time.sleep(2)  # tasks of the killed driver's job still in flight finish or die with it
     killed_run_rows = manifest.read_manifest(str(out))
     recorded = {row["input_url"] for row in killed_run_rows.to_pylist() if row["status"] == "colorized"}
-    assert recorded, "the killed run wrote no manifest row"
+    assert 0 < len(recorded) < len(inputs), "the killed run must have been in the middle"
     for url in recorded:  # no row says colorized for an output that does not exist
         assert (out / Path(url).name).is_file()
     with_row = {Path(url).name: (out / Path(url).name).stat().st_mtime_ns for url in recorded}

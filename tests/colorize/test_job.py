@@ -39,7 +39,7 @@ def test_ray_job_submit_runs_the_colorize_entrypoint(ray_head, photos, tiny_mode
 
 
 @pytest.mark.slow
-def test_a_lost_worker_node_loses_no_input_and_no_output(photos, tiny_model, tmp_path):
+def test_a_lost_worker_node_loses_no_input_and_no_output(photos, tiny_model, tmp_path, gates):
     """Head with no CPUs, two worker nodes; one is removed without warning while outputs are being written."""
     import os
     import subprocess
@@ -65,17 +65,23 @@ def test_a_lost_worker_node_loses_no_input_and_no_output(photos, tiny_model, tmp
         command = [sys.executable, "-m", "archive_colorizer", "colorize", str(tmp_path / "in"), str(out)]
         command += ["--model", tiny_model, "--no-progress", "--task-batch-size", "2", "--batch-size", "2"]
         command += ["--manifest-flush-seconds", "0.5", "--ray-address", cluster.address]
+        # The last input is held until the node is gone: the job is certainly in the middle.
+        gates.hold("colorize.read", "*/scan-47.jpg")
         with open(tmp_path / "driver.log", "wb") as log:
             driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-            deadline = time.monotonic() + 300
-            while len(list(out.rglob("scan-*.jpg"))) < 4 and driver.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert driver.poll() is None, "the job ended before the node could be removed"
-            done_before = len(list(out.rglob("scan-*.jpg")))
-            cluster.remove_node(workers[0], allow_graceful=False)
+            try:
+                gates.wait_reached("colorize.read", process=driver)
+                deadline = time.monotonic() + 300
+                while len(list(out.rglob("scan-*.jpg"))) < 4 and driver.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+                done_before = len(list(out.rglob("scan-*.jpg")))
+                cluster.remove_node(workers[0], allow_graceful=False)
+            finally:
+                gates.release("colorize.read")
             returncode = driver.wait(timeout=400)
         assert returncode == 0, (tmp_path / "driver.log").read_text()[-3000:]
-        assert done_before < len(inputs)
+        assert 4 <= done_before < len(inputs)
     finally:
         cluster.shutdown()
     rows = manifest.read_manifest(str(out)).to_pylist()

@@ -212,7 +212,7 @@ def test_a_folder_of_many_files_is_listed_a_page_at_a_time_and_planned_as_one_un
 
 
 @pytest.mark.usefixtures("ray_local")
-def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(tmp_path):
+def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(tmp_path, gates):
     import ray
 
     folder = tmp_path / "in"
@@ -220,10 +220,14 @@ def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(
     for i in range(20000):
         (folder / f"scan_{i:05d}.jpg").touch()
     context = sources.ListingContext(str(folder), str(tmp_path / "out"), (".jpg",), "auto", "aa" * 32, run_id="big")
+    # The listing task waits before it hands on its second page: it is certainly still listing
+    # when the first block arrives (however fast the listing becomes).
+    gates.hold("colorize.list", f"{folder}#1")
     dataset, progress = sources.tree_dataset(context)
     batches = iter(dataset.iter_batches(batch_format="pyarrow", batch_size=None))
     first = next(batches)
     at_first = ray.get(progress.state())
+    gates.release("colorize.list")
     batches.close()  # a generator: stops the dataset's execution
     # Ray Data's default block size would hold all 20,000 rows in the task until its listing ended.
     assert first.num_rows == 16 and not at_first["done"] and at_first["listed"] < 20000

@@ -5,7 +5,8 @@ CPUs); the train command runs as a separate driver process connected to it, so t
 ``ray_local`` Ray is not touched. ``--cpus-per-worker 2`` fits one Train worker per node, so
 each worker node hosts exactly one worker (checked from the nodes' process trees) and the
 data pipeline keeps a CPU on each. Once epoch 0's checkpoint is registered one worker node is
-removed (``allow_graceful=False``: its raylet and workers are killed) and a fresh node joins,
+removed (``allow_graceful=False``: its raylet and workers are killed) while both workers are
+held before epoch 1 (the ``train.epoch`` hold point: the run is certainly mid-way), and a fresh node joins,
 as an autoscaler would replace a lost node; with ``--max-failures 1`` the run must restore
 ``checkpoint_epoch_0001`` on the new worker group and finish every epoch exactly once.
 """
@@ -57,7 +58,7 @@ def _checkpointed_and_placed(run: Path, workers: list) -> dict | None:
 
 @pytest.mark.slow
 def test_a_removed_worker_node_is_replaced_and_training_resumes_from_its_last_checkpoint(
-    ray_local, photos, tmp_path, monkeypatch
+    ray_local, photos, tmp_path, monkeypatch, gates
 ):
     from ray.cluster_utils import Cluster
 
@@ -76,16 +77,22 @@ def test_a_removed_worker_node_is_replaced_and_training_resumes_from_its_last_ch
         command = [sys.executable, "-m", "archive_colorizer", "train", "--data", shards, "--run", str(run)]
         command += ["--workers", "2", "--cpus-per-worker", "2", "--epochs", str(EPOCHS), "--max-failures", "1"]
         command += [*TINY, "--ray-address", cluster.address]
+        # Both workers wait before epoch 1 (after epoch 0's checkpoint) until the node is gone.
+        gates.hold("train.epoch", "1")
         with open(tmp_path / "driver.log", "wb") as log:
             driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-            deadline, seen = time.monotonic() + 400, None
-            while driver.poll() is None and time.monotonic() < deadline:
-                seen = _checkpointed_and_placed(run, workers)
-                if seen:
-                    break
-                time.sleep(0.05)
-            assert seen and driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-            cluster.remove_node(workers[0], allow_graceful=False)
+            try:
+                gates.wait_reached("train.epoch", count=2, process=driver, timeout=400)
+                deadline, seen = time.monotonic() + 400, None
+                while driver.poll() is None and time.monotonic() < deadline:
+                    seen = _checkpointed_and_placed(run, workers)
+                    if seen:
+                        break
+                    time.sleep(0.05)
+                assert seen and driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+                cluster.remove_node(workers[0], allow_graceful=False)
+            finally:
+                gates.release("train.epoch")
             lost = seen["pids"][0][0]
             cluster.add_node(**NODE)  # the replacement the autoscaler would start
             returncode = driver.wait(timeout=500)

@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from archive_colorizer.storage import join, open_url, read_bytes
 from archive_colorizer.train import run as train
 from archive_colorizer.train.checkpoint import CheckpointContents, read_checkpoint
 from archive_colorizer.train.metrics import TRAIN_LOSSES, VAL_METRICS
-from tests.conftest import submit_job
+from tests.conftest import Gates, submit_job
 from tests.flaky_s3 import FAULTS, credential_options, find_secrets
 from tests.train.conftest import make_shards
 
@@ -116,26 +117,31 @@ def s3_job(ray_head, moto_server, flaky_s3, shards, tmp_path_factory):
     return url, {"endpoint_url": moto_server}, completed.stdout + completed.stderr, faults
 
 
-def _kill_a_worker_after_the_first_checkpoint(run: Path, stop: threading.Event, killed: dict) -> None:
-    """SIGKILL one Ray Train worker of this test session once epoch 0 is checkpointed.
+def _kill_a_worker_after_the_first_checkpoint(run: Path, gates: Gates, killed: dict) -> None:
+    """SIGKILL one Ray Train worker of this test session while it waits before epoch 1.
 
-    Waits until Ray Train has registered ``checkpoint_epoch_0001`` (its snapshot file in the run
-    directory names it) and rank 0 has written the epoch's metrics row; the workers are then
-    in epoch 1. Records the process id and the metrics rows at that moment in ``killed``.
+    Both workers are held at the ``train.epoch`` point for epoch 1 (held by the caller before
+    the run starts), after ``ray.train.report`` of epoch 0's checkpoint returned. Once Ray Train
+    has registered ``checkpoint_epoch_0001`` (its snapshot file in the run directory names it),
+    one held worker is killed and the point released. Records the process id and the metrics
+    rows at that moment in ``killed`` (``error`` when it could not).
     """
     snapshot, metrics = run / "checkpoint_manager_snapshot.json", run / "metrics.jsonl"
-    while not stop.wait(0.05):
-        if not (metrics.exists() and snapshot.exists() and "checkpoint_epoch_0001" in snapshot.read_text()):
-            continue
-        for process in psutil.Process().children(recursive=True):  # only this session's Ray
-            try:
-                if "RayTrainWorker" in " ".join(process.cmdline()[:1]):
-                    rows = metrics.read_text().splitlines()
-                    os.kill(process.pid, signal.SIGKILL)
-                    killed.update(pid=process.pid, rows=rows)
-                    return
-            except psutil.Error:
-                continue
+    try:
+        (_, pid), *_ = gates.wait_reached("train.epoch", count=2)
+        deadline = time.monotonic() + 300
+        while not (metrics.exists() and snapshot.exists() and "checkpoint_epoch_0001" in snapshot.read_text()):
+            if time.monotonic() > deadline:
+                raise AssertionError("checkpoint_epoch_0001 was never registered")
+            time.sleep(0.05)
+        assert "RayTrainWorker" in psutil.Process(pid).cmdline()[0]
+        rows = metrics.read_text().splitlines()
+        os.kill(pid, signal.SIGKILL)
+        killed.update(pid=pid, rows=rows)
+    except BaseException as exc:  # the run must not stay held
+        killed["error"] = exc
+    finally:
+        gates.release("train.epoch")
 
 
 @pytest.fixture(scope="module")
@@ -146,14 +152,16 @@ def resumed_run(ray_local, shards, tmp_path_factory):
     Returns (first result, rows after it, kill record, second result, run directory).
     """
     run = tmp_path_factory.mktemp("resume") / "run"
-    stop, killed = threading.Event(), {}
-    killer = threading.Thread(target=_kill_a_worker_after_the_first_checkpoint, args=(run, stop, killed), daemon=True)
+    gates, killed = Gates(), {}
+    gates.hold("train.epoch", "1")
+    killer = threading.Thread(target=_kill_a_worker_after_the_first_checkpoint, args=(run, gates, killed), daemon=True)
     killer.start()
     try:
         first = train(_config(shards, str(run), epochs=EPOCHS - 1, max_failures=1))
     finally:
-        stop.set()
-        killer.join()
+        killer.join(timeout=60)
+        gates.release("train.epoch")
+    assert "error" not in killed, killed
     rows_after_first = (run / "metrics.jsonl").read_text().splitlines()
     return first, rows_after_first, killed, train(_config(shards, str(run))), run
 
