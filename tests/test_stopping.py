@@ -34,3 +34,19 @@ def test_sigterm_raises_job_stopped_in_the_main_thread():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
     assert raised.value.signal_number == signal.SIGTERM and "re-running the same command resumes" in str(raised.value)
+
+
+def test_a_second_stop_signal_while_stopping_is_noted_not_raised(capfd):
+    # The first signal stops the job; a second one during its cleanup (writing the manifest rows
+    # of finished outputs) must not cut that cleanup short.
+    saved = []
+    with stop_handlers():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except JobStopped:
+            os.kill(os.getpid(), signal.SIGINT)  # during the cleanup
+            time.sleep(0.1)  # the handler runs here, and returns
+            saved.append("rows of finished outputs")
+    assert saved == ["rows of finished outputs"]
+    assert "signal 2: already stopping, keeping what finished" in capfd.readouterr().err
