@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 import types
 import typing
@@ -22,7 +23,7 @@ import yaml
 from pydantic.fields import FieldInfo
 
 from archive_colorizer import __version__
-from archive_colorizer.config import ConfigT, JobConfig
+from archive_colorizer.config import ConfigT, JobConfig, redact
 from archive_colorizer.errors import ArchiveColorizerError, ConfigError, JobStopped
 from archive_colorizer.stopping import stop_handlers
 
@@ -156,16 +157,24 @@ def option_name(field_name: str, field: FieldInfo | None = None) -> str:
     return "--" + field_name.replace("_", "-")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type[JobConfig]) -> None:
-    """Add one argument per field of ``config_cls`` (plus ``--config``) to ``parser``.
+PRINT_CONFIG = "--print-config"
+"""The option that prints a job's effective config instead of running it."""
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser, config_cls: type[JobConfig], optional_positionals: bool = False
+) -> None:
+    """Add one argument per field of ``config_cls`` (plus ``--config`` and ``--print-config``) to ``parser``.
 
     Options default to ``argparse.SUPPRESS`` so that only what the user typed overrides the
-    YAML file and the field defaults.
+    YAML file and the field defaults. ``optional_positionals``: INPUT, OUTPUT etc. may be left
+    out (for ``--print-config``, which shows them as missing).
     """
     for name, field in config_cls.model_fields.items():
         help_text = f"{field.description or ''} (default: {_default_text(field)})"
         if _is_positional(field):
-            parser.add_argument(name, metavar=name.upper(), help=field.description)
+            optional: dict[str, Any] = {"nargs": "?", "default": argparse.SUPPRESS} if optional_positionals else {}
+            parser.add_argument(name, metavar=name.upper(), help=field.description, **optional)
             continue
         annotation = _unwrap_optional(field.annotation)
         origin = typing.get_origin(annotation)
@@ -184,6 +193,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type[JobCo
     parser.add_argument(
         "--config", metavar="FILE.yaml", default=None, help="YAML file of settings; options given here override it"
     )
+    parser.add_argument(
+        PRINT_CONFIG,
+        action="store_true",
+        help="print the effective settings (defaults, then --config FILE.yaml, then the options given) as YAML, "
+        "secrets redacted and missing required ones named, and exit without running the job",
+    )
 
 
 def config_from_args(config_cls: type[ConfigT], namespace: argparse.Namespace) -> ConfigT:
@@ -192,6 +207,11 @@ def config_from_args(config_cls: type[ConfigT], namespace: argparse.Namespace) -
     Raises:
         ConfigError: invalid file or value (names the setting).
     """
+    return config_cls.load(namespace.config, _option_values(config_cls, namespace))
+
+
+def _option_values(config_cls: type[JobConfig], namespace: argparse.Namespace) -> dict[str, Any]:
+    """The settings typed on the command line, as field values."""
     values = {k: v for k, v in vars(namespace).items() if k in config_cls.model_fields}
     for name, value in list(values.items()):
         annotation = _unwrap_optional(config_cls.model_fields[name].annotation)
@@ -203,11 +223,41 @@ def config_from_args(config_cls: type[ConfigT], namespace: argparse.Namespace) -
             and not config_cls.model_fields[name].is_required()
         ):
             values[name] = None
-    return config_cls.load(namespace.config, values)
+    return values
 
 
-def build_parser(commands: Sequence[Command] | None = None) -> argparse.ArgumentParser:
-    """The ``archive-colorizer`` parser with every registered subcommand."""
+def print_config(config_cls: type[JobConfig], namespace: argparse.Namespace) -> int:
+    """Print the effective config as YAML (secrets redacted); returns the exit code.
+
+    Like LightningCLI's ``--print_config``: defaults, then the ``--config`` file, then the
+    options given. Required settings not given are listed in a comment and shown as ``null``;
+    the output (with them filled in) is a valid ``--config`` file. A value that does not
+    validate is an error (exit 2) naming the setting.
+    """
+    values, _ = config_cls.merged_values(namespace.config, _option_values(config_cls, namespace))
+    missing = [name for name, field in config_cls.model_fields.items() if field.is_required() and name not in values]
+    if not missing:
+        sys.stdout.write(config_cls.load(namespace.config, _option_values(config_cls, namespace)).to_yaml())
+        return 0
+    merged: dict[str, Any] = {}
+    for name, field in config_cls.model_fields.items():
+        if name in values:
+            merged[name] = values[name]
+        else:
+            merged[name] = None if field.is_required() else field.get_default(call_default_factory=True)
+    print(f"# missing required settings: {', '.join(missing)}")
+    sys.stdout.write(yaml.safe_dump(redact(json.loads(json.dumps(merged, default=str))), sort_keys=False))
+    return 0
+
+
+def build_parser(
+    commands: Sequence[Command] | None = None, optional_positionals: bool = False
+) -> argparse.ArgumentParser:
+    """The ``archive-colorizer`` parser with every registered subcommand.
+
+    ``optional_positionals``: INPUT, OUTPUT etc. may come from ``--config FILE.yaml`` or be
+    shown as missing by ``--print-config``; a required one given nowhere is then a config error.
+    """
     parser = argparse.ArgumentParser(
         prog="archive-colorizer",
         description="Train pix2pix colorization models with Ray Train and colorize photo archives with Ray Data.",
@@ -217,7 +267,7 @@ def build_parser(commands: Sequence[Command] | None = None) -> argparse.Argument
     for command in commands if commands is not None else COMMANDS:
         config_cls = _import(command.config)
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
-        add_config_arguments(sub, config_cls)
+        add_config_arguments(sub, config_cls, optional_positionals=optional_positionals)
     return parser
 
 
@@ -239,14 +289,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    from_file = any(a == "--config" or a.startswith("--config=") for a in arguments)
+    parser = build_parser(optional_positionals=from_file or PRINT_CONFIG in arguments)
+    args = parser.parse_args(arguments)
     if args.command is None:
         parser.print_help()
         return 2
     command = next(c for c in COMMANDS if c.name == args.command)
     config_cls, run = command.load()
     try:
+        if args.print_config:
+            return print_config(config_cls, args)
         config = config_from_args(config_cls, args)
     except ConfigError as exc:
         print(f"archive-colorizer {command.name}: {exc}", file=sys.stderr)

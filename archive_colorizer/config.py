@@ -82,6 +82,27 @@ class JobConfig(BaseModel):
             ConfigError: the file is missing or not a mapping, a key is unknown, or a value is
                 invalid; the message names the file and setting.
         """
+        values, source = cls.merged_values(path, overrides)
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(config)'}: {err['msg']}" for err in exc.errors()
+            )
+            raise ConfigError(f"invalid {cls.__name__} ({source}): {problems}") from exc
+
+    @classmethod
+    def merged_values(
+        cls, path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], str]:
+        """The settings of an optional YAML file updated by ``overrides``, not yet validated.
+
+        Returns:
+            ``(values by field name, where they came from)`` for messages.
+
+        Raises:
+            ConfigError: the file is missing, not YAML, or not a mapping; the message names it.
+        """
         values: dict[str, Any] = {}
         source = "command line"
         if path is not None:
@@ -99,13 +120,7 @@ class JobConfig(BaseModel):
             values.update({str(k).replace("-", "_"): v for k, v in loaded.items()})
             source = f"{path} / command line"
         values.update(overrides or {})
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(config)'}: {err['msg']}" for err in exc.errors()
-            )
-            raise ConfigError(f"invalid {cls.__name__} ({source}): {problems}") from exc
+        return values, source
 
     def public_dict(self) -> dict[str, Any]:
         """The config as JSON-compatible data with secrets redacted (safe for logs and outputs)."""

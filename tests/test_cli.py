@@ -73,3 +73,48 @@ def test_console_script_prints_its_version():
     )
     assert completed.returncode == 0
     assert __version__ in completed.stdout
+
+
+@pytest.mark.parametrize("command", [c.name for c in cli.COMMANDS])
+def test_print_config_works_for_every_job_with_no_other_argument(command, capsys):
+    import yaml
+
+    assert cli.main([command, "--print-config"]) == 0
+    out = capsys.readouterr().out
+    config_cls, _ = next(c for c in cli.COMMANDS if c.name == command).load()
+    printed = yaml.safe_load(out)
+    assert list(printed) == list(config_cls.model_fields)  # every setting, in the config's order
+    required = [name for name, field in config_cls.model_fields.items() if field.is_required()]
+    if required:
+        assert out.splitlines()[0] == f"# missing required settings: {', '.join(required)}"
+        assert all(printed[name] is None for name in required)
+    for name, field in config_cls.model_fields.items():
+        if not field.is_required() and name != "storage_options":
+            default = field.get_default(call_default_factory=True)
+            assert printed[name] == (list(default) if isinstance(default, tuple) else default), name
+
+
+def test_print_config_shows_defaults_then_the_file_then_options_with_secrets_redacted(
+    example_command, tmp_path, capsys
+):
+    import yaml
+
+    (tmp_path / "job.yaml").write_text("size: 400\ngpu: true\ngan_mode: lsgan\n")
+    args = ["example", "photos/", "--config", str(tmp_path / "job.yaml"), "--no-gpu", "--print-config"]
+    args += ["--storage-option", "secret=s3cr3t-value", "--storage-option", "endpoint_url=http://127.0.0.1:9000"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert RESULTS == []  # printed, not run
+    printed = yaml.safe_load(out)
+    assert (printed["input"], printed["size"], printed["gpu"], printed["gan_mode"]) == ("photos/", 400, False, "lsgan")
+    assert printed["storage_options"] == {"secret": "***", "endpoint_url": "http://127.0.0.1:9000"}
+    assert "s3cr3t-value" not in out
+    # What it prints is a valid --config file: the same settings again.
+    (tmp_path / "printed.yaml").write_text(out)
+    assert cli.main(["example", "--config", str(tmp_path / "printed.yaml")]) == 0
+    assert (RESULTS[-1].input, RESULTS[-1].size, RESULTS[-1].gpu) == ("photos/", 400, False)
+
+
+def test_print_config_refuses_an_invalid_value_naming_it(example_command, capsys):
+    assert cli.main(["example", "photos/", "--size", "3", "--print-config"]) == 2
+    assert "size" in capsys.readouterr().err
