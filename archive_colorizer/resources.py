@@ -48,12 +48,9 @@ def cluster_cpus() -> ClusterCPUs:
     import ray
 
     now = float(ray.cluster_resources().get("CPU", 0))
-    try:
-        from ray._private.state import state
+    from archive_colorizer.compat import max_cluster_resources
 
-        limits = state.get_max_resources_from_cluster_config() or {}
-    except Exception:  # a private API: when it is missing or fails, the nodes of now are all we know
-        limits = {}
+    limits = max_cluster_resources()  # {} when unknown: the nodes of now are all we know
     most = float(limits.get("CPU") or 0)
     return ClusterCPUs(now, max(now, most if most < 1e12 else math.inf))
 

@@ -109,7 +109,9 @@ def _join_in_thread(target: str, bound: float, message: str) -> None:
             failure.append(exc)
 
     thread = threading.Thread(target=connect, name="ray-connect", daemon=True)
-    quiet = logging.getLogger("ray._private.worker")  # not "SIGTERM handler is not set": ours stays
+    from archive_colorizer.compat import RAY_WORKER_LOGGER
+
+    quiet = logging.getLogger(RAY_WORKER_LOGGER)  # not "SIGTERM handler is not set": ours stays
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
@@ -156,9 +158,9 @@ def choose_address(address: str | None, connect_timeout: float = DEFAULT_CONNECT
 
 def address_file() -> str:
     """Where ``ray start`` records its cluster: ``$RAY_TMPDIR/ray/ray_current_cluster`` (default ``/tmp/ray``)."""
-    from ray._common.utils import get_ray_address_file
+    from archive_colorizer.compat import ray_address_file
 
-    return get_ray_address_file(None)
+    return ray_address_file()
 
 
 def recorded_address() -> str | None:

@@ -89,5 +89,4 @@ class CountingS3FileSystem(S3FileSystem):
             client._archive_colorizer_counts_retries = True
         return client
 
-    _connect = set_session
     connect = sync_wrapper(set_session)

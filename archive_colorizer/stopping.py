@@ -225,10 +225,10 @@ class Heartbeat:
         now = time.monotonic()
         if self.key is None or now - self._written < self.every:
             return
-        from ray.experimental import internal_kv
+        from archive_colorizer.compat import kv_put
 
         try:
-            internal_kv._internal_kv_put(self.key, f"{self._count}:{time.time()}", overwrite=True)
+            kv_put(self.key, f"{self._count}:{time.time()}")
             self._written = now
         except Exception:  # progress reporting must never fail a training step
             pass
@@ -237,6 +237,6 @@ class Heartbeat:
         """The last value written (``None`` before the first)."""
         if self.key is None:
             return None
-        from ray.experimental import internal_kv
+        from archive_colorizer.compat import kv_get
 
-        return internal_kv._internal_kv_get(self.key)
+        return kv_get(self.key)

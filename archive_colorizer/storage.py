@@ -343,11 +343,13 @@ def _walked_pages(
 
 
 def _s3_takes(fs: Any, bucket: str, prefix: str, page_names: int) -> Iterator[list[dict[str, Any]]]:
-    """s3fs's paginated, retried listing of one prefix level (its async ``_iterdir``: ``ListObjectsV2``
-    with ``Delimiter="/"``), ``page_names`` entries (keys and sub-prefixes) at a time."""
+    """s3fs's paginated, retried listing of one prefix level (``ListObjectsV2`` with ``Delimiter="/"``,
+    :func:`archive_colorizer.compat.s3_iterdir`), ``page_names`` entries (keys and sub-prefixes) at a time."""
     from fsspec.asyn import sync
 
-    items = fs._iterdir(bucket, delimiter="/", prefix=f"{prefix}/" if prefix else "")
+    from archive_colorizer.compat import s3_iterdir
+
+    items = s3_iterdir(fs, bucket, f"{prefix}/" if prefix else "")
 
     async def take() -> list[dict[str, Any]]:
         taken = []

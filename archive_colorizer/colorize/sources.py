@@ -35,7 +35,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from archive_colorizer import storage
+from archive_colorizer import compat, storage
 from archive_colorizer.colorize import listing, manifest, resume
 
 MAX_CHUNK_ROWS = 1024
@@ -50,7 +50,7 @@ much is buffered (Ray's default, 128 MiB, is about 400,000 listing rows: a big f
 all wait in its listing task until the folder's whole listing had ended)."""
 LISTING_REMOTE_ARGS: dict[str, Any] = {
     "num_cpus": LISTING_CPUS,
-    "_generator_backpressure_num_objects": 2 * LISTING_BUFFER_BLOCKS,
+    compat.STREAMING_GENERATOR_BUFFER_OPTION: 2 * LISTING_BUFFER_BLOCKS,
 }
 """Ray task options of the listing operators: the listing and its cut into small blocks must have
 the same options, or Ray Data does not fuse them into one task (:func:`_small_blocks`)."""
@@ -291,7 +291,8 @@ def _small_blocks(dataset: Any, rows: int) -> Any:
     repartition and the listing operator before it get the same task options
     (:data:`LISTING_REMOTE_ARGS`; Ray 2.60's ``repartition`` has no argument for them, and on its
     own it would reserve a whole CPU per task, a core the colorize tasks wait for), so Ray Data
-    fuses the two into one task per listing unit instead of a listing task and a repartition task.
+    fuses the two into one task per listing unit instead of a listing task and a repartition task
+    (:func:`archive_colorizer.compat.fuse_with_previous`: no public Ray API sets them).
     Blocks leave a listing task as it lists (:data:`LISTING_BLOCK_BYTES`), not when it ends.
     """
     dataset = dataset.repartition(target_num_rows_per_block=rows)
@@ -299,12 +300,7 @@ def _small_blocks(dataset: Any, rows: int) -> Any:
     # fused stage's blocks are manifest rows, far below this; the split stages' blocks hold an
     # image's bytes each, which Ray Data's batching of the next stage puts together again.
     dataset.context.target_max_block_size = LISTING_BLOCK_BYTES
-    cut = dataset._logical_plan.dag
-    for operator in (cut, *cut.input_dependencies):
-        remote_args = getattr(operator, "ray_remote_args", None)
-        if isinstance(remote_args, dict):
-            remote_args.update(LISTING_REMOTE_ARGS)
-    return dataset
+    return compat.fuse_with_previous(dataset, LISTING_REMOTE_ARGS)
 
 
 def list_dataset(list_url: str, context: ListingContext):
