@@ -147,14 +147,28 @@ def _listing(config: ColorizeConfig, run_info: manifest.RunInfo, index_ref: Any)
     return sources.tree_dataset(context)
 
 
-def _execute(dataset: Any, progress: Any, config: ColorizeConfig, writer: manifest_writer.ManifestWriter) -> Any:
-    """Run the pipeline; on a stop or a failure the rows received so far are written first."""
+def _execute(
+    dataset: Any,
+    progress: Any,
+    config: ColorizeConfig,
+    writer: manifest_writer.ManifestWriter,
+    review_rows: review.ReviewRows,
+) -> Any:
+    """Run the pipeline; on a stop or a failure the rows received so far are written first.
+
+    Every batch of final rows goes to the manifest writer and to the review page's bounded
+    sample as it arrives, so nothing reads the run's manifest again afterwards.
+    """
     from archive_colorizer.colorize import pipeline
     from archive_colorizer.stopping import Watchdog
 
+    def sink(table: Any) -> None:
+        writer.write(table)
+        review_rows.add_table(table)
+
     try:
         with Watchdog(config.stall_timeout, "colorize", "no batch of inputs finished") as watchdog:
-            state = pipeline.execute(dataset, progress, config.progress, sink=watchdog.beating(writer.write))
+            state = pipeline.execute(dataset, progress, config.progress, sink=watchdog.beating(sink))
     except (JobStopped, KeyboardInterrupt):
         writer.close(finished=False)  # keep every finished row, then stop as asked
         raise
@@ -249,8 +263,9 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     writer = manifest_writer.ManifestWriter(
         config.output, run_info, options, flush_seconds=config.manifest_flush_seconds
     )
+    review_rows = review.ReviewRows(config.review_samples, review.FAILURES_LISTED)
     try:
-        state = _execute(dataset, progress, config, writer)
+        state = _execute(dataset, progress, config, writer, review_rows)
     finally:
         progress.close()
     if state.received == 0:
@@ -258,7 +273,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         raise ConfigError(f"no inputs found in {where!r} (extensions {', '.join(config.extensions)})")
     retries = writer.storage_retries + storage.retried_requests() - driver_retries
     result = _finish(config, artifact, run_info, state, time.perf_counter() - clock, model_size, retries)
-    review.write_review(config, result)  # OUTPUT/_review/index.html: a page to look at the run
+    review.write_review(config, result, rows=review_rows)  # OUTPUT/_review/index.html: a page to look at the run
     return result
 
 

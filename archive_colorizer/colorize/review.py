@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
@@ -96,6 +97,20 @@ class ReviewRows:
                 self._finished.append((_stable_hash(row["input_url"]), row))
                 if len(self._finished) > 2 * self.samples:
                     self._finished = sorted(self._finished, key=lambda item: item[0])[: self.samples]
+
+    def add_table(self, table: pa.Table) -> None:
+        """Take in a batch of final rows as the job's driver receives them (its manifest sink).
+
+        Only the failed rows and the finished rows with an output are looked at one by one;
+        the others (skipped by colour, repeated list entries) cost one vectorised filter.
+        """
+        status = table.column("status")
+        wanted = pc.or_(
+            pc.equal(status, manifest.FAILED),
+            pc.and_(pc.is_in(status, pa.array(manifest.DONE_STATUSES)), pc.is_valid(table.column("output_url"))),
+        )
+        columns = [name for name in _COLUMNS if name in table.column_names]
+        self.add(table.filter(wanted).select(columns).to_pylist())
 
     def sample_rows(self) -> list[dict[str, Any]]:
         """The sampled finished rows (smallest URL hashes), ordered by input URL."""
@@ -175,7 +190,11 @@ def _remove_stale_thumbs(thumbs_url: str, keep: set[str], options: Mapping[str, 
 
 
 def write_review(
-    config: ColorizeConfig, result: ColorizeResult, *, failures_listed: int = FAILURES_LISTED
+    config: ColorizeConfig,
+    result: ColorizeResult,
+    *,
+    failures_listed: int = FAILURES_LISTED,
+    rows: ReviewRows | None = None,
 ) -> str | None:
     """Write ``OUTPUT/_review/index.html`` and its thumbnails for a finished run.
 
@@ -186,6 +205,9 @@ def write_review(
         config: the run's config (``review_samples`` pairs are shown).
         result: the run's result (its summary and run id).
         failures_listed: failed inputs listed on the page.
+        rows: the run's rows as gathered while they streamed through the driver (what the job
+            passes: its manifest is then never read again); ``None`` reads the run's manifest
+            files (a page made again after the run).
 
     Returns:
         The page's URL, or None when it could not be written.
@@ -194,9 +216,10 @@ def write_review(
     review_url = storage.join(config.output, REVIEW_DIR)
     thumbs_url = storage.join(review_url, THUMBS_DIR)
     try:
-        rows = ReviewRows(config.review_samples, failures_listed)
-        for batch in iter_run_rows(config.output, result.run_id, options):
-            rows.add(batch)
+        if rows is None:
+            rows = ReviewRows(config.review_samples, failures_listed)
+            for batch in iter_run_rows(config.output, result.run_id, options):
+                rows.add(batch)
         samples = rows.sample_rows()
         with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
             pairs = list(pool.map(lambda row: make_pair(row, thumbs_url, options, config.max_pixels), samples))

@@ -225,3 +225,33 @@ def test_the_page_renders_in_headless_chromium(review_run, tmp_path):
     assert TRICKY_FAILED in text and "empty.jpg" in text and "not_an_image" in text
     assert TRICKY_GRAY in text and "box 1/astronaut.jpg" in text  # names relative to INPUT, as they are
     assert "Failed inputs: 2" in text and review_run.result.model_sha256 in text and "skipped_color" in text
+
+
+def test_rows_gathered_from_the_stream_equal_those_read_back_from_the_manifest(review_run):
+    # The job feeds the page from the batches streaming through its driver (add_table); a page
+    # made again later reads the manifest (iter_run_rows): both choose the same rows.
+    streamed = review.ReviewRows(samples=4, failures_listed=review.FAILURES_LISTED)
+    streamed.add_table(manifest.read_manifest(str(review_run.root / "out")))
+    read_back = review.ReviewRows(samples=4, failures_listed=review.FAILURES_LISTED)
+    for batch in review.iter_run_rows(review_run.config.output, review_run.result.run_id, None):
+        read_back.add(batch)
+    assert streamed.sample_rows() == read_back.sample_rows() and len(streamed.sample_rows()) == 4
+    assert streamed.failed_rows() == read_back.failed_rows() and streamed.failed_total == 2
+    assert streamed.reasons == read_back.reasons
+
+
+def test_the_job_never_reads_its_manifest_back_for_the_page(photos, tiny_model, tmp_path, monkeypatch, ray_local):
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the job read its manifest back for the review page")
+
+    monkeypatch.setattr(review, "iter_run_rows", no_reading)
+    (tmp_path / "in").mkdir()
+    for name in ("astronaut", "chelsea"):
+        gray = Image.fromarray(photos[name]).convert("L")
+        (tmp_path / "in" / f"{name}.jpg").write_bytes(encode(gray, "JPEG", quality=90))
+    (tmp_path / "in" / "broken.jpg").write_bytes(b"not a picture")
+    config = ColorizeConfig(input=str(tmp_path / "in"), output=str(tmp_path / "out"), model=tiny_model, progress=False)
+    result = run(config.model_copy(update={"max_failure_rate": 1.0}))
+    html = (tmp_path / "out" / review.REVIEW_DIR / review.PAGE_NAME).read_text()
+    assert result.counts[manifest.COLORIZED] == 2
+    assert "astronaut.jpg" in html and "chelsea.jpg" in html and "broken.jpg" in html
