@@ -3,9 +3,11 @@
 On CUDA (pix2pix's ``unet_256`` generator, 256 x 256):
 
 - ``generator_forward``: generator forward img/s at batch sizes 1, 2, 4, ..., 64, in bf16
-  (autocast, as the predictor actors run it) and fp32, with the peak GPU memory of each;
+  (only where the GPU computes it natively), fp16 (autocast, as the predictor actors run it)
+  and fp32, with the peak GPU memory of each;
 - ``train_step``: one pix2pix GAN step (generator forward, discriminator step, generator
-  step; :func:`archive_colorizer.train.step.gan_step`) img/s in bf16 autocast, and its peak memory;
+  step; :func:`archive_colorizer.train.step.gan_step`) img/s in what ``--precision auto``
+  picks (bf16 where native, else fp16 + GradScaler), and its peak memory;
 - ``predictor``: :class:`archive_colorizer.colorize.predictor.Predictor` img/s on batches of
   gray images of about 1.7 MP (their squeeze to the model's size included, as the decode stage
   does it), and its peak memory.
@@ -82,8 +84,14 @@ def measure_forward(generator, size: int, batches: list[int], repeats: int, devi
     """Generator forward img/s and peak memory per batch size, in bf16 autocast and fp32."""
     import torch
 
+    from archive_colorizer.devices import bf16_native
+
     rows = []
-    for precision, dtype in (("bf16", torch.bfloat16), ("fp32", None)):
+    # bf16 only where the GPU computes it natively (torch emulates it below compute capability 8.0).
+    choices = [("bf16", torch.bfloat16)] if bf16_native(device) else []
+    if device.type == "cuda":
+        choices.append(("fp16", torch.float16))
+    for precision, dtype in (*choices, ("fp32", None)):
         for batch in batches:
             l_norm = torch.rand(batch, 1, size, size, device=device) * 2 - 1  # L/50 - 1
             _reset_peak(device)
@@ -116,13 +124,21 @@ def measure_train_step(spec, size: int, batch: int, repeats: int, device) -> dic
 
     generator = spec.build().to(device).train()
     discriminator = DiscriminatorSpec(ndf=max(8, spec.ngf)).build().to(device).train()
-    model = build_pix2pix(generator, discriminator, autocast_dtype=torch.bfloat16)
+    from archive_colorizer.train.precision import resolve_precision
+
+    precision = resolve_precision("auto", device)  # bf16 where native, fp16 + GradScaler on older GPUs, fp32 on CPU
+    model = build_pix2pix(
+        generator,
+        discriminator,
+        autocast_dtype=precision.autocast_dtype,
+        grad_scaler=lambda: precision.grad_scaler(device),
+    )
     l_norm = torch.rand(batch, 1, size, size, device=device) * 2 - 1
     real_ab = (torch.rand(batch, 2, size, size, device=device) * 2 - 1) * 0.5
     _reset_peak(device)
     seconds = _timed(lambda: gan_step(model, l_norm, real_ab), repeats, device)
     return {
-        "precision": "bf16" if device.type == "cuda" else "fp32",
+        "precision": precision.name,
         "batch_size": batch,
         "images_per_second": round(batch / seconds, 2),
         "peak_memory_mb": _peak_mb(device),

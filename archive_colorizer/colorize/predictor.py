@@ -3,7 +3,8 @@
 The Ray Data batch-inference pattern: a callable class loads the model once in ``__init__``
 and maps batches in ``__call__``. The squeezed gray images become the generator's input
 ``L/50 - 1`` (:func:`color.gray_to_l`) on the actor's device; on CUDA the forward pass runs
-under bf16 autocast; the prediction is turned into BT.601 chroma at the model's size
+under bf16 autocast where the GPU computes bf16 natively, else fp16
+(:func:`archive_colorizer.devices.inference_autocast_dtype`); the prediction is turned into BT.601 chroma at the model's size
 (:func:`color.predicted_chroma`), which is all the merge stage needs. Rows that are not
 pending pass through untouched. The actors are the only processes of the job that load torch.
 """
@@ -22,6 +23,7 @@ import torch
 
 from archive_colorizer import color, gates
 from archive_colorizer.colorize import manifest
+from archive_colorizer.devices import inference_autocast_dtype
 from archive_colorizer.errors import ArtifactError, JobError
 from archive_colorizer.models.artifact import load_generator
 
@@ -34,7 +36,7 @@ class Predictor:
         expected_sha256: sha256 the driver saw; an actor that loads other weights refuses to
             start (the artifact was replaced during the job).
         model_size: side S of the square input, divisible by ``2**num_downs``.
-        use_gpu: run on ``cuda`` with bf16 autocast (the actor is given one GPU).
+        use_gpu: run on ``cuda`` under bf16 autocast where native, else fp16 (the actor is given one GPU).
         num_threads: torch CPU threads when not on a GPU.
         storage_options: fsspec options for ``model_url``.
 
@@ -65,6 +67,7 @@ class Predictor:
             )
         self.generator = artifact.generator
         self.model_size = model_size
+        self.autocast_dtype = inference_autocast_dtype(self.device)  # None on a CPU
 
     def predict(self, gray: np.ndarray) -> np.ndarray:
         """Chroma for a batch of squeezed gray images.
@@ -86,7 +89,7 @@ class Predictor:
                 host_gray = host_gray.pin_memory()
             gray_tensor = host_gray.to(self.device, non_blocking=cuda)[:, None].float() / 255.0  # (N, 1, S, S)
             l_norm = color.gray_to_l(gray_tensor)  # (N, 1, S, S) in [-1, 1]
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            with torch.autocast("cuda", dtype=self.autocast_dtype or torch.float32, enabled=cuda):
                 ab_norm = self.generator(l_norm)  # (N, 2, S, S)
             chroma = color.predicted_chroma_batch(l_norm, ab_norm.float())  # (N, 2, S, S) on the device
             if not cuda:

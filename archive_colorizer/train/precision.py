@@ -2,9 +2,10 @@
 
 ``--precision auto`` (the default) picks, per worker and logged at start:
 
-- ``bf16`` on a CUDA GPU that supports bfloat16 (Ampere and newer: A100, H100, L4, RTX 30xx):
+- ``bf16`` on a CUDA GPU that computes bfloat16 natively (compute capability 8.0+, Ampere
+  and newer: A100, H100, L4, RTX 30xx; :func:`archive_colorizer.devices.bf16_native`):
   autocast to bfloat16, no loss scaling (bf16 has float32's exponent range);
-- ``fp16`` on an older CUDA GPU (T4, V100): autocast to float16 with ``torch.amp.GradScaler``,
+- ``fp16`` on an older CUDA GPU (T4, V100, where torch only emulates bfloat16): autocast to float16 with ``torch.amp.GradScaler``,
   one per optimizer (D and G step separately), which scales each loss before ``backward`` so
   small gradients do not underflow, unscales them before the step and skips steps whose
   gradients overflowed (Micikevicius et al. 2018, "Mixed precision training");
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from archive_colorizer.devices import bf16_native
 from archive_colorizer.errors import ConfigError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -56,8 +58,8 @@ def resolve_precision(requested: str, device: torch.device, bf16_supported: bool
     Args:
         requested: one of :data:`PRECISIONS`.
         device: the worker's device.
-        bf16_supported: whether the GPU runs bfloat16; ``None`` asks
-            ``torch.cuda.is_bf16_supported()`` (only for a CUDA device).
+        bf16_supported: whether the GPU runs bfloat16 natively; ``None`` asks
+            :func:`archive_colorizer.devices.bf16_native` (only for a CUDA device).
 
     Raises:
         ConfigError: ``requested`` is unknown, or ``bf16``/``fp16`` on a CPU worker, or ``bf16``
@@ -72,9 +74,12 @@ def resolve_precision(requested: str, device: torch.device, bf16_supported: bool
             )
         return _BY_NAME["fp32"]
     if bf16_supported is None:
-        bf16_supported = torch.cuda.is_bf16_supported()
+        bf16_supported = bf16_native(device)
     if requested == "auto":
         return _BY_NAME["bf16" if bf16_supported else "fp16"]
     if requested == "bf16" and not bf16_supported:
-        raise ConfigError(f"--precision bf16: the GPU {device} does not support bfloat16; use auto or fp16")
+        raise ConfigError(
+            f"--precision bf16: the GPU {device} does not compute bfloat16 natively (compute capability below 8.0, "
+            "where torch only emulates it, slowly); use auto or fp16"
+        )
     return _BY_NAME[requested]

@@ -37,12 +37,41 @@ def test_precision_is_chosen_from_the_device(requested, device, bf16, expected):
     assert isinstance(chosen.grad_scaler(CPU), torch.amp.GradScaler) == expected[2]
 
 
+@pytest.mark.parametrize(
+    ("capability", "gpu", "expected", "inference"),
+    [
+        ((7, 0), "V100", "fp16", torch.float16),
+        ((7, 5), "T4", "fp16", torch.float16),
+        ((8, 0), "A100", "bf16", torch.bfloat16),
+        ((8, 9), "L4", "bf16", torch.bfloat16),
+        ((9, 0), "H100", "bf16", torch.bfloat16),
+    ],
+)
+def test_auto_precision_takes_bf16_only_where_the_gpu_computes_it_natively(
+    monkeypatch, capability, gpu, expected, inference
+):
+    from archive_colorizer.devices import inference_autocast_dtype
+
+    # torch 2.13's is_bf16_supported() says True below 8.0 too (including_emulation=True by
+    # default): a choice that asked it would take slow emulated bf16 on a T4 or V100.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.version, "hip", None)
+    chosen = resolve_precision("auto", CUDA)
+    assert (chosen.name, chosen.scale_loss) == (expected, expected == "fp16"), gpu
+    assert inference_autocast_dtype(CUDA) == inference, gpu  # the predictor actors' forward pass
+    assert inference_autocast_dtype(CPU) is None
+    if expected == "fp16":
+        with pytest.raises(ConfigError, match="--precision bf16: .* natively"):
+            resolve_precision("bf16", CUDA)
+
+
 def test_impossible_precisions_name_the_option():
     with pytest.raises(ConfigError, match="--precision bf16 needs a CUDA GPU"):
         resolve_precision("bf16", CPU)
     with pytest.raises(ConfigError, match="--precision fp16 needs a CUDA GPU"):
         resolve_precision("fp16", CPU)
-    with pytest.raises(ConfigError, match="does not support bfloat16; use auto or fp16"):
+    with pytest.raises(ConfigError, match="does not compute bfloat16 natively .*; use auto or fp16"):
         resolve_precision("bf16", CUDA, bf16_supported=False)
     assert TrainConfig(data="d", run="r").precision == "auto"
 
