@@ -4,8 +4,9 @@ The Ray Data batch-inference pattern: a callable class loads the model once in `
 and maps batches in ``__call__``. The squeezed gray images become the generator's input
 ``L/50 - 1`` (:func:`color.gray_to_l`) on the actor's device; on CUDA the forward pass runs
 under bf16 autocast where the GPU computes bf16 natively, else fp16
-(:func:`archive_colorizer.devices.inference_autocast_dtype`); the prediction is turned into BT.601 chroma at the model's size
-(:func:`color.predicted_chroma`), which is all the merge stage needs. Rows that are not
+(:func:`archive_colorizer.devices.inference_autocast_dtype`); the prediction is turned into
+BT.601 chroma at the model's size (:func:`color.predicted_chroma`), which is all the merge
+stage needs. Rows that are not
 pending pass through untouched. The actors are the only processes of the job that load torch.
 """
 

@@ -5,10 +5,11 @@
 - ``bf16`` on a CUDA GPU that computes bfloat16 natively (compute capability 8.0+, Ampere
   and newer: A100, H100, L4, RTX 30xx; :func:`archive_colorizer.devices.bf16_native`):
   autocast to bfloat16, no loss scaling (bf16 has float32's exponent range);
-- ``fp16`` on an older CUDA GPU (T4, V100, where torch only emulates bfloat16): autocast to float16 with ``torch.amp.GradScaler``,
-  one per optimizer (D and G step separately), which scales each loss before ``backward`` so
-  small gradients do not underflow, unscales them before the step and skips steps whose
-  gradients overflowed (Micikevicius et al. 2018, "Mixed precision training");
+- ``fp16`` on an older CUDA GPU (T4, V100, where torch only emulates bfloat16): autocast to
+  float16 with ``torch.amp.GradScaler``, one per optimizer (D and G step separately), which
+  scales each loss before ``backward`` so small gradients do not underflow, unscales them
+  before the step and skips steps whose gradients overflowed (Micikevicius et al. 2018,
+  "Mixed precision training");
 - ``fp32`` without a GPU (CPU workers), where autocast would only slow training down.
 
 Requesting ``bf16`` or ``fp16`` explicitly on a worker that cannot run it is an error.
