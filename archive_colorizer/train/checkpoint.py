@@ -88,8 +88,14 @@ def _unb64(text: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
 
 
-def rng_state() -> dict[str, Any]:
-    """This process's Python, NumPy and torch random states as JSON-compatible data."""
+def rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """This process's Python, NumPy and torch random states as JSON-compatible data.
+
+    Args:
+        device: the worker's training device; only a ``cuda`` one adds its CUDA generator's
+            state. A CPU worker never touches CUDA here, even on a GPU node where CUDA is
+            visible (asking would open a CUDA context on GPU 0 at every checkpoint).
+    """
     version, mt_state, gauss = random.getstate()
     kind, keys, position, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
@@ -98,16 +104,16 @@ def rng_state() -> dict[str, Any]:
         "numpy": [kind, keys.tolist(), int(position), int(has_gauss), float(cached)],  # type: ignore[attr-defined]
         "torch": _b64(torch.get_rng_state()),
     }
-    if torch.cuda.is_available():  # this worker's own device only (Ray Train sets it per worker)
-        state["torch_cuda_device"] = _b64(torch.cuda.get_rng_state(torch.cuda.current_device()))
+    if device is not None and device.type == "cuda":  # this worker's own device only
+        state["torch_cuda_device"] = _b64(torch.cuda.get_rng_state(device))
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
     """Restore what :func:`rng_state` captured.
 
-    The CUDA state goes to this worker's current device, where CUDA is available; a state saved
-    on a CPU worker leaves the device's generator as seeded. Checkpoints of earlier versions
+    The CUDA state goes to ``device`` when it is a ``cuda`` device (a CPU worker never touches
+    CUDA); a state saved on a CPU worker leaves the device's generator as seeded. Checkpoints of earlier versions
     kept a list of every visible GPU's state (``torch_cuda``); its first entry, the worker's
     own device under Ray Train, is restored, whatever the number of GPUs now.
     """
@@ -117,8 +123,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
     torch.set_rng_state(_unb64(state["torch"]))
     device_state = state.get("torch_cuda_device") or (state.get("torch_cuda") or [None])[0]
-    if torch.cuda.is_available() and device_state is not None:
-        torch.cuda.set_rng_state(_unb64(device_state), torch.cuda.current_device())
+    if device is not None and device.type == "cuda" and device_state is not None:
+        torch.cuda.set_rng_state(_unb64(device_state), device)
 
 
 def seed_everything(seed: int) -> None:
@@ -134,10 +140,10 @@ def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> dict[str, Any
     return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def write_rng(folder: Path, rank: int) -> None:
-    """Write this rank's random state to ``folder/rng/rank_NNNNN.json``."""
+def write_rng(folder: Path, rank: int, device: torch.device | None = None) -> None:
+    """Write this rank's random state (and its CUDA device's, for a GPU worker) to ``folder/rng/rank_NNNNN.json``."""
     (folder / RNG_FOLDER).mkdir(parents=True, exist_ok=True)
-    (folder / RNG_FOLDER / f"rank_{rank:05d}.json").write_text(json.dumps(rng_state()))
+    (folder / RNG_FOLDER / f"rank_{rank:05d}.json").write_text(json.dumps(rng_state(device)))
 
 
 def write_checkpoint(

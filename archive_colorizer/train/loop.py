@@ -185,7 +185,7 @@ class WorkerLoop:
             for group in optimizer.param_groups:
                 group["lr"] = self.config.lr * group.get("lr_scale", 1.0)  # a resubmitted command may change it
         if self.rank in contents.rng:
-            set_rng_state(contents.rng[self.rank])
+            set_rng_state(contents.rng[self.rank], self.device)
         else:  # more ranks than when the checkpoint was written
             seed_everything(self.config.seed + 1 + self.rank + 1000 * self.epochs_done)
         self._write_outputs(samples=None)  # drop rows of epochs that will be redone
@@ -399,7 +399,7 @@ class WorkerLoop:
                 optimizer_d=self.model.optimizer_d,
                 state=self._checkpoint_state(),
             )
-        write_rng(folder, self.rank)
+        write_rng(folder, self.rank, self.device)
         ray.train.report(
             row,
             checkpoint=ray.train.Checkpoint.from_directory(str(folder)),

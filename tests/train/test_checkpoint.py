@@ -159,6 +159,10 @@ def test_export_command_line_writes_the_artifact_and_names_a_bad_checkpoint(tmp_
     assert "missing' is not a training checkpoint" in capsys.readouterr().err
 
 
+def _index(device) -> int:
+    return device.index if isinstance(device, torch.device) else device
+
+
 class _FakeCuda:
     """torch.cuda as a worker sees it: ``visible`` GPUs, the worker's own one current."""
 
@@ -170,12 +174,13 @@ class _FakeCuda:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
         monkeypatch.setattr(torch.cuda, "device_count", lambda: self.visible)
         monkeypatch.setattr(torch.cuda, "current_device", lambda: self.current)
-        monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: self.states[device].clone())
+        monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: self.states[_index(device)].clone())
         monkeypatch.setattr(torch.cuda, "set_rng_state", self._set)
         monkeypatch.setattr(torch.cuda, "get_rng_state_all", self._all)
         monkeypatch.setattr(torch.cuda, "set_rng_state_all", self._all)
 
     def _set(self, state, device):
+        device = _index(device)
         if device >= self.visible:
             raise RuntimeError(f"invalid device ordinal {device}")
         self.states[device] = state.clone()
@@ -187,19 +192,39 @@ class _FakeCuda:
 def test_rng_keeps_the_workers_own_gpu_state_and_resumes_on_fewer_gpus(monkeypatch):
     saved_on = _FakeCuda(visible=4, current=2)  # a worker of a 4-GPU node whose device is cuda:2
     saved_on.install(monkeypatch)
-    state = json.loads(json.dumps(rng_state()))
+    state = json.loads(json.dumps(rng_state(torch.device("cuda", 2))))
     assert "torch_cuda" not in state and _unb64(state["torch_cuda_device"]).tolist() == [2] * 16
     resumed_on = _FakeCuda(visible=1)  # the same rank resumed on a 1-GPU node
     resumed_on.install(monkeypatch)
-    set_rng_state(state)
+    set_rng_state(state, torch.device("cuda", 0))
     assert resumed_on.states[0].tolist() == [2] * 16
     # A checkpoint of the earlier layout (all 8 visible GPUs' states) resumes on 1 GPU too.
     legacy = dict(state, torch_cuda=[_b64(torch.full((16,), d, dtype=torch.uint8)) for d in range(8)])
     del legacy["torch_cuda_device"]
-    set_rng_state(legacy)
+    set_rng_state(legacy, torch.device("cuda", 0))
     assert resumed_on.states[0].tolist() == [0] * 16
     # A state saved on a CPU worker leaves the GPU's generator alone.
     cpu_state = {key: value for key, value in state.items() if key != "torch_cuda_device"}
     resumed_on.states[0] = torch.full((16,), 7, dtype=torch.uint8)
-    set_rng_state(cpu_state)
+    set_rng_state(cpu_state, torch.device("cuda", 0))
     assert resumed_on.states[0].tolist() == [7] * 16
+
+
+def test_a_cpu_worker_on_a_gpu_node_never_touches_cuda_at_a_checkpoint(monkeypatch, tmp_path):
+    # CUDA visible (a GPU node) but the worker trains on the CPU: asking torch.cuda for a random
+    # state would open a CUDA context on GPU 0 at every checkpoint.
+    def no_cuda(*args, **kwargs):
+        raise AssertionError("a CPU worker touched CUDA")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for name in ("current_device", "get_rng_state", "set_rng_state", "get_rng_state_all", "set_rng_state_all"):
+        monkeypatch.setattr(torch.cuda, name, no_cuda)
+    cpu = torch.device("cpu")
+    write_rng(tmp_path, rank=3, device=cpu)
+    state = json.loads((tmp_path / "rng" / "rank_00003.json").read_text())
+    assert "torch_cuda_device" not in state
+    torch.manual_seed(11)
+    expected = torch.rand(4)
+    torch.manual_seed(12)
+    set_rng_state(dict(state, torch=_b64(torch.manual_seed(11).get_state())), cpu)
+    assert torch.equal(torch.rand(4), expected)  # the CPU generator is restored, CUDA untouched
