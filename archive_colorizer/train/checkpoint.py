@@ -146,6 +146,24 @@ def write_rng(folder: Path, rank: int, device: torch.device | None = None) -> No
     (folder / RNG_FOLDER / f"rank_{rank:05d}.json").write_text(json.dumps(rng_state(device)))
 
 
+def grad_scaler_states(scalers: dict[str, torch.amp.GradScaler | None]) -> dict[str, dict[str, Any]]:
+    """The state of each fp16 GradScaler (``{"G": ..., "D": ...}``) as JSON-compatible data.
+
+    Saved in ``state.json`` under ``grad_scalers``, so an fp16 run resumes at the loss scale it
+    had reached (its growth tracker included) instead of starting again at 65536 and skipping
+    steps until the scale has come down (Micikevicius et al. 2018). Scalers that are ``None``
+    (bf16, fp32) or not yet used (empty state) are left out.
+    """
+    return {name: dict(scaler.state_dict()) for name, scaler in scalers.items() if scaler and scaler.state_dict()}
+
+
+def load_grad_scaler_states(scalers: dict[str, torch.amp.GradScaler | None], saved: dict[str, Any]) -> None:
+    """Restore what :func:`grad_scaler_states` saved into this run's scalers (where both exist)."""
+    for name, scaler in scalers.items():
+        if scaler is not None and saved.get(name):
+            scaler.load_state_dict(saved[name])
+
+
 def write_checkpoint(
     folder: Path,
     *,

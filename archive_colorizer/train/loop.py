@@ -44,6 +44,8 @@ from archive_colorizer.train.checkpoint import (
     OPTIMIZER_G_NAME,
     CheckpointContents,
     checkpoint_dir_name,
+    grad_scaler_states,
+    load_grad_scaler_states,
     load_optimizer_tensors,
     read_checkpoint,
     seed_everything,
@@ -184,6 +186,10 @@ class WorkerLoop:
         for optimizer in (self.model.optimizer_g, self.model.optimizer_d):
             for group in optimizer.param_groups:
                 group["lr"] = self.config.lr * group.get("lr_scale", 1.0)  # a resubmitted command may change it
+        # fp16: the loss scale reached, not 65536 again (checkpoints before this have none).
+        load_grad_scaler_states(
+            {"G": self.model.scaler_g, "D": self.model.scaler_d}, contents.state.get("grad_scalers", {})
+        )
         if self.rank in contents.rng:
             set_rng_state(contents.rng[self.rank], self.device)
         else:  # more ranks than when the checkpoint was written
@@ -381,6 +387,7 @@ class WorkerLoop:
             "discriminator_spec": self.discriminator_spec.model_dump(),
             "config": self.config.public_dict(),
             "history": self.history,
+            "grad_scalers": grad_scaler_states({"G": self.model.scaler_g, "D": self.model.scaler_d}),
         }
 
     def _report(self, row: dict[str, Any], checkpoint: bool) -> None:

@@ -21,6 +21,8 @@ from archive_colorizer.train.checkpoint import (
     OPTIMIZER_G_NAME,
     _b64,
     _unb64,
+    grad_scaler_states,
+    load_grad_scaler_states,
     load_optimizer_tensors,
     read_checkpoint,
     rng_state,
@@ -228,3 +230,31 @@ def test_a_cpu_worker_on_a_gpu_node_never_touches_cuda_at_a_checkpoint(monkeypat
     torch.manual_seed(12)
     set_rng_state(dict(state, torch=_b64(torch.manual_seed(11).get_state())), cpu)
     assert torch.equal(torch.rand(4), expected)  # the CPU generator is restored, CUDA untouched
+
+
+def test_fp16_grad_scaler_state_survives_a_checkpoint(tmp_path, batch):
+    """An fp16 run resumes at the loss scale it reached, not at GradScaler's initial 65536."""
+    scaled = build_pix2pix(G_SPEC.build(), D_SPEC.build(), grad_scaler=lambda: torch.amp.GradScaler("cpu"))
+    for _ in range(2):
+        gan_step(scaled, *batch)
+    # Overflowed steps halve the scale; two such moments and some growth-tracker progress:
+    for scaler, scale in ((scaled.scaler_g, 2048.0), (scaled.scaler_d, 512.0)):
+        scaler.update(new_scale=scale)
+    saved = grad_scaler_states({"G": scaled.scaler_g, "D": scaled.scaler_d})
+    folder = tmp_path / "checkpoint_epoch_0001"
+    write_checkpoint(
+        folder,
+        generator=scaled.generator,
+        discriminator=scaled.discriminator,
+        optimizer_g=scaled.optimizer_g,
+        optimizer_d=scaled.optimizer_d,
+        state={"epoch": 1, "global_step": 2, "grad_scalers": saved},
+    )
+    state = read_checkpoint(folder).state
+    resumed = build_pix2pix(G_SPEC.build(), D_SPEC.build(), grad_scaler=lambda: torch.amp.GradScaler("cpu"))
+    assert resumed.scaler_g.get_scale() == 65536.0  # a fresh scaler's start: what a resume used to get
+    load_grad_scaler_states({"G": resumed.scaler_g, "D": resumed.scaler_d}, state["grad_scalers"])
+    assert (resumed.scaler_g.get_scale(), resumed.scaler_d.get_scale()) == (2048.0, 512.0)
+    assert resumed.scaler_g.state_dict() == scaled.scaler_g.state_dict()
+    # bf16 / fp32 runs have no scalers: nothing saved, nothing to restore.
+    assert grad_scaler_states({"G": None, "D": None}) == {}
