@@ -8,11 +8,11 @@ colorize job does, at ``size`` x ``size`` instead of full resolution:
     size (``small_gray``) -> :class:`~archive_colorizer.colorize.predictor.Predictor` (chroma)
     -> :func:`~archive_colorizer.color.merge_full_resolution` (gray as luma + chroma) -> RGB
 
-and scores it (:mod:`.metrics`: PSNR, SSIM, colourfulness and dCF, CIEDE2000) next to the gray
-baseline, the same gray image with no colour (ab = 0, R = G = B = gray). Outputs are not
-JPEG-encoded: the scores measure the model, not the codec. Unlike train's ``val_PSNR`` (Lab at
-the training size with the truth's L), the gray values here are the photograph's own luma, as in
-an archive scan.
+and scores it (:mod:`.metrics`: PSNR, SSIM, both also on chroma alone, colourfulness and dCF,
+CIEDE2000) next to the gray baseline, the same gray image with no colour (ab = 0,
+R = G = B = gray). Outputs are not JPEG-encoded: the scores measure the model, not the codec.
+Unlike train's ``val_PSNR`` (Lab at the training size with the truth's L), the gray values here
+are the photograph's own luma, as in an archive scan.
 
 It runs in this process, without Ray: a held-out set is small (``max_images``, default 1000),
 images are streamed, and memory holds one batch plus the contact sheet's ``sheet_images``
@@ -60,6 +60,9 @@ CONVENTIONS = {
     "(identical: 128.13)",
     "ssim": "Wang et al. 2004 (scikit-image): Gaussian sigma 1.5, population covariance, data_range 255, mean "
     "over R, G, B",
+    "psnr_ab": "dB, 20*log10(220/RMSE) over the a and b values of CIE Lab (D65, scikit-image): chroma only, "
+    "the luma every colouring shares left out; RMSE floored at 1e-4 (identical: 126.85)",
+    "ssim_ab": "SSIM as ssim on the a and b channels of CIE Lab, data_range 220, mean over a and b",
     "colorfulness": "Hasler & Suesstrunk 2003 M on 8-bit RGB; 0 for gray",
     "delta_colorfulness": "signed: colorfulness(x) - colorfulness(truth); negative = duller than the truth",
     "abs_delta_colorfulness": "|delta_colorfulness| per image (its mean is not |mean delta_colorfulness|)",

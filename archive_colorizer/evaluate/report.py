@@ -68,6 +68,8 @@ def means(images: Sequence[ScoredImage]) -> dict[str, Any]:
 TABLE_ROWS = (
     ("psnr", "PSNR (dB, RGB 8-bit)", "{:.2f}"),
     ("ssim", "SSIM", "{:.4f}"),
+    ("psnr_ab", "PSNR on ab (dB, chroma)", "{:.2f}"),
+    ("ssim_ab", "SSIM on ab (chroma)", "{:.4f}"),
     ("colorfulness", "colorfulness", "{:.2f}"),
     ("delta_colorfulness", "dCF = CF(x) - CF(truth)", "{:+.2f}"),
     ("abs_delta_colorfulness", "|dCF|", "{:.2f}"),
@@ -89,13 +91,16 @@ def format_table(mean: Mapping[str, Any], images: int, title: str) -> str:
 def contact_sheet_png(rows: Sequence[tuple[ScoredImage, np.ndarray, np.ndarray, np.ndarray]], title: str) -> bytes:
     """PNG contact sheet: one row per image, gray baseline | prediction | ground truth, labelled.
 
+    Each colouring is labelled with its chroma PSNR (``psnr_ab``), CIEDE2000 and colourfulness;
+    the truth with its colourfulness.
+
     Args:
         rows: ``(scored, gray, prediction, truth)`` with (S, S, 3) uint8 images.
         title: figure title (model and data).
     """
 
     def label(values: Mapping[str, float]) -> str:
-        return f"PSNR {values['psnr']:.1f} dB  dE00 {values['ciede2000']:.1f}  CF {values['colorfulness']:.0f}"
+        return f"PSNR ab {values['psnr_ab']:.1f} dB  dE00 {values['ciede2000']:.1f}  CF {values['colorfulness']:.0f}"
 
     columns = {
         "gray (baseline, ab = 0)": [r[1] for r in rows],

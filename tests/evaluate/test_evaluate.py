@@ -72,6 +72,8 @@ def test_overfitted_model_beats_the_gray_baseline(shards_run):
     assert mean["model"]["psnr"] > mean["gray"]["psnr"] + 5
     assert mean["model"]["abs_delta_colorfulness"] < mean["gray"]["abs_delta_colorfulness"] / 2
     assert mean["model"]["ciede2000"] < mean["gray"]["ciede2000"]
+    assert mean["model"]["psnr_ab"] > mean["gray"]["psnr_ab"] + 5  # on chroma alone too
+    assert mean["model"]["ssim_ab"] > mean["gray"]["ssim_ab"]
     assert mean["gray"]["colorfulness"] == 0.0
     assert mean["gray"]["delta_colorfulness"] == -mean["truth"]["colorfulness"]
     for image in shards_run.saved["per_image"]:  # better on every image, not just on average
