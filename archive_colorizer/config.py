@@ -366,6 +366,23 @@ class TrainConfig(JobConfig):
         le=1,
         description="resnet18_unet: the encoder's learning rate is lr times this (e.g. 0.1 for pretrained weights)",
     )
+    freeze_encoder: bool = Field(
+        False,
+        description="resnet18_unet: keep the encoder frozen in every epoch (only the decoder learns; its BatchNorm "
+        "statistics still adapt), e.g. to fine-tune on a small collection",
+    )
+    init_generator: str | None = Field(
+        None,
+        description="fine-tune: start the generator from this exported artifact (folder with generator.safetensors "
+        "+ generator.json, any fsspec URL); kind, ngf, num_downs and image size come from it (options that "
+        "contradict it are refused), lr defaults to 5e-5 and epochs to 5 unless given, the discriminator starts "
+        "fresh; the new artifact records its parent's sha256",
+    )
+    init_generator_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="sha256 the --init-generator weights must have (checked if given; the run records it)",
+    )
     ngf: int = Field(64, ge=1, description="generator filters in the outermost layer")
     num_downs: int = Field(
         8,
@@ -401,25 +418,20 @@ class TrainConfig(JobConfig):
 
     @model_validator(mode="after")
     def _check_sizes(self) -> TrainConfig:
-        self._check_encoder_options()
-        if self.generator == "resnet18_unet":
-            if self.image_size % _RESNET_MULTIPLE:
-                raise ValueError(
-                    f"image_size {self.image_size} must be divisible by {_RESNET_MULTIPLE} for generator resnet18_unet"
-                )
-            return self
-        side = 2**self.num_downs
-        if self.image_size % side:
-            raise ValueError(
-                f"image_size {self.image_size} must be divisible by 2**num_downs = {side} (num_downs={self.num_downs})"
-            )
         if self.pretrain_epochs > self.epochs:
             raise ValueError(f"pretrain_epochs {self.pretrain_epochs} exceeds epochs {self.epochs}")
-        return self
-
-    def _check_encoder_options(self) -> None:
         if self.freeze_encoder_epochs > self.epochs:
             raise ValueError(f"freeze_encoder_epochs {self.freeze_encoder_epochs} exceeds epochs {self.epochs}")
+        if self.init_generator is None:  # otherwise the artifact's kind and sizes decide (train.finetune)
+            self.check_generator_options()
+        return self
+
+    def check_generator_options(self) -> None:
+        """Check the options that depend on the generator kind and sizes.
+
+        Raises:
+            ValueError: encoder options for a U-Net, or an ``image_size`` the generator cannot take.
+        """
         if self.generator != "resnet18_unet":
             used = [
                 name
@@ -427,6 +439,7 @@ class TrainConfig(JobConfig):
                     ("encoder_weights", None),
                     ("freeze_encoder_epochs", 0),
                     ("encoder_lr_scale", 1.0),
+                    ("freeze_encoder", False),
                 )
                 if getattr(self, name) != default
             ]
@@ -434,6 +447,17 @@ class TrainConfig(JobConfig):
                 raise ValueError(
                     f"{', '.join(used)} apply to generator resnet18_unet only (generator is {self.generator})"
                 )
+        if self.generator == "resnet18_unet":
+            if self.image_size % _RESNET_MULTIPLE:
+                raise ValueError(
+                    f"image_size {self.image_size} must be divisible by {_RESNET_MULTIPLE} for generator resnet18_unet"
+                )
+            return
+        side = 2**self.num_downs
+        if self.image_size % side:
+            raise ValueError(
+                f"image_size {self.image_size} must be divisible by 2**num_downs = {side} (num_downs={self.num_downs})"
+            )
 
     def model_settings(self) -> dict[str, Any]:
         """The settings a checkpoint's tensors depend on (a resumed run must keep them)."""

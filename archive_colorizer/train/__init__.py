@@ -67,7 +67,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
     options = config.storage_options
     return config.model_copy(
         update={
-            name: _absolute(getattr(config, name), options) for name in ("data", "run", "export", "encoder_weights")
+            name: _absolute(getattr(config, name), options)
+            for name in ("data", "run", "export", "encoder_weights", "init_generator")
         }
     )
 
@@ -121,10 +122,11 @@ def run(config: TrainConfig) -> TrainResult:
     from archive_colorizer.stopping import Heartbeat, Watchdog
     from archive_colorizer.train.data import training_datasets
     from archive_colorizer.train.export import export_checkpoint
+    from archive_colorizer.train.finetune import read_parent
     from archive_colorizer.train.optim import check_encoder_weights
     from archive_colorizer.train.trainer import build_trainer, fit
 
-    config = resolve(config)
+    config = read_parent(resolve(config))  # --init-generator: kind, sizes and sha256 from the artifact
     retried = retried_requests()
     init_ray(config.ray_address, config.ray_connect_timeout)
     config = fit_workers(config)
