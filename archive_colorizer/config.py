@@ -339,6 +339,11 @@ class TrainConfig(JobConfig):
         ge=8,
         description="side of the square training crops in pixels (jitter resizes to image_size*286/256 first)",
     )
+    degrade: str | None = Field(
+        None,
+        description="train on damaged scans: degrade the L channel of every image by this recipe (old-photo, scan, "
+        "or a YAML file; ab stays clean; new damage each epoch, the val split's the same every epoch); none: clean",
+    )
     lr: float = Field(2e-4, gt=0, description="Adam learning rate of generator and discriminator")
     lambda_l1: float = Field(100.0, ge=0, description="weight lambda_L1 of the L1 term in the generator's loss")
     gan_mode: Literal["vanilla", "lsgan"] = Field(
@@ -681,6 +686,12 @@ class EvaluateConfig(JobConfig):
     max_pixels: int = Field(
         DEFAULT_MAX_PIXELS, ge=1, description="skip images with more pixels than this without decoding them"
     )
+    degrade: str | None = Field(
+        None,
+        description="also score every image made gray and then damaged by this recipe (old-photo, scan, or a YAML "
+        "file; L only, seeded per image), next to the clean scores; none: clean only",
+    )
+    degrade_seed: int = Field(0, description="seed of the --degrade damage (each image's own seed derives from it)")
     gpu: bool = Field(False, description="run the generator on the first CUDA device (bf16 autocast)")
     storage_options: dict[str, Any] = Field(
         default_factory=dict,

@@ -118,6 +118,7 @@ def run(config: TrainConfig) -> TrainResult:
         JobError: training failed (more worker failures than ``max_failures``).
         StorageError: the run directory cannot be written.
     """
+    from archive_colorizer.degrade import Degradation
     from archive_colorizer.runtime import init_ray
     from archive_colorizer.stopping import Heartbeat, Watchdog
     from archive_colorizer.train.data import training_datasets
@@ -132,6 +133,7 @@ def run(config: TrainConfig) -> TrainResult:
     config = fit_workers(config)
     check_resumable(config)
     check_encoder_weights(config)  # a bad --encoder-weights fails here, not in every worker
+    degradation = Degradation.named(config.degrade, config.storage_options)  # read once, here
     config.save(join(config.run, CONFIG_NAME), config.storage_options)
     data = training_datasets(
         config.data,
@@ -142,6 +144,8 @@ def run(config: TrainConfig) -> TrainResult:
         storage_options=config.storage_options,
         materialize_train=config.materialize_train,
         epochs=config.epochs,
+        degrade=degradation.describe()["operations"] if degradation else None,
+        degrade_seed=config.seed,
     )
     staging = tempfile.mkdtemp(prefix="archive-colorizer-checkpoints-") if config.workers == 0 else None
     heartbeat = Heartbeat.new("train")

@@ -110,7 +110,7 @@ def test_freeze_encoder_freezes_every_epoch_of_a_resnet18_unet_only():
         _given(freeze_encoder=True)
 
 
-def test_a_tiny_fine_tuning_run_records_its_parent_and_data(ray_local, parent, photos, tmp_path):
+def test_a_tiny_fine_tuning_run_on_degraded_photos_records_its_parent_and_data(ray_local, parent, photos, tmp_path):
     shards = make_shards(
         tmp_path / "shards", {n: photos[n] for n in ("astronaut", "coffee", "rocket")}, val=("rocket",), repeat=2
     )
@@ -128,6 +128,7 @@ def test_a_tiny_fine_tuning_run_records_its_parent_and_data(ray_local, parent, p
                 "ndf": 8,
                 "n_layers": 1,
                 "max_val_images": 1,
+                "degrade": "old-photo",
             },
         )
     )
@@ -136,6 +137,7 @@ def test_a_tiny_fine_tuning_run_records_its_parent_and_data(ray_local, parent, p
     assert provenance["parent"] == {"url": parent, "sha256": load_generator(parent).sha256}
     assert provenance["data"] == shards and provenance["epochs_trained"] == 1
     assert provenance["config"]["lr"] == 5e-5 and provenance["config"]["init_generator"] == parent
+    assert provenance["config"]["degrade"] == "old-photo"
     assert child.spec == PARENT_SPEC and child.working_size == SIZE and child.sha256 != provenance["parent"]["sha256"]
     saved = json.loads((Path(result.generator) / "generator.json").read_text())
     assert saved["provenance"]["parent"]["sha256"] == load_generator(parent).sha256
