@@ -17,7 +17,12 @@ from archive_colorizer.models import DiscriminatorSpec, GeneratorSpec
 from archive_colorizer.models.artifact import load_generator, save_generator
 from archive_colorizer.train import run as train
 from archive_colorizer.train.data import crop_square
-from archive_colorizer.train.finetune import FINE_TUNE_DEFAULTS, fine_tune_config, load_parent_generator
+from archive_colorizer.train.finetune import (
+    FINE_TUNE_DEFAULTS,
+    fine_tune_config,
+    load_parent_generator,
+    read_parent,
+)
 from archive_colorizer.train.optim import encoder_frozen, generator_spec_of
 from archive_colorizer.train.step import build_pix2pix, gan_step, pretrain_step
 from tests.train.conftest import make_shards
@@ -100,6 +105,23 @@ def test_loss_at_step_zero_equals_the_parents_on_the_same_batch(parent, photos):
     torch.manual_seed(0)
     untuned = first_step(PARENT_SPEC.build(), pretrain_step)  # same architecture, not the parent's weights
     assert parent_loss < 0.8 * untuned, (parent_loss, untuned)
+
+
+def test_the_parent_is_read_from_s3_and_a_replaced_parent_is_refused_by_the_workers(parent, s3_bucket):
+    bucket, options = s3_bucket
+    artifact = load_generator(parent)
+    url = f"{bucket}/models/parent"
+    save_generator(artifact.generator, url, spec=PARENT_SPEC, working_size=SIZE, storage_options=options)
+    config = read_parent(
+        TrainConfig.load(None, {"data": "shards", "run": "run", "init_generator": url, "storage_options": options})
+    )
+    assert config.init_generator_sha256 == artifact.sha256 and config.ngf == 8  # the same weights, via S3
+    child = PARENT_SPEC.build()
+    assert load_parent_generator(child, config) == artifact.sha256
+    other = PARENT_SPEC.build()  # someone replaces the parent after the driver pinned its sha256
+    save_generator(other, url, spec=PARENT_SPEC, working_size=SIZE, storage_options=options)
+    with pytest.raises(ConfigError, match=f"now has sha256 .* the run started with {artifact.sha256}"):
+        load_parent_generator(PARENT_SPEC.build(), config)
 
 
 def test_freeze_encoder_freezes_every_epoch_of_a_resnet18_unet_only():
