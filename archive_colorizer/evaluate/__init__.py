@@ -159,8 +159,8 @@ def run(config: EvaluateConfig) -> EvaluateResult:
     """Score ``config.model`` on the held-out images at ``config.data``; see the module docstring.
 
     Raises:
-        ConfigError: the data holds no usable image (none of the split, all skipped), or
-            ``model_size`` does not fit the generator.
+        ConfigError: the data holds no usable image (none of the split, all skipped),
+            ``model_size`` does not fit the generator, or ``degrade`` is no recipe.
         ArtifactError: the generator is missing or corrupt.
         StorageError: a shard cannot be read, or OUT cannot be written.
         JobError: ``gpu`` without a CUDA device.
@@ -170,6 +170,7 @@ def run(config: EvaluateConfig) -> EvaluateResult:
 
     started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     options = config.storage_options
+    degradation = Degradation.named(config.degrade, options)  # a bad recipe fails before any work
     artifact = load_generator(config.model, storage_options=options)
     model_size = config.model_size or artifact.working_size
     if model_size % 2**artifact.spec.num_downs:
@@ -193,7 +194,6 @@ def run(config: EvaluateConfig) -> EvaluateResult:
         ),
         config.max_images,
     )
-    degradation = Degradation.named(config.degrade, options)
     scored: list[ScoredImage] = []
     sheet: list[tuple[ScoredImage, dict[str, np.ndarray], np.ndarray]] = []
     for batch in _batches(stream, config.batch_size):
