@@ -354,6 +354,11 @@ class TrainConfig(JobConfig):
         ge=8,
         description="side of the square training crops in pixels (jitter resizes to image_size*286/256 first)",
     )
+    degrade: str | None = Field(
+        None,
+        description="train on damaged scans: degrade the L channel of every image by this recipe (old-photo, scan, "
+        "or a YAML file; ab stays clean; new damage each epoch, the val split's the same every epoch); none: clean",
+    )
     lr: float = Field(2e-4, gt=0, description="Adam learning rate of generator and discriminator")
     lambda_l1: float = Field(100.0, ge=0, description="weight lambda_L1 of the L1 term in the generator's loss")
     gan_mode: Literal["vanilla", "lsgan"] = Field(
@@ -380,6 +385,23 @@ class TrainConfig(JobConfig):
         gt=0,
         le=1,
         description="resnet18_unet: the encoder's learning rate is lr times this (e.g. 0.1 for pretrained weights)",
+    )
+    freeze_encoder: bool = Field(
+        False,
+        description="resnet18_unet: keep the encoder frozen in every epoch (only the decoder learns; its BatchNorm "
+        "statistics still adapt), e.g. to fine-tune on a small collection",
+    )
+    init_generator: str | None = Field(
+        None,
+        description="fine-tune: start the generator from this exported artifact (folder with generator.safetensors "
+        "+ generator.json, any fsspec URL); kind, ngf, num_downs and image size come from it (options that "
+        "contradict it are refused), lr defaults to 5e-5 and epochs to 5 unless given, the discriminator starts "
+        "fresh; the new artifact records its parent's sha256",
+    )
+    init_generator_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="sha256 the --init-generator weights must have (checked if given; the run records it)",
     )
     ngf: int = Field(64, ge=1, description="generator filters in the outermost layer")
     num_downs: int = Field(
@@ -416,25 +438,20 @@ class TrainConfig(JobConfig):
 
     @model_validator(mode="after")
     def _check_sizes(self) -> TrainConfig:
-        self._check_encoder_options()
-        if self.generator == "resnet18_unet":
-            if self.image_size % _RESNET_MULTIPLE:
-                raise ValueError(
-                    f"image_size {self.image_size} must be divisible by {_RESNET_MULTIPLE} for generator resnet18_unet"
-                )
-            return self
-        side = 2**self.num_downs
-        if self.image_size % side:
-            raise ValueError(
-                f"image_size {self.image_size} must be divisible by 2**num_downs = {side} (num_downs={self.num_downs})"
-            )
         if self.pretrain_epochs > self.epochs:
             raise ValueError(f"pretrain_epochs {self.pretrain_epochs} exceeds epochs {self.epochs}")
-        return self
-
-    def _check_encoder_options(self) -> None:
         if self.freeze_encoder_epochs > self.epochs:
             raise ValueError(f"freeze_encoder_epochs {self.freeze_encoder_epochs} exceeds epochs {self.epochs}")
+        if self.init_generator is None:  # otherwise the artifact's kind and sizes decide (train.finetune)
+            self.check_generator_options()
+        return self
+
+    def check_generator_options(self) -> None:
+        """Check the options that depend on the generator kind and sizes.
+
+        Raises:
+            ValueError: encoder options for a U-Net, or an ``image_size`` the generator cannot take.
+        """
         if self.generator != "resnet18_unet":
             used = [
                 name
@@ -442,6 +459,7 @@ class TrainConfig(JobConfig):
                     ("encoder_weights", None),
                     ("freeze_encoder_epochs", 0),
                     ("encoder_lr_scale", 1.0),
+                    ("freeze_encoder", False),
                 )
                 if getattr(self, name) != default
             ]
@@ -449,6 +467,17 @@ class TrainConfig(JobConfig):
                 raise ValueError(
                     f"{', '.join(used)} apply to generator resnet18_unet only (generator is {self.generator})"
                 )
+        if self.generator == "resnet18_unet":
+            if self.image_size % _RESNET_MULTIPLE:
+                raise ValueError(
+                    f"image_size {self.image_size} must be divisible by {_RESNET_MULTIPLE} for generator resnet18_unet"
+                )
+            return
+        side = 2**self.num_downs
+        if self.image_size % side:
+            raise ValueError(
+                f"image_size {self.image_size} must be divisible by 2**num_downs = {side} (num_downs={self.num_downs})"
+            )
 
     def model_settings(self) -> dict[str, Any]:
         """The settings a checkpoint's tensors depend on (a resumed run must keep them)."""
@@ -672,6 +701,12 @@ class EvaluateConfig(JobConfig):
     max_pixels: int = Field(
         DEFAULT_MAX_PIXELS, ge=1, description="skip images with more pixels than this without decoding them"
     )
+    degrade: str | None = Field(
+        None,
+        description="also score every image made gray and then damaged by this recipe (old-photo, scan, or a YAML "
+        "file; L only, seeded per image), next to the clean scores; none: clean only",
+    )
+    degrade_seed: int = Field(0, description="seed of the --degrade damage (each image's own seed derives from it)")
     gpu: bool = Field(False, description="run the generator on the first CUDA device (bf16 autocast)")
     storage_options: dict[str, Any] = Field(
         default_factory=dict,

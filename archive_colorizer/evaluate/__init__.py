@@ -8,15 +8,20 @@ colorize job does, at ``size`` x ``size`` instead of full resolution:
     size (``small_gray``) -> :class:`~archive_colorizer.colorize.predictor.Predictor` (chroma)
     -> :func:`~archive_colorizer.color.merge_full_resolution` (gray as luma + chroma) -> RGB
 
-and scores it (:mod:`.metrics`: PSNR, SSIM, colourfulness and dCF, CIEDE2000) next to the gray
-baseline, the same gray image with no colour (ab = 0, R = G = B = gray). Outputs are not
-JPEG-encoded: the scores measure the model, not the codec. Unlike train's ``val_PSNR`` (Lab at
-the training size with the truth's L), the gray values here are the photograph's own luma, as in
-an archive scan.
+and scores it (:mod:`.metrics`: PSNR, SSIM, both also on chroma alone, colourfulness and dCF,
+CIEDE2000) next to the gray baseline, the same gray image with no colour (ab = 0,
+R = G = B = gray). Outputs are not JPEG-encoded: the scores measure the model, not the codec.
+Unlike train's ``val_PSNR`` (Lab at the training size with the truth's L), the gray values here
+are the photograph's own luma, as in an archive scan.
 
 It runs in this process, without Ray: a held-out set is small (``max_images``, default 1000),
 images are streamed, and memory holds one batch plus the contact sheet's ``sheet_images``
 images. Writes ``OUT/evaluation.json`` and ``OUT/contact_sheet.png``.
+
+With ``degrade`` (``--degrade RECIPE``, :mod:`archive_colorizer.degrade`) every image is also
+made gray, damaged (L only, from its own seed) and colorized from the damaged gray; the
+prediction (``model_degraded``) and the damaged gray (``gray_degraded``) are scored against the
+clean truth next to the clean colourings.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from PIL import Image
 from archive_colorizer import __version__, storage
 from archive_colorizer.color import merge_full_resolution
 from archive_colorizer.colorize.decode import gray_planes, small_gray
+from archive_colorizer.degrade import Degradation, image_seed
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.evaluate.data import HeldOut, HeldOutImage
 from archive_colorizer.evaluate.metrics import METRICS
@@ -56,10 +62,16 @@ CONVENTIONS = {
     "model": "colorized as the colorize job does: generator at model_size, chroma upsampled, merged with the gray "
     "as luma; not JPEG-encoded",
     "gray": "gray baseline: the gray image with no colour (ab = 0, R = G = B = gray)",
+    "model_degraded": "with --degrade: colorized from the gray image damaged by the recipe (L only, seeded per image "
+    "by degrade_seed and its name), merged with the damaged gray as luma; scored against the clean truth",
+    "gray_degraded": "with --degrade: the damaged gray image with no colour",
     "psnr": "dB, 20*log10(255/RMSE) over R, G, B 8-bit values (Zhang et al. 2016); RMSE floored at 1e-4 "
     "(identical: 128.13)",
     "ssim": "Wang et al. 2004 (scikit-image): Gaussian sigma 1.5, population covariance, data_range 255, mean "
     "over R, G, B",
+    "psnr_ab": "dB, 20*log10(220/RMSE) over the a and b values of CIE Lab (D65, scikit-image): chroma only, "
+    "the luma every colouring shares left out; RMSE floored at 1e-4 (identical: 126.85)",
+    "ssim_ab": "SSIM as ssim on the a and b channels of CIE Lab, data_range 220, mean over a and b",
     "colorfulness": "Hasler & Suesstrunk 2003 M on 8-bit RGB; 0 for gray",
     "delta_colorfulness": "signed: colorfulness(x) - colorfulness(truth); negative = duller than the truth",
     "abs_delta_colorfulness": "|delta_colorfulness| per image (its mean is not |mean delta_colorfulness|)",
@@ -103,11 +115,37 @@ def colorize_truths(
     Returns:
         ``(gray, prediction)`` per image: (S, S, 3) uint8 RGB each; ``gray`` is the baseline.
     """
-    grays = [gray_planes(Image.fromarray(truth)).gray8 for truth in truths]  # mode "L", BT.601 luma
+    return colorize_grays(predictor, [gray_planes(Image.fromarray(truth)).gray8 for truth in truths], model_size)
+
+
+def colorize_grays(
+    predictor: Predictor, grays: list[Image.Image], model_size: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Colorize gray images (mode "L", (S, S)) as the colorize job does; ``(gray, prediction)`` RGB per image."""
     chroma = predictor.predict(np.stack([small_gray(gray, model_size) for gray in grays]))  # (N, 2, s, s)
     return [
         (np.asarray(gray.convert("RGB")), np.asarray(merge_full_resolution(gray, plane).convert("RGB")))
         for gray, plane in zip(grays, chroma, strict=True)
+    ]
+
+
+def _score_batch(
+    predictor: Predictor, batch: list[HeldOutImage], model_size: int, degradation: Degradation | None, seed: int
+) -> list[tuple[ScoredImage, dict[str, np.ndarray]]]:
+    """Score one batch: clean colourings, and with ``degradation`` those of the damaged gray images too."""
+    grays = [gray_planes(Image.fromarray(image.rgb)).gray8 for image in batch]  # mode "L", BT.601 luma
+    colourings: list[dict[str, np.ndarray]] = [
+        {"model": prediction, "gray": gray} for gray, prediction in colorize_grays(predictor, grays, model_size)
+    ]
+    if degradation is not None:
+        damaged = [
+            Image.fromarray(degradation(np.asarray(gray), image_seed(seed, image.name)))
+            for gray, image in zip(grays, batch, strict=True)
+        ]
+        for found, (gray, prediction) in zip(colourings, colorize_grays(predictor, damaged, model_size), strict=True):
+            found.update(model_degraded=prediction, gray_degraded=gray)
+    return [
+        (ScoredImage.of(image.name, image.rgb, found), found) for image, found in zip(batch, colourings, strict=True)
     ]
 
 
@@ -121,8 +159,8 @@ def run(config: EvaluateConfig) -> EvaluateResult:
     """Score ``config.model`` on the held-out images at ``config.data``; see the module docstring.
 
     Raises:
-        ConfigError: the data holds no usable image (none of the split, all skipped), or
-            ``model_size`` does not fit the generator.
+        ConfigError: the data holds no usable image (none of the split, all skipped),
+            ``model_size`` does not fit the generator, or ``degrade`` is no recipe.
         ArtifactError: the generator is missing or corrupt.
         StorageError: a shard cannot be read, or OUT cannot be written.
         JobError: ``gpu`` without a CUDA device.
@@ -132,6 +170,7 @@ def run(config: EvaluateConfig) -> EvaluateResult:
 
     started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     options = config.storage_options
+    degradation = Degradation.named(config.degrade, options)  # a bad recipe fails before any work
     artifact = load_generator(config.model, storage_options=options)
     model_size = config.model_size or artifact.working_size
     if model_size % 2**artifact.spec.num_downs:
@@ -156,14 +195,14 @@ def run(config: EvaluateConfig) -> EvaluateResult:
         config.max_images,
     )
     scored: list[ScoredImage] = []
-    sheet: list[tuple[ScoredImage, np.ndarray, np.ndarray, np.ndarray]] = []
+    sheet: list[tuple[ScoredImage, dict[str, np.ndarray], np.ndarray]] = []
     for batch in _batches(stream, config.batch_size):
-        for image, (gray, prediction) in zip(
-            batch, colorize_truths(predictor, [i.rgb for i in batch], model_size), strict=True
+        for image, (result, colourings) in zip(
+            batch, _score_batch(predictor, batch, model_size, degradation, config.degrade_seed), strict=True
         ):
-            scored.append(ScoredImage.of(image.name, image.rgb, prediction, gray))
+            scored.append(result)
             if len(sheet) < config.sheet_images:
-                sheet.append((scored[-1], gray, prediction, image.rgb))
+                sheet.append((result, colourings, image.rgb))
     if not scored:
         where = f"split {config.split!r} of the shards" if held_out.kind == "shards" else "the folder"
         raise ConfigError(
@@ -178,7 +217,8 @@ def run(config: EvaluateConfig) -> EvaluateResult:
         "spec": artifact.spec.model_dump(),
         "provenance": artifact.metadata.get("provenance", {}),
     }
-    return _write(config, held_out, model, scored, sheet, started, time.perf_counter() - clock)
+    degraded = degradation.describe() | {"seed": config.degrade_seed} if degradation else None
+    return _write(config, held_out, model, scored, sheet, degraded, started, time.perf_counter() - clock)
 
 
 def _write(
@@ -187,6 +227,7 @@ def _write(
     model: dict[str, Any],
     scored: list[ScoredImage],
     sheet: list[tuple],
+    degraded: dict[str, Any] | None,
     started: _dt.datetime,
     wall: float,
 ) -> EvaluateResult:
@@ -208,6 +249,7 @@ def _write(
         "images": len(scored),
         "size": config.size,
         "metrics": list(METRICS),
+        "degrade": degraded,
         "conventions": CONVENTIONS,
         "mean": mean,
         "model": model,

@@ -13,6 +13,9 @@ from archive_colorizer.figures import image_grid_png
 
 COLOURINGS = ("model", "gray")
 """The colourings scored against the truth: the generator's prediction and the gray baseline (ab = 0)."""
+DEGRADED_COLOURINGS = ("model_degraded", "gray_degraded")
+"""With ``--degrade``, also: the prediction from the degraded gray image (merged with it as luma),
+and that degraded gray image itself (its gray baseline)."""
 DIGITS = 4
 """Decimals kept in ``evaluation.json``."""
 
@@ -32,10 +35,12 @@ class ScoredImage:
     scores: dict[str, dict[str, float]]
 
     @classmethod
-    def of(cls, name: str, truth: np.ndarray, prediction: np.ndarray, gray: np.ndarray) -> ScoredImage:
-        """Score the prediction and the gray baseline of one (S, S, 3) uint8 ground truth."""
+    def of(cls, name: str, truth: np.ndarray, colourings: Mapping[str, np.ndarray]) -> ScoredImage:
+        """Score each colouring (``{"model": prediction, "gray": gray, ...}``, (S, S, 3) uint8) of one truth."""
         truth_cf = colorfulness(truth)
-        return cls(name, truth_cf, {"model": score(truth, prediction, truth_cf), "gray": score(truth, gray, truth_cf)})
+        return cls(
+            name, truth_cf, {colouring: score(truth, image, truth_cf) for colouring, image in colourings.items()}
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -53,13 +58,14 @@ def means(images: Sequence[ScoredImage]) -> dict[str, Any]:
     """Mean of every metric over the images, per colouring, plus the truth's mean colourfulness.
 
     Returns:
-        ``{"model": {metric: mean}, "gray": {...}, "truth": {"colorfulness": mean}}``.
+        ``{"model": {metric: mean}, "gray": {...}, ["model_degraded": ..., "gray_degraded": ...,]
+        "truth": {"colorfulness": mean}}``.
     """
     result: dict[str, Any] = {
         colouring: _rounded(
             {name: float(np.mean([image.scores[colouring][name] for image in images])) for name in METRICS}
         )
-        for colouring in COLOURINGS
+        for colouring in images[0].scores
     }
     result["truth"] = {"colorfulness": round(float(np.mean([image.truth_colorfulness for image in images])), DIGITS)}
     return result
@@ -68,6 +74,8 @@ def means(images: Sequence[ScoredImage]) -> dict[str, Any]:
 TABLE_ROWS = (
     ("psnr", "PSNR (dB, RGB 8-bit)", "{:.2f}"),
     ("ssim", "SSIM", "{:.4f}"),
+    ("psnr_ab", "PSNR on ab (dB, chroma)", "{:.2f}"),
+    ("ssim_ab", "SSIM on ab (chroma)", "{:.4f}"),
     ("colorfulness", "colorfulness", "{:.2f}"),
     ("delta_colorfulness", "dCF = CF(x) - CF(truth)", "{:+.2f}"),
     ("abs_delta_colorfulness", "|dCF|", "{:.2f}"),
@@ -76,34 +84,50 @@ TABLE_ROWS = (
 
 
 def format_table(mean: Mapping[str, Any], images: int, title: str) -> str:
-    """The printed summary: one line per metric, model next to the gray baseline (and the truth's colourfulness)."""
-    lines = [title, f"  {'mean over ' + str(images) + ' images':<28}{'model':>10}{'gray':>10}{'truth':>10}"]
+    """The printed summary: one line per metric, model next to the gray baseline (and the truth's colourfulness).
+
+    With degraded inputs two more columns follow: the model and the gray baseline on them.
+    """
+    colourings = [c for c in (*COLOURINGS, *DEGRADED_COLOURINGS) if c in mean]
+    headers = {"model": "model", "gray": "gray", "model_degraded": "model dgr", "gray_degraded": "gray dgr"}
+    lines = [
+        title,
+        f"  {'mean over ' + str(images) + ' images':<28}"
+        + "".join(f"{headers[c]:>10}" for c in colourings)
+        + f"{'truth':>10}",
+    ]
     for name, label, form in TABLE_ROWS:
         truth = form.format(mean["truth"]["colorfulness"]) if name == "colorfulness" else ""
-        lines.append(
-            f"  {label:<28}{form.format(mean['model'][name]):>10}{form.format(mean['gray'][name]):>10}{truth:>10}"
-        )
+        values = "".join(f"{form.format(mean[c][name]):>10}" for c in colourings)
+        lines.append(f"  {label:<28}{values}{truth:>10}")
     return "\n".join(lines)
 
 
-def contact_sheet_png(rows: Sequence[tuple[ScoredImage, np.ndarray, np.ndarray, np.ndarray]], title: str) -> bytes:
-    """PNG contact sheet: one row per image, gray baseline | prediction | ground truth, labelled.
+def contact_sheet_png(rows: Sequence[tuple[ScoredImage, Mapping[str, np.ndarray], np.ndarray]], title: str) -> bytes:
+    """PNG contact sheet: one row per image, gray baseline | prediction [| degraded gray | prediction on
+    it] | ground truth, labelled.
+
+    Each colouring is labelled with its chroma PSNR (``psnr_ab``), CIEDE2000 and colourfulness;
+    the truth with its colourfulness.
 
     Args:
-        rows: ``(scored, gray, prediction, truth)`` with (S, S, 3) uint8 images.
+        rows: ``(scored, {colouring: image}, truth)`` with (S, S, 3) uint8 images, colourings as
+            in ``scored.scores``.
         title: figure title (model and data).
     """
 
     def label(values: Mapping[str, float]) -> str:
-        return f"PSNR {values['psnr']:.1f} dB  dE00 {values['ciede2000']:.1f}  CF {values['colorfulness']:.0f}"
+        return f"PSNR ab {values['psnr_ab']:.1f} dB  dE00 {values['ciede2000']:.1f}  CF {values['colorfulness']:.0f}"
 
-    columns = {
-        "gray (baseline, ab = 0)": [r[1] for r in rows],
-        "prediction": [r[2] for r in rows],
-        "ground truth": [r[3] for r in rows],
+    headers = {
+        "gray": "gray (baseline, ab = 0)",
+        "model": "prediction",
+        "gray_degraded": "degraded gray (baseline)",
+        "model_degraded": "prediction on the degraded",
     }
-    cell_labels = [
-        (label(s.scores["gray"]), label(s.scores["model"]), f"CF {s.truth_colorfulness:.0f}") for s, *_ in rows
-    ]
+    order = [c for c in ("gray", "model", "gray_degraded", "model_degraded") if c in rows[0][1]]
+    columns = {headers[c]: [images[c] for _, images, _ in rows] for c in order}
+    columns["ground truth"] = [truth for *_, truth in rows]
+    cell_labels = [(*(label(s.scores[c]) for c in order), f"CF {s.truth_colorfulness:.0f}") for s, *_ in rows]
     names = [s.name if len(s.name) <= 28 else "..." + s.name[-25:] for s, *_ in rows]
     return image_grid_png(columns, row_labels=names, cell_labels=cell_labels, title=title, cell_inches=2.56)

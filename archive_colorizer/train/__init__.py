@@ -67,7 +67,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
     options = config.storage_options
     return config.model_copy(
         update={
-            name: _absolute(getattr(config, name), options) for name in ("data", "run", "export", "encoder_weights")
+            name: _absolute(getattr(config, name), options)
+            for name in ("data", "run", "export", "encoder_weights", "init_generator")
         }
     )
 
@@ -117,19 +118,22 @@ def run(config: TrainConfig) -> TrainResult:
         JobError: training failed (more worker failures than ``max_failures``).
         StorageError: the run directory cannot be written.
     """
+    from archive_colorizer.degrade import Degradation
     from archive_colorizer.runtime import init_ray
     from archive_colorizer.stopping import Heartbeat, Watchdog
     from archive_colorizer.train.data import training_datasets
     from archive_colorizer.train.export import export_checkpoint
+    from archive_colorizer.train.finetune import read_parent
     from archive_colorizer.train.optim import check_encoder_weights
     from archive_colorizer.train.trainer import build_trainer, fit
 
-    config = resolve(config)
+    config = read_parent(resolve(config))  # --init-generator: kind, sizes and sha256 from the artifact
     retried = retried_requests()
     init_ray(config.ray_address, config.ray_connect_timeout)
     config = fit_workers(config)
     check_resumable(config)
     check_encoder_weights(config)  # a bad --encoder-weights fails here, not in every worker
+    degradation = Degradation.named(config.degrade, config.storage_options)  # read once, here
     config.save(join(config.run, CONFIG_NAME), config.storage_options)
     data = training_datasets(
         config.data,
@@ -140,6 +144,8 @@ def run(config: TrainConfig) -> TrainResult:
         storage_options=config.storage_options,
         materialize_train=config.materialize_train,
         epochs=config.epochs,
+        degrade=degradation.describe()["operations"] if degradation else None,
+        degrade_seed=config.seed,
     )
     staging = tempfile.mkdtemp(prefix="archive-colorizer-checkpoints-") if config.workers == 0 else None
     heartbeat = Heartbeat.new("train")

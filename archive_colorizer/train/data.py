@@ -34,6 +34,7 @@ import torch
 from PIL import Image
 
 from archive_colorizer.color import rgb_to_l_ab
+from archive_colorizer.degrade import Degradation, image_seed
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.imageio import ImageDecodeError, decode, resize_shorter_side, to_rgb
 from archive_colorizer.storage import is_local, iter_files, open_url
@@ -78,18 +79,31 @@ def crop_square(image: Image.Image, image_size: int, rng: np.random.Generator | 
     return pixels
 
 
-def to_lab_batch(batch: pa.Table, image_size: int, jitter: bool) -> dict[str, np.ndarray]:
+def to_lab_batch(
+    batch: pa.Table,
+    image_size: int,
+    jitter: bool,
+    degrade: Mapping[str, Mapping[str, Any]] | None = None,
+    degrade_seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Ray Data batch function: shard rows -> ``{"l": (B,1,S,S), "ab": (B,2,S,S)}`` float32.
+
+    With ``degrade`` (a recipe's operations, :class:`archive_colorizer.degrade.Degradation`)
+    the L channel is damaged after the Lab conversion (at 8 bits, ``L * 2.55``) and ab stays
+    clean. Each image's seed is drawn from the task's random state when ``jitter`` (new damage
+    every epoch, like the jitter), else it is ``image_seed(degrade_seed, path)`` (validation:
+    the same damage every epoch).
 
     Rows whose bytes do not decode are dropped with a warning naming the image's path (the
     prepare job already refuses such files, so this is a last guard).
     """
     rng = np.random.default_rng() if jitter else None
     images = batch.column("image").combine_chunks()
-    crops = []
+    crops, paths = [], []
     for data, path in zip(images.field("bytes").to_pylist(), images.field("path").to_pylist(), strict=True):
         try:
             crops.append(crop_square(to_rgb(decode(data, source=str(path)).image), image_size, rng))
+            paths.append(str(path))
         except ImageDecodeError as exc:
             logger.warning("skipping training image %s: %s", path, exc)
     if not crops:
@@ -99,7 +113,26 @@ def to_lab_batch(batch: pa.Table, image_size: int, jitter: bool) -> dict[str, np
         }
     rgb = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0  # (B, 3, S, S)
     l_norm, ab_norm = rgb_to_l_ab(rgb)
+    if degrade:
+        seeds = [int(rng.integers(2**32)) if rng is not None else image_seed(degrade_seed, p) for p in paths]
+        l_norm = degrade_l(l_norm, Degradation(degrade, "--degrade"), seeds)
     return {"l": l_norm.numpy(), "ab": ab_norm.numpy()}
+
+
+def degrade_l(l_norm: torch.Tensor, degradation: Degradation, seeds: list[int]) -> torch.Tensor:
+    """Damage normalised L channels through their 8-bit version.
+
+    Args:
+        l_norm: (B, 1, S, S) float32 ``L / 50 - 1`` in [-1, 1].
+        degradation: the recipe.
+        seeds: one seed per image.
+
+    Returns:
+        (B, 1, S, S) float32 in [-1, 1], quantised to 256 levels (0.39 L units).
+    """
+    levels = torch.round((l_norm[:, 0] + 1) * 127.5).clamp(0, 255).to(torch.uint8).numpy()  # (B, S, S) = L * 2.55
+    damaged = np.stack([degradation(plane, seed) for plane, seed in zip(levels, seeds, strict=True)])
+    return torch.from_numpy(damaged.astype(np.float32) / 127.5 - 1)[:, None]
 
 
 def pa_filesystem(fs) -> pa.fs.FileSystem:
@@ -201,6 +234,8 @@ def split_dataset(
     limit: int | None = None,
     materialize_bytes: bool = False,
     epochs: int = 1,
+    degrade: Mapping[str, Mapping[str, Any]] | None = None,
+    degrade_seed: int = 0,
 ):
     """The Ray Dataset of one split as (L, ab) tensors.
 
@@ -221,6 +256,7 @@ def split_dataset(
             and a refilled shuffle buffer before its first batch (2.6-2.8 s per epoch in
             ``bench/train_throughput.py``). The training loop cuts the stream into epochs by
             their number of steps.
+        degrade, degrade_seed: damage of L (see :func:`to_lab_batch`); ``None``: clean.
 
     Returns:
         A lazy ``ray.data.Dataset`` with columns ``l`` and ``ab`` (see the module docstring) and
@@ -235,7 +271,7 @@ def split_dataset(
     dataset = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
     return dataset.map_batches(
         to_lab_batch,
-        fn_kwargs={"image_size": image_size, "jitter": jitter},
+        fn_kwargs={"image_size": image_size, "jitter": jitter, "degrade": degrade, "degrade_seed": degrade_seed},
         batch_size=DECODE_BATCH_SIZE,
         batch_format="pyarrow",
     )
@@ -278,6 +314,8 @@ def training_datasets(
     storage_options: Mapping[str, Any] | None = None,
     materialize_train: bool = True,
     epochs: int = 1,
+    degrade: Mapping[str, Mapping[str, Any]] | None = None,
+    degrade_seed: int = 0,
 ) -> TrainingData:
     """The ``train`` (``epochs`` epochs in one dataset) and ``val`` datasets for
     :func:`archive_colorizer.train.trainer.build_trainer`, and the rows of one epoch.
@@ -287,6 +325,7 @@ def training_datasets(
     (materialized) since rank 0 evaluates the same images every epoch. With
     ``materialize_train`` the training split's JPEG bytes are read once (see
     :func:`split_dataset`), which saves re-planning and re-reading the Parquet files every epoch.
+    ``degrade`` damages the L channel of both splits (the val split the same way every epoch).
 
     Raises:
         ConfigError: no shards, or fewer training images than ``workers * batch_size`` (no
@@ -305,7 +344,16 @@ def training_datasets(
         logger.warning("the shards at %s have no val split: validating on the first training images", data_url)
         val_split = "train"
     train = split_dataset(
-        shards, "train", image_size, jitter=True, materialize_bytes=materialize_train, epochs=max(1, epochs)
+        shards,
+        "train",
+        image_size,
+        jitter=True,
+        materialize_bytes=materialize_train,
+        epochs=max(1, epochs),
+        degrade=degrade,
+        degrade_seed=degrade_seed,
     )
-    val = split_dataset(shards, val_split, image_size, jitter=False, limit=max_val_images).materialize()
+    val = split_dataset(
+        shards, val_split, image_size, jitter=False, limit=max_val_images, degrade=degrade, degrade_seed=degrade_seed
+    ).materialize()
     return TrainingData({"train": train, "val": val}, counts["train"])

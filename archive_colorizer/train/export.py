@@ -4,6 +4,7 @@
 :func:`export_checkpoint`. Only ``state.json`` and ``generator.safetensors`` of the checkpoint
 are read (checked against the sizes and sha256 recorded in ``state.json``); the artifact's
 provenance names the run, the last epoch trained, the global step, the training data, the
+parent generator a fine-tuning run started from (``{"url", "sha256"}``, else ``None``), the
 checkpoint and the redacted training config.
 """
 
@@ -91,6 +92,7 @@ def export_checkpoint(
         "epochs_trained": int(state["epoch"]),
         "global_step": int(state["global_step"]),
         "data": state.get("data"),
+        "parent": state.get("parent"),
         "checkpoint": shown,
         "metrics": history[-1] if history else None,
         "config": state.get("config"),

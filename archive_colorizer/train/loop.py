@@ -53,6 +53,7 @@ from archive_colorizer.train.checkpoint import (
     write_checkpoint,
     write_rng,
 )
+from archive_colorizer.train.finetune import load_parent_generator, parent_record
 from archive_colorizer.train.metrics import TRAIN_LOSSES, VAL_METRICS, Accumulator, epoch_row, validation_sums
 from archive_colorizer.train.optim import (
     encoder_frozen,
@@ -148,7 +149,9 @@ class WorkerLoop:
         seed_everything(config.seed)  # the same initial weights on every rank
         generator, discriminator = self.generator_spec.build(), self.discriminator_spec.build()
         restored = self._restore_networks(generator, discriminator)
-        if restored is None:
+        if restored is None:  # a new run: the parent's weights (fine-tuning) or a pretrained encoder, if any
+            if load_parent_generator(generator, config) is not None and self.rank == 0:
+                logger.info("generator starts from %s (sha256 %s)", config.init_generator, config.init_generator_sha256)
             load_pretrained_encoder(generator, config)
         self.model = self._prepare(generator, discriminator)
         if restored is not None:
@@ -384,6 +387,7 @@ class WorkerLoop:
             "image_size": self.config.image_size,
             "world_size": self.world_size,
             "generator_spec": self.generator_spec.model_dump(),
+            "parent": parent_record(self.config),
             "discriminator_spec": self.discriminator_spec.model_dump(),
             "config": self.config.public_dict(),
             "history": self.history,

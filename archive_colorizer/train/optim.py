@@ -118,5 +118,6 @@ def set_generator_lr(optimizer: torch.optim.Optimizer, lr: float, *, encoder_lr_
 
 
 def encoder_frozen(config: TrainConfig, epoch: int) -> bool:
-    """Whether the encoder is frozen in ``epoch`` (0-based): the first ``freeze_encoder_epochs``."""
-    return epoch < config.freeze_encoder_epochs
+    """Whether the encoder is frozen in ``epoch`` (0-based): every epoch with ``freeze_encoder``, else the first
+    ``freeze_encoder_epochs``."""
+    return config.freeze_encoder or epoch < config.freeze_encoder_epochs

@@ -72,6 +72,8 @@ def test_overfitted_model_beats_the_gray_baseline(shards_run):
     assert mean["model"]["psnr"] > mean["gray"]["psnr"] + 5
     assert mean["model"]["abs_delta_colorfulness"] < mean["gray"]["abs_delta_colorfulness"] / 2
     assert mean["model"]["ciede2000"] < mean["gray"]["ciede2000"]
+    assert mean["model"]["psnr_ab"] > mean["gray"]["psnr_ab"] + 5  # on chroma alone too
+    assert mean["model"]["ssim_ab"] > mean["gray"]["ssim_ab"]
     assert mean["gray"]["colorfulness"] == 0.0
     assert mean["gray"]["delta_colorfulness"] == -mean["truth"]["colorfulness"]
     for image in shards_run.saved["per_image"]:  # better on every image, not just on average
@@ -177,3 +179,38 @@ def test_a_split_with_no_rows_is_a_usage_error(shards_run, tmp_path, capsys):
     )
     assert code == 2
     assert "no image to evaluate in split 'test'" in capsys.readouterr().err
+
+
+def test_degraded_inputs_are_scored_next_to_clean_ones_and_the_same_each_run(shards_run, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("noise: {p: 1, std: [0.08, 0.08]}\njpeg: {p: 1, quality: [20, 20]}\n")
+    runs = [
+        run(
+            EvaluateConfig(
+                model=shards_run.model,
+                data=shards_run.shards,
+                out=str(tmp_path / f"eval-{index}"),
+                size=SIZE,
+                sheet_images=1,
+                degrade=str(recipe),
+            )
+        )
+        for index in range(2)
+    ]
+    mean, clean = runs[0].mean, shards_run.result.mean
+    assert runs[1].mean == mean  # every image damaged from its own seed: the same numbers again
+    for colouring in ("model", "gray"):
+        assert mean[colouring] == clean[colouring]  # the clean scores are unchanged beside the degraded ones
+    assert mean["gray_degraded"]["colorfulness"] == 0.0
+    # The damage costs the model colour accuracy (it was fitted on clean gray values only) ...
+    assert mean["model_degraded"]["psnr_ab"] < mean["model"]["psnr_ab"] - 1
+    assert mean["model_degraded"]["ciede2000"] > mean["model"]["ciede2000"]
+    # ... and the gray baseline's chroma is none either way: the same ab scores as the clean gray.
+    assert mean["gray_degraded"]["psnr_ab"] == pytest.approx(mean["gray"]["psnr_ab"], abs=0.05)
+    saved = runs[0].evaluation
+    assert saved["degrade"]["operations"]["jpeg"] == {"p": 1.0, "quality": [20, 20]} and saved["degrade"]["seed"] == 0
+    assert set(saved["per_image"][0]) >= {"model", "gray", "model_degraded", "gray_degraded"}
+    assert (
+        Image.open(tmp_path / "eval-0" / "contact_sheet.png").size[0]
+        > Image.open(shards_run.root / "eval" / "contact_sheet.png").size[0]
+    )  # two more columns

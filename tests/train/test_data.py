@@ -102,3 +102,19 @@ def test_the_training_split_streams_every_epoch_once_in_one_dataset(shard_rows, 
     assert sorted(lazy) == sorted(once * 2)
     jittered = digests(split_dataset(shards, "train", 32, jitter=True, materialize_bytes=True, epochs=3))
     assert len(jittered) == 9 and len(set(jittered)) > 3  # new random crops in the later epochs
+
+
+def test_degrade_damages_l_only_and_the_val_split_the_same_every_epoch(shard_rows):
+    table, _ = shard_rows
+    recipe = {"noise": {"p": 1, "std": [0.1, 0.1]}, "jpeg": {"p": 1, "quality": [20, 20]}}
+    clean = to_lab_batch(table, image_size=32, jitter=False)
+    damaged = to_lab_batch(table, image_size=32, jitter=False, degrade=recipe, degrade_seed=3)
+    assert np.array_equal(damaged["ab"], clean["ab"])  # the colour target stays clean
+    l_error = np.abs(damaged["l"] - clean["l"]) * 50  # in L units (0-100)
+    assert 3 < l_error.mean() < 20  # noise of 10 % of 255 levels (about 10 L units) plus JPEG
+    again = to_lab_batch(table, image_size=32, jitter=False, degrade=recipe, degrade_seed=3)
+    assert np.array_equal(again["l"], damaged["l"])  # validation: each image from its own fixed seed
+    other = to_lab_batch(table, image_size=32, jitter=False, degrade=recipe, degrade_seed=4)
+    assert not np.array_equal(other["l"], damaged["l"])
+    nothing = to_lab_batch(table, image_size=32, jitter=False, degrade={"noise": {"p": 0}})
+    assert np.abs(nothing["l"] - clean["l"]).max() <= 1 / 127.5 + 1e-6  # only the 8-bit rounding of L
