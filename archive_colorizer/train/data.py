@@ -25,7 +25,7 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,10 +34,12 @@ import torch
 from PIL import Image
 
 from archive_colorizer.color import rgb_to_l_ab
-from archive_colorizer.degrade import Degradation, image_seed
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.imageio import ImageDecodeError, decode, resize_shorter_side, to_rgb
 from archive_colorizer.storage import is_local, iter_files, open_url
+
+if TYPE_CHECKING:
+    from archive_colorizer.degrade import Degradation
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +116,9 @@ def to_lab_batch(
     rgb = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0  # (B, 3, S, S)
     l_norm, ab_norm = rgb_to_l_ab(rgb)
     if degrade:
+        # Imported here: albumentations takes ~2 s to import, which runs without --degrade need not pay.
+        from archive_colorizer.degrade import Degradation, image_seed
+
         seeds = [int(rng.integers(2**32)) if rng is not None else image_seed(degrade_seed, p) for p in paths]
         l_norm = degrade_l(l_norm, Degradation(degrade, "--degrade"), seeds)
     return {"l": l_norm.numpy(), "ab": ab_norm.numpy()}
