@@ -419,9 +419,10 @@ class TrainConfig(JobConfig):
     checkpoint_every: int = Field(1, ge=1, description="checkpoint every N epochs (the last epoch always)")
     keep_checkpoints: int = Field(3, ge=1, description="checkpoints kept in the run directory (the newest)")
     max_failures: int = Field(
-        0,
+        3,
         ge=-1,
-        description="worker failures Ray Train recovers from by restarting from the last checkpoint (-1: no limit)",
+        description="worker-group failures (a lost or reclaimed spot node, a crashed worker) Ray Train recovers "
+        "from by restarting from the last checkpoint (0: fail at the first; -1: no limit)",
     )
     seed: int = Field(0, description="seed of the weight initialisation and of each worker's random state")
     export: str | None = Field(

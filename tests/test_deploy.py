@@ -55,3 +55,20 @@ def test_every_pod_runs_the_image_built_on_the_cluster_yaml_base_image():
     cluster = yaml.safe_load((REPO_ROOT / "cluster.yaml").read_text())
     assert base == cluster["docker"]["image"]
     assert f"pip install --no-cache-dir -e {PROJECT_IN_IMAGE.rstrip('/')}" in dockerfile
+
+
+def test_every_node_installs_the_one_torch_build_ci_tests():
+    """cluster.yaml's setup, the Dockerfile and the Makefile pin the same torch release, exactly."""
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    tested = re.search(r"^TORCH_SPEC \?= (torch==[\d.]+)$", makefile, re.M).group(1)
+    cluster = yaml.safe_load((REPO_ROOT / "cluster.yaml").read_text())
+    setup = [c for c in cluster["setup_commands"] if "torch" in c]
+    dockerfile = (REPO_ROOT / "deploy" / "Dockerfile").read_text()
+    assert setup == [f'pip install --quiet "{tested}"']  # no --upgrade, no range: no drift between nodes
+    assert re.findall(r'"(torch[^"]*)"', dockerfile) == [tested]
+
+
+def test_a_cluster_run_restarts_from_its_checkpoint_after_a_lost_node_by_default():
+    # Spot nodes: the first reclaim must not end the run (cluster.yaml's gpu_worker is spot).
+    assert TrainConfig(data="s3://b/shards", run="s3://b/runs/a").max_failures == 3
+    assert TrainConfig(data="d", run="r", max_failures=0).max_failures == 0  # fail at the first, if asked
