@@ -436,6 +436,13 @@ class TrainConfig(JobConfig):
     ray_address: str | None = ray_address_field()
     ray_connect_timeout: float = ray_connect_timeout_field()
     stall_timeout: float = stall_timeout_field("no worker finished a training step")
+    startup_timeout: float = Field(
+        1800.0,
+        ge=0,
+        description="seconds the run may take to start (GPU nodes to join, each node to install packages, every "
+        "worker to be up and finish a first step) before it fails naming what it waits for; --stall-timeout applies "
+        "from the first step on; 0: wait forever",
+    )
 
     @model_validator(mode="after")
     def _check_sizes(self) -> TrainConfig:

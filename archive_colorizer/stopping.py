@@ -111,16 +111,25 @@ class Watchdog:
             for stats in run_shards(...):
                 watchdog.beat()
 
+    With ``startup_timeout``, the time before the first progress (a fresh cluster's GPU nodes
+    joining, each pulling its image and installing packages, every worker starting) has its
+    own allowance: the stall timeout applies only from the first progress on, and a start
+    that takes too long fails with ``waiting_for()``'s account of what it still waits for.
+
     Args:
         timeout: seconds without progress (``None`` or 0: never fail).
         job: the job's name, for the message.
         what: what did not happen, e.g. ``"no shard task finished"``.
         probe: optional callable returning a value that changes when progress is made.
         message: the error's message instead of the default one.
+        startup_timeout: seconds until the first progress (``None``: ``timeout`` applies from
+            the start; 0: the start may take forever).
+        waiting_for: optional callable saying what the start waits for (nodes pending,
+            workers not ready), for the start-up message.
 
     Raises:
         JobError: on leaving the block after the watchdog fired; the message names the job,
-            the seconds, ``--stall-timeout`` and the likely causes.
+            the seconds, ``--stall-timeout`` (or ``--startup-timeout``) and the likely causes.
     """
 
     def __init__(
@@ -130,9 +139,13 @@ class Watchdog:
         what: str,
         probe: Callable[[], Any] | None = None,
         message: str | None = None,
+        startup_timeout: float | None = None,
+        waiting_for: Callable[[], str] | None = None,
     ) -> None:
         self.timeout = timeout or None
         self.job, self.what, self.probe, self.message = job, what, probe, message
+        self.startup_timeout, self.waiting_for = startup_timeout, waiting_for
+        self.started = startup_timeout is None  # without an allowance, the stall timeout applies at once
         self.error: JobError | None = None
         self._last = time.monotonic()
         self._stop = threading.Event()
@@ -141,6 +154,7 @@ class Watchdog:
     def beat(self) -> None:
         """Record progress now."""
         self._last = time.monotonic()
+        self.started = True
 
     def beating(self, function: Callable[..., Any]) -> Callable[..., Any]:
         """``function`` wrapped to record progress before each call (e.g. a manifest sink)."""
@@ -152,16 +166,15 @@ class Watchdog:
         return wrapped
 
     def __enter__(self) -> Watchdog:
-        self.beat()
-        if self.timeout is not None:
-            self._thread = threading.Thread(
-                target=self._watch, args=(self.timeout,), name=f"{self.job}-watchdog", daemon=True
-            )
+        self._last = time.monotonic()
+        if self.timeout is not None or self.startup_timeout:
+            self._thread = threading.Thread(target=self._watch, name=f"{self.job}-watchdog", daemon=True)
             self._thread.start()
         return self
 
-    def _watch(self, timeout: float) -> None:
-        interval = min(5.0, timeout / 10)
+    def _watch(self) -> None:
+        limits = [t for t in (self.timeout, self.startup_timeout) if t]
+        interval = min(5.0, min(limits) / 10)
         seen = self._probe()
         while not self._stop.wait(interval):
             value = self._probe()
@@ -169,16 +182,34 @@ class Watchdog:
                 seen = value
                 self.beat()
             idle = time.monotonic() - self._last
-            if idle >= timeout:
-                self.error = JobError(
-                    self.message
-                    or f"{self.job} made no progress for {idle:.0f} s ({self.what}); stopped by --stall-timeout "
-                    f"{timeout:g}. Likely the cluster lacks the CPUs, GPUs or memory the job's tasks ask for "
-                    "(see `ray status`), or a worker hangs; finished work is kept, re-running resumes"
-                )
+            limit = self.timeout if self.started else self.startup_timeout
+            if limit and idle >= limit:
+                self.error = JobError(self.message or self._describe(idle, limit))
                 _fired.append(self.error)
                 _interrupt_main()
                 return
+
+    def _describe(self, idle: float, limit: float) -> str:
+        if not self.started:
+            waiting = self._waiting_for() or self.what
+            return (
+                f"{self.job} did not start within {idle:.0f} s: {waiting}; stopped by --startup-timeout {limit:g}. "
+                "See `ray status` (pending nodes, resources asked for) and the workers' logs; raise "
+                "--startup-timeout where new nodes take longer to join and install"
+            )
+        return (
+            f"{self.job} made no progress for {idle:.0f} s ({self.what}); stopped by --stall-timeout "
+            f"{limit:g}. Likely the cluster lacks the CPUs, GPUs or memory the job's tasks ask for "
+            "(see `ray status`), or a worker hangs; finished work is kept, re-running resumes"
+        )
+
+    def _waiting_for(self) -> str:
+        if self.waiting_for is None:
+            return ""
+        try:
+            return self.waiting_for()
+        except Exception:  # an account that cannot be had is no reason to hide the timeout
+            return ""
 
     def _probe(self) -> Any:
         if self.probe is None:

@@ -125,7 +125,7 @@ def run(config: TrainConfig) -> TrainResult:
     from archive_colorizer.train.export import export_checkpoint
     from archive_colorizer.train.finetune import read_parent
     from archive_colorizer.train.optim import check_encoder_weights
-    from archive_colorizer.train.trainer import build_trainer, fit
+    from archive_colorizer.train.trainer import build_trainer, fit, startup_wait
 
     config = read_parent(resolve(config))  # --init-generator: kind, sizes and sha256 from the artifact
     retried = retried_requests()
@@ -150,7 +150,14 @@ def run(config: TrainConfig) -> TrainResult:
     staging = tempfile.mkdtemp(prefix="archive-colorizer-checkpoints-") if config.workers == 0 else None
     heartbeat = Heartbeat.new("train")
     try:
-        with Watchdog(config.stall_timeout, "train", "no worker finished a training step", heartbeat.read):
+        with Watchdog(
+            config.stall_timeout,
+            "train",
+            "no worker finished a training step",
+            heartbeat.read,
+            startup_timeout=config.startup_timeout,
+            waiting_for=lambda: startup_wait(config),
+        ):
             result = fit(build_trainer(config, data.datasets, staging, heartbeat.key, train_rows=data.train_rows))
         if result.checkpoint is None:
             raise JobError(f"training of {config.run!r} ended without a checkpoint")

@@ -114,3 +114,39 @@ def fit(trainer):
         return trainer.fit()
     except ray.train.TrainingFailedError as exc:
         raise JobError(f"training failed: {exc}") from exc
+
+
+def startup_wait_reason(config: TrainConfig, resources: Mapping[str, float]) -> str:
+    """What a run that has not made its first step waits for, from the cluster's resources.
+
+    Args:
+        config: the run's config (workers, ``gpu``, ``cpus_per_worker``).
+        resources: ``ray.cluster_resources()``: the totals of the nodes that have joined.
+
+    Returns:
+        One sentence: GPUs or CPUs the cluster lacks (nodes pending), else workers not ready.
+    """
+    workers = max(config.workers, 1)
+    if config.gpu and resources.get("GPU", 0) < workers:
+        return (
+            f"{workers} training workers need {workers} GPUs and the cluster has {resources.get('GPU', 0):g} "
+            "(GPU nodes still pending from the autoscaler, or no GPU node type configured)"
+        )
+    cpus = workers * config.cpus_per_worker
+    if resources.get("CPU", 0) < cpus:
+        return (
+            f"{workers} training workers need {cpus:g} CPUs and the cluster has {resources.get('CPU', 0):g} "
+            "(nodes still pending from the autoscaler)"
+        )
+    return (
+        f"the cluster has the resources of the {workers} training workers but none has finished a first step "
+        "(workers not ready: still starting, installing packages, importing torch, reading their first batches, "
+        "or waiting for each other)"
+    )
+
+
+def startup_wait(config: TrainConfig) -> str:
+    """:func:`startup_wait_reason` for the cluster this process is connected to."""
+    import ray
+
+    return startup_wait_reason(config, ray.cluster_resources())

@@ -105,3 +105,15 @@ def test_grad_scaler_step_equals_the_unscaled_step_and_skips_overflow(photos):
     weights = [k for k in before if "running" not in k and "num_batches" not in k]
     assert all(torch.equal(before[k], scaled.generator.state_dict()[k]) for k in weights)
     assert scaled.scaler_g.get_scale() == 2.0**126
+
+
+def test_a_slow_start_is_explained_by_the_resources_the_cluster_lacks():
+    from archive_colorizer.train.trainer import startup_wait_reason
+
+    gpu_run = TrainConfig(data="d", run="r", workers=4, gpu=True)
+    assert startup_wait_reason(gpu_run, {"CPU": 16.0}).startswith(
+        "4 training workers need 4 GPUs and the cluster has 0 (GPU nodes still pending"
+    )
+    cpu_run = TrainConfig(data="d", run="r", workers=2, cpus_per_worker=4)
+    assert startup_wait_reason(cpu_run, {"CPU": 4.0}).startswith("2 training workers need 8 CPUs and the cluster has 4")
+    assert "workers not ready" in startup_wait_reason(gpu_run, {"CPU": 16.0, "GPU": 4.0})
