@@ -104,6 +104,15 @@ COMMANDS.append(
         "archive_colorizer.plan:run",
     )
 )
+COMMANDS.append(
+    Command(
+        "verify",
+        "check the C2PA manifests of colorized files (paths, folders or URLs): valid, trusted, invalid (with the "
+        "validation codes) or unsigned; exit 1 if any is invalid",
+        "archive_colorizer.config:VerifyConfig",
+        "archive_colorizer.verify:run",
+    )
+)
 
 
 def _is_positional(field: FieldInfo) -> bool:
@@ -165,7 +174,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type[JobCo
     for name, field in config_cls.model_fields.items():
         help_text = f"{field.description or ''} (default: {_default_text(field)})"
         if _is_positional(field):
-            parser.add_argument(name, metavar=name.upper(), help=field.description)
+            many = typing.get_origin(_unwrap_optional(field.annotation)) in (list, tuple)
+            parser.add_argument(name, metavar=name.upper(), help=field.description, nargs="+" if many else None)
             continue
         annotation = _unwrap_optional(field.annotation)
         origin = typing.get_origin(annotation)

@@ -20,11 +20,20 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from archive_colorizer.colorfulness import LOW_COLOR_THRESHOLD
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.imageio import DEFAULT_MAX_PIXELS, GRAY_CHROMA_THRESHOLD
+from archive_colorizer.signing import DEFAULT_CERT_ENV, DEFAULT_KEY_ENV, check_reference
 from archive_colorizer.storage import open_url, write_bytes
 
 _SECRET_KEY = re.compile(r"(secret|token|password|passwd|credential|session|access_key|key_id|private)", re.I)
@@ -564,6 +573,27 @@ class ColorizeConfig(JobConfig):
         description="count inputs that an earlier run finished with a different generator (--model) as finished; "
         "by default they are colorized again with this one (the summary says how many)",
     )
+    c2pa_sign: bool = Field(
+        False,
+        description="embed in every output a C2PA manifest signed with --c2pa-cert and --c2pa-key: the gray input as "
+        "parentOf ingredient, a c2pa.edited action (compositeWithTrainedAlgorithmicMedia), the generator's sha256 "
+        "(docs/provenance.md); an output that cannot be signed is a failed input",
+    )
+    c2pa_cert: str = Field(
+        "env:" + DEFAULT_CERT_ENV,
+        description="certificate chain for --c2pa-sign (PEM, signer first): a path, an fsspec URL or env:NAME (the "
+        "PEM in environment variable NAME); only this reference is saved",
+    )
+    c2pa_key: str = Field(
+        "env:" + DEFAULT_KEY_ENV,
+        description="private key for --c2pa-sign (unencrypted PEM; EC P-256/384/521, RSA or Ed25519): a path, an "
+        "fsspec URL or env:NAME, read by each worker itself; only this reference is saved, never the key",
+    )
+    c2pa_tsa_url: str | None = Field(
+        None,
+        description="RFC 3161 timestamp authority for --c2pa-sign, e.g. http://timestamp.digicert.com; none: no "
+        "timestamp, signing stays offline",
+    )
     progress: bool = Field(True, description="show a progress bar while the job runs")
     manifest_flush_seconds: float = Field(
         30.0,
@@ -592,6 +622,11 @@ class ColorizeConfig(JobConfig):
     def _normalise_extensions(cls, value: list[str]) -> list[str]:
         return dotted_suffixes(value)
 
+    @field_validator("c2pa_cert", "c2pa_key")
+    @classmethod
+    def _check_c2pa_reference(cls, value: str, info: ValidationInfo) -> str:
+        return check_reference(value, "--" + str(info.field_name).replace("_", "-"))
+
     @field_validator("actors")
     @classmethod
     def _check_actors(cls, value: list[int] | None) -> list[int] | None:
@@ -606,6 +641,39 @@ class ColorizeConfig(JobConfig):
         if self.stages == "fused" and self.gpu:
             raise ValueError("stages: fused runs the generator in CPU tasks; with gpu use stages split (or auto)")
         return self
+
+
+# --- verify ---
+
+
+class VerifyConfig(JobConfig):
+    """Settings of ``archive-colorizer verify``: check C2PA manifests (:mod:`archive_colorizer.verify`)."""
+
+    paths: list[str] = Field(
+        description="files, folders (every image below them, recursively) or URLs to check",
+        json_schema_extra={"cli": "positional"},
+    )
+    trust_anchors: str | None = Field(
+        None,
+        description="PEM file or URL of root certificates: a valid manifest whose signer chains to one is reported "
+        "trusted; none: valid at most",
+    )
+    extensions: list[str] = Field(
+        default_factory=lambda: [".jpg", ".jpeg", ".png", ".tif", ".tiff"],
+        description="file name suffixes checked inside a folder (case-insensitive); files named directly are always "
+        "checked",
+    )
+    json_output: bool = Field(False, description="print one JSON object per file instead of a table")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for the URLs, e.g. endpoint_url=http://host:9000 (repeatable)",
+        json_schema_extra={"cli_name": "storage-option"},
+    )
+
+    @field_validator("extensions")
+    @classmethod
+    def _normalise_extensions(cls, value: list[str]) -> list[str]:
+        return dotted_suffixes(value)
 
 
 # --- evaluate ---

@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from archive_colorizer import __version__, storage
+from archive_colorizer import __version__, signing, storage
 from archive_colorizer.colorize import listing, manifest, manifest_writer, resume, review, sources
 from archive_colorizer.colorize.pool import actor_pool_bounds
 from archive_colorizer.colorize.settings import StageSettings
@@ -89,6 +89,21 @@ def _check_output_writable(config: ColorizeConfig) -> None:
         config.save(storage.join(config.output, manifest.CONFIG_NAME), config.storage_options)
     except (StorageError, OSError) as exc:
         raise JobError(f"output {config.output!r} is not writable: {exc}") from exc
+
+
+def _signing(config: ColorizeConfig) -> signing.SigningSettings | None:
+    """With ``--c2pa-sign``, the credentials' references, checked here by signing a test image.
+
+    Raises:
+        CredentialError: the certificate chain or key cannot be read or does not sign.
+    """
+    if not config.c2pa_sign:
+        return None
+    settings = signing.SigningSettings(
+        config.c2pa_cert, config.c2pa_key, config.c2pa_tsa_url, dict(config.storage_options)
+    )
+    signing.check_credentials(settings)
+    return settings
 
 
 def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
@@ -210,7 +225,8 @@ def run(config: ColorizeConfig) -> ColorizeResult:
 
     Raises:
         ConfigError: OUTPUT is INPUT or inside it (or contains it), INPUT or the input list
-            does not exist or holds no inputs, or ``model_size`` does not fit the generator.
+            does not exist or holds no inputs, ``model_size`` does not fit the generator, or
+            the C2PA credentials of ``--c2pa-sign`` cannot be read or do not sign.
         ArtifactError: the generator is missing or corrupt (raised before any Ray work).
         JobError: OUTPUT is not writable, or the pipeline stopped on a systemic error.
         JobStopped: a stop signal (the rows of finished outputs are written first).
@@ -226,6 +242,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     _check_input(config, roots)
     artifact = load_generator(config.model, storage_options=options)
     model_size = _model_size(config, artifact)
+    signing_settings = _signing(config)
     _check_output_writable(config)
     run_info = manifest.RunInfo(uuid.uuid4().hex[:12], started, artifact.sha256, __version__)
     settings = StageSettings(
@@ -239,6 +256,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         run_info,
         dict(options),
         jpeg_chroma=config.chroma,
+        c2pa=signing_settings,
     )
     init_ray(config.ray_address, config.ray_connect_timeout)
     driver_retries = storage.retried_requests()
