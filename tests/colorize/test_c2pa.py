@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from PIL import Image
 
 from archive_colorizer import cli, signing
 from archive_colorizer.colorize import manifest
@@ -110,3 +111,40 @@ def test_credentials_that_do_not_sign_stop_the_job_before_any_work(photos, tiny_
     assert not (tmp_path / "out").exists()  # checked before OUTPUT is written
     with pytest.raises(ConfigError, match="ARCHIVE_COLORIZER_C2PA_KEY is not set"):
         signing.check_credentials(signing.SigningSettings(str(c2pa_credentials.chain_path)))
+
+
+def test_an_output_that_cannot_be_signed_is_a_failed_input_and_nothing_is_written(photos, c2pa_credentials, tmp_path):
+    """The merge stage's own path: a timestamp authority that does not answer makes every signature fail."""
+    import datetime as _dt
+
+    import numpy as np
+
+    from archive_colorizer.colorize import merge
+    from archive_colorizer.colorize.settings import StageSettings
+    from tests.colorize.conftest import encode
+
+    run_info = manifest.RunInfo("c2parun00001", _dt.datetime.now(_dt.timezone.utc), "cd" * 32, "0.test")
+    unreachable = signing.SigningSettings(
+        str(c2pa_credentials.chain_path), str(c2pa_credentials.key_path), tsa_url="http://127.0.0.1:9/tsa"
+    )
+    settings = StageSettings(str(tmp_path / "out"), 32, 10**8, "skip", 10.0, False, 95, run_info, c2pa=unreachable)
+    rows = [
+        manifest.new_row(
+            str(tmp_path / f"{name}.jpg"),
+            output_url=str(tmp_path / "out" / f"{name}.jpg"),
+            output_format="JPEG",
+            input_format="JPEG",
+            data=encode(Image.fromarray(photos[name]).convert("L"), "JPEG", quality=90),
+            chroma=np.zeros((2, 32, 32), np.float32).tobytes(),
+        )
+        for name in ("astronaut", "coffee")
+    ]
+    rows.append(manifest.new_row(str(tmp_path / "bad.jpg"), status=manifest.FAILED, reason="empty"))
+    final = merge.finish_batch(manifest.to_table(rows), settings).to_pylist()
+    assert [(row["status"], row["reason"], row["c2pa"]) for row in final] == [
+        ("failed", "c2pa_failed", None),
+        ("failed", "c2pa_failed", None),
+        ("failed", "empty", None),
+    ]
+    assert "127.0.0.1:9/tsa" in final[0]["error"] and final[0]["output_url"] is None
+    assert not (tmp_path / "out").exists()
