@@ -498,6 +498,17 @@ class ColorizeConfig(JobConfig):
         default_factory=lambda: list(COLORIZE_EXTENSIONS),
         description="file name suffixes colorized when listing INPUT (case-insensitive)",
     )
+    input_iiif: bool = Field(
+        False,
+        description="INPUT is a IIIF Presentation manifest (v2 or v3) or a collection of them, a URL or file: each "
+        "canvas's image at full size (Image API service or static image) is one input, with its canvas_id kept; "
+        "outputs go to OUTPUT/<manifest name>/<canvas number>.jpg (docs/iiif.md)",
+    )
+    iiif_base_url: str | None = Field(
+        None,
+        description="with --input-iiif: the URL where OUTPUT is served; a IIIF v3 manifest per input manifest is then "
+        "written to OUTPUT/_iiif/<manifest name>.json, each canvas painting a Choice of original and colorized",
+    )
     format: Literal["auto", "jpeg", "png", "tiff"] = Field(
         "auto",
         description="output format; auto keeps JPEG, PNG and TIFF (16-bit TIFF stays 16-bit) and writes other "
@@ -640,6 +651,10 @@ class ColorizeConfig(JobConfig):
     def _check_stages(self) -> ColorizeConfig:
         if self.stages == "fused" and self.gpu:
             raise ValueError("stages: fused runs the generator in CPU tasks; with gpu use stages split (or auto)")
+        if self.iiif_base_url and not self.input_iiif:
+            raise ValueError("iiif_base_url: IIIF manifests are written for IIIF input only; add --input-iiif")
+        if self.input_iiif and self.input_list:
+            raise ValueError("input_iiif: INPUT is the IIIF manifest; --input-list does not apply")
         return self
 
 

@@ -14,8 +14,9 @@ part of IIIF support that needs no Ray:
   by a ``Choice`` of [original, colorized] (IIIF Cookbook recipe 0033, "Choice of Alternative
   Images"), the colorized image labelled as AI-colorized with the generator and its C2PA status.
 
-Not yet wired into ``colorize`` (no ``--input-iiif``, no manifest written beside the outputs):
-see docs/iiif.md. A small reader of the JSON, not iiif-prezi3 (its 3.1.1 pins Pillow <= 12.0.0).
+colorize uses both with ``--input-iiif`` (:func:`archive_colorizer.colorize.sources.iiif_rows`)
+and ``--iiif-base-url`` (:mod:`archive_colorizer.colorize.iiif_out`); see docs/iiif.md. A small
+reader of the JSON, not iiif-prezi3 (its 3.1.1 pins Pillow <= 12.0.0).
 
 Reference: IIIF Presentation API 3.0 and 2.1 (https://iiif.io/api/presentation/), Image API
 3.0 and 2.1 (https://iiif.io/api/image/), Cookbook recipe 0033.
@@ -162,6 +163,7 @@ def read_canvases(
     storage_options: Mapping[str, Any] | None = None,
     fetch: Callable[[str], Mapping[str, Any]] | None = None,
     max_depth: int = 4,
+    labels: dict[str, str] | None = None,
 ) -> Iterator[Canvas]:
     """Every canvas of the manifest at ``url``, or of every manifest of the collection at ``url``.
 
@@ -170,6 +172,7 @@ def read_canvases(
 
     Args:
         fetch: reads a URL as JSON (default :func:`read_json` with ``storage_options``).
+        labels: filled with manifest id -> the manifest's label, when given.
 
     Raises:
         StorageError: a manifest or collection cannot be read.
@@ -192,6 +195,8 @@ def read_canvases(
             for member in members:
                 yield from walk(_id(member), depth + 1)
             return
+        if labels is not None:
+            labels[_id(document)] = label_text(document.get("label")) or _id(document)
         yield from manifest_canvases(document)
 
     yield from walk(url, 0)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archive_colorizer import __version__, signing, storage
-from archive_colorizer.colorize import listing, manifest, manifest_writer, resume, review, sources
+from archive_colorizer.colorize import iiif_out, listing, manifest, manifest_writer, resume, review, sources
 from archive_colorizer.colorize.pool import actor_pool_bounds
 from archive_colorizer.colorize.settings import StageSettings
 from archive_colorizer.errors import ArchiveColorizerError, ConfigError, JobError, JobStopped, StorageError
@@ -134,7 +134,10 @@ def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
 
 def _check_input(config: ColorizeConfig, roots: listing.Roots) -> None:
     """INPUT (or the input list) exists: one request, before any Ray work."""
-    if config.input_list:
+    if config.input_iiif:
+        if not roots.input_fs.exists(roots.input_path):
+            raise ConfigError(f"IIIF manifest {config.input!r} does not exist")
+    elif config.input_list:
         fs, path = storage.open_url(config.input_list, config.storage_options)
         if not fs.isfile(path):
             raise ConfigError(f"input list {config.input_list!r} does not exist")
@@ -142,8 +145,8 @@ def _check_input(config: ColorizeConfig, roots: listing.Roots) -> None:
         raise ConfigError(f"input {config.input!r} does not exist or is not a folder")
 
 
-def _listing(config: ColorizeConfig, run_info: manifest.RunInfo, index_ref: Any) -> tuple[Any, Any]:
-    """The streaming listing dataset and the run's listing progress (:mod:`.sources`)."""
+def _listing(config: ColorizeConfig, run_info: manifest.RunInfo, index_ref: Any) -> tuple[Any, Any, Any]:
+    """The streaming listing dataset, the run's listing progress (:mod:`.sources`) and the IIIF input or None."""
     context = sources.ListingContext(
         config.input,
         config.output,
@@ -157,9 +160,14 @@ def _listing(config: ColorizeConfig, run_info: manifest.RunInfo, index_ref: Any)
         dict(config.storage_options),
         run_info.run_id,
     )
+    if config.input_iiif:
+        try:
+            return sources.iiif_dataset(config.input, context)
+        except ValueError as exc:
+            raise ConfigError(f"--input-iiif: {exc}") from exc
     if config.input_list:
-        return sources.list_dataset(config.input_list, context)
-    return sources.tree_dataset(context)
+        return (*sources.list_dataset(config.input_list, context), None)
+    return (*sources.tree_dataset(context), None)
 
 
 def _execute(dataset: Any, progress: Any, config: ColorizeConfig, writer: manifest_writer.ManifestWriter) -> Any:
@@ -262,7 +270,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     driver_retries = storage.retried_requests()
     pool = check_colorize(_pool(config))
     pipeline.prewarm_fused(settings, pool, config.model)
-    dataset, progress = _listing(config, run_info, resume.build_index(config.output, options))
+    dataset, progress, iiif_source = _listing(config, run_info, resume.build_index(config.output, options))
     dataset = pipeline.build_dataset(dataset, settings, pool, config.model)
     writer = manifest_writer.ManifestWriter(
         config.output, run_info, options, flush_seconds=config.manifest_flush_seconds
@@ -276,6 +284,8 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         raise ConfigError(f"no inputs found in {where!r} (extensions {', '.join(config.extensions)})")
     retries = writer.storage_retries + storage.retried_requests() - driver_retries
     result = _finish(config, artifact, run_info, state, time.perf_counter() - clock, model_size, retries)
+    if iiif_source is not None and config.iiif_base_url:
+        iiif_out.write_manifests(config, iiif_source, artifact.sha256)
     review.write_review(config, result)  # OUTPUT/_review/index.html: a page to look at the run
     return result
 
