@@ -135,9 +135,8 @@ def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
 def _check_input(config: ColorizeConfig, roots: listing.Roots) -> None:
     """INPUT (or the input list) exists: one request, before any Ray work."""
     if config.input_iiif:
-        if not roots.input_fs.exists(roots.input_path):
-            raise ConfigError(f"IIIF manifest {config.input!r} does not exist")
-    elif config.input_list:
+        return  # the manifest is read once, by the listing (a missing one stops the job there, named)
+    if config.input_list:
         fs, path = storage.open_url(config.input_list, config.storage_options)
         if not fs.isfile(path):
             raise ConfigError(f"input list {config.input_list!r} does not exist")
@@ -283,9 +282,12 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         where = config.input_list or config.input
         raise ConfigError(f"no inputs found in {where!r} (extensions {', '.join(config.extensions)})")
     retries = writer.storage_retries + storage.retried_requests() - driver_retries
-    result = _finish(config, artifact, run_info, state, time.perf_counter() - clock, model_size, retries)
-    if iiif_source is not None and config.iiif_base_url:
-        iiif_out.write_manifests(config, iiif_source, artifact.sha256)
+    iiif_manifests = []
+    if iiif_source is not None and config.iiif_base_url:  # before the summary, which lists them
+        iiif_manifests = iiif_out.write_manifests(config, iiif_source, artifact.sha256)
+    result = _finish(
+        config, artifact, run_info, state, time.perf_counter() - clock, model_size, retries, iiif_manifests
+    )
     review.write_review(config, result)  # OUTPUT/_review/index.html: a page to look at the run
     return result
 
@@ -311,6 +313,7 @@ def _finish(
     wall: float,
     model_size: int,
     storage_retries: int = 0,
+    iiif_manifests: list[str] | None = None,
 ) -> ColorizeResult:
     counts = state.counts
     total, mismatch = _accounting(config, state)
@@ -360,6 +363,7 @@ def _finish(
         "manifest": manifest.manifest_url(config.output),
         "runs": history,
         "config": config.public_dict(),
+        "iiif_manifests": iiif_manifests or [],
     }
     summary_url = manifest.write_summary(config.output, summary, config.storage_options)
     print(format_summary(summary), file=sys.stdout if exit_code == 0 else sys.stderr)

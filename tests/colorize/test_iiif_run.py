@@ -78,3 +78,7 @@ def test_every_canvas_gets_one_row_and_the_output_manifest_paints_a_choice_per_c
         assert (colorized["width"], colorized["height"]) == (by_canvas[key]["width"], by_canvas[key]["height"])
         assert canvas["metadata"][0]["value"]["none"] == [by_canvas[key]["canvas_id"]]
     assert len(iiif.manifest_canvases(document)) == 2  # our own reader takes it back
+    # The review page links it.
+    page = (out / "_review" / "index.html").read_text()
+    assert '<a class="mono" href="../_iiif/v3.json">' in page
+    assert manifest.read_summary(str(out))["iiif_manifests"] == [str(out / "_iiif" / "v3.json")]
