@@ -148,3 +148,24 @@ def test_an_output_that_cannot_be_signed_is_a_failed_input_and_nothing_is_writte
     ]
     assert "127.0.0.1:9/tsa" in final[0]["error"] and final[0]["output_url"] is None
     assert not (tmp_path / "out").exists()
+
+
+def test_split_stages_sign_in_the_merge_tasks_too(photos, tiny_model, c2pa_credentials, tmp_path):
+    """--stages split (the GPU layout): the merge tasks, not the actors, read the key and sign."""
+    from tests.colorize.conftest import encode
+
+    for name in ("astronaut", "rocket"):
+        (tmp_path / "in").mkdir(exist_ok=True)
+        (tmp_path / "in" / f"{name}.png").write_bytes(encode(Image.fromarray(photos[name]).convert("L"), "PNG"))
+    args = ["colorize", str(tmp_path / "in"), str(tmp_path / "out"), "--model", tiny_model, "--no-progress"]
+    args += ["--stages", "split", "--actors", "1", "--c2pa-sign"]
+    args += ["--c2pa-cert", str(c2pa_credentials.chain_path), "--c2pa-key", str(c2pa_credentials.key_path)]
+    assert cli.main(args) == 0
+    rows = manifest.read_manifest(str(tmp_path / "out")).to_pylist()
+    assert [(Path(r["output_url"]).name, r["c2pa"]) for r in sorted(rows, key=lambda r: r["output_url"])] == [
+        ("astronaut.png", "signed"),
+        ("rocket.png", "signed"),
+    ]
+    for row in rows:
+        result = signing.verify_bytes(Path(row["output_url"]).read_bytes(), trust_anchors=c2pa_credentials.root_pem)
+        assert result.state == "trusted"
