@@ -3,14 +3,18 @@
 # ruff: noqa: F811  (the iiif_server fixture is imported, then named as a test argument)
 from __future__ import annotations
 
+import http.server
 import io
 import json
+import threading
+from collections import Counter
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from archive_colorizer import iiif, storage
+from archive_colorizer.errors import StorageError
 from tests.iiif_fixtures import iiif_server  # noqa: F401  # the fixture
 
 
@@ -77,3 +81,55 @@ def test_the_output_manifest_paints_a_choice_of_original_and_colorized_on_each_c
     assert [(c.canvas_id, c.image_url, c.label) for c in again] == [
         (f"{out}/v3.json/canvas/{i}", s.image_url, s.label) for i, s in enumerate(sources, start=1)
     ]
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """Answers each path's first ``failures[path]`` GETs with 503, then the image; unknown paths 404."""
+
+    images: dict[str, bytes] = {}
+    failures: dict[str, int] = {}
+    requests: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+        self.requests.append(self.path)
+        if self.path not in self.images:
+            self.send_error(404)
+        elif self.failures.get(self.path, 0) > 0:
+            self.failures[self.path] -= 1
+            self.send_error(503)
+        else:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(self.images[self.path])))
+            self.end_headers()
+            self.wfile.write(self.images[self.path])
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_image_requests_are_retried_on_server_errors_but_not_on_404(photos):
+    buffer = io.BytesIO()
+    Image.fromarray(photos["rocket"]).convert("L").save(buffer, format="JPEG", quality=90)
+    _Flaky.images = {"/busy/full/max/0/default.jpg": buffer.getvalue(), "/down/full/max/0/default.jpg": b""}
+    _Flaky.failures = {"/busy/full/max/0/default.jpg": 2, "/down/full/max/0/default.jpg": 10}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        before = storage.retried_requests()
+        fs, path = storage.open_url(f"{base}/busy/full/max/0/default.jpg")
+        assert storage.read_bytes(fs, path) == buffer.getvalue()  # two 503s, then the image
+        assert storage.retried_requests() - before == 2
+        with pytest.raises(FileNotFoundError, match="no such file"):
+            storage.read_bytes(*storage.open_url(f"{base}/lost/full/max/0/default.jpg"))
+        with pytest.raises(StorageError, match="503"):
+            storage.read_bytes(*storage.open_url(f"{base}/down/full/max/0/default.jpg"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert Counter(_Flaky.requests) == {
+        "/busy/full/max/0/default.jpg": 3,
+        "/lost/full/max/0/default.jpg": 1,  # a 404 is final
+        "/down/full/max/0/default.jpg": storage.HTTP_ATTEMPTS,
+    }
