@@ -105,6 +105,15 @@ COMMANDS.append(
         "archive_colorizer.plan:run",
     )
 )
+COMMANDS.append(
+    Command(
+        "verify",
+        "check the C2PA manifests of colorized files (paths, folders or URLs): valid, trusted, invalid (with the "
+        "validation codes) or unsigned; exit 1 if any is invalid",
+        "archive_colorizer.config:VerifyConfig",
+        "archive_colorizer.verify:run",
+    )
+)
 
 
 def _is_positional(field: FieldInfo) -> bool:
@@ -173,7 +182,10 @@ def add_config_arguments(
     for name, field in config_cls.model_fields.items():
         help_text = f"{field.description or ''} (default: {_default_text(field)})"
         if _is_positional(field):
+            many = typing.get_origin(_unwrap_optional(field.annotation)) in (list, tuple)
             optional: dict[str, Any] = {"nargs": "?", "default": argparse.SUPPRESS} if optional_positionals else {}
+            if many:
+                optional["nargs"] = "*" if optional_positionals else "+"
             parser.add_argument(name, metavar=name.upper(), help=field.description, **optional)
             continue
         annotation = _unwrap_optional(field.annotation)

@@ -20,11 +20,20 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from archive_colorizer.colorfulness import LOW_COLOR_THRESHOLD
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.imageio import DEFAULT_MAX_PIXELS, GRAY_CHROMA_THRESHOLD
+from archive_colorizer.signing import DEFAULT_CERT_ENV, DEFAULT_KEY_ENV, check_reference
 from archive_colorizer.storage import open_url, write_bytes
 
 _SECRET_KEY = re.compile(r"(secret|token|password|passwd|credential|session|access_key|key_id|private)", re.I)
@@ -541,6 +550,17 @@ class ColorizeConfig(JobConfig):
         default_factory=lambda: list(COLORIZE_EXTENSIONS),
         description="file name suffixes colorized when listing INPUT (case-insensitive)",
     )
+    input_iiif: bool = Field(
+        False,
+        description="INPUT is a IIIF Presentation manifest (v2 or v3) or a collection of them, a URL or file: each "
+        "canvas's image at full size (Image API service or static image) is one input, with its canvas_id kept; "
+        "outputs go to OUTPUT/<manifest name>/<canvas number>.jpg (docs/iiif.md)",
+    )
+    iiif_base_url: str | None = Field(
+        None,
+        description="with --input-iiif: the URL where OUTPUT is served; a IIIF v3 manifest per input manifest is then "
+        "written to OUTPUT/_iiif/<manifest name>.json, each canvas painting a Choice of original and colorized",
+    )
     format: Literal["auto", "jpeg", "png", "tiff"] = Field(
         "auto",
         description="output format; auto keeps JPEG, PNG and TIFF (16-bit TIFF stays 16-bit) and writes other "
@@ -616,6 +636,27 @@ class ColorizeConfig(JobConfig):
         description="count inputs that an earlier run finished with a different generator (--model) as finished; "
         "by default they are colorized again with this one (the summary says how many)",
     )
+    c2pa_sign: bool = Field(
+        False,
+        description="embed in every output a C2PA manifest signed with --c2pa-cert and --c2pa-key: the gray input as "
+        "parentOf ingredient, a c2pa.edited action (compositeWithTrainedAlgorithmicMedia), the generator's sha256 "
+        "(docs/provenance.md); an output that cannot be signed is a failed input",
+    )
+    c2pa_cert: str = Field(
+        "env:" + DEFAULT_CERT_ENV,
+        description="certificate chain for --c2pa-sign (PEM, signer first): a path, an fsspec URL or env:NAME (the "
+        "PEM in environment variable NAME); only this reference is saved",
+    )
+    c2pa_key: str = Field(
+        "env:" + DEFAULT_KEY_ENV,
+        description="private key for --c2pa-sign (unencrypted PEM; EC P-256/384/521, RSA or Ed25519): a path, an "
+        "fsspec URL or env:NAME, read by each worker itself; only this reference is saved, never the key",
+    )
+    c2pa_tsa_url: str | None = Field(
+        None,
+        description="RFC 3161 timestamp authority for --c2pa-sign, e.g. http://timestamp.digicert.com; none: no "
+        "timestamp, signing stays offline",
+    )
     progress: bool = Field(True, description="show a progress bar while the job runs")
     manifest_flush_seconds: float = Field(
         30.0,
@@ -644,6 +685,11 @@ class ColorizeConfig(JobConfig):
     def _normalise_extensions(cls, value: list[str]) -> list[str]:
         return dotted_suffixes(value)
 
+    @field_validator("c2pa_cert", "c2pa_key")
+    @classmethod
+    def _check_c2pa_reference(cls, value: str, info: ValidationInfo) -> str:
+        return check_reference(value, "--" + str(info.field_name).replace("_", "-"))
+
     @field_validator("actors")
     @classmethod
     def _check_actors(cls, value: list[int] | None) -> list[int] | None:
@@ -657,7 +703,44 @@ class ColorizeConfig(JobConfig):
     def _check_stages(self) -> ColorizeConfig:
         if self.stages == "fused" and self.gpu:
             raise ValueError("stages: fused runs the generator in CPU tasks; with gpu use stages split (or auto)")
+        if self.iiif_base_url and not self.input_iiif:
+            raise ValueError("iiif_base_url: IIIF manifests are written for IIIF input only; add --input-iiif")
+        if self.input_iiif and self.input_list:
+            raise ValueError("input_iiif: INPUT is the IIIF manifest; --input-list does not apply")
         return self
+
+
+# --- verify ---
+
+
+class VerifyConfig(JobConfig):
+    """Settings of ``archive-colorizer verify``: check C2PA manifests (:mod:`archive_colorizer.verify`)."""
+
+    paths: list[str] = Field(
+        description="files, folders (every image below them, recursively) or URLs to check",
+        json_schema_extra={"cli": "positional"},
+    )
+    trust_anchors: str | None = Field(
+        None,
+        description="PEM file or URL of root certificates: a valid manifest whose signer chains to one is reported "
+        "trusted; none: valid at most",
+    )
+    extensions: list[str] = Field(
+        default_factory=lambda: [".jpg", ".jpeg", ".png", ".tif", ".tiff"],
+        description="file name suffixes checked inside a folder (case-insensitive); files named directly are always "
+        "checked",
+    )
+    json_output: bool = Field(False, description="print one JSON object per file instead of a table")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for the URLs, e.g. endpoint_url=http://host:9000 (repeatable)",
+        json_schema_extra={"cli_name": "storage-option"},
+    )
+
+    @field_validator("extensions")
+    @classmethod
+    def _normalise_extensions(cls, value: list[str]) -> list[str]:
+        return dotted_suffixes(value)
 
 
 # --- evaluate ---

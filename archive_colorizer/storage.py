@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -182,19 +183,48 @@ def write_bytes(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
         raise StorageError(f"cannot write {to_url(fs, path)!r}: {exc}") from exc
 
 
+HTTP_ATTEMPTS = 4
+"""Tries of an HTTP(S) GET (IIIF images and manifests) before its error counts: S3 gets botocore's retries."""
+HTTP_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""HTTP statuses worth another try (timeouts, throttling, a server or gateway error); a 404 is final."""
+
+
+def _http_retry_delay(error: BaseException) -> float | None:
+    """Seconds to wait before trying an HTTP GET again after ``error``, or None when it is final."""
+    import aiohttp
+
+    if isinstance(error, aiohttp.ClientResponseError):
+        return 0.5 if error.status in HTTP_RETRY_STATUSES else None
+    return 0.5 if isinstance(error, (aiohttp.ClientConnectionError, TimeoutError)) else None
+
+
 def read_bytes(fs: fsspec.AbstractFileSystem, path: str) -> bytes:
-    """Read a whole file.
+    """Read a whole file; HTTP(S) GETs are tried up to :data:`HTTP_ATTEMPTS` times on transient errors.
+
+    An HTTP retry waits 0.5, 1, 2 s and counts in :func:`retried_requests`, as S3's do.
 
     Raises:
-        FileNotFoundError: the file does not exist (message names the URL).
-        StorageError: any other read failure.
+        FileNotFoundError: the file does not exist (message names the URL; an HTTP 404).
+        StorageError: any other read failure (an HTTP status or connection error after its tries).
     """
-    try:
-        return fs.cat_file(path)
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"no such file: {to_url(fs, path)!r}") from exc
-    except OSError as exc:
-        raise StorageError(f"cannot read {to_url(fs, path)!r}: {exc}") from exc
+    http = "http" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,))
+    for attempt in range(1, HTTP_ATTEMPTS + 1):
+        try:
+            return fs.cat_file(path)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"no such file: {to_url(fs, path)!r}") from exc
+        except Exception as exc:
+            delay = _http_retry_delay(exc) if http else None
+            if delay is not None and attempt < HTTP_ATTEMPTS:
+                count_retries(1)
+                time.sleep(delay * 2 ** (attempt - 1))
+                continue
+            if http:
+                raise StorageError(f"cannot read {to_url(fs, path)!r}: {type(exc).__name__}: {exc}") from exc
+            if isinstance(exc, OSError):
+                raise StorageError(f"cannot read {to_url(fs, path)!r}: {exc}") from exc
+            raise
+    raise AssertionError("unreachable")  # every attempt returns, retries or raises
 
 
 def iter_files(

@@ -23,8 +23,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from archive_colorizer import __version__, storage
-from archive_colorizer.colorize import listing, manifest, manifest_writer, resume, review, sources
+from archive_colorizer import __version__, signing, storage
+from archive_colorizer.colorize import iiif_out, listing, manifest, manifest_writer, resume, review, sources
 from archive_colorizer.colorize.pool import actor_pool_bounds
 from archive_colorizer.colorize.settings import StageSettings
 from archive_colorizer.errors import ArchiveColorizerError, ConfigError, JobError, JobStopped, StorageError
@@ -91,6 +91,21 @@ def _check_output_writable(config: ColorizeConfig) -> None:
         raise JobError(f"output {config.output!r} is not writable: {exc}") from exc
 
 
+def _signing(config: ColorizeConfig) -> signing.SigningSettings | None:
+    """With ``--c2pa-sign``, the credentials' references, checked here by signing a test image.
+
+    Raises:
+        CredentialError: the certificate chain or key cannot be read or does not sign.
+    """
+    if not config.c2pa_sign:
+        return None
+    settings = signing.SigningSettings(
+        config.c2pa_cert, config.c2pa_key, config.c2pa_tsa_url, dict(config.storage_options)
+    )
+    signing.check_credentials(settings)
+    return settings
+
+
 def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
     import ray
 
@@ -119,6 +134,8 @@ def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
 
 def _check_input(config: ColorizeConfig, roots: listing.Roots) -> None:
     """INPUT (or the input list) exists: one request, before any Ray work."""
+    if config.input_iiif:
+        return  # the manifest is read once, by the listing (a missing one stops the job there, named)
     if config.input_list:
         fs, path = storage.open_url(config.input_list, config.storage_options)
         if not fs.isfile(path):
@@ -127,8 +144,8 @@ def _check_input(config: ColorizeConfig, roots: listing.Roots) -> None:
         raise ConfigError(f"input {config.input!r} does not exist or is not a folder")
 
 
-def _listing(config: ColorizeConfig, run_info: manifest.RunInfo, index_ref: Any) -> tuple[Any, Any]:
-    """The streaming listing dataset and the run's listing progress (:mod:`.sources`)."""
+def _listing(config: ColorizeConfig, run_info: manifest.RunInfo, index_ref: Any) -> tuple[Any, Any, Any]:
+    """The streaming listing dataset, the run's listing progress (:mod:`.sources`) and the IIIF input or None."""
     context = sources.ListingContext(
         config.input,
         config.output,
@@ -142,9 +159,14 @@ def _listing(config: ColorizeConfig, run_info: manifest.RunInfo, index_ref: Any)
         dict(config.storage_options),
         run_info.run_id,
     )
+    if config.input_iiif:
+        try:
+            return sources.iiif_dataset(config.input, context)
+        except ValueError as exc:
+            raise ConfigError(f"--input-iiif: {exc}") from exc
     if config.input_list:
-        return sources.list_dataset(config.input_list, context)
-    return sources.tree_dataset(context)
+        return (*sources.list_dataset(config.input_list, context), None)
+    return (*sources.tree_dataset(context), None)
 
 
 def _execute(
@@ -224,7 +246,8 @@ def run(config: ColorizeConfig) -> ColorizeResult:
 
     Raises:
         ConfigError: OUTPUT is INPUT or inside it (or contains it), INPUT or the input list
-            does not exist or holds no inputs, or ``model_size`` does not fit the generator.
+            does not exist or holds no inputs, ``model_size`` does not fit the generator, or
+            the C2PA credentials of ``--c2pa-sign`` cannot be read or do not sign.
         ArtifactError: the generator is missing or corrupt (raised before any Ray work).
         JobError: OUTPUT is not writable, or the pipeline stopped on a systemic error.
         JobStopped: a stop signal (the rows of finished outputs are written first).
@@ -240,6 +263,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     _check_input(config, roots)
     artifact = load_generator(config.model, storage_options=options)
     model_size = _model_size(config, artifact)
+    signing_settings = _signing(config)
     _check_output_writable(config)
     run_info = manifest.RunInfo(uuid.uuid4().hex[:12], started, artifact.sha256, __version__)
     settings = StageSettings(
@@ -253,12 +277,13 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         run_info,
         dict(options),
         jpeg_chroma=config.chroma,
+        c2pa=signing_settings,
     )
     init_ray(config.ray_address, config.ray_connect_timeout)
     driver_retries = storage.retried_requests()
     pool = check_colorize(_pool(config))
     pipeline.prewarm_fused(settings, pool, config.model)
-    dataset, progress = _listing(config, run_info, resume.build_index(config.output, options))
+    dataset, progress, iiif_source = _listing(config, run_info, resume.build_index(config.output, options))
     dataset = pipeline.build_dataset(dataset, settings, pool, config.model)
     writer = manifest_writer.ManifestWriter(
         config.output, run_info, options, flush_seconds=config.manifest_flush_seconds
@@ -272,7 +297,12 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         where = config.input_list or config.input
         raise ConfigError(f"no inputs found in {where!r} (extensions {', '.join(config.extensions)})")
     retries = writer.storage_retries + storage.retried_requests() - driver_retries
-    result = _finish(config, artifact, run_info, state, time.perf_counter() - clock, model_size, retries)
+    iiif_manifests = []
+    if iiif_source is not None and config.iiif_base_url:  # before the summary, which lists them
+        iiif_manifests = iiif_out.write_manifests(config, iiif_source, artifact.sha256)
+    result = _finish(
+        config, artifact, run_info, state, time.perf_counter() - clock, model_size, retries, iiif_manifests
+    )
     review.write_review(config, result, rows=review_rows)  # OUTPUT/_review/index.html: a page to look at the run
     return result
 
@@ -298,6 +328,7 @@ def _finish(
     wall: float,
     model_size: int,
     storage_retries: int = 0,
+    iiif_manifests: list[str] | None = None,
 ) -> ColorizeResult:
     counts = state.counts
     total, mismatch = _accounting(config, state)
@@ -347,6 +378,7 @@ def _finish(
         "manifest": manifest.manifest_url(config.output),
         "runs": history,
         "config": config.public_dict(),
+        "iiif_manifests": iiif_manifests or [],
     }
     summary_url = manifest.write_summary(config.output, summary, config.storage_options)
     print(format_summary(summary), file=sys.stdout if exit_code == 0 else sys.stderr)

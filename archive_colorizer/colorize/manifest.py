@@ -8,7 +8,9 @@ class and message), ``width`` and ``height`` (after EXIF orientation), ``input_m
 ``input_format`` (Pillow's), ``mean_chroma`` (the colour measure, 8-bit levels),
 ``model_sha256`` (of the generator that made the output), ``seconds`` (work spent on the input,
 summed over the stages), ``run_id``, ``recorded_at`` and ``output_bits`` (bits per sample of the output: 8, or 16 for
-16-bit PNG and TIFF outputs of 16-bit inputs).
+16-bit PNG and TIFF outputs of 16-bit inputs) and ``c2pa`` (``signed`` when the output carries a signed
+C2PA manifest, ``--c2pa-sign``; null otherwise; a failed signature fails the input with reason
+``c2pa_failed``), ``canvas_id`` (the IIIF canvas an input paints, ``--input-iiif``; null for files).
 
 The manifest is one Parquet dataset: every ``*.parquet`` file directly under ``_manifest/``
 (``part-<start>-<run id>-<seq>.parquet``, at most 10,000 rows each, written by the driver:
@@ -73,6 +75,8 @@ MANIFEST_SCHEMA = pa.schema(
         ("run_id", pa.string()),
         ("recorded_at", pa.timestamp("us", tz="UTC")),
         ("output_bits", pa.int8()),  # bits per sample of the output: 8, or 16 (16-bit PNG and TIFF)
+        ("c2pa", pa.string()),  # "signed": the output carries a signed C2PA manifest; null: not signed
+        ("canvas_id", pa.string()),  # the IIIF canvas of the input (--input-iiif); null for files
     ]
 )
 ROW_SCHEMA = pa.schema(

@@ -4,7 +4,8 @@ Per pending row: decode the original bytes again, take its gray values as luma a
 predicted chroma upsampled to full size (:func:`color.merge_full_resolution`, or
 :func:`color.merge_full_resolution_16bit` for 16-bit PNG and TIFF output, or the half-size chroma
 planes of :func:`color.chroma_planes_420` for 4:2:0 JPEG), encode in the output format
-with the input's metadata and the provenance label (:mod:`.encode`), and write it through
+with the input's metadata and the provenance label (:mod:`.encode`), with ``--c2pa-sign`` embed a
+signed C2PA manifest (:mod:`archive_colorizer.signing`), and write it through
 fsspec (whole or not at all). The final rows go to the driver, which writes the manifest
 (:mod:`.manifest_writer`): a row is recorded only after its output exists.
 """
@@ -12,13 +13,14 @@ fsspec (whole or not at all). The final rows go to the driver, which writes the 
 from __future__ import annotations
 
 import datetime as _dt
+import posixpath
 import time
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from archive_colorizer import color, gates, imageio, storage
+from archive_colorizer import color, gates, imageio, signing, storage
 from archive_colorizer.colorize import encode, manifest
 from archive_colorizer.colorize.decode import gray_planes
 from archive_colorizer.colorize.settings import StageSettings
@@ -76,12 +78,19 @@ def render(
     return encode.encode_png(rgb, meta) if fmt == "PNG" else encode.encode_tiff(rgb, meta)
 
 
-def colorize_row(row: dict[str, Any], settings: StageSettings, decoded: imageio.DecodedImage | None = None) -> None:
-    """Render and write one pending row's output; the row becomes ``colorized`` or ``failed``.
+def colorize_row(
+    row: dict[str, Any],
+    settings: StageSettings,
+    decoded: imageio.DecodedImage | None = None,
+    signer: signing.Signer | None = None,
+) -> None:
+    """Render, sign (with ``signer``) and write one pending row's output; the row becomes ``colorized`` or ``failed``.
 
     Args:
         decoded: the input already decoded at full resolution (the fused stage), else None:
             ``row["data"]`` is decoded here.
+        signer: embeds a signed C2PA manifest with the input (``row["data"]``) as ingredient
+            (``c2pa`` = ``signed``); a file it cannot sign fails the row (``c2pa_failed``).
     """
     provenance = encode.Provenance(settings.run.tool_version, settings.run.model_sha256)
     if decoded is None:
@@ -97,6 +106,14 @@ def colorize_row(row: dict[str, Any], settings: StageSettings, decoded: imageio.
     except (OSError, ValueError) as exc:
         manifest.fail(row, "encode_failed", exc)
         return
+    if signer is not None:
+        try:
+            title = posixpath.basename(row["output_url"])
+            data = signer.sign(data, fmt, row["data"], row["input_format"], title, settings.run.model_sha256)
+        except signing.SigningError as exc:
+            manifest.fail(row, "c2pa_failed", exc)
+            return
+        row["c2pa"] = signing.SIGNED
     fs, path = storage.open_url(row["output_url"], settings.storage_options)
     gates.hold("colorize.write", row["input_url"])
     try:
@@ -130,12 +147,14 @@ def finish_batch(
     """
     rows = batch.to_pylist()
     kept = decoded if decoded is not None else {}
+    # Read by this process from the references (systemic: unreadable credentials stop the job).
+    signer = signing.process_signer(settings.c2pa) if settings.c2pa is not None else None
     pending = [(index, row) for index, row in enumerate(rows) if row["status"] == manifest.PENDING]
     retried = storage.retried_requests()
     for index, row in pending:
         start, row_retried = time.perf_counter(), storage.retried_requests()
         try:
-            colorize_row(row, settings, kept.pop(index, None))
+            colorize_row(row, settings, kept.pop(index, None), signer)
         except Exception as exc:  # an input must never stop the job; record what happened
             manifest.fail(row, "error", exc)
         row["seconds"] += time.perf_counter() - start

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archive_colorizer.colorize.manifest import RunInfo
+from archive_colorizer.signing import SigningSettings
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class StageSettings:
         jpeg_chroma: chroma resolution of JPEG outputs, ``420`` or ``444``.
         run: identity of the run, stamped on manifest rows and output metadata.
         storage_options: fsspec options (may hold credentials: never logged or written).
+        c2pa: where the C2PA signing credentials are (references only; each worker reads them
+            itself), or None: outputs are not signed.
     """
 
     output_url: str
@@ -35,3 +38,4 @@ class StageSettings:
     run: RunInfo
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
     jpeg_chroma: str = "420"
+    c2pa: SigningSettings | None = None

@@ -195,3 +195,13 @@ def test_gpu_check_runs_at_a_tiny_size_without_cuda_and_reports_every_figure():
     assert report["train_step"]["batch_size"] == 4 and report["train_step"]["images_per_second"] > 0
     assert report["predictor"]["input_megapixels"] == pytest.approx(0.05, rel=0.05)
     assert report["predictor"]["images_per_second"] > 0
+
+
+def test_c2pa_signing_bench_signs_every_output_kind():
+    report = _bench("c2pa_signing").main(["--megapixels", "0.05", "--repeats", "2"])
+    assert set(report["kinds"]) == {"jpeg8", "png8", "png16", "tiff8", "tiff16"}
+    for kind in report["kinds"].values():
+        assert kind["state"] == "trusted"
+        assert kind["sign_ms"] > 0 and kind["verify_ms"] > 0
+        # The manifest (claim, ingredient, signature with the chain) adds a few KiB, not a copy of the image.
+        assert 2_000 < kind["added_bytes"] < 20_000
