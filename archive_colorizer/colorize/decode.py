@@ -8,8 +8,10 @@ gray values to ``model_size`` x ``model_size`` (8-bit). The actor turns them int
 generator's input ``L/50 - 1`` on its device. Whatever goes wrong with one input becomes a
 ``failed`` row; the batch carries on.
 
-Between split stages the bytes travel on to the merge stage, which decodes them again: a
-compressed file is far smaller than its decoded full-resolution pixels. The fused stage, which
+Between split stages the bytes do not travel on (``keep_bytes=False``): the rows go through the
+predictor actors, often on a GPU node, and a batch of 16 100-MP TIFFs would carry 1.6-3.2 GB
+into that node's object store and out again. The merge stage reads each input again from its
+URL and decodes it at full size (a second read of the file, on a CPU node). The fused stage, which
 merges in the same task, decodes each input once at full size instead and hands the image to
 the merge (:func:`prepare_batch`'s ``keep``, bounded by :data:`KEEP_PIXELS`). Nothing here
 imports torch, so the CPU workers start fast and stay small.
@@ -164,17 +166,22 @@ def prepare_batch(
     settings: StageSettings,
     keep: dict[int, imageio.DecodedImage] | None = None,
     keep_pixels: int = KEEP_PIXELS,
+    keep_bytes: bool = True,
 ) -> pa.Table:
     """Ray Data batch function of the decode stage (rows of :data:`manifest.ROW_SCHEMA` in and out).
 
-    Pending rows leave with ``data`` and ``gray_small`` ((S, S) uint8 bytes) or with a final
-    status; rows that arrive with a final status pass through untouched.
+    Pending rows leave with ``gray_small`` ((S, S) uint8 bytes) and, with ``keep_bytes``, the
+    input's bytes in ``data``, or with a final status; rows that arrive with a final status pass
+    through untouched.
 
     Args:
         keep: when given (the fused stage), inputs are decoded at full resolution
             (:func:`prepare_row_full`) and put here under their row's index in the batch, for
             the merge to reuse, while the images kept hold fewer than ``keep_pixels`` pixels;
             the rest are decoded small and decoded again by the merge.
+        keep_bytes: keep each pending input's bytes in ``data`` for the merge (the fused stage);
+            ``False`` for the split stages, whose merge re-reads the input (the bytes never
+            pass through the predictor actors).
     """
     rows = batch.to_pylist()
     held = 0
@@ -197,6 +204,8 @@ def prepare_batch(
             gray = None
         if gray is not None:
             row["gray_small"] = gray.tobytes()
+        if not keep_bytes:
+            row["data"] = None
         row["seconds"] += time.perf_counter() - start
         row["storage_retries"] = (row["storage_retries"] or 0) + storage.retried_requests() - retried
     return manifest.to_table(rows)

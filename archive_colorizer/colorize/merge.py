@@ -88,14 +88,24 @@ def colorize_row(
 
     Args:
         decoded: the input already decoded at full resolution (the fused stage), else None:
-            ``row["data"]`` is decoded here.
-        signer: embeds a signed C2PA manifest with the input (``row["data"]``) as ingredient
+            ``row["data"]`` is decoded here, or where the decode stage did not keep the bytes
+            (the split stages), the input read again from ``row["input_url"]`` (a file gone
+            since: ``failed``, ``unreadable``).
+        signer: embeds a signed C2PA manifest with the input's bytes as ingredient
             (``c2pa`` = ``signed``); a file it cannot sign fails the row (``c2pa_failed``).
     """
     provenance = encode.Provenance(settings.run.tool_version, settings.run.model_sha256)
+    input_bytes = row["data"]
+    if input_bytes is None and (decoded is None or signer is not None):
+        try:
+            fs, path = storage.open_url(row["input_url"], settings.storage_options)
+            input_bytes = storage.read_bytes(fs, path)
+        except (FileNotFoundError, StorageError) as exc:
+            manifest.fail(row, "unreadable", exc)
+            return
     if decoded is None:
         try:
-            decoded = imageio.decode(row["data"], source=row["input_url"], max_pixels=settings.max_pixels)
+            decoded = imageio.decode(input_bytes, source=row["input_url"], max_pixels=settings.max_pixels)
         except imageio.ImageDecodeError as exc:
             manifest.fail(row, exc.reason, exc)
             return
@@ -109,7 +119,7 @@ def colorize_row(
     if signer is not None:
         try:
             title = posixpath.basename(row["output_url"])
-            data = signer.sign(data, fmt, row["data"], row["input_format"], title, settings.run.model_sha256)
+            data = signer.sign(data, fmt, input_bytes, row["input_format"], title, settings.run.model_sha256)
         except signing.SigningError as exc:
             manifest.fail(row, "c2pa_failed", exc)
             return

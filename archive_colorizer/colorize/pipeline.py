@@ -5,13 +5,14 @@
     listing dataset (listing tasks on the cluster, streamed: sources.py)
       -> map_batches(prepare_batch)   CPU tasks: read, decode, classify, small L   (decode.py)
       -> map_batches(Predictor)       actor pool, one generator per actor: ab -> chroma (predictor.py)
-      -> map_batches(finish_batch)    CPU tasks: re-decode, merge, encode, write, manifest part (merge.py)
+      -> map_batches(finish_batch)    CPU tasks: re-read, decode, merge, encode, write, manifest part (merge.py)
       -> driver: counts per status, progress
 
 Every stage passes rows it does not work on (failed, skipped) through untouched, so each
 input reaches the end exactly once and the counts add up to the number of inputs. Full-size
-pixels exist only inside the last stage; between stages travel the compressed bytes and
-(S, S) planes.
+pixels exist only inside the last stage; between stages travel only the rows' metadata and
+(S, S) planes: the inputs' bytes never pass through the actors (on GPU nodes), the merge
+stage reads each input again.
 
 Without GPUs the three stages run fused by default (``--stages fused``,
 :mod:`archive_colorizer.colorize.fused`): one CPU task per batch does all three, with the
@@ -98,6 +99,11 @@ def prewarm_fused(settings: StageSettings, pool: PoolSettings, model_url: str) -
         )
 
 
+SPLIT_PREPARE_KWARGS: dict[str, Any] = {"keep_bytes": False}
+"""The split decode stage's options: the inputs' bytes stay out of the rows that go through the
+predictor actors (the merge stage reads each input again; :mod:`.decode`)."""
+
+
 def build_dataset(listing_dataset: Any, settings: StageSettings, pool: PoolSettings, model_url: str):
     """The lazy Ray Data dataset of final manifest rows for the listing rows of ``listing_dataset``.
 
@@ -135,7 +141,7 @@ def build_dataset(listing_dataset: Any, settings: StageSettings, pool: PoolSetti
         batch_format="pyarrow",
         batch_size=pool.task_batch_size,
         num_cpus=pool.cpus_per_task,
-        fn_kwargs=task_kwargs,
+        fn_kwargs=SPLIT_PREPARE_KWARGS | task_kwargs,
     )
     dataset = dataset.map_batches(
         Predictor,
