@@ -105,6 +105,11 @@ def set_requires_grad(module: nn.Module, requires_grad: bool) -> None:
         parameter.requires_grad_(requires_grad)
 
 
+def _to_floats(*losses: torch.Tensor) -> list[float]:
+    """Scalar loss tensors as Python floats, in one device-to-host copy (one sync, not one per loss)."""
+    return torch.stack([loss.detach().float() for loss in losses]).tolist()
+
+
 def discriminator_step(
     model: Pix2Pix, l_norm: torch.Tensor, real_ab: torch.Tensor, fake_ab: torch.Tensor
 ) -> tuple[float, float]:
@@ -118,6 +123,14 @@ def discriminator_step(
     Returns:
         ``(loss_D_real, loss_D_fake)`` as floats.
     """
+    loss_real, loss_fake = _to_floats(*_discriminator_update(model, l_norm, real_ab, fake_ab))
+    return loss_real, loss_fake
+
+
+def _discriminator_update(
+    model: Pix2Pix, l_norm: torch.Tensor, real_ab: torch.Tensor, fake_ab: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`discriminator_step` returning the losses as scalar tensors on the device (no sync)."""
     set_requires_grad(model.discriminator, True)
     model.optimizer_d.zero_grad(set_to_none=True)
     with model.autocast(l_norm.device):
@@ -126,7 +139,7 @@ def discriminator_step(
     loss_real = model.gan_loss(logits_real, True)
     loss_fake = model.gan_loss(logits_fake, False)
     backward_and_step(0.5 * (loss_real + loss_fake), model.optimizer_d, model.scaler_d)
-    return loss_real.item(), loss_fake.item()
+    return loss_real.detach(), loss_fake.detach()
 
 
 def generator_step(
@@ -139,6 +152,14 @@ def generator_step(
     Returns:
         ``(loss_G_GAN, loss_G_L1)`` as floats; ``loss_G_L1`` is unweighted.
     """
+    loss_gan, loss_l1 = _to_floats(*_generator_update(model, l_norm, real_ab, fake_ab))
+    return loss_gan, loss_l1
+
+
+def _generator_update(
+    model: Pix2Pix, l_norm: torch.Tensor, real_ab: torch.Tensor, fake_ab: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`generator_step` returning the losses as scalar tensors on the device (no sync)."""
     discriminator = unwrap(model.discriminator)
     set_requires_grad(discriminator, False)
     model.optimizer_g.zero_grad(set_to_none=True)
@@ -148,7 +169,7 @@ def generator_step(
     loss_l1 = l1_loss(fake_ab, real_ab)
     backward_and_step(loss_gan + model.lambda_l1 * loss_l1, model.optimizer_g, model.scaler_g)
     set_requires_grad(discriminator, True)
-    return loss_gan.item(), loss_l1.item()
+    return loss_gan.detach(), loss_l1.detach()
 
 
 def gan_step(model: Pix2Pix, l_norm: torch.Tensor, real_ab: torch.Tensor) -> StepLosses:
@@ -159,12 +180,14 @@ def gan_step(model: Pix2Pix, l_norm: torch.Tensor, real_ab: torch.Tensor) -> Ste
         real_ab: (B, 2, H, W) float32 ab/110 in about [-1, 1].
 
     Returns:
-        The four losses of the step.
+        The four losses of the step, copied to the host together at the end (one sync per
+        step on CUDA, where reading each loss with ``.item()`` would wait four times).
     """
     with model.autocast(l_norm.device):
         fake_ab = model.generator(l_norm)  # (B, 2, H, W) in [-1, 1]
-    loss_real, loss_fake = discriminator_step(model, l_norm, real_ab, fake_ab)
-    loss_gan, loss_l1 = generator_step(model, l_norm, real_ab, fake_ab)
+    d_losses = _discriminator_update(model, l_norm, real_ab, fake_ab)
+    g_losses = _generator_update(model, l_norm, real_ab, fake_ab)
+    loss_real, loss_fake, loss_gan, loss_l1 = _to_floats(*d_losses, *g_losses)
     return StepLosses(loss_G_L1=loss_l1, loss_G_GAN=loss_gan, loss_D_real=loss_real, loss_D_fake=loss_fake)
 
 
@@ -183,7 +206,8 @@ def pretrain_step(model: Pix2Pix, l_norm: torch.Tensor, real_ab: torch.Tensor) -
         fake_ab = model.generator(l_norm)
     loss_l1 = l1_loss(fake_ab, real_ab)
     backward_and_step(loss_l1, model.optimizer_g, model.scaler_g)
-    return StepLosses(loss_G_L1=loss_l1.item())
+    (value,) = _to_floats(loss_l1)
+    return StepLosses(loss_G_L1=value)
 
 
 def build_pix2pix(

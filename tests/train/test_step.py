@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from archive_colorizer.color import rgb_to_l_ab
 from archive_colorizer.imageio import resize_shorter_side
 from archive_colorizer.models import DiscriminatorSpec, GeneratorSpec
 from archive_colorizer.train.data import crop_square
-from archive_colorizer.train.step import build_pix2pix, discriminator_step, gan_step, pretrain_step
+from archive_colorizer.train.step import build_pix2pix, discriminator_step, gan_step, generator_step, pretrain_step
 
 NAMES = ("astronaut", "coffee", "chelsea", "rocket")
 
@@ -101,3 +103,57 @@ def test_a_tiny_generator_overfits_four_photos_below_half_the_gray_baseline(imag
     with torch.no_grad():
         l1 = (model.generator(l_val) - ab_val).abs().mean().item()
     assert l1 < 0.5 * gray_l1, (l1, gray_l1)
+
+
+def test_gan_step_reads_its_four_losses_in_one_host_copy_with_the_same_values(images, monkeypatch):
+    """One device sync per step instead of four ``.item()`` calls; the values and the updates are
+    those of the separate D and G steps (which read each loss on its own)."""
+    l_norm, ab = _batch(images, None)
+    separate = _model()
+    torch.manual_seed(5)
+    with separate.autocast(l_norm.device):
+        fake_ab = separate.generator(l_norm)
+    loss_real, loss_fake = discriminator_step(separate, l_norm, ab, fake_ab)
+    loss_gan, loss_l1 = generator_step(separate, l_norm, ab, fake_ab)
+
+    reads = {"item": 0, "tolist": 0}
+    item, tolist = torch.Tensor.item, torch.Tensor.tolist
+
+    def counted(name, method):
+        def read(self, *args, **kwargs):
+            # Reads by step.py only (Adam reads its own CPU step counters, which costs no sync).
+            if sys._getframe(1).f_globals["__name__"] == "archive_colorizer.train.step":
+                reads[name] += 1
+            return method(self, *args, **kwargs)
+
+        return read
+
+    monkeypatch.setattr(torch.Tensor, "item", counted("item", item))
+    monkeypatch.setattr(torch.Tensor, "tolist", counted("tolist", tolist))
+    together = _model()
+    torch.manual_seed(5)
+    losses = gan_step(together, l_norm, ab)
+    assert reads == {"item": 0, "tolist": 1}
+    assert (losses.loss_D_real, losses.loss_D_fake, losses.loss_G_GAN, losses.loss_G_L1) == (
+        loss_real,
+        loss_fake,
+        loss_gan,
+        loss_l1,
+    )
+    for a, b in zip(separate.generator.parameters(), together.generator.parameters(), strict=True):
+        assert torch.equal(a, b)
+    reads.update(item=0, tolist=0)
+    pretrain_step(together, l_norm, ab)
+    assert reads == {"item": 0, "tolist": 1}
+
+
+def test_cuda_workers_pin_batches_and_let_cudnn_pick_its_algorithms():
+    from archive_colorizer.train.loop import use_device_settings
+
+    try:
+        assert use_device_settings(torch.device("cuda", 0)) is True
+        assert torch.backends.cudnn.benchmark is True
+        assert use_device_settings(torch.device("cpu")) is False
+        assert torch.backends.cudnn.benchmark is False
+    finally:
+        torch.backends.cudnn.benchmark = False
