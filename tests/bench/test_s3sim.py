@@ -204,14 +204,14 @@ def test_requests_are_counted_by_type_and_prefix(pair):
 
 
 def test_latency_is_slept_per_request_and_requests_overlap():
-    with s3sim.S3Sim("flat", 5000, latency={"LIST": 0.3}) as sim:
+    with s3sim.S3Sim("flat", 5000, latency={"LIST": 1.0}) as sim:
         client = _client(sim.endpoint)
         client.list_objects_v2(Bucket="archive", MaxKeys=1)  # connect
         started = time.perf_counter()
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda _: client.list_objects_v2(Bucket="archive", MaxKeys=1), range(4)))
         elapsed = time.perf_counter() - started
-    assert 0.3 <= elapsed < 1.0  # four 300 ms listings at once, not one after another (1.2 s)
+    assert 1.0 <= elapsed < 3.0  # four 1 s listings at once, not one after another (4 s)
 
 
 def test_a_100m_key_flat_bucket_lists_deep_in_the_middle_without_storage_per_key():
@@ -233,5 +233,5 @@ def test_a_100m_key_flat_bucket_lists_deep_in_the_middle_without_storage_per_key
     assert following["Contents"][0]["Key"] == "scans/IMG_73457789.jpg" and len(following["Contents"]) == 1000
     assert [c["Key"] for c in last["Contents"]] == ["scans/IMG_99999998.jpg", "scans/IMG_99999999.jpg"]
     assert not last["IsTruncated"]
-    assert elapsed < 2.0  # two pages; a per-key walk from the start would take minutes
+    assert elapsed < 10.0  # two pages (well under a second); a per-key walk from the start would take minutes
     assert grown < 60 * 2**20  # the photographs, threads and botocore's client; nothing per key
