@@ -162,7 +162,11 @@ def test_list_objects_v2_pages_as_moto(pair, params):
 def _client(endpoint):
     import boto3
 
-    return boto3.client("s3", endpoint_url=endpoint)
+    # Credentials of its own: the simulator checks none, and the test must not depend on
+    # another test having started moto (which sets the AWS variables).
+    return boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="sim", aws_secret_access_key="sim", region_name="us-east-1"
+    )
 
 
 def test_writes_are_listed_read_and_deleted_as_on_moto(pair):
