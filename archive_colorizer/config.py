@@ -752,13 +752,19 @@ class EvaluateConfig(JobConfig):
     See :func:`archive_colorizer.evaluate.run` for the metrics and their conventions.
     """
 
-    model: str = Field(description="generator artifact folder (generator.safetensors + generator.json), any fsspec URL")
-    data: str = Field(
+    model: str | None = Field(
+        None,
+        description="generator artifact folder (generator.safetensors + generator.json), any fsspec URL; required "
+        "unless --votes",
+    )
+    data: str | None = Field(
+        None,
         description="held-out images: Parquet shards written by prepare (the --split rows are used) or a folder of "
-        "colour photographs (recursive; made gray here); any fsspec URL"
+        "colour photographs (recursive; made gray here); any fsspec URL; required unless --votes",
     )
     out: str | None = Field(
-        None, description="folder for evaluation.json and contact_sheet.png; none: MODEL/evaluation"
+        None,
+        description="folder for evaluation.json, contact_sheet.png and blind_test/; none: MODEL/evaluation",
     )
     split: str = Field("val", description="split of the shards to evaluate on (ignored for a folder of photographs)")
     size: int = Field(
@@ -798,6 +804,17 @@ class EvaluateConfig(JobConfig):
         "file; L only, seeded per image), next to the clean scores; none: clean only",
     )
     degrade_seed: int = Field(0, description="seed of the --degrade damage (each image's own seed derives from it)")
+    blind_test_images: int = Field(
+        24,
+        ge=0,
+        description="held-out photographs on the blind test page OUT/blind_test/index.html (real and colorized side "
+        "by side in random order; a person picks the real one and downloads the votes); 0: no page",
+    )
+    votes: list[str] | None = Field(
+        None,
+        description="vote files downloaded from the blind test page: print the fooling rate with its 95 percent "
+        "interval (scored against OUT/blind_test/key.json) instead of evaluating",
+    )
     gpu: bool = Field(False, description="run the generator on the first CUDA device (bf16 autocast)")
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
@@ -809,6 +826,17 @@ class EvaluateConfig(JobConfig):
     @classmethod
     def _normalise_extensions(cls, value: list[str]) -> list[str]:
         return dotted_suffixes(value)
+
+    @model_validator(mode="after")
+    def _model_and_data_unless_votes(self) -> EvaluateConfig:
+        if self.votes:
+            if self.out is None and self.model is None:
+                raise ValueError(
+                    "--votes needs --out (the evaluation's folder, holding blind_test/key.json) or --model"
+                )
+        elif self.model is None or self.data is None:
+            raise ValueError("--model and --data are required (unless --votes scores a blind test)")
+        return self
 
 
 # --- demo ---

@@ -44,6 +44,8 @@ from archive_colorizer.color import merge_full_resolution
 from archive_colorizer.colorize.decode import gray_planes, small_gray
 from archive_colorizer.degrade import Degradation, image_seed
 from archive_colorizer.errors import ConfigError
+from archive_colorizer.evaluate.blind import FOLDER as BLIND_FOLDER
+from archive_colorizer.evaluate.blind import KEY_NAME, format_votes, read_json, summarize_votes, write_blind_test
 from archive_colorizer.evaluate.data import HeldOut, HeldOutImage
 from archive_colorizer.evaluate.metrics import METRICS
 from archive_colorizer.evaluate.report import ScoredImage, contact_sheet_png, format_table, means
@@ -168,6 +170,9 @@ def run(config: EvaluateConfig) -> EvaluateResult:
     from archive_colorizer.colorize.predictor import Predictor
     from archive_colorizer.models.artifact import load_generator
 
+    if config.votes:
+        return score_votes(config)
+    assert config.model is not None and config.data is not None  # EvaluateConfig's validator
     started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     options = config.storage_options
     degradation = Degradation.named(config.degrade, options)  # a bad recipe fails before any work
@@ -196,6 +201,7 @@ def run(config: EvaluateConfig) -> EvaluateResult:
     )
     scored: list[ScoredImage] = []
     sheet: list[tuple[ScoredImage, dict[str, np.ndarray], np.ndarray]] = []
+    blind: list[tuple[str, np.ndarray, np.ndarray]] = []  # (name, real RGB, colorized RGB)
     for batch in _batches(stream, config.batch_size):
         for image, (result, colourings) in zip(
             batch, _score_batch(predictor, batch, model_size, degradation, config.degrade_seed), strict=True
@@ -203,6 +209,8 @@ def run(config: EvaluateConfig) -> EvaluateResult:
             scored.append(result)
             if len(sheet) < config.sheet_images:
                 sheet.append((result, colourings, image.rgb))
+            if len(blind) < config.blind_test_images:
+                blind.append((image.name, image.rgb, colourings["model"]))
     if not scored:
         where = f"split {config.split!r} of the shards" if held_out.kind == "shards" else "the folder"
         raise ConfigError(
@@ -218,7 +226,25 @@ def run(config: EvaluateConfig) -> EvaluateResult:
         "provenance": artifact.metadata.get("provenance", {}),
     }
     degraded = degradation.describe() | {"seed": config.degrade_seed} if degradation else None
-    return _write(config, held_out, model, scored, sheet, degraded, started, time.perf_counter() - clock)
+    evaluated = _write(config, held_out, model, scored, sheet, degraded, started, time.perf_counter() - clock)
+    if blind:
+        page = write_blind_test(evaluated.out_url, blind, seed=config.degrade_seed, storage_options=options)
+        print(f"  blind test for curators: {page} (score the downloaded votes with --votes)")
+    return evaluated
+
+
+def score_votes(config: EvaluateConfig) -> EvaluateResult:
+    """``evaluate --votes FILE...``: the blind test's fooling rate, printed and returned (nothing is scored anew).
+
+    Raises:
+        ConfigError: no key at ``OUT/blind_test/key.json``, or a votes file of another test.
+    """
+    out = config.out or storage.join(str(config.model), "evaluation")
+    key = read_json(storage.join(out, BLIND_FOLDER, KEY_NAME), config.storage_options, "blind test key")
+    votes = [read_json(url, config.storage_options, "votes file") for url in config.votes or []]
+    summary = summarize_votes(key, votes)
+    print(format_votes(summary))
+    return EvaluateResult(0, 0, {"blind_test": summary}, out, storage.join(out, BLIND_FOLDER, KEY_NAME), None, summary)
 
 
 def _write(

@@ -214,3 +214,50 @@ def test_degraded_inputs_are_scored_next_to_clean_ones_and_the_same_each_run(sha
         Image.open(tmp_path / "eval-0" / "contact_sheet.png").size[0]
         > Image.open(shards_run.root / "eval" / "contact_sheet.png").size[0]
     )  # two more columns
+
+
+def test_a_curator_clicks_through_the_blind_test_and_evaluate_scores_the_votes(shards_run, tmp_path, capsys):
+    """The page in headless Chromium (Playwright driving Debian's chromium): pick, download, score."""
+    from scripts.screenshot_review import find_chromium
+
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("no chromium on PATH or in $CHROMIUM (apt-get install chromium; .ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    from archive_colorizer.evaluate import blind
+
+    folder = shards_run.root / "eval" / blind.FOLDER
+    key = json.loads((folder / blind.KEY_NAME).read_text())
+    assert len(key["pairs"]) == len(VAL)  # every held-out photograph (fewer than --blind-test-images)
+    # Pick the real photograph of the first pair and the colorization of the others: fooled 2 of 3.
+    picks = [p["real"] if i == 0 else ("B" if p["real"] == "A" else "A") for i, p in enumerate(key["pairs"])]
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=[*args, "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto((folder / blind.PAGE_NAME).as_uri())
+            page.fill("#voter", "curator 1")
+            for number, side in enumerate(picks, 1):
+                assert page.text_content("#progress") == f"Pair {number} of {len(picks)}"
+                for image in ("#image-A", "#image-B"):  # both pictures loaded
+                    assert page.eval_on_selector(image, "img => img.complete && img.naturalWidth") == SIZE
+                page.click(f"button.pick[data-side={side}]")
+            assert page.text_content("#count") == str(len(picks))
+            with page.expect_download() as download:
+                page.click("#download")
+            votes_file = tmp_path / "votes.json"
+            download.value.save_as(votes_file)
+        finally:
+            browser.close()
+    assert errors == []
+    votes = json.loads(votes_file.read_text())
+    assert votes["voter"] == "curator 1" and [v["picked"] for v in votes["votes"]] == picks
+    capsys.readouterr()
+    out = str(shards_run.root / "eval")
+    assert cli.main(["evaluate", "--votes", str(votes_file), "--out", out]) == 0
+    # 2 of 3, Wilson 95% interval 0.208-0.939.
+    assert capsys.readouterr().out.startswith("fooling rate 0.667 (95% interval 0.208-0.939): the colorization was")
