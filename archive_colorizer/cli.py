@@ -238,6 +238,13 @@ def _option_values(config_cls: type[JobConfig], namespace: argparse.Namespace) -
     return values
 
 
+def _needed(field: FieldInfo, values: dict[str, Any]) -> bool:
+    """Whether a setting must be given: required, or required unless another one (``required_unless``) is set."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    unless = extra.get("required_unless")
+    return field.is_required() or (isinstance(unless, str) and not values.get(unless))
+
+
 def print_config(config_cls: type[JobConfig], namespace: argparse.Namespace) -> int:
     """Print the effective config as YAML (secrets redacted); returns the exit code.
 
@@ -247,7 +254,7 @@ def print_config(config_cls: type[JobConfig], namespace: argparse.Namespace) -> 
     validate is an error (exit 2) naming the setting.
     """
     values, _ = config_cls.merged_values(namespace.config, _option_values(config_cls, namespace))
-    missing = [name for name, field in config_cls.model_fields.items() if field.is_required() and name not in values]
+    missing = [name for name, field in config_cls.model_fields.items() if name not in values and _needed(field, values)]
     if not missing:
         sys.stdout.write(config_cls.load(namespace.config, _option_values(config_cls, namespace)).to_yaml())
         return 0
@@ -256,7 +263,7 @@ def print_config(config_cls: type[JobConfig], namespace: argparse.Namespace) -> 
         if name in values:
             merged[name] = values[name]
         else:
-            merged[name] = None if field.is_required() else field.get_default(call_default_factory=True)
+            merged[name] = None if name in missing else field.get_default(call_default_factory=True)
     print(f"# missing required settings: {', '.join(missing)}")
     sys.stdout.write(yaml.safe_dump(redact(json.loads(json.dumps(merged, default=str))), sort_keys=False))
     return 0

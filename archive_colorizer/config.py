@@ -756,11 +756,13 @@ class EvaluateConfig(JobConfig):
         None,
         description="generator artifact folder (generator.safetensors + generator.json), any fsspec URL; required "
         "unless --votes",
+        json_schema_extra={"required_unless": "votes"},
     )
     data: str | None = Field(
         None,
         description="held-out images: Parquet shards written by prepare (the --split rows are used) or a folder of "
         "colour photographs (recursive; made gray here); any fsspec URL; required unless --votes",
+        json_schema_extra={"required_unless": "votes"},
     )
     out: str | None = Field(
         None,
