@@ -30,7 +30,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 test: lint
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 # Prepare, train and colorize on real photographs on this machine (a local Ray); see README.
 demo: install
