@@ -2,15 +2,19 @@
 
 On CUDA (pix2pix's ``unet_256`` generator, 256 x 256):
 
-- ``generator_forward``: generator forward img/s at batch sizes 1, 2, 4, ..., 64, in bf16
-  (only where the GPU computes it natively), fp16 (autocast, as the predictor actors run it)
-  and fp32, with the peak GPU memory of each;
+- ``generator_forward``: generator forward img/s at batch sizes 1, 2, 4, ..., 64, in every
+  precision the GPU runs (:func:`precisions`: fp32, fp16 autocast, and bf16 autocast only where
+  it is native, compute capability >= 8.0), with the peak GPU memory of each;
 - ``train_step``: one pix2pix GAN step (generator forward, discriminator step, generator
-  step; :func:`archive_colorizer.train.step.gan_step`) img/s in what ``--precision auto``
-  picks (bf16 where native, else fp16 + GradScaler), and its peak memory;
+  step; :func:`archive_colorizer.train.step.gan_step`) img/s in the same precisions (fp16
+  with a GradScaler per optimizer, as ``--precision fp16`` trains), and its peak memory;
 - ``predictor``: :class:`archive_colorizer.colorize.predictor.Predictor` img/s on batches of
   gray images of about 1.7 MP (their squeeze to the model's size included, as the decode stage
   does it), and its peak memory.
+
+Each figure's peak memory is given twice: ``peak_memory_mb`` (tensors, ``max_memory_allocated``)
+and ``peak_reserved_mb`` (what the caching allocator held, ``max_memory_reserved``: what the
+GPU must have free for that batch size).
 
 Without CUDA, or with ``--tiny``, everything runs at a tiny size on the CPU (ngf 8, 5 downs,
 32 px, batches up to 4, 0.05 MP inputs), so that ``make test`` keeps the script working; the
@@ -24,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import tempfile
@@ -56,6 +61,16 @@ def _timed(step: Callable[[], object], repeats: int, device) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+def _peak_reserved_mb(device) -> float | None:
+    """The most GPU memory the caching allocator held since the last reset (MB): what the
+    device must have free, larger than the tensors' own peak (``peak_memory_mb``)."""
+    import torch
+
+    if device.type != "cuda":
+        return None
+    return round(torch.cuda.max_memory_reserved(device) / 2**20, 1)
+
+
 def _peak_mb(device) -> float | None:
     import torch
 
@@ -72,6 +87,19 @@ def _reset_peak(device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def precisions(device) -> list[str]:
+    """The precisions measured on ``device``: ``fp32``, plus ``fp16`` on CUDA and ``bf16`` where native.
+
+    Emulated bf16 (a GPU below compute capability 8.0) is not measured: ``--precision auto``
+    and the predictor never choose it (:mod:`archive_colorizer.train.precision`).
+    """
+    from archive_colorizer.devices import bf16_native as native_bf16
+
+    if device.type != "cuda":
+        return ["fp32"]
+    return ["fp32", "fp16", *(["bf16"] if native_bf16(device) else [])]
+
+
 def batch_sizes(most: int) -> list[int]:
     """1, 2, 4, ... up to ``most`` (``most`` itself included)."""
     sizes = [1]
@@ -81,17 +109,14 @@ def batch_sizes(most: int) -> list[int]:
 
 
 def measure_forward(generator, size: int, batches: list[int], repeats: int, device) -> list[dict]:
-    """Generator forward img/s and peak memory per batch size, in bf16 autocast and fp32."""
+    """Generator forward img/s and peak memory per batch size, in each of :func:`precisions`."""
     import torch
 
-    from archive_colorizer.devices import bf16_native
+    from archive_colorizer.train.precision import resolve_precision
 
     rows = []
-    # bf16 only where the GPU computes it natively (torch emulates it below compute capability 8.0).
-    choices = [("bf16", torch.bfloat16)] if bf16_native(device) else []
-    if device.type == "cuda":
-        choices.append(("fp16", torch.float16))
-    for precision, dtype in (*choices, ("fp32", None)):
+    for precision in precisions(device):
+        dtype = resolve_precision(precision, device, bf16_supported=True).autocast_dtype
         for batch in batches:
             l_norm = torch.rand(batch, 1, size, size, device=device) * 2 - 1  # L/50 - 1
             _reset_peak(device)
@@ -110,39 +135,45 @@ def measure_forward(generator, size: int, batches: list[int], repeats: int, devi
                     "batch_size": batch,
                     "images_per_second": round(batch / seconds, 2),
                     "peak_memory_mb": _peak_mb(device),
+                    "peak_reserved_mb": _peak_reserved_mb(device),
                 }
             )
     return rows
 
 
-def measure_train_step(spec, size: int, batch: int, repeats: int, device) -> dict:
-    """pix2pix GAN step (G forward, D step, G step) img/s in bf16 autocast on CUDA (fp32 on CPU)."""
+def measure_train_step(spec, size: int, batch: int, repeats: int, device) -> list[dict]:
+    """pix2pix GAN step (G forward, D step, G step) img/s and peak memory in each of :func:`precisions`."""
     import torch
 
     from archive_colorizer.models import DiscriminatorSpec
+    from archive_colorizer.train.precision import resolve_precision
     from archive_colorizer.train.step import build_pix2pix, gan_step
 
-    generator = spec.build().to(device).train()
-    discriminator = DiscriminatorSpec(ndf=max(8, spec.ngf)).build().to(device).train()
-    from archive_colorizer.train.precision import resolve_precision
-
-    precision = resolve_precision("auto", device)  # bf16 where native, fp16 + GradScaler on older GPUs, fp32 on CPU
-    model = build_pix2pix(
-        generator,
-        discriminator,
-        autocast_dtype=precision.autocast_dtype,
-        grad_scaler=lambda: precision.grad_scaler(device),
-    )
-    l_norm = torch.rand(batch, 1, size, size, device=device) * 2 - 1
-    real_ab = (torch.rand(batch, 2, size, size, device=device) * 2 - 1) * 0.5
-    _reset_peak(device)
-    seconds = _timed(lambda: gan_step(model, l_norm, real_ab), repeats, device)
-    return {
-        "precision": precision.name,
-        "batch_size": batch,
-        "images_per_second": round(batch / seconds, 2),
-        "peak_memory_mb": _peak_mb(device),
-    }
+    rows = []
+    for name in precisions(device):
+        precision = resolve_precision(name, device, bf16_supported=True)
+        generator = spec.build().to(device).train()
+        discriminator = DiscriminatorSpec(ndf=max(8, spec.ngf)).build().to(device).train()
+        model = build_pix2pix(
+            generator,
+            discriminator,
+            autocast_dtype=precision.autocast_dtype,
+            grad_scaler=functools.partial(precision.grad_scaler, device),
+        )
+        l_norm = torch.rand(batch, 1, size, size, device=device) * 2 - 1
+        real_ab = (torch.rand(batch, 2, size, size, device=device) * 2 - 1) * 0.5
+        _reset_peak(device)
+        seconds = _timed(functools.partial(gan_step, model, l_norm, real_ab), repeats, device)
+        rows.append(
+            {
+                "precision": name,
+                "batch_size": batch,
+                "images_per_second": round(batch / seconds, 2),
+                "peak_memory_mb": _peak_mb(device),
+                "peak_reserved_mb": _peak_reserved_mb(device),
+            }
+        )
+    return rows
 
 
 def _gray_inputs(megapixels: float, count: int) -> list:
@@ -178,6 +209,7 @@ def measure_predictor(spec, size: int, megapixels: float, batch: int, repeats: i
         "input_megapixels": round(grays[0].width * grays[0].height / 1e6, 3),
         "images_per_second": round(batch / seconds, 2),
         "peak_memory_mb": _peak_mb(device),
+        "peak_reserved_mb": _peak_reserved_mb(device),
     }
 
 
@@ -191,6 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from archive_colorizer.models import GeneratorSpec
+    from archive_colorizer.train.precision import resolve_precision
 
     cuda = torch.cuda.is_available()
     sizes = TINY if options.tiny or not cuda else FULL
@@ -215,8 +248,11 @@ def main(argv: list[str] | None = None) -> dict:
             spec, sizes["size"], sizes["megapixels"], min(16, batches[-1]), options.repeats, device
         ),
     }
-    peaks = [row["peak_memory_mb"] for row in [*report["generator_forward"], report["train_step"], report["predictor"]]]
+    report["predictor"]["precision"] = resolve_precision("auto", device).name  # the predictor's autocast rule
+    rows = [*report["generator_forward"], *report["train_step"], report["predictor"]]
+    peaks = [row["peak_memory_mb"] for row in rows]
     report["peak_memory_mb"] = max(peaks) if cuda else None  # the largest of the figures' peaks (allocated)
+    report["peak_reserved_mb"] = max(row["peak_reserved_mb"] for row in rows) if cuda else None
     json.dump(report, sys.stdout, indent=2)
     print()
     return report

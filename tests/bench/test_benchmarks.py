@@ -184,15 +184,18 @@ def test_gpu_check_runs_at_a_tiny_size_without_cuda_and_reports_every_figure():
     report = _bench("gpu_check").main(["--tiny", "--repeats", "1", "--max-batch", "4"])
     assert report["tiny"] is True
     if not torch.cuda.is_available():
-        assert report["device"] == "cpu" and report["peak_memory_mb"] is None
+        assert report["device"] == "cpu" and report["peak_memory_mb"] is None and report["peak_reserved_mb"] is None
+        assert all(row["peak_reserved_mb"] is None for row in [*report["train_step"], report["predictor"]])
     forward = report["generator_forward"]
+    measured = ("fp32",) if report["device"] == "cpu" else tuple(row["precision"] for row in report["train_step"])
     assert [(row["precision"], row["batch_size"]) for row in forward] == [
-        (precision, batch) for precision in ("bf16", "fp32") for batch in (1, 2, 4)
+        (precision, batch) for precision in measured for batch in (1, 2, 4)
     ]
     assert all(row["images_per_second"] > 0 for row in forward)
     tiny_generator = GeneratorSpec(ngf=8, num_downs=5).build()
     assert report["generator"]["parameters"] == sum(p.numel() for p in tiny_generator.parameters())
-    assert report["train_step"]["batch_size"] == 4 and report["train_step"]["images_per_second"] > 0
+    assert [row["precision"] for row in report["train_step"]] == list(measured)
+    assert all(row["batch_size"] == 4 and row["images_per_second"] > 0 for row in report["train_step"])
     assert report["predictor"]["input_megapixels"] == pytest.approx(0.05, rel=0.05)
     assert report["predictor"]["images_per_second"] > 0
 

@@ -64,6 +64,23 @@ def test_auto_precision_takes_bf16_only_where_the_gpu_computes_it_natively(
     if expected == "fp16":
         with pytest.raises(ConfigError, match="--precision bf16: .* natively"):
             resolve_precision("bf16", CUDA)
+    # bench/gpu_check.py measures the same precisions: bf16 only where it is native.
+    gpu_check = _gpu_check()
+    assert gpu_check.precisions(CUDA) == ["fp32", "fp16", *(["bf16"] if expected == "bf16" else [])], gpu
+    assert gpu_check.precisions(CPU) == ["fp32"]
+
+
+def _gpu_check():
+    """bench/gpu_check.py as a module (bench/ is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_impossible_precisions_name_the_option():
