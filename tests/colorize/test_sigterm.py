@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,19 @@ def _archive(folder: Path, photos, count: int) -> None:
         name = ("astronaut", "coffee", "chelsea", "rocket")[index % 4]
         gray = Image.fromarray(photos[name]).convert("L").resize((96, 96))
         gray.rotate(index * 7).save(folder / f"scan_{index:03d}.png")
+
+
+@contextmanager
+def _started(args: list[str], gates, point: str, **popen) -> Iterator[subprocess.Popen]:
+    """The command started with ``point`` held; on the way out the point is released and the process gone."""
+    job = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    try:
+        yield job
+    finally:
+        gates.release(point)
+        if job.poll() is None:
+            job.kill()
+            job.wait()
 
 
 @pytest.mark.slow
@@ -58,8 +73,7 @@ def test_sigterm_during_colorize_keeps_a_manifest_from_which_a_rerun_counts_ever
     ]
     env = dict(os.environ, RAY_ADDRESS="local")
     gates.hold("colorize.read", "*/scan_047.png")  # the last input cannot finish: the job cannot either
-    job = subprocess.Popen(args, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with _started(args, gates, "colorize.read", env=env) as job:
         gates.wait_reached("colorize.read", process=job)
         deadline = time.monotonic() + 300
         while not list((output / "_manifest").glob("part-*")) and job.poll() is None and time.monotonic() < deadline:
@@ -68,11 +82,6 @@ def test_sigterm_during_colorize_keeps_a_manifest_from_which_a_rerun_counts_ever
         job.send_signal(signal.SIGTERM)
         stopped = time.monotonic()
         _, err = job.communicate(timeout=120)
-    finally:
-        gates.release("colorize.read")
-        if job.poll() is None:
-            job.kill()
-            job.wait()
     seconds = time.monotonic() - stopped
     assert job.returncode == 128 + signal.SIGTERM, err
     assert "stopped by signal 15; re-running the same command resumes" in err, err
@@ -99,16 +108,10 @@ def test_a_stop_signal_at_start_up_exits_with_128_plus_the_signal_and_one_line(t
     (tmp_path / "archive").mkdir()
     args = [CLI, "colorize", str(tmp_path / "archive"), str(tmp_path / "out"), "--model", tiny_model]
     gates.hold("cli.start", "colorize")  # the process has its handlers, and nothing else yet
-    job = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with _started(args, gates, "cli.start") as job:
         gates.wait_reached("cli.start", process=job, timeout=60)
         job.send_signal(stop)
         out, err = job.communicate(timeout=60)
-    finally:
-        gates.release("cli.start")
-        if job.poll() is None:
-            job.kill()
-            job.wait()
     assert job.returncode == 128 + stop, err
     message = f"archive-colorizer colorize: stopped by signal {stop}; re-running the same command resumes"
     assert err.splitlines() == [message]
@@ -126,17 +129,11 @@ def test_a_stop_signal_after_the_job_finished_exits_0_with_its_summary(
     args = [CLI, "colorize", str(tmp_path / "archive"), str(output), "--model", tiny_model, "--no-progress"]
     args += ["--ray-address", ray.get_runtime_context().gcs_address]
     gates.hold("cli.finish", "colorize")  # the job has returned; the process is about to tear down
-    job = subprocess.Popen(args, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with _started(args, gates, "cli.finish") as job:
         gates.wait_reached("cli.finish", process=job)
         job.send_signal(stop)
         gates.release("cli.finish")
         out, err = job.communicate(timeout=120)
-    finally:
-        gates.release("cli.finish")
-        if job.poll() is None:
-            job.kill()
-            job.wait()
     assert job.returncode == 0, err
     assert ": 3 inputs in " in out and "  colorized                  3   100.0%" in out, out
     assert f"archive-colorizer colorize: signal {stop} after the job ended; exit 0" in err, err
