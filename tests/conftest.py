@@ -149,6 +149,25 @@ def ray_local(moto_server: str) -> Iterator[None]:
     ray.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def _ray_key_value_store_kept() -> Iterator[None]:
+    """Give the session's Ray its key-value client back after a test that used ``Cluster``.
+
+    ``ray.cluster_utils.Cluster.shutdown()`` resets the process-wide client of Ray's internal
+    key-value store, though the session's own Ray (``ray_local``) is still connected; the
+    driver's heartbeat reads (and ``tests/test_compat.py``) would then fail. No job does this:
+    only the tests that build a Cluster in the test process.
+    """
+    yield
+    import ray
+
+    if ray.is_initialized():
+        from ray.experimental import internal_kv
+
+        if not internal_kv._internal_kv_initialized():
+            internal_kv._initialize_internal_kv(ray._private.worker.global_worker.gcs_client)
+
+
 @pytest.fixture(scope="session")
 def ray_head(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A ``ray start --head`` cluster for ``ray job submit`` tests.
