@@ -25,7 +25,7 @@ from pydantic.fields import FieldInfo
 from archive_colorizer import __version__
 from archive_colorizer.config import ConfigT, JobConfig, redact
 from archive_colorizer.errors import ArchiveColorizerError, ConfigError, JobStopped
-from archive_colorizer.stopping import stop_handlers
+from archive_colorizer.stopping import stop_handlers, stopped_message
 
 
 @dataclass(frozen=True)
@@ -253,10 +253,11 @@ def print_config(config_cls: type[JobConfig], namespace: argparse.Namespace) -> 
     the output (with them filled in) is a valid ``--config`` file. A value that does not
     validate is an error (exit 2) naming the setting.
     """
-    values, _ = config_cls.merged_values(namespace.config, _option_values(config_cls, namespace))
+    options = _option_values(config_cls, namespace)
+    values, _ = config_cls.merged_values(namespace.config, options)
     missing = [name for name, field in config_cls.model_fields.items() if name not in values and _needed(field, values)]
     if not missing:
-        sys.stdout.write(config_cls.load(namespace.config, _option_values(config_cls, namespace)).to_yaml())
+        sys.stdout.write(config_cls.load(namespace.config, options).to_yaml())
         return 0
     merged: dict[str, Any] = {}
     for name, field in config_cls.model_fields.items():
@@ -302,8 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with stop_handlers():  # SIGTERM/SIGINT raise JobStopped: the job keeps what finished and stops
             return _main(argv)
     except JobStopped as exc:
-        name = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), "")
-        print(f"archive-colorizer {name}: {exc}", file=sys.stderr, flush=True)
+        print(stopped_message(sys.argv[1:] if argv is None else argv, exc), file=sys.stderr, flush=True)
         return 128 + exc.signal_number
 
 

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from archive_colorizer.stopping import STOP_SIGNALS, install_stop_handlers
+from archive_colorizer.stopping import STOP_SIGNALS, install_stop_handlers, stopped_message
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
         code = run_command(arguments)
     except JobStopped as exc:  # before the command's own handling (imports, the hold point)
-        print(f"archive-colorizer {command}: {exc}".replace("  ", " "), file=sys.stderr, flush=True)
+        print(stopped_message(arguments, exc), file=sys.stderr, flush=True)
         code = 128 + exc.signal_number
     _finish(code, command)
     sys.exit(code)

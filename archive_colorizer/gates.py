@@ -42,6 +42,11 @@ POLL_S = 0.02
 """Seconds between two looks at a held point's ``.hold`` file."""
 
 
+def active() -> bool:
+    """Whether hold points are in use in this process (a test set :data:`GATES_ENV`)."""
+    return bool(os.environ.get(GATES_ENV))
+
+
 def hold(point: str, key: str) -> None:
     """Wait here while a test holds ``point`` for ``key``; return at once otherwise.
 

@@ -25,7 +25,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,6 +52,17 @@ def _raise_stop(signal_number: int, frame: Any) -> None:
         return
     _stopping.append(signal_number)
     raise JobStopped(signal_number)
+
+
+def stopped_message(argv: Sequence[str], stop: JobStopped) -> str:
+    """The one line a stopped command prints: ``archive-colorizer <job>: stopped by signal N; ...``.
+
+    Args:
+        argv: the command's arguments (the job is the first that is not an option).
+        stop: the :class:`JobStopped` raised by the handler.
+    """
+    command = next((a for a in argv if not a.startswith("-")), "")
+    return f"archive-colorizer{' ' + command if command else ''}: {stop}"
 
 
 def install_stop_handlers() -> dict[int, Any]:
