@@ -30,15 +30,26 @@ from archive_colorizer.stopping import stop_handlers, stopped_message
 
 @dataclass(frozen=True)
 class Command:
-    """A subcommand: its config class and the job's ``run(config)``, as ``module:attribute`` paths.
+    """A subcommand: ``archive_colorizer.<name>.config`` holds its config class, ``<name>.job`` its ``run(config)``.
 
-    Paths are imported only when the subcommand runs, so ``--help`` stays fast.
+    Every job has the same shape, so the registry needs only the name: ``colorize`` ->
+    ``archive_colorizer.colorize.config:ColorizeConfig`` and ``archive_colorizer.colorize.job:run``
+    (CONTRIBUTING.md, "Layout"). Both are imported only when the subcommand runs or
+    its options are built, so ``--help`` stays fast (``<name>/job.py`` imports Ray and torch).
     """
 
     name: str
     help: str
-    config: str
-    run: str
+    config: str = ""
+    """``module:attribute`` of the config class; default ``archive_colorizer.<name>.config:<Name>Config``."""
+    run: str = ""
+    """``module:attribute`` of the job's ``run(config) -> Result``; default ``archive_colorizer.<name>.job:run``."""
+
+    def __post_init__(self) -> None:
+        if not self.config:
+            object.__setattr__(self, "config", f"archive_colorizer.{self.name}.config:{self.name.capitalize()}Config")
+        if not self.run:
+            object.__setattr__(self, "run", f"archive_colorizer.{self.name}.job:run")
 
     def load(self) -> tuple[type[JobConfig], Callable[[Any], Any]]:
         return _import(self.config), _import(self.run)
@@ -53,67 +64,40 @@ COMMANDS: list[Command] = [
     Command(
         "prepare",
         "photo collections (folder, bucket, zip, tar, Parquet) -> Parquet training shards",
-        "archive_colorizer.config:PrepareConfig",
-        "archive_colorizer.prepare:run",
     ),
     Command(
         "train",
         "train a pix2pix colorization model with Ray Train (resumes a run directory)",
-        "archive_colorizer.config:TrainConfig",
-        "archive_colorizer.train:run",
     ),
     Command(
         "export",
         "export a training checkpoint as a generator artifact",
-        "archive_colorizer.config:ExportConfig",
-        "archive_colorizer.train.export:run",
     ),
-]
-"""Registered subcommands, in the order ``--help`` lists them."""
-COMMANDS.append(
     Command(
         "colorize",
         "colorize an archive at full resolution with a generator artifact (Ray Data: fused CPU tasks, or "
         "predictor actors with --gpu), with a manifest and resume",
-        "archive_colorizer.config:ColorizeConfig",
-        "archive_colorizer.colorize:run",
-    )
-)
-COMMANDS.append(
+    ),
     Command(
         "evaluate",
         "score a generator on held-out colour photos against the gray baseline (PSNR, SSIM, colorfulness, CIEDE2000)",
-        "archive_colorizer.config:EvaluateConfig",
-        "archive_colorizer.evaluate:run",
-    )
-)
-COMMANDS.append(
+    ),
     Command(
         "demo",
         "the whole flow on real photographs on one machine: prepare, train, colorize (make demo)",
-        "archive_colorizer.config:DemoConfig",
-        "archive_colorizer.demo:run",
-    )
-)
-
-COMMANDS.append(
+    ),
     Command(
         "plan",
         "before colorizing: list an archive, time colorize's stages on a sample here, and project wall time, "
         "node-hours, cost and the bottleneck onto a cluster (cluster.yaml or --cpus/--gpus/--nodes)",
-        "archive_colorizer.config:PlanConfig",
-        "archive_colorizer.plan:run",
-    )
-)
-COMMANDS.append(
+    ),
     Command(
         "verify",
         "check the C2PA manifests of colorized files (paths, folders or URLs): valid, trusted, invalid (with the "
         "validation codes) or unsigned; exit 1 if any is invalid",
-        "archive_colorizer.config:VerifyConfig",
-        "archive_colorizer.verify:run",
-    )
-)
+    ),
+]
+"""Registered subcommands, in the order ``--help`` lists them."""
 
 
 def _is_positional(field: FieldInfo) -> bool:
@@ -255,12 +239,13 @@ def print_config(config_cls: type[JobConfig], namespace: argparse.Namespace) -> 
     """
     options = _option_values(config_cls, namespace)
     values, _ = config_cls.merged_values(namespace.config, options)
-    missing = [name for name, field in config_cls.model_fields.items() if name not in values and _needed(field, values)]
+    fields = config_cls.model_fields
+    missing = [name for name, field in fields.items() if name not in values and _needed(field, values)]
     if not missing:
         sys.stdout.write(config_cls.load(namespace.config, options).to_yaml())
         return 0
     merged: dict[str, Any] = {}
-    for name, field in config_cls.model_fields.items():
+    for name, field in fields.items():
         if name in values:
             merged[name] = values[name]
         else:

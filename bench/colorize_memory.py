@@ -82,7 +82,7 @@ class PeakSampler:
 def job_peak(files: list[Path], inputs: Path, output: Path, model_url: str, interval: float) -> dict:
     """Peak summed RSS of a colorize job on ``files``, on a fresh local Ray."""
     from archive_colorizer.colorize import run
-    from archive_colorizer.config import ColorizeConfig
+    from archive_colorizer.colorize.config import ColorizeConfig
 
     listing = output.with_suffix(".txt")
     listing.write_text("".join(f"{path.name}\n" for path in files))

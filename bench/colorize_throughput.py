@@ -316,7 +316,7 @@ def measure_pipeline(
     the lines of an input list (which adds the duplicate-finding actor's start to the job).
     """
     from archive_colorizer.colorize import run
-    from archive_colorizer.config import ColorizeConfig
+    from archive_colorizer.colorize.config import ColorizeConfig
 
     shutil.rmtree(output, ignore_errors=True)
     listing = None

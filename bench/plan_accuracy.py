@@ -49,8 +49,8 @@ def _load() -> float:
 
 def run_plan(inputs: Path, model_url: str, workdir: Path, options: argparse.Namespace, startup: float | None) -> dict:
     """The plan for this machine; returns its projection and what it measured."""
-    from archive_colorizer.config import PlanConfig
     from archive_colorizer.plan import run
+    from archive_colorizer.plan.config import PlanConfig
 
     values = {"startup_seconds": startup} if startup is not None else {}
     if options.efficiency is not None:
@@ -84,7 +84,7 @@ def run_plan(inputs: Path, model_url: str, workdir: Path, options: argparse.Name
 def run_colorize(inputs: Path, output: Path, model_url: str) -> dict:
     """The colorize job with default flags, the local Ray's start inside the clock (unless one is running)."""
     from archive_colorizer.colorize import run
-    from archive_colorizer.config import ColorizeConfig
+    from archive_colorizer.colorize.config import ColorizeConfig
 
     shutil.rmtree(output, ignore_errors=True)
     config = ColorizeConfig(input=str(inputs), output=str(output), model=model_url, progress=False)

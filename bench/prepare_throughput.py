@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rows-per-shard", type=int, default=100)
     args = parser.parse_args(argv)
 
-    from archive_colorizer.config import PrepareConfig
     from archive_colorizer.prepare import run
+    from archive_colorizer.prepare.config import PrepareConfig
 
     with tempfile.TemporaryDirectory() as tmp:
         collection = Path(tmp) / "photos"

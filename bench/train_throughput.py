@@ -40,10 +40,10 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from common import local_ray  # noqa: E402
 
-from archive_colorizer.config import TrainConfig  # noqa: E402
 from archive_colorizer.imageio import encode_jpeg, resize_shorter_side  # noqa: E402
 from archive_colorizer.models import DiscriminatorSpec, GeneratorSpec  # noqa: E402
 from archive_colorizer.train.checkpoint import seed_everything  # noqa: E402
+from archive_colorizer.train.config import TrainConfig  # noqa: E402
 from archive_colorizer.train.data import to_lab_batch  # noqa: E402
 from archive_colorizer.train.step import build_pix2pix, gan_step  # noqa: E402
 

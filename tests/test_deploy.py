@@ -9,7 +9,7 @@ import ray
 import yaml
 
 from archive_colorizer import cli
-from archive_colorizer.config import TrainConfig
+from archive_colorizer.train.config import TrainConfig
 from tests.conftest import REPO_ROOT
 
 PROJECT_IN_IMAGE = "/home/ray/archive-colorizer/"

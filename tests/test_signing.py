@@ -15,7 +15,7 @@ from PIL import Image
 
 from archive_colorizer import cli, imageio, signing
 from archive_colorizer.colorize import encode, merge
-from archive_colorizer.config import ColorizeConfig
+from archive_colorizer.colorize.config import ColorizeConfig
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.signing import make_test_credentials
 from tests.c2pa_certs import c2pa_credentials  # noqa: F401  # the fixture

@@ -8,6 +8,7 @@ finished), :mod:`.pipeline` (the Ray Data graph: :mod:`.decode`, :mod:`.predicto
 :mod:`.review` (the page). See docs/colorize-at-scale.md for the behaviour on large buckets.
 """
 
-from archive_colorizer.colorize.job import ColorizeResult, run
+from archive_colorizer.lazy import reexports
 
 __all__ = ["ColorizeResult", "run"]
+__getattr__ = reexports(__name__, {"ColorizeResult": "job", "run": "job"})

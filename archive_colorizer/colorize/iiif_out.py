@@ -17,8 +17,8 @@ from archive_colorizer import __version__, iiif, storage
 from archive_colorizer.colorize import manifest
 
 if TYPE_CHECKING:
+    from archive_colorizer.colorize.config import ColorizeConfig
     from archive_colorizer.colorize.sources import IiifSource
-    from archive_colorizer.config import ColorizeConfig
 
 IIIF_DIR = "_iiif"
 _MIME = {".jpg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff"}

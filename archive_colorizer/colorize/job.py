@@ -31,7 +31,7 @@ from archive_colorizer.errors import ArchiveColorizerError, ConfigError, JobErro
 
 if TYPE_CHECKING:  # the CPU workers import this package; only the driver and the actors need torch
     from archive_colorizer.colorize import pipeline
-    from archive_colorizer.config import ColorizeConfig
+    from archive_colorizer.colorize.config import ColorizeConfig
     from archive_colorizer.models.artifact import GeneratorArtifact
 
 __all__ = ["ColorizeResult", "run"]

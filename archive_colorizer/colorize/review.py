@@ -48,7 +48,7 @@ from archive_colorizer.errors import StorageError
 
 if TYPE_CHECKING:
     from archive_colorizer.colorize import ColorizeResult
-    from archive_colorizer.config import ColorizeConfig
+    from archive_colorizer.colorize.config import ColorizeConfig
 
 REVIEW_DIR = "_review"
 PAGE_NAME = "index.html"

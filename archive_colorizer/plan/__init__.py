@@ -6,6 +6,7 @@ projects the job onto the cluster (:mod:`.cluster`, :mod:`.projection`) and repo
 (:mod:`.report`): a table on stdout and ``plan.json``. See docs/plan.md.
 """
 
-from archive_colorizer.plan.job import PlanResult, run
+from archive_colorizer.lazy import reexports
 
 __all__ = ["PlanResult", "run"]
+__getattr__ = reexports(__name__, {"PlanResult": "job", "run": "job"})

@@ -21,7 +21,7 @@ from archive_colorizer.errors import ConfigError
 from archive_colorizer.plan import cluster, projection, report, survey
 
 if TYPE_CHECKING:
-    from archive_colorizer.config import PlanConfig
+    from archive_colorizer.plan.config import PlanConfig
     from archive_colorizer.plan.measure import StageTimes
 
 __all__ = ["PlanResult", "run", "workload"]

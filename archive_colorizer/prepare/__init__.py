@@ -9,7 +9,7 @@ Stages, one module each, in the order the data flows:
 - :mod:`.writer`: the shard schema, Parquet and JSON files;
 - :mod:`.stats`: outcome counts per shard and for the run;
 - :mod:`.shard`: one shard task, reader -> process -> writer;
-- :mod:`.pipeline`: path checks, listing -> Ray tasks with a bounded window -> ``_stats.json``.
+- :mod:`.job`: path checks, listing -> Ray tasks with a bounded window -> ``_stats.json``.
 
 Reading the shards for training::
 
@@ -22,7 +22,7 @@ Reading the shards for training::
 bookkeeping files in OUTPUT (``_stats.json``, ``_stats/``, ``_config.yaml``) are ignored.
 """
 
-from archive_colorizer.prepare.pipeline import run
-from archive_colorizer.prepare.stats import PrepareResult
+from archive_colorizer.lazy import reexports
 
 __all__ = ["PrepareResult", "run"]
+__getattr__ = reexports(__name__, {"PrepareResult": "stats", "run": "job"})

@@ -19,8 +19,8 @@ import fsspec
 import yaml
 
 from archive_colorizer import storage
-from archive_colorizer.config import PrepareConfig
 from archive_colorizer.errors import ConfigError
+from archive_colorizer.prepare.config import PrepareConfig
 from archive_colorizer.prepare.stats import ShardStats
 from archive_colorizer.prepare.writer import CONFIG_FILE, SHARD_STATS_FOLDER
 

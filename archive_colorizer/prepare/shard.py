@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from archive_colorizer import storage
-from archive_colorizer.config import PrepareConfig
+from archive_colorizer.prepare.config import PrepareConfig
 from archive_colorizer.prepare.listing import InputRef
 from archive_colorizer.prepare.process import Processed, ProcessSettings, assign_split, process_image
 from archive_colorizer.prepare.reader import read_inputs

@@ -24,9 +24,9 @@ from typing import Any
 
 from torch import nn
 
-from archive_colorizer.config import TrainConfig
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.models.artifact import GeneratorArtifact, load_generator
+from archive_colorizer.train.config import TrainConfig
 from archive_colorizer.train.optim import generator_spec_of
 
 FINE_TUNE_DEFAULTS: Mapping[str, Any] = {"lr": 5e-5, "epochs": 5}

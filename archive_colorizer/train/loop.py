@@ -34,7 +34,6 @@ import torch
 import torch.distributed as dist
 
 from archive_colorizer import gates
-from archive_colorizer.config import TrainConfig
 from archive_colorizer.errors import JobError
 from archive_colorizer.models import DiscriminatorSpec
 from archive_colorizer.stopping import Heartbeat
@@ -53,6 +52,7 @@ from archive_colorizer.train.checkpoint import (
     write_checkpoint,
     write_rng,
 )
+from archive_colorizer.train.config import TrainConfig
 from archive_colorizer.train.finetune import load_parent_generator, parent_record
 from archive_colorizer.train.metrics import TRAIN_LOSSES, VAL_METRICS, Accumulator, epoch_row, validation_sums
 from archive_colorizer.train.optim import (

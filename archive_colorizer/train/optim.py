@@ -20,10 +20,10 @@ import logging
 import torch
 from torch import nn
 
-from archive_colorizer.config import TrainConfig
 from archive_colorizer.models import AnyGeneratorSpec, GeneratorSpec, ResNetUNetSpec
 from archive_colorizer.models.encoder_weights import load_encoder_weights, read_encoder_weights
 from archive_colorizer.models.kinds import encoder_of
+from archive_colorizer.train.config import TrainConfig
 from archive_colorizer.train.step import Pix2Pix, unwrap
 
 logger = logging.getLogger(__name__)

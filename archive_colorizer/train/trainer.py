@@ -16,9 +16,9 @@ from typing import Any
 
 import pyarrow.fs
 
-from archive_colorizer.config import TrainConfig
 from archive_colorizer.errors import ConfigError, JobError
 from archive_colorizer.storage import is_local, open_url
+from archive_colorizer.train.config import TrainConfig
 from archive_colorizer.train.data import pa_filesystem
 from archive_colorizer.train.loop import train_loop_per_worker
 

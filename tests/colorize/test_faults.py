@@ -25,12 +25,12 @@ from PIL import Image
 
 from archive_colorizer import cli, imageio
 from archive_colorizer.colorize import manifest, review, run
+from archive_colorizer.colorize.config import ColorizeConfig
 from archive_colorizer.colorize.decode import prepare_row
 from archive_colorizer.colorize.encode import Provenance
 from archive_colorizer.colorize.merge import render
 from archive_colorizer.colorize.predictor import Predictor
 from archive_colorizer.colorize.settings import StageSettings
-from archive_colorizer.config import ColorizeConfig
 from tests.colorize.conftest import encode
 from tests.flaky_s3 import FAKE_KEY_ID, FAKE_SECRET, find_secrets
 

@@ -29,7 +29,7 @@ import pytest
 from PIL import Image
 
 from archive_colorizer.colorize import manifest, run
-from archive_colorizer.config import ColorizeConfig
+from archive_colorizer.colorize.config import ColorizeConfig
 from tests.colorize.conftest import encode
 
 pytestmark = pytest.mark.usefixtures("ray_local")

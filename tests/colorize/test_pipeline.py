@@ -15,7 +15,7 @@ from PIL import Image
 
 from archive_colorizer import cli, storage
 from archive_colorizer.colorize import encode, manifest, run
-from archive_colorizer.config import ColorizeConfig
+from archive_colorizer.colorize.config import ColorizeConfig
 from tests.colorize.conftest import GRAY_PHOTOS, reference_gray, write_mixed_archive
 from tests.colorize.conftest import encode as encode_image
 from tests.conftest import ray_session_logs

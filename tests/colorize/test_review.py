@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from archive_colorizer.colorize import manifest, review, run
-from archive_colorizer.config import ColorizeConfig
+from archive_colorizer.colorize.config import ColorizeConfig
 from scripts.screenshot_review import find_chromium, render_page
 from tests.colorize.conftest import encode
 

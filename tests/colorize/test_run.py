@@ -9,7 +9,7 @@ from PIL import Image
 
 from archive_colorizer import cli
 from archive_colorizer.colorize import run
-from archive_colorizer.config import ColorizeConfig
+from archive_colorizer.colorize.config import ColorizeConfig
 from archive_colorizer.errors import ArtifactError, ConfigError, JobError
 from tests.colorize.conftest import encode
 

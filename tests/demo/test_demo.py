@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from archive_colorizer.colorize import manifest
-from archive_colorizer.config import DemoConfig
 from archive_colorizer.demo import photos as bundled
 from archive_colorizer.demo import run as demo
+from archive_colorizer.demo.config import DemoConfig
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.models.artifact import load_generator
 

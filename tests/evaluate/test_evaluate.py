@@ -15,8 +15,8 @@ from PIL import Image
 
 from archive_colorizer import cli
 from archive_colorizer.color import rgb_to_l_ab
-from archive_colorizer.config import EvaluateConfig
 from archive_colorizer.evaluate import run
+from archive_colorizer.evaluate.config import EvaluateConfig
 from archive_colorizer.evaluate.data import HeldOut
 from archive_colorizer.evaluate.metrics import METRICS
 from archive_colorizer.models import DiscriminatorSpec, GeneratorSpec

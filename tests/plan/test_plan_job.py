@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from archive_colorizer.cli import main
-from archive_colorizer.config import PlanConfig
 from archive_colorizer.plan import run
+from archive_colorizer.plan.config import PlanConfig
 from archive_colorizer.plan.survey import reservoir_sample
 from tests.colorize.conftest import write_mixed_archive
 

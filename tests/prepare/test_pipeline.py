@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from archive_colorizer import cli, storage
-from archive_colorizer.config import PrepareConfig
 from archive_colorizer.errors import ConfigError, JobError
 from archive_colorizer.prepare import run
+from archive_colorizer.prepare.config import PrepareConfig
 from archive_colorizer.prepare.writer import SHARD_SCHEMA
 from tests.flaky_s3 import FAULTS, credential_options, find_secrets
 from tests.prepare.conftest import (

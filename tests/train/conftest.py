@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from archive_colorizer.config import PrepareConfig
 from archive_colorizer.imageio import resize_shorter_side
 from archive_colorizer.prepare import run as prepare
+from archive_colorizer.prepare.config import PrepareConfig
 
 
 def _collection(folder: Path, photos: Mapping[str, np.ndarray], names: Iterable[str], copies: int, size: int) -> Path:

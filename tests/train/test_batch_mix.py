@@ -9,8 +9,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from archive_colorizer.config import PrepareConfig, TrainConfig
 from archive_colorizer.prepare import run as prepare
+from archive_colorizer.prepare.config import PrepareConfig
+from archive_colorizer.train.config import TrainConfig
 from archive_colorizer.train.data import Shards
 from tests.prepare.conftest import write_category_collection
 

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from archive_colorizer.color import rgb_to_l_ab
-from archive_colorizer.config import TrainConfig
 from archive_colorizer.errors import ArtifactError
+from archive_colorizer.export.job import export_checkpoint
 from archive_colorizer.models import DiscriminatorSpec, GeneratorSpec
 from archive_colorizer.models.artifact import load_generator
 from archive_colorizer.train.checkpoint import (
@@ -31,7 +31,7 @@ from archive_colorizer.train.checkpoint import (
     write_checkpoint,
     write_rng,
 )
-from archive_colorizer.train.export import export_checkpoint
+from archive_colorizer.train.config import TrainConfig
 from archive_colorizer.train.step import build_pix2pix, gan_step
 
 G_SPEC, D_SPEC = GeneratorSpec(ngf=8, num_downs=5), DiscriminatorSpec(ndf=8, n_layers=2)

@@ -17,12 +17,14 @@ from PIL import Image
 
 from archive_colorizer.color import rgb_to_l_ab
 from archive_colorizer.colorize import run as colorize
-from archive_colorizer.config import ColorizeConfig, EvaluateConfig, TrainConfig
+from archive_colorizer.colorize.config import ColorizeConfig
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.evaluate import run as evaluate
+from archive_colorizer.evaluate.config import EvaluateConfig
 from archive_colorizer.models import DiscriminatorSpec, ResNetUNetGenerator, ResNetUNetSpec, UNetGenerator
 from archive_colorizer.models.artifact import load_generator
 from archive_colorizer.train import run as train
+from archive_colorizer.train.config import TrainConfig
 from archive_colorizer.train.optim import set_generator_lr, use_encoder_recipe
 from archive_colorizer.train.step import build_pix2pix, pretrain_step
 from tests.test_resnet_unet import torchvision_like_weights

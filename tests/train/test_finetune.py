@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from archive_colorizer.color import rgb_to_l_ab
-from archive_colorizer.config import TrainConfig
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.models import DiscriminatorSpec, GeneratorSpec
 from archive_colorizer.models.artifact import load_generator, save_generator
 from archive_colorizer.train import run as train
+from archive_colorizer.train.config import TrainConfig
 from archive_colorizer.train.data import crop_square
 from archive_colorizer.train.finetune import (
     FINE_TUNE_DEFAULTS,

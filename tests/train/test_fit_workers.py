@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from archive_colorizer.config import TrainConfig
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.train import run as train
+from archive_colorizer.train.config import TrainConfig
 from tests.train.conftest import make_shards
 
 TINY = {"image_size": 32, "ngf": 8, "num_downs": 5, "ndf": 8, "n_layers": 2, "batch_size": 2}

@@ -26,12 +26,12 @@ import pytest
 import torch
 from PIL import Image
 
-from archive_colorizer.config import TrainConfig
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.models.artifact import load_generator
 from archive_colorizer.storage import join, open_url, read_bytes
 from archive_colorizer.train import run as train
 from archive_colorizer.train.checkpoint import CheckpointContents, read_checkpoint
+from archive_colorizer.train.config import TrainConfig
 from archive_colorizer.train.metrics import TRAIN_LOSSES, VAL_METRICS
 from tests.conftest import Gates, submit_job
 from tests.flaky_s3 import FAULTS, credential_options, find_secrets

@@ -1,11 +1,4 @@
-"""``archive-colorizer verify``: check the C2PA manifests of files, folders or URLs.
-
-Each file is reported ``trusted``, ``valid``, ``invalid`` (with the validation failure codes,
-e.g. ``assertion.dataHash.mismatch`` after a byte changed) or ``unsigned`` (no C2PA manifest);
-see :func:`archive_colorizer.signing.verify_bytes`. The exit code is 1 when any file is invalid
-or unreadable, else 0 (unsigned files do not fail the command: use the counts or ``--json-output``).
-Reading is offline: no remote manifest, OCSP or trust list is fetched.
-"""
+"""The verify job's ``run``: check every named file's C2PA manifest and print one line per file."""
 
 from __future__ import annotations
 
@@ -23,7 +16,7 @@ REVIEW_DIR = "_review"
 """A colorize OUTPUT's review page folder (:data:`archive_colorizer.colorize.review.REVIEW_DIR`)."""
 
 if TYPE_CHECKING:
-    from archive_colorizer.config import VerifyConfig
+    from archive_colorizer.verify.config import VerifyConfig
 
 STATES = ("trusted", "valid", "invalid", "unsigned")
 

@@ -23,9 +23,9 @@ from collections.abc import Iterable, Iterator
 from tqdm import tqdm
 
 from archive_colorizer import storage
-from archive_colorizer.config import PrepareConfig
 from archive_colorizer.errors import ConfigError, JobError
 from archive_colorizer.prepare.assign import mixed_shards
+from archive_colorizer.prepare.config import PrepareConfig
 from archive_colorizer.prepare.listing import InputRef, iter_inputs
 from archive_colorizer.prepare.resume import check_resumable, finished_shards
 from archive_colorizer.prepare.shard import process_shard
