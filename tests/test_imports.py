@@ -9,7 +9,12 @@ import of its parent package is not an edge.
 from __future__ import annotations
 
 import ast
+import importlib
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import archive_colorizer
 
@@ -91,3 +96,40 @@ def test_the_graph_sees_the_imports_it_must():
 
 def test_no_import_circle_in_the_package():
     assert find_cycle(import_graph()) is None
+
+
+def test_every_job_folder_holds_its_config_and_its_run():
+    from archive_colorizer import cli
+
+    for command in cli.COMMANDS:
+        folder = PACKAGE_DIR / command.name
+        assert (folder / "config.py").is_file() and (folder / "job.py").is_file(), command.name
+        config_cls, run = command.load()
+        assert config_cls.__module__ == f"archive_colorizer.{command.name}.config"
+        assert run.__module__ == f"archive_colorizer.{command.name}.job"
+        assert importlib.import_module(f"archive_colorizer.{command.name}").run is run
+
+
+def test_the_command_line_imports_neither_ray_nor_torch_until_a_job_runs():
+    code = (
+        "import sys\nfrom archive_colorizer import cli\ncli.build_parser()\n"
+        "print(sorted(m for m in ('ray', 'torch', 'pyarrow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("old", "name", "new"),
+    [
+        ("archive_colorizer.config", "ColorizeConfig", "archive_colorizer.colorize.config"),
+        ("archive_colorizer.config", "PlanConfig", "archive_colorizer.plan.config"),
+        ("archive_colorizer.config", "DEMO_TRAIN_SETTINGS", "archive_colorizer.demo.config"),
+        ("archive_colorizer.train.export", "export_checkpoint", "archive_colorizer.export.job"),
+    ],
+)
+def test_old_import_paths_work_for_one_release_with_a_deprecation_warning(old, name, new):
+    sys.modules.pop("archive_colorizer.train.export", None)
+    with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
+        value = getattr(importlib.import_module(old), name)
+    assert value is getattr(importlib.import_module(new), name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 import pytest
 import torch
@@ -107,3 +109,25 @@ def test_tiny_generator_learns_a_real_photo_with_l1(photos):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], f"L1 went {losses[0]:.4f} -> {losses[-1]:.4f}"
+
+
+def test_the_generator_kinds_are_written_once_and_every_part_covers_them():
+    from archive_colorizer.models import catalog, kinds
+    from archive_colorizer.train.config import TrainConfig
+
+    assert catalog.GENERATOR_KINDS == ("unet", "resnet18_unet")
+    assert set(kinds._SPECS) == set(catalog.ARCHITECTURES) == set(catalog.GENERATOR_KINDS)
+    assert typing.get_args(TrainConfig.model_fields["generator"].annotation) == catalog.GENERATOR_KINDS
+
+
+@pytest.mark.parametrize(
+    ("side", "num_downs", "kind", "nearest"),
+    [(100, 5, "resnet18_unet", "96 or 128"), (20, 5, "unet", "32"), (300, 8, "unet", "256 or 512")],
+)
+def test_one_side_check_names_the_setting_and_the_nearest_sides_that_fit(side, num_downs, kind, nearest):
+    from archive_colorizer.models.catalog import check_side
+
+    check_side(side - side % 2**num_downs or 2**num_downs, num_downs, kind)  # a fitting side passes
+    with pytest.raises(ValueError, match=rf"image_size {side} must be divisible by 2\*\*num_downs = ") as info:
+        check_side(side, num_downs, kind, "image_size")
+    assert str(info.value).endswith(f"for generator {kind} near it: {nearest}")

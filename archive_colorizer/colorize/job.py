@@ -73,16 +73,6 @@ class ColorizeResult:
     storage_retries: int = 0
 
 
-def _model_size(config: ColorizeConfig, artifact: GeneratorArtifact) -> int:
-    size = config.model_size or artifact.working_size
-    multiple = 2**artifact.spec.num_downs
-    if size % multiple:
-        raise ConfigError(
-            f"model_size {size} must be divisible by 2**num_downs = {multiple} of the generator at {artifact.url!r}"
-        )
-    return size
-
-
 def _check_output_writable(config: ColorizeConfig) -> None:
     """Write the resolved (redacted) config to ``OUTPUT/_config.yaml``: proves OUTPUT is writable."""
     try:
@@ -262,7 +252,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     roots = listing.Roots.resolve(config.input, config.output, options)
     _check_input(config, roots)
     artifact = load_generator(config.model, storage_options=options)
-    model_size = _model_size(config, artifact)
+    model_size = artifact.model_size(config.model_size)
     signing_settings = _signing(config)
     _check_output_writable(config)
     run_info = manifest.RunInfo(uuid.uuid4().hex[:12], started, artifact.sha256, __version__)

@@ -153,9 +153,7 @@ def run(config: EvaluateConfig) -> EvaluateResult:
     options = config.storage_options
     degradation = Degradation.named(config.degrade, options)  # a bad recipe fails before any work
     artifact = load_generator(config.model, storage_options=options)
-    model_size = config.model_size or artifact.working_size
-    if model_size % 2**artifact.spec.num_downs:
-        raise ConfigError(f"model_size {model_size} must be divisible by 2**num_downs = {2**artifact.spec.num_downs}")
+    model_size = artifact.model_size(config.model_size)
     held_out = HeldOut.open(config.data, config.split, tuple(config.extensions), options)
     predictor = Predictor(
         config.model,

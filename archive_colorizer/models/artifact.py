@@ -29,7 +29,8 @@ from pydantic import ValidationError
 
 from archive_colorizer import __version__
 from archive_colorizer.color import AB_SCALE, L_SCALE
-from archive_colorizer.errors import ArtifactError, StorageError
+from archive_colorizer.errors import ArtifactError, ConfigError, StorageError
+from archive_colorizer.models.catalog import ARCHITECTURES, check_side
 from archive_colorizer.models.kinds import AnyGenerator, AnyGeneratorSpec, generator_spec
 from archive_colorizer.storage import join, open_url, read_bytes, to_url, write_bytes
 
@@ -38,7 +39,6 @@ METADATA_NAME = "generator.json"
 FORMAT = "archive-colorizer/generator"
 FORMAT_VERSION = 1
 _PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
-_ARCHITECTURES = {"unet": "pix2pix-unet", "resnet18_unet": "resnet18-unet (fastai colorization recipe)"}
 
 
 @dataclass
@@ -60,6 +60,22 @@ class GeneratorArtifact:
     sha256: str
     metadata: dict[str, Any] = field(repr=False)
     url: str = ""
+
+    def model_size(self, requested: int | None = None) -> int:
+        """The side in pixels of the gray image the generator sees in colorize, plan and evaluate.
+
+        Args:
+            requested: the job's ``--model-size``; ``None``: the artifact's ``working_size``.
+
+        Raises:
+            ConfigError: the side is not divisible by ``2**spec.num_downs`` (names the artifact).
+        """
+        side = requested or self.working_size
+        try:
+            check_side(side, self.spec.num_downs, self.spec.kind, "model_size", f" of the generator at {self.url!r}")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        return side
 
 
 def check_format(document: Mapping[str, Any], expected: str, newest_version: int) -> None:
@@ -101,15 +117,14 @@ def save_generator(
         StorageError: a file could not be written.
         ValueError: ``working_size`` is not a multiple of ``2**spec.num_downs``.
     """
-    if working_size % (2**spec.num_downs):
-        raise ValueError(f"working_size {working_size} must be divisible by 2**num_downs = {2**spec.num_downs}")
+    check_side(working_size, spec.num_downs, spec.kind, "working_size")
     state = {name: tensor.detach().to("cpu").contiguous() for name, tensor in generator.state_dict().items()}
     weights = safetensors.torch.save(state, metadata={"format": FORMAT})
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "kind": spec.kind,
-        "architecture": _ARCHITECTURES[spec.kind],
+        "architecture": ARCHITECTURES[spec.kind],
         "spec": spec.model_dump(),
         "num_parameters": sum(p.numel() for p in generator.parameters()),
         "color": {

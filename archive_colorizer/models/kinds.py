@@ -7,21 +7,26 @@ checkpoints); one without ``kind``, as written before there was a second kind, i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any
 
 from torch import nn
 
+from archive_colorizer.models.catalog import GENERATOR_KINDS, GeneratorKind
 from archive_colorizer.models.generator import GeneratorSpec, UNetGenerator
 from archive_colorizer.models.resnet import ResNet18Encoder
 from archive_colorizer.models.resnet_unet import ResNetUNetGenerator, ResNetUNetSpec
 
-GeneratorKind = Literal["unet", "resnet18_unet"]
-GENERATOR_KINDS: tuple[str, ...] = get_args(GeneratorKind)
 AnyGeneratorSpec = GeneratorSpec | ResNetUNetSpec
 """The spec of either generator kind: both have ``kind``, ``num_downs`` and ``build()``."""
 AnyGenerator = UNetGenerator | ResNetUNetGenerator
 
-_SPECS: dict[str, type[AnyGeneratorSpec]] = {"unet": GeneratorSpec, "resnet18_unet": ResNetUNetSpec}
+_SPECS: dict[str, type[AnyGeneratorSpec]] = {
+    spec.model_fields["kind"].default: spec for spec in (GeneratorSpec, ResNetUNetSpec)
+}
+if set(_SPECS) != set(GENERATOR_KINDS):  # a kind added to the catalog needs its spec here, and the reverse
+    raise ImportError(f"generator specs {sorted(_SPECS)} do not match the catalog's kinds {list(GENERATOR_KINDS)}")
+
+__all__ = ["GENERATOR_KINDS", "AnyGenerator", "AnyGeneratorSpec", "GeneratorKind", "encoder_of", "generator_spec"]
 
 
 def generator_spec(document: Mapping[str, Any], kind: str | None = None) -> AnyGeneratorSpec:

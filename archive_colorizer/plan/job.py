@@ -48,15 +48,6 @@ class PlanResult:
     recommended: projection.Projection
 
 
-def _model_size(config: PlanConfig, working_size: int, num_downs: int, url: str) -> int:
-    size = config.model_size or working_size
-    if size % 2**num_downs:
-        raise ConfigError(
-            f"model_size {size} must be divisible by 2**num_downs = {2**num_downs} of the generator {url!r}"
-        )
-    return size
-
-
 def workload(
     config: PlanConfig, archive: survey.ArchiveListing, sample: survey.SampleSummary, times: StageTimes
 ) -> projection.Workload:
@@ -212,7 +203,7 @@ def run(config: PlanConfig) -> PlanResult:
     from archive_colorizer.models.artifact import load_generator
 
     artifact = load_generator(config.model, storage_options=config.storage_options)
-    model_size = _model_size(config, artifact.working_size, artifact.spec.num_downs, artifact.url)
+    model_size = artifact.model_size(config.model_size)
     shape = cluster.resolve_shape(config)
     kinds = _stages_to_project(config, shape)
     found = _survey_and_measure(config, model_size, artifact.sha256)

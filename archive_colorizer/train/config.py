@@ -7,10 +7,9 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from archive_colorizer.config import RayOptions, StorageOptions
+from archive_colorizer.models.catalog import GeneratorKind, check_side, num_downs_of
 
 _MODEL_FIELDS = ("generator", "image_size", "ngf", "num_downs", "ndf", "n_layers")
-_RESNET_MULTIPLE = 32
-"""The ResNet-18 encoder of ``resnet18_unet`` halves the side five times."""
 
 
 class TrainConfig(StorageOptions, RayOptions):
@@ -76,7 +75,7 @@ class TrainConfig(StorageOptions, RayOptions):
     gan_mode: Literal["vanilla", "lsgan"] = Field(
         "vanilla", description="adversarial loss: vanilla (BCE on logits) or lsgan"
     )
-    generator: Literal["unet", "resnet18_unet"] = Field(
+    generator: GeneratorKind = Field(
         "unet",
         description="generator kind: unet (pix2pix unet_256, sized by --ngf and --num-downs) or resnet18_unet "
         "(ResNet-18 encoder with torchvision's names + U-Net decoder, 14.3 M parameters; image_size divisible by 32)",
@@ -179,17 +178,7 @@ class TrainConfig(StorageOptions, RayOptions):
                 raise ValueError(
                     f"{', '.join(used)} apply to generator resnet18_unet only (generator is {self.generator})"
                 )
-        if self.generator == "resnet18_unet":
-            if self.image_size % _RESNET_MULTIPLE:
-                raise ValueError(
-                    f"image_size {self.image_size} must be divisible by {_RESNET_MULTIPLE} for generator resnet18_unet"
-                )
-            return
-        side = 2**self.num_downs
-        if self.image_size % side:
-            raise ValueError(
-                f"image_size {self.image_size} must be divisible by 2**num_downs = {side} (num_downs={self.num_downs})"
-            )
+        check_side(self.image_size, num_downs_of(self.generator, self.num_downs), self.generator, "image_size")
 
     def model_settings(self) -> dict[str, Any]:
         """The settings a checkpoint's tensors depend on (a resumed run must keep them)."""
