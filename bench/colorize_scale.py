@@ -206,7 +206,14 @@ def listing_rate(inputs: Path, output: Path, seconds: float) -> dict:
     ``seconds`` after it (Ray Data's start-up is not listing)."""
     from archive_colorizer.colorize import sources
 
-    context = sources.ListingContext(str(inputs), str(output), (".jpg",), "auto", "00" * 32, first_chunk_rows=1024)
+    context = sources.ListingContext(
+        input_url=str(inputs),
+        output_url=str(output),
+        extensions=(".jpg",),
+        requested_format="auto",
+        model_sha256="00" * 32,
+        first_chunk_rows=1024,
+    )
     started = time.perf_counter()
     dataset, _ = sources.tree_dataset(context)
     listed, first = 0, None

@@ -213,7 +213,17 @@ def measure_fused_one_process(inputs: Path, model_url: str, output: Path, batch_
     roots = listing.Roots.resolve(str(inputs), str(output), {})
     rows = [r for chunk in listing.iter_unit_rows(roots, roots.input_path, True, (".jpg",), "auto") for r in chunk]
     run = manifest.RunInfo("bench", dt.datetime.now(dt.timezone.utc), artifact.sha256, __version__)
-    settings = StageSettings(str(output), artifact.working_size, 10**9, "skip", 4.0, False, 95, run, jpeg_chroma=chroma)
+    settings = StageSettings(
+        output_url=str(output),
+        model_size=artifact.working_size,
+        max_pixels=10**9,
+        on_color="skip",
+        color_threshold=4.0,
+        overwrite=False,
+        jpeg_quality=95,
+        run=run,
+        jpeg_chroma=chroma,
+    )
     predictor_args = {
         "model_url": model_url,
         "expected_sha256": artifact.sha256,

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # the CPU workers import this package; only the driver and th
 __all__ = ["ColorizeResult", "run"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ColorizeResult:
     """What a colorize run did.
 
@@ -137,17 +137,17 @@ def _check_input(config: ColorizeConfig, roots: listing.Roots) -> None:
 def _listing(config: ColorizeConfig, run_info: manifest.RunInfo, index_ref: Any) -> tuple[Any, Any, Any]:
     """The streaming listing dataset, the run's listing progress (:mod:`.sources`) and the IIIF input or None."""
     context = sources.ListingContext(
-        config.input,
-        config.output,
-        tuple(config.extensions),
-        config.format,
-        run_info.model_sha256,
-        config.keep_other_models,
-        config.task_batch_size,
-        index_ref,
-        None,
-        dict(config.storage_options),
-        run_info.run_id,
+        input_url=config.input,
+        output_url=config.output,
+        extensions=tuple(config.extensions),
+        requested_format=config.format,
+        model_sha256=run_info.model_sha256,
+        keep_other_models=config.keep_other_models,
+        first_chunk_rows=config.task_batch_size,
+        index_ref=index_ref,
+        progress=None,
+        storage_options=dict(config.storage_options),
+        run_id=run_info.run_id,
     )
     if config.input_iiif:
         try:
@@ -257,15 +257,15 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     _check_output_writable(config)
     run_info = manifest.RunInfo(uuid.uuid4().hex[:12], started, artifact.sha256, __version__)
     settings = StageSettings(
-        config.output,
-        model_size,
-        config.max_pixels,
-        config.on_color,
-        config.color_threshold,
-        config.overwrite,
-        config.jpeg_quality,
-        run_info,
-        dict(options),
+        output_url=config.output,
+        model_size=model_size,
+        max_pixels=config.max_pixels,
+        on_color=config.on_color,
+        color_threshold=config.color_threshold,
+        overwrite=config.overwrite,
+        jpeg_quality=config.jpeg_quality,
+        run=run_info,
+        storage_options=dict(options),
         jpeg_chroma=config.chroma,
         c2pa=signing_settings,
     )
@@ -373,19 +373,19 @@ def _finish(
     summary_url = manifest.write_summary(config.output, summary, config.storage_options)
     print(format_summary(summary), file=sys.stdout if exit_code == 0 else sys.stderr)
     return ColorizeResult(
-        exit_code,
-        message,
-        dict(summary["counts"]),
-        total,
-        wall,
-        summary["images_per_second"],
-        config.output,
-        manifest.manifest_url(config.output),
-        summary_url,
-        artifact.sha256,
-        run_info.run_id,
-        summary,
-        storage_retries,
+        exit_code=exit_code,
+        message=message,
+        counts=dict(summary["counts"]),
+        inputs=total,
+        wall_seconds=wall,
+        images_per_second=summary["images_per_second"],
+        output_url=config.output,
+        manifest_url=manifest.manifest_url(config.output),
+        summary_url=summary_url,
+        model_sha256=artifact.sha256,
+        run_id=run_info.run_id,
+        summary=summary,
+        storage_retries=storage_retries,
     )
 
 

@@ -9,7 +9,7 @@ from archive_colorizer.colorize.manifest import RunInfo
 from archive_colorizer.signing import SigningSettings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StageSettings:
     """Settings shipped to the Ray tasks and actors of one run (built by the driver from the config).
 

@@ -56,7 +56,7 @@ LISTING_REMOTE_ARGS: dict[str, Any] = {
 the same options, or Ray Data does not fuse them into one task (:func:`_small_blocks`)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ListingContext:
     """What a listing task needs (picklable: URLs, options, object refs and an actor handle).
 

@@ -107,15 +107,15 @@ def _chunks(rows: list[dict[str, Any]], size: int) -> list[pa.Table]:
 def _settings(config: Any, output: str, model_size: int, sha256: str) -> StageSettings:
     run = manifest.RunInfo("plan-measure", _dt.datetime.now(_dt.timezone.utc), sha256, __version__)
     return StageSettings(
-        output,
-        model_size,
-        config.max_pixels,
-        config.on_color,
-        config.color_threshold,
-        True,  # overwrite: never look for earlier outputs
-        config.jpeg_quality,
-        run,
-        dict(config.storage_options),
+        output_url=output,
+        model_size=model_size,
+        max_pixels=config.max_pixels,
+        on_color=config.on_color,
+        color_threshold=config.color_threshold,
+        overwrite=True,  # overwrite: never look for earlier outputs
+        jpeg_quality=config.jpeg_quality,
+        run=run,
+        storage_options=dict(config.storage_options),
     )
 
 

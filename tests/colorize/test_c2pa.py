@@ -127,7 +127,17 @@ def test_an_output_that_cannot_be_signed_is_a_failed_input_and_nothing_is_writte
     unreachable = signing.SigningSettings(
         str(c2pa_credentials.chain_path), str(c2pa_credentials.key_path), tsa_url="http://127.0.0.1:9/tsa"
     )
-    settings = StageSettings(str(tmp_path / "out"), 32, 10**8, "skip", 10.0, False, 95, run_info, c2pa=unreachable)
+    settings = StageSettings(
+        output_url=str(tmp_path / "out"),
+        model_size=32,
+        max_pixels=10**8,
+        on_color="skip",
+        color_threshold=10.0,
+        overwrite=False,
+        jpeg_quality=95,
+        run=run_info,
+        c2pa=unreachable,
+    )
     rows = [
         manifest.new_row(
             str(tmp_path / f"{name}.jpg"),

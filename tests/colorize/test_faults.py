@@ -82,14 +82,14 @@ def _kill_held(gates, holds: list[tuple[str, str]], killed: list[tuple[str, int]
 def _clean_output(input_path: Path, model: str, sha256: str, predictor: Predictor) -> np.ndarray:
     """The output of ``input_path`` from the job's own stages, one image at a time, without Ray: (H, W, 3) uint8."""
     settings = StageSettings(
-        str(input_path.parent),
-        32,
-        imageio.DEFAULT_MAX_PIXELS,
-        "skip",
-        4.0,
-        True,
-        95,
-        manifest.RunInfo("clean", None, sha256, "test"),
+        output_url=str(input_path.parent),
+        model_size=32,
+        max_pixels=imageio.DEFAULT_MAX_PIXELS,
+        on_color="skip",
+        color_threshold=4.0,
+        overwrite=True,
+        jpeg_quality=95,
+        run=manifest.RunInfo("clean", None, sha256, "test"),
     )
     row = manifest.new_row(str(input_path), output_url="unused", output_format="JPEG")
     gray = prepare_row(row, settings)

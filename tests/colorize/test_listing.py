@@ -26,7 +26,13 @@ def _listed(roots, extensions, fmt="auto"):
 
 
 def _entries_dataset(roots, list_path):
-    context = sources.ListingContext(roots.input_url, roots.output_url, (".jpg", ".png"), "auto", "aa" * 32)
+    context = sources.ListingContext(
+        input_url=roots.input_url,
+        output_url=roots.output_url,
+        extensions=(".jpg", ".png"),
+        requested_format="auto",
+        model_sha256="aa" * 32,
+    )
     dataset, _ = sources.list_dataset(str(list_path), context)
     return sorted(dataset.take_all(), key=lambda r: r["input_url"])
 
@@ -166,7 +172,13 @@ def test_input_lists_are_read_by_ray_data_with_duplicates_and_clashes_marked(tmp
 
 def test_missing_input_or_list_is_a_config_error(tmp_path):
     (tmp_path / "in").mkdir()
-    context = sources.ListingContext(str(tmp_path / "in"), str(tmp_path / "out"), (".jpg",), "auto", "aa" * 32)
+    context = sources.ListingContext(
+        input_url=str(tmp_path / "in"),
+        output_url=str(tmp_path / "out"),
+        extensions=(".jpg",),
+        requested_format="auto",
+        model_sha256="aa" * 32,
+    )
     with pytest.raises(ConfigError, match="does not exist"):
         sources.list_dataset(str(tmp_path / "nope.txt"), context)
     with pytest.raises(ConfigError, match="does not exist"):
@@ -219,7 +231,14 @@ def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(
     folder.mkdir()
     for i in range(20000):
         (folder / f"scan_{i:05d}.jpg").touch()
-    context = sources.ListingContext(str(folder), str(tmp_path / "out"), (".jpg",), "auto", "aa" * 32, run_id="big")
+    context = sources.ListingContext(
+        input_url=str(folder),
+        output_url=str(tmp_path / "out"),
+        extensions=(".jpg",),
+        requested_format="auto",
+        model_sha256="aa" * 32,
+        run_id="big",
+    )
     # The listing task waits before it hands on its second page: it is certainly still listing
     # when the first block arrives (however fast the listing becomes).
     gates.hold("colorize.list", f"{folder}#1")

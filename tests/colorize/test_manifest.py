@@ -122,10 +122,25 @@ def test_inputs_another_generator_finished_are_redone_unless_kept(ray_local, tmp
     rows = _rows("r1", 0, {"a": "colorized"}, sha="11" * 32) + _rows("r1", 0, {"b": "colorized"}, sha="22" * 32)
     ref = ray.put(resume.ResumeIndex.from_manifest(manifest.to_table(rows, manifest.MANIFEST_SCHEMA)))
     listed = [manifest.new_row(f"/in/{n}.jpg", output_url=f"/out/{n}.jpg") for n in "abc"]
-    context = sources.ListingContext("/in", "/out", (".jpg",), "auto", "22" * 32, index_ref=ref)
+    context = sources.ListingContext(
+        input_url="/in",
+        output_url="/out",
+        extensions=(".jpg",),
+        requested_format="auto",
+        model_sha256="22" * 32,
+        index_ref=ref,
+    )
     assert sources.mark_finished(listed, context) == 1  # a: finished by generator 11, redone with 22
     assert [row["previous_sha256"] for row in listed] == [None, "22" * 32, None]
-    keep = sources.ListingContext("/in", "/out", (".jpg",), "auto", "22" * 32, keep_other_models=True, index_ref=ref)
+    keep = sources.ListingContext(
+        input_url="/in",
+        output_url="/out",
+        extensions=(".jpg",),
+        requested_format="auto",
+        model_sha256="22" * 32,
+        keep_other_models=True,
+        index_ref=ref,
+    )
     assert sources.mark_finished(listed, keep) == 0
     assert [row["previous_sha256"] for row in listed] == ["11" * 32, "22" * 32, None]
 
