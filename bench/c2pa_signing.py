@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from archive_colorizer import imageio, signing
+from archive_colorizer import images, signing
 from archive_colorizer.colorize import encode, merge
 
 KINDS = (("JPEG", False), ("PNG", False), ("PNG", True), ("TIFF", False), ("TIFF", True))
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
         kinds = {}
         for fmt, sixteen in KINDS:
             original = _gray_input(photo, sixteen)
-            decoded = imageio.decode(original)
+            decoded = images.decode(original)
             output = merge.render(decoded, chroma, fmt, provenance)
             input_format = "PNG" if sixteen else "JPEG"
 

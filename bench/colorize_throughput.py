@@ -142,7 +142,7 @@ def measure_stages(files: list[Path], model_url: str, output: Path, chroma: str,
     merge: the chroma joined with the gray (half-size planes for 420, a full YCbCr image for
     444); encode: the JPEG with its metadata; write: the file written.
     """
-    from archive_colorizer import color, imageio
+    from archive_colorizer import color, images
     from archive_colorizer.colorize import decode, encode
 
     predictor, working_size, provenance = load_predictor(model_url)
@@ -152,17 +152,17 @@ def measure_stages(files: list[Path], model_url: str, output: Path, chroma: str,
         data = path.read_bytes()
         clock = time.perf_counter()
         if once:
-            decoded = imageio.decode(data)
+            decoded = images.decode(data)
             gray = decode.gray_planes(decoded.image).gray8
             clock, spent["decode"] = time.perf_counter(), spent["decode"] + time.perf_counter() - clock
             chroma_small = predictor.predict(decode.small_gray(gray, working_size)[None])[0]
             clock, spent["model"] = time.perf_counter(), spent["model"] + time.perf_counter() - clock
         else:
-            small = imageio.decode(data, draft_size=(256, 256))
+            small = images.decode(data, draft_size=(256, 256))
             small_gray = decode.small_gray(decode.gray_planes(small.image).gray8, working_size)
             chroma_small = predictor.predict(small_gray[None])[0]
             clock, spent["model"] = time.perf_counter(), spent["model"] + time.perf_counter() - clock
-            decoded = imageio.decode(data)
+            decoded = images.decode(data)
             gray = decode.gray_planes(decoded.image).gray8
             clock, spent["decode"] = time.perf_counter(), spent["decode"] + time.perf_counter() - clock
         meta = encode.OutputMetadata.from_input(decoded.info, decoded.image.size, provenance)
@@ -284,14 +284,14 @@ def _model_only_report(spec, spec_args: dict, working_size: int, model_url: str,
 def colorize_one(data: bytes, predictor, working_size: int, provenance, jpeg_chroma: str = "420") -> bytes:
     """The job's per-image work on one gray JPEG, without Ray: reduced decode, small gray, the
     generator on one image, full decode, merge, encode with metadata. Returns the output JPEG."""
-    from archive_colorizer import imageio
+    from archive_colorizer import images
     from archive_colorizer.colorize import decode, merge
 
-    small = imageio.decode(data, draft_size=(256, 256))
+    small = images.decode(data, draft_size=(256, 256))
     gray = decode.small_gray(decode.gray_planes(small.image).gray8, working_size)
     del small
     chroma = predictor.predict(gray[None])[0]
-    return merge.render(imageio.decode(data), chroma, "JPEG", provenance, jpeg_chroma=jpeg_chroma)
+    return merge.render(images.decode(data), chroma, "JPEG", provenance, jpeg_chroma=jpeg_chroma)
 
 
 def load_predictor(model_url: str):

@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from common import local_ray  # noqa: E402
 
-from archive_colorizer.imageio import encode_jpeg, resize_shorter_side  # noqa: E402
+from archive_colorizer.images import jpeg_bytes, resize_shorter_side  # noqa: E402
 from archive_colorizer.models import DiscriminatorSpec, GeneratorSpec  # noqa: E402
 from archive_colorizer.train.checkpoint import seed_everything  # noqa: E402
 from archive_colorizer.train.config import TrainConfig  # noqa: E402
@@ -64,7 +64,7 @@ def write_shards(folder: Path, images: int, shorter_side: int) -> pa.Table:
             picture = picture.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         rows.append(
             {
-                "image": {"bytes": encode_jpeg(picture), "path": f"{index}.jpg"},
+                "image": {"bytes": jpeg_bytes(picture), "path": f"{index}.jpg"},
                 "width": picture.width,
                 "height": picture.height,
                 "split": "val" if index >= images else "train",

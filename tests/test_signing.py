@@ -13,7 +13,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from archive_colorizer import cli, imageio, signing
+from archive_colorizer import cli, images, signing
 from archive_colorizer.colorize import encode, merge
 from archive_colorizer.colorize.config import ColorizeConfig
 from archive_colorizer.errors import ConfigError
@@ -40,7 +40,7 @@ def _input(photo: np.ndarray, sixteen: bool) -> bytes:
 
 def _output(photo: np.ndarray, original: bytes, fmt: str) -> bytes:
     """The colorized output colorize writes for ``original``, its chroma taken from the colour ``photo``."""
-    decoded = imageio.decode(original)
+    decoded = images.decode(original)
     ycbcr = np.asarray(Image.fromarray(photo).convert("YCbCr").resize((64, 64), Image.Resampling.BILINEAR), np.float32)
     chroma = np.ascontiguousarray(ycbcr[..., 1:].transpose(2, 0, 1) - 128.0)  # (2, 64, 64) Cb/Cr offsets
     return merge.render(decoded, chroma, fmt, encode.Provenance("0.test", GENERATOR_SHA))

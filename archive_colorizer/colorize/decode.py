@@ -1,9 +1,9 @@
 """CPU stage before the actors: read, decode, classify, and squeeze the gray image for the generator.
 
 Per input: skip it if an earlier run finished it and its output exists (``skipped_existing``,
-the input is not even read); read its bytes; decode them (:func:`archive_colorizer.imageio.decode`:
+the input is not even read); read its bytes; decode them (:func:`archive_colorizer.images.decode`:
 EXIF orientation applied, pixel limit, JPEGs at a reduced DCT scale); skip colour photographs
-(``skipped_color``, from :func:`archive_colorizer.imageio.mean_chroma`); otherwise resize its
+(``skipped_color``, from :func:`archive_colorizer.images.mean_chroma`); otherwise resize its
 gray values to ``model_size`` x ``model_size`` (8-bit). The actor turns them into the
 generator's input ``L/50 - 1`` on its device. Whatever goes wrong with one input becomes a
 ``failed`` row; the batch carries on.
@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from archive_colorizer import gates, imageio, storage
+from archive_colorizer import gates, images, storage
 from archive_colorizer.colorize import manifest
 from archive_colorizer.colorize.settings import StageSettings
 from archive_colorizer.errors import StorageError
@@ -36,7 +36,7 @@ DRAFT_SIDE = 256
 """Smallest side decoded in this stage: the colour measure looks at a 256-pixel thumbnail."""
 KEEP_PIXELS = 64_000_000
 """Most decoded pixels a fused task keeps between its decode and its merge (64 MB of 8-bit gray)."""
-GRAY_MODES = ("1", "L", "LA", "La", "F", *imageio.SIXTEEN_BIT_MODES)
+GRAY_MODES = ("1", "L", "LA", "La", "F", *images.SIXTEEN_BIT_MODES)
 """Modes that hold no colour at all (their mean chroma is 0 by construction)."""
 
 
@@ -75,19 +75,19 @@ def gray_planes(image: Image.Image) -> GrayPlanes:
     copied (callers only read it).
     """
     alpha = _alpha(image)
-    if image.mode in imageio.SIXTEEN_BIT_MODES:
+    if image.mode in images.SIXTEEN_BIT_MODES:
         gray16 = np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
         return GrayPlanes(Image.fromarray((gray16 >> 8).astype(np.uint8)), gray16, alpha)
     if image.mode == "F":
-        return GrayPlanes(Image.fromarray(imageio.gray_to_uint8(image)), None, alpha)
+        return GrayPlanes(Image.fromarray(images.gray_to_uint8(image)), None, alpha)
     if image.mode == "CMYK":
         return GrayPlanes(image.convert("RGB").convert("L"), None, alpha)
     return GrayPlanes(image if image.mode == "L" else image.convert("L"), None, alpha)
 
 
 def colour_measure(image: Image.Image) -> float:
-    """Mean chroma of ``image`` in 8-bit levels (:func:`imageio.mean_chroma`); 0 for gray modes."""
-    return 0.0 if image.mode in GRAY_MODES else imageio.mean_chroma(image)
+    """Mean chroma of ``image`` in 8-bit levels (:func:`images.mean_chroma`); 0 for gray modes."""
+    return 0.0 if image.mode in GRAY_MODES else images.mean_chroma(image)
 
 
 def small_gray(gray8: Image.Image, size: int) -> np.ndarray:
@@ -114,7 +114,7 @@ def prepare_row(row: dict[str, Any], settings: StageSettings) -> np.ndarray | No
 
 def prepare_row_full(
     row: dict[str, Any], settings: StageSettings
-) -> tuple[np.ndarray | None, imageio.DecodedImage | None]:
+) -> tuple[np.ndarray | None, images.DecodedImage | None]:
     """:func:`prepare_row`, decoding the input once at full resolution and returning it as well.
 
     For the fused stage, which merges in the same process: the merge reuses the decoded image
@@ -131,7 +131,7 @@ def prepare_row_full(
 
 def _prepare(
     row: dict[str, Any], settings: StageSettings, full: bool
-) -> tuple[np.ndarray | None, imageio.DecodedImage | None]:
+) -> tuple[np.ndarray | None, images.DecodedImage | None]:
     try:
         if _already_done(row, settings):
             row.update(status=manifest.SKIPPED_EXISTING, model_sha256=row["previous_sha256"] or None)
@@ -146,8 +146,8 @@ def _prepare(
         # Unless the full image is wanted, only a small one is needed here: JPEGs are decoded at
         # 1/2 to 1/8 scale (DCT scaling).
         draft = None if full else (max(settings.model_size, DRAFT_SIDE),) * 2
-        decoded = imageio.decode(data, source=row["input_url"], max_pixels=settings.max_pixels, draft_size=draft)
-    except imageio.ImageDecodeError as exc:
+        decoded = images.decode(data, source=row["input_url"], max_pixels=settings.max_pixels, draft_size=draft)
+    except images.ImageDecodeError as exc:
         manifest.fail(row, exc.reason, exc)
         return None, None
     image = decoded.image
@@ -164,7 +164,7 @@ def _prepare(
 def prepare_batch(
     batch: pa.Table,
     settings: StageSettings,
-    keep: dict[int, imageio.DecodedImage] | None = None,
+    keep: dict[int, images.DecodedImage] | None = None,
     keep_pixels: int = KEEP_PIXELS,
     keep_bytes: bool = True,
 ) -> pa.Table:

@@ -39,7 +39,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 from PIL import Image, ImageCms, PngImagePlugin
 
-from archive_colorizer import imageio
+from archive_colorizer import images
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
 XMP_NAMESPACE = "https://archive-colorizer.dev/ns/1.0/"
@@ -133,7 +133,7 @@ class OutputMetadata:
 
     @classmethod
     def from_input(cls, info: dict[str, Any], size: tuple[int, int], provenance: Provenance) -> OutputMetadata:
-        """From :attr:`imageio.DecodedImage.info` of the input and the output's (W, H)."""
+        """From :attr:`images.DecodedImage.info` of the input and the output's (W, H)."""
         exif = Image.Exif()
         if info.get("exif"):
             try:
@@ -195,9 +195,9 @@ def encode_jpeg(ycbcr: Image.Image, meta: OutputMetadata, quality: int) -> bytes
     """
     params = {**_common(meta), "xmp": meta.xmp}
     try:
-        return imageio.encode_jpeg(ycbcr, quality, exif=meta.exif.tobytes(), **params)
+        return images.jpeg_bytes(ycbcr, quality, exif=meta.exif.tobytes(), **params)
     except ValueError:
-        return imageio.encode_jpeg(ycbcr, quality, exif=meta.essential_exif().tobytes(), **params)
+        return images.jpeg_bytes(ycbcr, quality, exif=meta.essential_exif().tobytes(), **params)
 
 
 _SOI = b"\xff\xd8"
@@ -225,9 +225,9 @@ def _metadata_jpeg_segments(meta: OutputMetadata) -> bytes:
     params = {**_common(meta), "xmp": meta.xmp}
     carrier = Image.new("L", (1, 1))
     try:
-        data = imageio.encode_jpeg(carrier, 95, exif=meta.exif.tobytes(), **params)
+        data = images.jpeg_bytes(carrier, 95, exif=meta.exif.tobytes(), **params)
     except ValueError:  # EXIF larger than one APP1 segment
-        data = imageio.encode_jpeg(carrier, 95, exif=meta.essential_exif().tobytes(), **params)
+        data = images.jpeg_bytes(carrier, 95, exif=meta.essential_exif().tobytes(), **params)
     segments, _ = _jpeg_segments(data, range(0xE0, 0xF0))
     return b"".join(segments)
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from archive_colorizer import color, gates, imageio, signing, storage
+from archive_colorizer import color, gates, images, signing, storage
 from archive_colorizer.colorize import encode, manifest
 from archive_colorizer.colorize.decode import gray_planes
 from archive_colorizer.colorize.settings import StageSettings
@@ -30,13 +30,13 @@ CHROMA_SUBSAMPLINGS = ("420", "444")
 """JPEG chroma resolutions: ``420`` half size (the default), ``444`` full size. PNG and TIFF are 4:4:4."""
 
 
-def output_bits(decoded: imageio.DecodedImage, fmt: str) -> int:
+def output_bits(decoded: images.DecodedImage, fmt: str) -> int:
     """Bits per sample of the output :func:`render` makes: 16 for 16-bit inputs written as PNG or TIFF, else 8."""
-    return 16 if fmt in ("PNG", "TIFF") and decoded.image.mode in imageio.SIXTEEN_BIT_MODES else 8
+    return 16 if fmt in ("PNG", "TIFF") and decoded.image.mode in images.SIXTEEN_BIT_MODES else 8
 
 
 def render(
-    decoded: imageio.DecodedImage,
+    decoded: images.DecodedImage,
     chroma: np.ndarray,
     fmt: str,
     provenance: encode.Provenance,
@@ -81,7 +81,7 @@ def render(
 def colorize_row(
     row: dict[str, Any],
     settings: StageSettings,
-    decoded: imageio.DecodedImage | None = None,
+    decoded: images.DecodedImage | None = None,
     signer: signing.Signer | None = None,
 ) -> None:
     """Render, sign (with ``signer``) and write one pending row's output; the row becomes ``colorized`` or ``failed``.
@@ -105,8 +105,8 @@ def colorize_row(
             return
     if decoded is None:
         try:
-            decoded = imageio.decode(input_bytes, source=row["input_url"], max_pixels=settings.max_pixels)
-        except imageio.ImageDecodeError as exc:
+            decoded = images.decode(input_bytes, source=row["input_url"], max_pixels=settings.max_pixels)
+        except images.ImageDecodeError as exc:
             manifest.fail(row, exc.reason, exc)
             return
     chroma = np.frombuffer(row["chroma"], np.float32).reshape(2, settings.model_size, settings.model_size)
@@ -145,7 +145,7 @@ def _stamp(rows: list[dict[str, Any]], settings: StageSettings) -> list[dict[str
 
 
 def finish_batch(
-    batch: pa.Table, settings: StageSettings, decoded: dict[int, imageio.DecodedImage] | None = None
+    batch: pa.Table, settings: StageSettings, decoded: dict[int, images.DecodedImage] | None = None
 ) -> pa.Table:
     """Ray Data batch function of the merge stage: rows of :data:`manifest.ROW_SCHEMA` in, rows of
     :data:`manifest.RESULT_SCHEMA` out (retries not counted on a row go to the batch's first row).

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
-from archive_colorizer import __version__, imageio, storage
+from archive_colorizer import __version__, images, storage
 from archive_colorizer.colorize import manifest
 from archive_colorizer.errors import StorageError
 
@@ -145,14 +145,14 @@ def iter_run_rows(
 
 
 def _thumbnail(image: Image.Image, size: tuple[int, int]) -> bytes:
-    return imageio.encode_jpeg(image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), quality=THUMB_QUALITY)
+    return images.jpeg_bytes(image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), quality=THUMB_QUALITY)
 
 
 def _decoded(url: str, options: Mapping[str, Any] | None, max_pixels: int) -> Image.Image:
     fs, path = storage.open_url(url, options)
     draft = (THUMB_SIDE, THUMB_SIDE)  # JPEGs decode at 1/2 to 1/8 scale
-    return imageio.to_rgb(
-        imageio.decode(storage.read_bytes(fs, path), source=url, max_pixels=max_pixels, draft_size=draft).image
+    return images.to_rgb(
+        images.decode(storage.read_bytes(fs, path), source=url, max_pixels=max_pixels, draft_size=draft).image
     )
 
 

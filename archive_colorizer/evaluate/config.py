@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 
 from archive_colorizer.config import IMAGE_EXTENSIONS, StorageOptions, dotted_suffixes
-from archive_colorizer.imageio import DEFAULT_MAX_PIXELS, GRAY_CHROMA_THRESHOLD
+from archive_colorizer.images import DEFAULT_MAX_PIXELS, GRAY_CHROMA_THRESHOLD
 
 
 class EvaluateConfig(StorageOptions):

@@ -6,7 +6,7 @@ resized to S, centre crop). Images are streamed one at a time (shard files in ro
 folders one folder listing at a time), so memory does not grow with the size of the split.
 
 What cannot serve as ground truth is skipped and counted by reason: ``not_an_image``,
-``truncated``, ``empty``, ``corrupt``, ``too_large`` (:mod:`archive_colorizer.imageio`),
+``truncated``, ``empty``, ``corrupt``, ``too_large`` (:mod:`archive_colorizer.images`),
 ``unreadable`` (storage), and ``gray`` (a folder photo whose mean chroma is below the gray
 threshold: it holds no colour to compare against; prepare already dropped such images from
 shards).
@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from archive_colorizer import imageio, storage
+from archive_colorizer import images, storage
 from archive_colorizer.errors import ConfigError, StorageError
 from archive_colorizer.train.data import Shards, crop_square
 
@@ -156,12 +156,12 @@ class HeldOut:
     ) -> np.ndarray | None:
         """Decode one image into its (size, size, 3) ground truth, or count why not and return None."""
         try:
-            image = imageio.to_rgb(imageio.decode(data, source=name, max_pixels=max_pixels).image)
-        except imageio.ImageDecodeError as exc:
+            image = images.to_rgb(images.decode(data, source=name, max_pixels=max_pixels).image)
+        except images.ImageDecodeError as exc:
             self.skip(name, exc.reason, exc)
             return None
         if gray_threshold is not None:
-            chroma = imageio.mean_chroma(image)
+            chroma = images.mean_chroma(image)
             if chroma < gray_threshold:
                 self.skip(name, "gray", f"mean chroma {chroma:.2f} is below the gray threshold {gray_threshold}")
                 return None

@@ -43,7 +43,7 @@ gray; the generator; full-size chroma merge; the encoder; output and manifest wr
 _PROFILED = {  # (module path ending, function name) -> stage; cumulative times
     ("archive_colorizer/storage.py", "read_bytes"): "read",
     ("archive_colorizer/storage.py", "write_bytes"): "write",
-    ("archive_colorizer/imageio.py", "decode"): "decode",
+    ("archive_colorizer/images.py", "decode"): "decode",
     ("archive_colorizer/colorize/encode.py", "encode_jpeg"): "encode",
     ("archive_colorizer/colorize/encode.py", "encode_png"): "encode",
     ("archive_colorizer/colorize/encode.py", "encode_tiff"): "encode",

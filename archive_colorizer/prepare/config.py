@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from archive_colorizer.colorfulness import LOW_COLOR_THRESHOLD
 from archive_colorizer.config import IMAGE_EXTENSIONS, RayOptions, StorageOptions
-from archive_colorizer.imageio import DEFAULT_MAX_PIXELS, GRAY_CHROMA_THRESHOLD
+from archive_colorizer.images import DEFAULT_MAX_PIXELS, GRAY_CHROMA_THRESHOLD
 
 
 class PrepareConfig(StorageOptions, RayOptions):

@@ -2,11 +2,11 @@
 
 Pure functions on bytes, no Ray and no storage, so every rule is testable on its own:
 
-1. decode with Pillow (:func:`imageio.decode`), EXIF orientation applied, pixel limit checked
+1. decode with Pillow (:func:`images.decode`), EXIF orientation applied, pixel limit checked
    from the header first; undecodable bytes are ``dropped_corrupt``, oversized ``dropped_too_large``;
-2. convert to 8-bit RGB (:func:`imageio.to_rgb`);
+2. convert to 8-bit RGB (:func:`images.to_rgb`);
 3. drop ``dropped_small`` if the shorter side is below ``min_size``;
-4. drop ``dropped_grayscale`` if :func:`imageio.mean_chroma` is below ``gray_threshold``:
+4. drop ``dropped_grayscale`` if :func:`images.mean_chroma` is below ``gray_threshold``:
    a gray photo has no colour to teach (pix2pix colorization learns ab from L);
 5. drop ``dropped_low_color`` if the Hasler & Suesstrunk colourfulness
    (:func:`archive_colorizer.colorfulness.colorfulness`, on the same <= 256 px thumbnail) is
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from archive_colorizer import imageio
+from archive_colorizer import images
 from archive_colorizer.colorfulness import LOW_COLOR_THRESHOLD, colorfulness
 
 OUTCOMES = (
@@ -64,9 +64,9 @@ class ProcessSettings:
 
     size: int = 286
     min_size: int = 128
-    gray_threshold: float = imageio.GRAY_CHROMA_THRESHOLD
+    gray_threshold: float = images.GRAY_CHROMA_THRESHOLD
     jpeg_quality: int = 95
-    max_pixels: int = imageio.DEFAULT_MAX_PIXELS
+    max_pixels: int = images.DEFAULT_MAX_PIXELS
     color_threshold: float = LOW_COLOR_THRESHOLD
 
 
@@ -102,22 +102,22 @@ def process_image(data: bytes, settings: ProcessSettings, source: str = "<bytes>
     """
     stage = "decode"
     try:
-        decoded = imageio.decode(data, source=source, max_pixels=settings.max_pixels)
-    except imageio.ImageDecodeError as exc:
+        decoded = images.decode(data, source=source, max_pixels=settings.max_pixels)
+    except images.ImageDecodeError as exc:
         outcome = "dropped_too_large" if exc.reason == "too_large" else "dropped_corrupt"
         return Processed(outcome, error=str(exc))
     except Exception as exc:  # an exception type the decoder does not map: this image only
         return _failed(source, stage, exc)
     try:
         stage = "filter"
-        rgb = imageio.to_rgb(decoded.image)
+        rgb = images.to_rgb(decoded.image)
         dropped = _filter(rgb, settings, source)
         if dropped is not None:
             return dropped
         stage = "resize"
-        resized = imageio.resize_shorter_side(rgb, settings.size)
+        resized = images.resize_shorter_side(rgb, settings.size)
         stage = "encode"
-        return Processed("written", imageio.encode_jpeg(resized, quality=settings.jpeg_quality), *resized.size)
+        return Processed("written", images.jpeg_bytes(resized, quality=settings.jpeg_quality), *resized.size)
     except Exception as exc:  # colour conversion, resize, encode: this image only
         return _failed(source, stage, exc)
 
@@ -131,7 +131,7 @@ def _filter(rgb: Image.Image, settings: ProcessSettings, source: str) -> Process
     width, height = rgb.size
     if min(width, height) < settings.min_size:
         return Processed("dropped_small", error=f"{source}: {width}x{height} is below min_size {settings.min_size}")
-    chroma = imageio.mean_chroma(rgb)
+    chroma = images.mean_chroma(rgb)
     if chroma < settings.gray_threshold:
         return Processed(
             "dropped_grayscale",

@@ -35,7 +35,7 @@ from PIL import Image
 
 from archive_colorizer.color import rgb_to_l_ab
 from archive_colorizer.errors import ConfigError
-from archive_colorizer.imageio import ImageDecodeError, decode, resize_shorter_side, to_rgb
+from archive_colorizer.images import ImageDecodeError, decode, resize_shorter_side, to_rgb
 from archive_colorizer.storage import is_local, iter_files, open_url
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms, JpegImagePlugin
 
-from archive_colorizer import imageio
+from archive_colorizer import images
 from archive_colorizer.colorize import encode
 from archive_colorizer.colorize.merge import render
 from tests.colorize.conftest import encode as encode_image
@@ -25,12 +25,12 @@ def _chroma(size: int = 32) -> np.ndarray:
     return np.stack([np.tile(ramp, (size, 1)), np.tile(ramp[:, None], (1, size))])
 
 
-def _decoded(photos, fmt="JPEG", **params) -> imageio.DecodedImage:
+def _decoded(photos, fmt="JPEG", **params) -> images.DecodedImage:
     exif = Image.Exif()
     exif[0x0132] = "1931:05:04 12:00:00"
     exif[0x010E] = "Harbour, seen from the lighthouse"
     gray = Image.fromarray(photos["coffee"]).convert("L")
-    return imageio.decode(encode_image(gray, fmt, exif=exif.tobytes(), dpi=(400, 400), **params))
+    return images.decode(encode_image(gray, fmt, exif=exif.tobytes(), dpi=(400, 400), **params))
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "TIFF"])
@@ -40,7 +40,7 @@ def test_output_keeps_size_gray_dpi_datetime_and_labels_itself(photos, fmt):
     assert output.format == fmt and output.size == decoded.image.size
     difference = np.abs(np.asarray(output.convert("L"), float) - np.asarray(decoded.image, float))
     assert difference.mean() < 1.0
-    assert imageio.mean_chroma(output) > 10  # colour was added
+    assert images.mean_chroma(output) > 10  # colour was added
     assert output.info["dpi"] == pytest.approx((400, 400), abs=0.01)
     exif = output.getexif()
     assert exif[0x0132] == "1931:05:04 12:00:00"
@@ -73,8 +73,8 @@ def test_jpeg_420_is_encoded_from_the_planes_at_half_chroma_keeping_the_gray(pho
     # mean 0.39-1.27, max 9-11 levels; 4:4:4 mean 0.30-1.17, max 7-11 (8-bit levels, from PNG inputs).
     assert error_420.mean() < 1.0 and error_420.max() <= 12, (error_420.mean(), error_420.max())
     assert error_420.mean() < error_444.mean() + 0.3
-    assert imageio.mean_chroma(output) > 10
-    assert imageio.mean_chroma(output) == pytest.approx(imageio.mean_chroma(old), rel=0.1)
+    assert images.mean_chroma(output) > 10
+    assert images.mean_chroma(output) == pytest.approx(images.mean_chroma(old), rel=0.1)
 
 
 @pytest.mark.parametrize("crop", [(427, 640), (427, 599), (400, 599)], ids=["odd-height", "odd-both", "odd-width"])
@@ -103,7 +103,7 @@ def test_jpeg_420_carries_icc_and_large_exif_like_444(photos):
     exif[0x0132] = "1931:05:04 12:00:00"
     exif[0x927C] = b"x" * 70_000  # too large for one APP1 segment: the essential tags are kept
     gray = Image.fromarray(photos["coffee"]).convert("L")
-    decoded = imageio.decode(encode_image(gray, "PNG", exif=exif.tobytes(), icc_profile=srgb, dpi=(300, 300)))
+    decoded = images.decode(encode_image(gray, "PNG", exif=exif.tobytes(), icc_profile=srgb, dpi=(300, 300)))
     output = Image.open(io.BytesIO(render(decoded, _chroma(), "JPEG", PROVENANCE)))
     assert output.info["icc_profile"] == srgb
     assert output.info["dpi"] == pytest.approx((300, 300))
@@ -114,7 +114,7 @@ def test_jpeg_420_carries_icc_and_large_exif_like_444(photos):
 
 def test_sixteen_bit_tiff_stays_sixteen_bit_with_its_gray_as_luma(photos):
     gray16 = (np.asarray(Image.fromarray(photos["chelsea"]).convert("L"), dtype=np.uint16) * 257 + 77).astype(np.uint16)
-    decoded = imageio.decode(encode_image(Image.fromarray(gray16), "TIFF", dpi=(1200, 1200)))
+    decoded = images.decode(encode_image(Image.fromarray(gray16), "TIFF", dpi=(1200, 1200)))
     data = render(decoded, _chroma(), "TIFF", PROVENANCE)
     rgb = tifffile.imread(io.BytesIO(data))
     assert rgb.dtype == np.uint16 and rgb.shape == (*gray16.shape, 3)
@@ -129,11 +129,11 @@ def test_sixteen_bit_tiff_stays_sixteen_bit_with_its_gray_as_luma(photos):
 
 def test_rgb_icc_profiles_are_kept_and_others_dropped(photos):
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    colour_input = imageio.decode(encode_image(Image.fromarray(photos["coffee"]), "PNG", icc_profile=srgb))
+    colour_input = images.decode(encode_image(Image.fromarray(photos["coffee"]), "PNG", icc_profile=srgb))
     assert Image.open(io.BytesIO(render(colour_input, _chroma(), "PNG", PROVENANCE))).info["icc_profile"] == srgb
     # A profile of another colour space (here CIE Lab) does not describe the RGB output.
     lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
-    gray_input = imageio.decode(encode_image(Image.fromarray(photos["coffee"]).convert("L"), "JPEG", icc_profile=lab))
+    gray_input = images.decode(encode_image(Image.fromarray(photos["coffee"]).convert("L"), "JPEG", icc_profile=lab))
     assert gray_input.info["icc_profile"] == lab
     assert "icc_profile" not in Image.open(io.BytesIO(render(gray_input, _chroma(), "JPEG", PROVENANCE))).info
 
@@ -142,7 +142,7 @@ def test_an_exif_block_too_large_for_jpeg_keeps_the_essential_tags(photos):
     exif = Image.Exif()
     exif[0x0132] = "1931:05:04 12:00:00"
     exif[0x927C] = b"x" * 70_000  # a huge maker note: no longer fits JPEG's 64 KiB APP1 segment
-    decoded = imageio.decode(encode_image(Image.fromarray(photos["coffee"]).convert("L"), "PNG", exif=exif.tobytes()))
+    decoded = images.decode(encode_image(Image.fromarray(photos["coffee"]).convert("L"), "PNG", exif=exif.tobytes()))
     output = Image.open(io.BytesIO(render(decoded, _chroma(), "JPEG", PROVENANCE)))
     assert output.getexif()[0x0132] == "1931:05:04 12:00:00" and 0x927C not in output.getexif()
     assert output.getexif()[0x0131] == "archive-colorizer 0.1.0"

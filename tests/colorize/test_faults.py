@@ -23,7 +23,7 @@ import psutil
 import pytest
 from PIL import Image
 
-from archive_colorizer import cli, imageio
+from archive_colorizer import cli, images
 from archive_colorizer.colorize import manifest, review, run
 from archive_colorizer.colorize.config import ColorizeConfig
 from archive_colorizer.colorize.decode import prepare_row
@@ -84,7 +84,7 @@ def _clean_output(input_path: Path, model: str, sha256: str, predictor: Predicto
     settings = StageSettings(
         output_url=str(input_path.parent),
         model_size=32,
-        max_pixels=imageio.DEFAULT_MAX_PIXELS,
+        max_pixels=images.DEFAULT_MAX_PIXELS,
         on_color="skip",
         color_threshold=4.0,
         overwrite=True,
@@ -94,7 +94,7 @@ def _clean_output(input_path: Path, model: str, sha256: str, predictor: Predicto
     row = manifest.new_row(str(input_path), output_url="unused", output_format="JPEG")
     gray = prepare_row(row, settings)
     chroma = predictor.predict(gray[None].copy())[0]
-    decoded = imageio.decode(row["data"], source=str(input_path))
+    decoded = images.decode(row["data"], source=str(input_path))
     data = render(decoded, chroma, "JPEG", Provenance("test", sha256), 95)
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
 

@@ -16,7 +16,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from archive_colorizer import imageio
+from archive_colorizer import images
 from archive_colorizer.colorize import encode
 from archive_colorizer.colorize.merge import render
 from tests.colorize.conftest import encode as encode_image
@@ -66,7 +66,7 @@ def _inputs(gray: np.ndarray) -> dict[str, bytes]:
 def _expected_gray(data: bytes) -> np.ndarray:
     """The input's gray values as Pillow decodes them, in 8-bit levels."""
     with Image.open(io.BytesIO(data)) as image:
-        if image.mode in imageio.SIXTEEN_BIT_MODES:
+        if image.mode in images.SIXTEEN_BIT_MODES:
             return (np.asarray(image).astype(np.int64) >> 8).astype(np.uint8)
         if image.mode == "F":
             return np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8)
@@ -80,15 +80,15 @@ def _expected_gray(data: bytes) -> np.ndarray:
 @pytest.mark.parametrize(("fmt", "chroma"), OUTPUTS, ids=[f"{f}-{c}" for f, c in OUTPUTS])
 def test_every_input_mode_gives_an_output_every_reader_opens_in_colour(gray, fmt, chroma):
     for name, data in _inputs(gray).items():
-        out = render(imageio.decode(data, source=name), _chroma(), fmt, PROVENANCE, jpeg_chroma=chroma)
+        out = render(images.decode(data, source=name), _chroma(), fmt, PROVENANCE, jpeg_chroma=chroma)
         with Image.open(io.BytesIO(out)) as image:
             image.load()
             expected_mode = "RGBA" if name.startswith("LA") and fmt != "JPEG" else "RGB"
             assert (image.format, image.mode, image.size) == (fmt, expected_mode, (WIDTH, HEIGHT)), name
             if name.startswith("1."):  # only black and white: no colour exists at 0 or 255, so none is added
-                assert imageio.mean_chroma(image) < 1, name
+                assert images.mean_chroma(image) < 1, name
             else:
-                assert imageio.mean_chroma(image) > 15, f"{name} -> {fmt}: no colour"
+                assert images.mean_chroma(image) > 15, f"{name} -> {fmt}: no colour"
             luma_error = np.abs(np.asarray(image.convert("L"), float) - _expected_gray(data))
         if fmt == "JPEG":  # quantisation of Y at quality 95, and chroma rounding
             assert luma_error.mean() < 1.5 and luma_error.max() <= 12, (name, luma_error.mean(), luma_error.max())
@@ -109,7 +109,7 @@ def test_a_plain_gray_tiff_carries_its_description_but_not_its_structure(gray):
     exif[0x010E] = "Harbour, 1931"
     exif[0x013B] = "A. Photographer"
     source = encode_image(Image.fromarray(gray), "TIFF", exif=exif)
-    out = render(imageio.decode(source), _chroma(), "TIFF", PROVENANCE)
+    out = render(images.decode(source), _chroma(), "TIFF", PROVENANCE)
     with tifffile.TiffFile(io.BytesIO(out)) as tif:
         tags = tif.pages[0].tags
         assert tags["PhotometricInterpretation"].value == tifffile.PHOTOMETRIC.RGB
@@ -124,8 +124,8 @@ def test_sixteen_bit_png_stays_sixteen_bit_with_its_gray_as_luma_and_its_metadat
     exif = Image.Exif()
     exif[0x0132] = "1931:05:04 12:00:00"
     source = encode_image(Image.fromarray(gray16), "PNG", dpi=(1200, 1200), exif=exif.tobytes())
-    decoded = imageio.decode(source)
-    assert decoded.image.mode in imageio.SIXTEEN_BIT_MODES
+    decoded = images.decode(source)
+    assert decoded.image.mode in images.SIXTEEN_BIT_MODES
     out = render(decoded, _chroma(), "PNG", PROVENANCE)
     assert out[24:26] == bytes([16, 2])  # IHDR: bit depth 16, colour type 2 (RGB): 48 bits per pixel
     bgr = cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_UNCHANGED)

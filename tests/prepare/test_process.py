@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from archive_colorizer import imageio
-from archive_colorizer.imageio import mean_chroma
+from archive_colorizer import images
+from archive_colorizer.images import mean_chroma
 from archive_colorizer.prepare.process import ProcessSettings, assign_split, process_image
 from tests.prepare.conftest import PLANTED, encode
 
@@ -129,7 +129,7 @@ def test_prepare_and_evaluate_share_one_colorfulness(photos):
     [
         ("to_rgb", "filter", ValueError("conversion from CMYK;I16 not supported")),
         ("resize_shorter_side", "resize", MemoryError("cannot allocate")),
-        ("encode_jpeg", "encode", OSError("encoder error -2")),
+        ("jpeg_bytes", "encode", OSError("encoder error -2")),
         ("decode", "decode", struct.error("unpack requires a buffer of 4 bytes")),
     ],
 )
@@ -137,7 +137,7 @@ def test_any_error_for_one_image_is_a_recorded_drop(photos, monkeypatch, target,
     def broken(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(imageio, target, broken)
+    monkeypatch.setattr(images, target, broken)
     result = process_image(encode(photos["coffee"], "PNG"), SETTINGS, source="coffee.png")
     assert result.outcome == "dropped_error" and result.jpeg is None
     assert result.error == f"coffee.png: {stage}: {type(error).__name__}: {error}"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from archive_colorizer.imageio import resize_shorter_side
+from archive_colorizer.images import resize_shorter_side
 from archive_colorizer.prepare import run as prepare
 from archive_colorizer.prepare.config import PrepareConfig
 

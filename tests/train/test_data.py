@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from archive_colorizer.color import l_ab_to_rgb
-from archive_colorizer.imageio import encode_jpeg, resize_shorter_side
+from archive_colorizer.images import jpeg_bytes, resize_shorter_side
 from archive_colorizer.train.data import crop_square, load_size, to_lab_batch
 
 NAMES = ("astronaut", "coffee", "rocket")
@@ -22,7 +22,7 @@ NAMES = ("astronaut", "coffee", "rocket")
 def shard_rows(photos) -> tuple[pa.Table, list[Image.Image]]:
     """Rows as the prepare job writes them (JPEG, shorter side 40) and the decoded images."""
     images = [resize_shorter_side(Image.fromarray(photos[n]), 40) for n in NAMES]
-    encoded = [encode_jpeg(image) for image in images]
+    encoded = [jpeg_bytes(image) for image in images]
     table = pa.table({"image": [{"bytes": data, "path": f"{n}.jpg"} for data, n in zip(encoded, NAMES, strict=True)]})
     decoded = [Image.open(io.BytesIO(data)).convert("RGB") for data in encoded]
     return table, decoded

@@ -11,7 +11,7 @@ from PIL import Image
 
 from archive_colorizer.color import rgb_to_l_ab
 from archive_colorizer.errors import ConfigError
-from archive_colorizer.imageio import resize_shorter_side
+from archive_colorizer.images import resize_shorter_side
 from archive_colorizer.models import DiscriminatorSpec, GeneratorSpec
 from archive_colorizer.train.config import TrainConfig
 from archive_colorizer.train.precision import resolve_precision

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from archive_colorizer.color import rgb_to_l_ab
-from archive_colorizer.imageio import resize_shorter_side
+from archive_colorizer.images import resize_shorter_side
 from archive_colorizer.models import DiscriminatorSpec, GeneratorSpec
 from archive_colorizer.train.data import crop_square
 from archive_colorizer.train.step import build_pix2pix, discriminator_step, gan_step, generator_step, pretrain_step
