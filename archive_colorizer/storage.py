@@ -16,7 +16,7 @@ import os
 import posixpath
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import fsspec
@@ -27,11 +27,6 @@ from archive_colorizer.retries import count_retries, retried_requests
 
 __all__ = [
     "StorageError",
-    "iter_files",
-    "iter_files_with_sizes",
-    "iter_folder_pages",
-    "iter_folders",
-    "list_subfolders",
     "is_empty_or_missing",
     "is_local",
     "is_same_or_inside",
@@ -227,235 +222,6 @@ def read_bytes(fs: fsspec.AbstractFileSystem, path: str) -> bytes:
     raise AssertionError("unreachable")  # every attempt returns, retries or raises
 
 
-def iter_files(
-    fs: fsspec.AbstractFileSystem,
-    root: str,
-    extensions: tuple[str, ...] | None = None,
-    *,
-    skip_bookkeeping: bool = True,
-) -> Iterator[str]:
-    """Yield the paths of the files below ``root``, recursively, in sorted order per folder.
-
-    Walks one folder at a time (``fs.walk``), so memory holds one folder's listing, not the
-    whole tree. Symbolic links to folders on a local filesystem are not followed.
-
-    Args:
-        extensions: lower-case suffixes with the dot (``(".jpg", ".png")``); ``None`` keeps all.
-        skip_bookkeeping: skip hidden files and folders (name starting with ``.``) and
-            ``_``-prefixed folders such as ``_manifest``: what train and evaluate want when
-            they read a job's output folder. The colorize job lists an archive with ``False``:
-            there every file is an input and gets a manifest row.
-    """
-    for folder, dirs, files in fs.walk(root, detail=False, topdown=True):
-        dirs[:] = sorted(d for d in dirs if not (skip_bookkeeping and d.startswith((".", "_"))))
-        if is_local(fs):
-            dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
-        for name in sorted(files):
-            if skip_bookkeeping and name.startswith("."):
-                continue
-            if extensions is not None and not name.lower().endswith(extensions):
-                continue
-            yield posixpath.join(folder, name)
-
-
-def iter_files_with_sizes(
-    fs: fsspec.AbstractFileSystem, root: str, extensions: tuple[str, ...] | None = None
-) -> Iterator[tuple[str, int | None]]:
-    """Every file below ``root`` with its size, as colorize lists an archive: yields ``(path, bytes)``.
-
-    The same files as :func:`iter_folders` (hidden and ``_``-prefixed ones too: each file of an
-    archive is an input), in sorted order, filtered by ``extensions`` (lower-case suffixes,
-    matched case-insensitively). The sizes come with the listing (``fs.walk(detail=True)``:
-    ``ls`` of each folder on local disks, the ``Size`` of each key of an S3 ``ListObjectsV2``
-    page), so no request per file is made; ``size`` is None where a filesystem reports none.
-    Symbolic links to folders on a local filesystem are not followed.
-    """
-    for folder, dirs, files in fs.walk(root, detail=True, topdown=True):
-        keep = sorted(dirs)
-        if is_local(fs):
-            keep = [d for d in keep if not os.path.islink(os.path.join(folder, d))]
-        for name in list(dirs):  # walk(detail=True) descends into what stays in the dict
-            if name not in keep:
-                del dirs[name]
-        for name in sorted(files):
-            if extensions is not None and not name.lower().endswith(extensions):
-                continue
-            size = files[name].get("size")
-            yield posixpath.join(folder, name), None if size is None else int(size)
-
-
-def iter_folders(fs: fsspec.AbstractFileSystem, root: str, recursive: bool = True) -> Iterator[tuple[str, list[str]]]:
-    """Yield ``(folder, sorted file names)`` for ``root`` and, when ``recursive``, every folder below it.
-
-    Every file counts, hidden and ``_``-prefixed ones too (an archive listing: each file is an
-    input). One folder's listing at a time is held (one ``LIST`` per folder or prefix level on an
-    object store, paged by the store's client). Symbolic links to folders on a local filesystem
-    are not followed.
-
-    Raises:
-        FileNotFoundError: ``root`` does not exist.
-    """
-    for folder, dirs, files in fs.walk(root, detail=False, topdown=True, maxdepth=None if recursive else 1):
-        dirs[:] = sorted(dirs) if recursive else []
-        if is_local(fs):
-            dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
-        yield folder, sorted(files)
-
-
-LIST_PAGE_NAMES = 1000
-"""File names per page of :func:`iter_folder_pages` (an S3 ``ListObjectsV2`` page holds up to 1000 keys)."""
-
-
-def iter_folder_pages(
-    fs: fsspec.AbstractFileSystem, root: str, recursive: bool = True, page_names: int = LIST_PAGE_NAMES
-) -> Iterator[tuple[str, list[str], bool]]:
-    """Yield ``(folder, file names, last)``: the file names of ``root`` (and, when ``recursive``,
-    of every folder below it, depth first in sorted order) a page of at most ``page_names`` at a time.
-
-    The same files as :func:`iter_folders`, but a folder of millions of files streams: on S3 one
-    ``ListObjectsV2`` page at a time, as the store returns them (each page in the store's order,
-    which S3 defines as sorted); on a local disk from one ``os.scandir`` of names (no ``stat``
-    per file), sorted, then cut into pages. Within a folder the names of later pages sort after
-    those of earlier ones. ``last`` is True on the folder's last page (a folder without files
-    yields one empty last page). Other filesystems are walked with ``fs.walk`` (one folder's
-    whole listing at a time) and cut into pages. Symbolic links to folders are listed as files
-    and never followed (as ``fs.walk`` lists them).
-
-    A folder that does not exist (or no longer does) yields nothing on a local disk and one empty
-    page on S3 (where a prefix without keys is no folder).
-
-    Raises:
-        StorageError: an object store returned a folder's keys out of order.
-        OSError: a folder cannot be listed.
-    """
-    if is_local(fs):
-        return _local_pages(root, recursive, page_names)
-    if _is_s3(fs):
-        return _s3_pages(fs, root, recursive, page_names)
-    return _walked_pages(fs, root, recursive, page_names)
-
-
-def _is_s3(fs: fsspec.AbstractFileSystem) -> bool:
-    from s3fs import S3FileSystem
-
-    return isinstance(fs, S3FileSystem)
-
-
-def _cut(folder: str, names: list[str], page_names: int) -> Iterator[tuple[str, list[str], bool]]:
-    if not names:
-        yield folder, [], True
-    for start in range(0, len(names), page_names):
-        yield folder, names[start : start + page_names], start + page_names >= len(names)
-
-
-def _local_pages(root: str, recursive: bool, page_names: int) -> Iterator[tuple[str, list[str], bool]]:
-    folders = [root.rstrip("/") or "/"]
-    while folders:
-        folder = folders.pop()
-        files: list[str] = []
-        dirs: list[str] = []
-        try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    (dirs if entry.is_dir(follow_symlinks=False) else files).append(entry.name)
-        except FileNotFoundError:  # gone since it was found (fs.walk omits it too)
-            continue
-        yield from _cut(folder, sorted(files), page_names)
-        if recursive:
-            folders += [posixpath.join(folder, name) for name in sorted(dirs, reverse=True)]
-
-
-def _walked_pages(
-    fs: fsspec.AbstractFileSystem, root: str, recursive: bool, page_names: int
-) -> Iterator[tuple[str, list[str], bool]]:
-    for folder, names in iter_folders(fs, root, recursive):
-        yield from _cut(folder, names, page_names)
-
-
-def _s3_takes(fs: Any, bucket: str, prefix: str, page_names: int) -> Iterator[list[dict[str, Any]]]:
-    """s3fs's paginated, retried listing of one prefix level (``ListObjectsV2`` with ``Delimiter="/"``,
-    :func:`archive_colorizer.compat.s3_iterdir`), ``page_names`` entries (keys and sub-prefixes) at a time."""
-    from fsspec.asyn import sync
-
-    from archive_colorizer.compat import s3_iterdir
-
-    items = s3_iterdir(fs, bucket, f"{prefix}/" if prefix else "")
-
-    async def take() -> list[dict[str, Any]]:
-        taken = []
-        async for item in items:
-            taken.append(item)
-            if len(taken) >= page_names:
-                break
-        return taken
-
-    while taken := sync(fs.loop, take):
-        yield taken
-
-
-def _s3_pages(fs: Any, root: str, recursive: bool, page_names: int) -> Iterator[tuple[str, list[str], bool]]:
-    bucket, key, _ = fs.split_path(root)
-    prefixes = [key.strip("/")]
-    while prefixes:
-        prefix = prefixes.pop()
-        folder = posixpath.join(bucket, prefix) if prefix else bucket
-        dirs: list[str] = []
-        held: list[str] | None = None  # a page is yielded once the next one shows whether it was the last
-        for taken in _s3_takes(fs, bucket, prefix, page_names):
-            names = []
-            for item in taken:
-                name = item["name"].rstrip("/").rsplit("/", 1)[-1]
-                if item["type"] == "directory":
-                    dirs.append(name)
-                elif item["name"].rstrip("/") != folder:  # not the folder's own marker object
-                    names.append(name)
-            if not names:
-                continue
-            names.sort()
-            if held and names[0] < held[-1]:
-                raise StorageError(
-                    f"the object store listed {to_url(fs, folder)!r} out of order ({names[0]!r} after {held[-1]!r})"
-                )
-            if held is not None:
-                yield folder, held, False
-            held = names
-        yield folder, held or [], True
-        if recursive:
-            prefixes += [f"{prefix}/{name}" if prefix else name for name in sorted(dirs, reverse=True)]
-
-
-def list_subfolders(fs: fsspec.AbstractFileSystem, folder: str, limit: int = LIST_PAGE_NAMES) -> list[str] | None:
-    """The sorted paths of ``folder``'s subfolders, or None when ``folder`` holds more than ``limit``
-    entries (files and folders): a folder that large is not read whole just to find its subfolders.
-
-    Local disks and S3 read at most ``limit + 1`` entries (one ``os.scandir``, one ``LIST`` page);
-    other filesystems list the folder (``fs.ls``). Symbolic links to folders are not subfolders.
-
-    Raises:
-        FileNotFoundError: ``folder`` does not exist (local disks).
-        OSError: it cannot be listed.
-    """
-    found: list[str] = []
-    if is_local(fs):
-        with os.scandir(folder) as entries:
-            for count, entry in enumerate(entries):
-                if count >= limit:
-                    return None
-                if entry.is_dir(follow_symlinks=False):
-                    found.append(posixpath.join(folder, entry.name))
-        return sorted(found)
-    if _is_s3(fs):
-        bucket, key, _ = fs.split_path(folder)
-        taken = next(_s3_takes(fs, bucket, key.strip("/"), limit + 1), [])
-        if len(taken) > limit:
-            return None
-        return sorted(item["name"].rstrip("/") for item in taken if item["type"] == "directory")
-    entries = fs.ls(folder, detail=True)
-    if len(entries) > limit:
-        return None
-    return sorted(e["name"].rstrip("/") for e in entries if e.get("type") == "directory")
-
-
 def is_same_or_inside(inner_url: str, outer_url: str, storage_options: Mapping[str, Any] | None = None) -> bool:
     """Whether ``inner_url`` is ``outer_url`` or lies below it (same filesystem, resolved paths)."""
     inner_fs, inner = open_url(inner_url, storage_options)
@@ -476,3 +242,22 @@ def is_empty_or_missing(url: str, storage_options: Mapping[str, Any] | None = No
     if not fs.isdir(path):
         return False
     return len(fs.ls(path, detail=False)) == 0
+
+
+_MOVED_TO_FOLDERS = ("iter_files", "iter_files_with_sizes", "iter_folder_pages", "list_subfolders", "LIST_PAGE_NAMES")
+
+
+def __getattr__(name: str) -> Any:
+    """The listing functions moved to :mod:`archive_colorizer.folders`: importable from here for one release."""
+    if name not in _MOVED_TO_FOLDERS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    warnings.warn(
+        f"archive_colorizer.storage.{name} moved to archive_colorizer.folders.{name}; the old path goes away in the "
+        "next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module("archive_colorizer.folders"), name)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from archive_colorizer import storage
+from archive_colorizer import folders, storage
 
 
 def test_write_bytes_is_atomic_and_leaves_no_temporary_files(tmp_path):
@@ -30,7 +30,7 @@ def test_iter_files_recurses_filters_and_skips_hidden(tmp_path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     fs, root = storage.open_url(str(tmp_path))
-    found = [os.path.relpath(p, tmp_path) for p in storage.iter_files(fs, root, (".jpg", ".png"))]
+    found = [os.path.relpath(p, tmp_path) for p in folders.iter_files(fs, root, (".jpg", ".png"))]
     assert found == ["b.jpg", "a/c.PNG"]
 
 
@@ -48,7 +48,7 @@ def test_s3_write_read_and_list_through_a_real_s3_api(s3_bucket):
     storage.write_bytes(fs, f"{root}/photos/one.jpg", b"1")
     storage.write_bytes(fs, f"{root}/photos/sub/two.jpg", b"22")
     assert storage.read_bytes(fs, f"{root}/photos/sub/two.jpg") == b"22"
-    assert [storage.to_url(fs, p) for p in storage.iter_files(fs, f"{root}/photos")] == [
+    assert [storage.to_url(fs, p) for p in folders.iter_files(fs, f"{root}/photos")] == [
         f"{bucket}/photos/one.jpg",
         f"{bucket}/photos/sub/two.jpg",
     ]
@@ -78,7 +78,7 @@ def _walked(fs, root):
 
 
 def _paged(fs, root, page_names, recursive=True):
-    pages = list(storage.iter_folder_pages(fs, root, recursive, page_names))
+    pages = list(folders.iter_folder_pages(fs, root, recursive, page_names))
     by_folder: dict[str, list[str]] = {}
     for folder, names, last in pages:
         assert len(names) <= page_names and names == sorted(names)
@@ -130,9 +130,9 @@ def test_folder_pages_of_an_s3_prefix_follow_the_list_pages(s3_bucket):
         ("/sub/deep", True),
         ("/zz", True),
     ]
-    assert storage.list_subfolders(fs, root) is None  # 1206 entries: not read whole to find 3 folders
-    assert storage.list_subfolders(fs, f"{root}/sub") == [f"{root}/sub/deep"]
-    assert storage.list_subfolders(fs, root, limit=2000) == [f"{root}/sub", f"{root}/zz"]
+    assert folders.list_subfolders(fs, root) is None  # 1206 entries: not read whole to find 3 folders
+    assert folders.list_subfolders(fs, f"{root}/sub") == [f"{root}/sub/deep"]
+    assert folders.list_subfolders(fs, root, limit=2000) == [f"{root}/sub", f"{root}/zz"]
 
 
 def test_list_subfolders_reads_at_most_one_page_of_a_local_folder(tmp_path):
@@ -140,5 +140,5 @@ def test_list_subfolders_reads_at_most_one_page_of_a_local_folder(tmp_path):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_bytes(b"x")
     fs, root = storage.open_url(str(tmp_path))
-    assert storage.list_subfolders(fs, root) == [f"{root}/c", f"{root}/e"]
-    assert storage.list_subfolders(fs, root, limit=3) is None
+    assert folders.list_subfolders(fs, root) == [f"{root}/c", f"{root}/e"]
+    assert folders.list_subfolders(fs, root, limit=3) is None

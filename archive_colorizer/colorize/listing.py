@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet as pq
 
-from archive_colorizer import gates, storage
+from archive_colorizer import folders, gates, storage
 from archive_colorizer.colorize import manifest
 from archive_colorizer.errors import ConfigError, StorageError
 
@@ -185,7 +185,7 @@ def paged_folder_rows(
     extensions: tuple[str, ...],
     requested_format: str,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Listing rows for pages of folder listings (:func:`archive_colorizer.storage.iter_folder_pages`),
+    """Listing rows for pages of folder listings (:func:`archive_colorizer.folders.iter_folder_pages`),
     one list of rows per page.
 
     An input whose output name is another name (``b.gif`` -> ``b.gif.png``) fails when a file of
@@ -216,7 +216,7 @@ def plan_units(roots: Roots, target: int = 64, max_depth: int = 3) -> list[tuple
     Expands folders breadth first (one ``LIST`` page per expanded folder) until there are
     ``target`` recursive units or ``max_depth`` levels; each expanded folder's own files make a
     non-recursive unit. A folder with more entries than one page
-    (:data:`~archive_colorizer.storage.LIST_PAGE_NAMES`) is not expanded: it becomes one recursive
+    (:data:`~archive_colorizer.folders.LIST_PAGE_NAMES`) is not expanded: it becomes one recursive
     unit, which its listing task reads a page at a time (planning never reads a folder of millions
     of files whole). Runs in a Ray task (:mod:`.sources`).
 
@@ -235,7 +235,7 @@ def plan_units(roots: Roots, target: int = 64, max_depth: int = 3) -> list[tuple
                 break
             expanded = []
             for folder in frontier:
-                subfolders = storage.list_subfolders(fs, folder)
+                subfolders = folders.list_subfolders(fs, folder)
                 if subfolders is None:
                     units.append((folder, True))
                     continue
@@ -255,7 +255,7 @@ def iter_unit_rows(
     recursive: bool,
     extensions: tuple[str, ...],
     requested_format: str,
-    page_names: int = storage.LIST_PAGE_NAMES,
+    page_names: int = folders.LIST_PAGE_NAMES,
 ) -> Iterator[list[dict[str, Any]]]:
     """The rows of one listing unit, a page of a folder's listing at a time (at most ``page_names``
     names: the first rows of a folder of millions of files come after one page, not the whole folder).
@@ -263,7 +263,7 @@ def iter_unit_rows(
     Raises:
         StorageError: the folder cannot be listed (a systemic failure: the job stops).
     """
-    pages = storage.iter_folder_pages(roots.input_fs, folder, recursive, page_names)
+    pages = folders.iter_folder_pages(roots.input_fs, folder, recursive, page_names)
     try:
         for page, rows in enumerate(paged_folder_rows(roots, pages, extensions, requested_format)):
             gates.hold("colorize.list", f"{folder}#{page}")

@@ -7,7 +7,7 @@
            -> map_batches(FirstSeen)  one actor: duplicates and output clashes
 
 Each listing task walks its unit a page of a folder's listing at a time (one S3 ``LIST`` page,
-:func:`archive_colorizer.storage.iter_folder_pages`) and yields its rows as it goes; the
+:func:`archive_colorizer.folders.iter_folder_pages`) and yields its rows as it goes; the
 dataset is cut into blocks of one task batch (``repartition(target_num_rows_per_block=...)``,
 streaming), so the first images are colorized while the listing goes on; the driver holds no
 path. Rows are marked against the resume index as they are listed

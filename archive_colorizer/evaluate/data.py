@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from archive_colorizer import images, storage
+from archive_colorizer import folders, images, storage
 from archive_colorizer.errors import ConfigError, StorageError
 from archive_colorizer.train.data import Shards, crop_square
 
@@ -85,7 +85,7 @@ class HeldOut:
             return cls(url, SHARDS, split, fs, root)
         if not fs.isdir(root):
             raise ConfigError(f"evaluation data {url!r} is neither a folder nor a .parquet file")
-        first = next(storage.iter_files(fs, root, (".parquet", *extensions)), None)
+        first = next(folders.iter_files(fs, root, (".parquet", *extensions)), None)
         if first is None:
             raise ConfigError(f"no Parquet shards and no images ({', '.join(extensions)}) below {url!r}")
         kind = SHARDS if first.endswith(".parquet") else FOLDER
@@ -140,7 +140,7 @@ class HeldOut:
     def _folder_images(
         self, size: int, gray_threshold: float, extensions: tuple[str, ...], max_pixels: int
     ) -> Iterator[HeldOutImage]:
-        for path in storage.iter_files(self.fs, self.root, extensions):
+        for path in folders.iter_files(self.fs, self.root, extensions):
             name = posixpath.relpath(path, self.root)
             try:
                 data = storage.read_bytes(self.fs, path)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from archive_colorizer import __version__, storage
+from archive_colorizer import __version__, folders, storage
 from archive_colorizer.colorize import listing, manifest
 from archive_colorizer.colorize.decode import prepare_batch
 from archive_colorizer.colorize.merge import finish_batch
@@ -255,7 +255,7 @@ def _measure(
         wall["finish"] += wall_s
         statuses.update(finished.column("status").to_pylist())
     fs, path = storage.open_url(output)
-    output_bytes = sum(size or 0 for _, size in storage.iter_files_with_sizes(fs, path))
+    output_bytes = sum(size or 0 for _, size in folders.iter_files_with_sizes(fs, path))
     stage_seconds, io_wall = _profile_split(tables, settings, predictor, cpu)
     requests = len(rows) + statuses[manifest.COLORIZED] + 2 * len(tables)
     return StageTimes(

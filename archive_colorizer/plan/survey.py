@@ -1,7 +1,7 @@
 """Survey an archive before colorizing it: count its inputs and bytes, draw a sample, read headers.
 
 The listing streams, as colorize's does: a folder or prefix is walked one folder at a time
-with the sizes its listing already carries (:func:`archive_colorizer.storage.iter_files_with_sizes`),
+with the sizes its listing already carries (:func:`archive_colorizer.folders.iter_files_with_sizes`),
 an input list is read in batches (:func:`archive_colorizer.colorize.listing.iter_from_list`).
 While it streams, a uniform random sample of ``k`` inputs is kept (reservoir sampling,
 Vitter's Algorithm R), so memory holds the sample, not the listing. The sample's headers are
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image
 
-from archive_colorizer import storage
+from archive_colorizer import folders, storage
 from archive_colorizer.colorize import listing
 from archive_colorizer.errors import ConfigError, StorageError
 
@@ -79,7 +79,7 @@ def _listed(config: Any, counter: list[int]) -> Iterator[tuple[str, int | None]]
         return
     fs, path = storage.open_url(config.input, options)
     try:
-        for file_path, size in storage.iter_files_with_sizes(fs, path.rstrip("/"), tuple(config.extensions)):
+        for file_path, size in folders.iter_files_with_sizes(fs, path.rstrip("/"), tuple(config.extensions)):
             counter[0] += size or 0
             yield storage.to_url(fs, file_path), size
     except OSError as exc:

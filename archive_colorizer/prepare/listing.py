@@ -6,7 +6,7 @@ tasks (:mod:`archive_colorizer.prepare.reader`).
 
 Collections (INPUT):
 
-- a folder or prefix, walked recursively one folder at a time (:func:`storage.iter_files`);
+- a folder or prefix, walked recursively one folder at a time (:func:`folders.iter_files`);
   ``.zip``, ``.tar`` and ``.parquet`` files found in it are opened and their images listed too,
   under ``<archive path>/<member>``;
 - a ``.zip`` archive: the driver reads its central directory (zipfile over an fsspec file, so
@@ -32,7 +32,7 @@ from typing import Literal
 import fsspec
 import pyarrow.parquet as pq
 
-from archive_colorizer import storage
+from archive_colorizer import folders, storage
 from archive_colorizer.errors import ConfigError, JobError
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".parquet")
@@ -72,7 +72,7 @@ def normalise_member(name: str) -> str:
 
 
 def is_hidden(path: str) -> bool:
-    """Whether a relative path is skipped like :func:`storage.iter_files` skips files.
+    """Whether a relative path is skipped like :func:`folders.iter_files` skips files.
 
     Hidden files or folders (``.name``, e.g. macOS ``._x.jpg``) and ``_``-prefixed folders
     (``__MACOSX``, ``_manifest``) are not inputs, in archives as in folders.
@@ -100,7 +100,7 @@ def iter_inputs(fs: fsspec.AbstractFileSystem, root: str, extensions: Iterable[s
     extensions = tuple(extensions)
     if fs.isdir(root):
         root = root.rstrip("/")
-        for path in storage.iter_files(fs, root, extensions + ARCHIVE_SUFFIXES):
+        for path in folders.iter_files(fs, root, extensions + ARCHIVE_SUFFIXES):
             yield from _iter_file(fs, path, posixpath.relpath(path, root), extensions)
         return
     if not fs.isfile(root):

@@ -35,8 +35,9 @@ from PIL import Image
 
 from archive_colorizer.color import rgb_to_l_ab
 from archive_colorizer.errors import ConfigError
+from archive_colorizer.folders import iter_files
 from archive_colorizer.images import ImageDecodeError, decode, resize_shorter_side, to_rgb
-from archive_colorizer.storage import is_local, iter_files, open_url
+from archive_colorizer.storage import is_local, open_url
 
 if TYPE_CHECKING:
     from archive_colorizer.degrade import Degradation
@@ -155,7 +156,7 @@ class Shards:
         url: the shards folder or prefix as given.
         fs: its fsspec filesystem.
         files: paths of the ``*.parquet`` files below it (hidden and ``_``-prefixed entries
-            skipped, as :func:`archive_colorizer.storage.iter_files` does), sorted.
+            skipped, as :func:`archive_colorizer.folders.iter_files` does), sorted.
     """
 
     url: str

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from archive_colorizer import folders
 from archive_colorizer.colorize import listing, manifest, sources
 from archive_colorizer.errors import ConfigError
 
@@ -91,10 +92,8 @@ def test_every_input_file_gets_a_row_in_underscore_and_hidden_folders_too(tmp_pa
 def test_train_and_evaluate_listing_still_skips_bookkeeping_folders(tmp_path):
     import fsspec
 
-    from archive_colorizer import storage
-
     _touch(tmp_path / "in", "_manifest/b.parquet", ".cache/c.parquet", "shard-0.parquet")
-    found = list(storage.iter_files(fsspec.filesystem("file"), str(tmp_path / "in"), (".parquet",)))
+    found = list(folders.iter_files(fsspec.filesystem("file"), str(tmp_path / "in"), (".parquet",)))
     assert [os.path.basename(p) for p in found] == ["shard-0.parquet"]
 
 

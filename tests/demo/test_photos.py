@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from archive_colorizer import storage
+from archive_colorizer import folders, storage
 from archive_colorizer.demo import photos as bundled
 
 
@@ -32,4 +32,4 @@ def test_the_archive_and_the_crops_go_to_a_bucket(s3_bucket):
     with Image.open(io.BytesIO(storage.read_bytes(fs, f"{root}/camera.png"))) as camera:
         assert np.array_equal(np.asarray(camera), bundled.GRAY_PHOTOS[0].load())
     written = bundled.write_crops(f"{url}/photos", bundled.HELD_OUT_PHOTOS, 2, options)
-    assert written == 10 and len(list(storage.iter_files(fs, f"{url.removeprefix('s3://')}/photos"))) == 10
+    assert written == 10 and len(list(folders.iter_files(fs, f"{url.removeprefix('s3://')}/photos"))) == 10

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from archive_colorizer import folders
 from archive_colorizer.cli import main
 from archive_colorizer.plan import run
 from archive_colorizer.plan.config import PlanConfig
@@ -143,7 +144,7 @@ def test_listing_with_sizes_lists_every_file_colorize_lists_with_its_size(tmp_pa
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_bytes(data)
     fs, root = storage.open_url(str(tmp_path))
-    listed = list(storage.iter_files_with_sizes(fs, root, (".jpg",)))
+    listed = list(folders.iter_files_with_sizes(fs, root, (".jpg",)))
     expected = [f"{root}/{name}" for name in (".hidden.jpg", "_manifest/c.jpg", "a.jpg", "sub/b.JPG")]
     assert sorted(path for path, _ in listed) == sorted(expected)
     assert dict(listed) == dict(zip(expected, [1, 1, 5, 1], strict=True))
