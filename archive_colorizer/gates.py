@@ -22,6 +22,9 @@ polling every 20 ms, until the ``.hold`` file is removed. The points:
 - ``colorize.write`` (key: the input URL): a colorize task is about to write an input's output.
 - ``colorize.list`` (key: ``<folder>#<page>``, page numbered from 0): a listing task is about
   to hand on the rows of a folder's page (the pages before it have left the task).
+- ``storage.list`` (key: ``<folder>#<page>``, page numbered from 0, never 0 itself): the
+  listing route every job uses (:mod:`archive_colorizer.folders`) is about to hand on a
+  folder's next page (the pages before it have been handed on).
 - ``train.epoch`` (key: ``<epoch>``, from 0): a training worker is about to train an epoch,
   after the previous epoch's checkpoint was reported.
 

@@ -3,7 +3,7 @@
 For each output kind colorize writes (4:2:0 JPEG, 8-bit PNG, 16-bit PNG, 8-bit TIFF, 16-bit
 TIFF) a real photograph (scikit-image's ``chelsea``, 451 x 300, scaled to ``--megapixels``) is
 made gray, colorized with its own chroma by colorize's encoder (:func:`merge.render`), then
-signed ``--repeats`` times with a throwaway ES256 signer (:func:`signing.make_test_credentials`)
+signed ``--repeats`` times with a throwaway ES256 signer (:func:`archive_colorizer.credentials.make_test_credentials`)
 and verified as many times; the median milliseconds per image are reported next to the
 encode's, on one thread. Offline: no timestamp authority.
 
@@ -27,6 +27,7 @@ from PIL import Image
 
 from archive_colorizer import images, signing
 from archive_colorizer.colorize import encode, merge
+from archive_colorizer.credentials import make_test_credentials
 
 KINDS = (("JPEG", False), ("PNG", False), ("PNG", True), ("TIFF", False), ("TIFF", True))
 
@@ -70,8 +71,8 @@ def main(argv: list[str] | None = None) -> dict:
     chroma = np.ascontiguousarray(ycbcr[..., 1:].transpose(2, 0, 1) - 128.0)
     provenance = encode.Provenance("bench", "0" * 64)
     with tempfile.TemporaryDirectory(prefix="c2pa-bench-") as folder:
-        credentials = signing.make_test_credentials(folder)
-        signer = signing.Signer(credentials.chain_pem, credentials.key_pem)
+        made = make_test_credentials(folder)
+        signer = signing.Signer(made.chain_pem, made.key_pem)
         kinds = {}
         for fmt, sixteen in KINDS:
             original = _gray_input(photo, sixteen)
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
 
             sign = functools.partial(signer.sign, output, fmt, original, input_format, "bench", "0" * 64)
             signed = sign()
-            state = signing.verify_bytes(signed, trust_anchors=credentials.root_pem).state
+            state = signing.verify_bytes(signed, trust_anchors=made.root_pem).state
             kinds[f"{fmt.lower()}{16 if sixteen else 8}"] = {
                 "encode_ms": _median_ms(
                     functools.partial(merge.render, decoded, chroma, fmt, provenance), args.repeats

@@ -1,4 +1,4 @@
-"""The C2PA test credentials fixture (:func:`archive_colorizer.signing.make_test_credentials`) and key leak checks."""
+"""The C2PA test credentials fixture (archive_colorizer.credentials.make_test_credentials) and key leak checks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from archive_colorizer.signing import SigningCredentials, make_test_credentials
+from archive_colorizer.credentials import SigningCredentials, make_test_credentials
 
 
 @pytest.fixture(scope="session")

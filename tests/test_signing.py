@@ -16,8 +16,8 @@ from PIL import Image
 from archive_colorizer import cli, images, signing
 from archive_colorizer.colorize import encode, merge
 from archive_colorizer.colorize.config import ColorizeConfig
+from archive_colorizer.credentials import make_test_credentials
 from archive_colorizer.errors import ConfigError
-from archive_colorizer.signing import make_test_credentials
 from tests.c2pa_certs import c2pa_credentials  # noqa: F401  # the fixture
 
 GENERATOR_SHA = "ab" * 32

@@ -12,8 +12,8 @@ from PIL import Image
 
 from archive_colorizer import cli, signing
 from archive_colorizer.colorize import manifest
+from archive_colorizer.credentials import make_test_credentials
 from archive_colorizer.errors import ConfigError
-from archive_colorizer.signing import make_test_credentials
 from tests.c2pa_certs import c2pa_credentials, key_material  # noqa: F401  # the fixture
 from tests.colorize.conftest import write_mixed_archive
 from tests.conftest import ray_session_logs
