@@ -1,4 +1,4 @@
-"""What a device computes natively, for choosing the autocast dtype of training and inference.
+"""What a device computes natively (the autocast dtype of training and inference), and the settings it trains with.
 
 bfloat16 runs in hardware on CUDA GPUs of compute capability 8.0 and newer (Ampere: A100, A10,
 L4, RTX 30xx; Ada; Hopper: H100, H200) and on ROCm. Below 8.0 (V100 7.0, T4 7.5) torch emulates
@@ -37,3 +37,16 @@ def inference_autocast_dtype(device: torch.device) -> torch.dtype | None:
     if device.type != "cuda":
         return None
     return torch.bfloat16 if bf16_native(device) else torch.float16
+
+
+def use_device_settings(device: torch.device) -> bool:
+    """Settings of a worker training on ``device``; returns whether batches are pinned.
+
+    On CUDA: ``torch.backends.cudnn.benchmark`` on (every training batch has the same shape,
+    ``drop_last`` and a fixed image size, so cuDNN's autotuned convolution algorithms are
+    chosen once and reused) and batches copied from pinned host memory (``pin_memory``: the
+    host-to-device copy does not first go through a pageable staging buffer). On CPU neither.
+    """
+    cuda = device.type == "cuda"
+    torch.backends.cudnn.benchmark = cuda
+    return cuda

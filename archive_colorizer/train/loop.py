@@ -34,6 +34,7 @@ import torch
 import torch.distributed as dist
 
 from archive_colorizer import gates
+from archive_colorizer.devices import use_device_settings
 from archive_colorizer.errors import JobError
 from archive_colorizer.models import DiscriminatorSpec
 from archive_colorizer.stopping import Heartbeat
@@ -111,19 +112,6 @@ def _show_progress_logs() -> None:
         package.addHandler(handler)
         package.setLevel(logging.INFO)
         package.propagate = False  # Ray forwards the root logger too: print each line once
-
-
-def use_device_settings(device: torch.device) -> bool:
-    """Settings of a worker training on ``device``; returns whether batches are pinned.
-
-    On CUDA: ``torch.backends.cudnn.benchmark`` on (every training batch has the same shape,
-    ``drop_last`` and a fixed image size, so cuDNN's autotuned convolution algorithms are
-    chosen once and reused) and batches copied from pinned host memory (``pin_memory``: the
-    host-to-device copy does not first go through a pageable staging buffer). On CPU neither.
-    """
-    cuda = device.type == "cuda"
-    torch.backends.cudnn.benchmark = cuda
-    return cuda
 
 
 def _device(gpu: bool) -> torch.device:

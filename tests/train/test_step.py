@@ -148,7 +148,7 @@ def test_gan_step_reads_its_four_losses_in_one_host_copy_with_the_same_values(im
 
 
 def test_cuda_workers_pin_batches_and_let_cudnn_pick_its_algorithms():
-    from archive_colorizer.train.loop import use_device_settings
+    from archive_colorizer.devices import use_device_settings
 
     try:
         assert use_device_settings(torch.device("cuda", 0)) is True
