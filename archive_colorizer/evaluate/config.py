@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
-from archive_colorizer.config import IMAGE_EXTENSIONS, StorageOptions, dotted_suffixes
+from archive_colorizer.config import IMAGE_EXTENSIONS, RayOptions, StorageOptions, dotted_suffixes
 from archive_colorizer.images import DEFAULT_MAX_PIXELS, GRAY_CHROMA_THRESHOLD
 
 
-class EvaluateConfig(StorageOptions):
+class EvaluateConfig(StorageOptions, RayOptions):
     """Settings of ``archive-colorizer evaluate``: score a generator on held-out colour photographs.
 
     See :func:`archive_colorizer.evaluate.run` for the metrics and their conventions.
@@ -79,7 +79,12 @@ class EvaluateConfig(StorageOptions):
         description="vote files downloaded from the blind test page: print the fooling rate with its 95 percent "
         "interval (scored against OUT/blind_test/key.json) instead of evaluating",
     )
-    gpu: bool = Field(False, description="run the generator on the first CUDA device (bf16 autocast)")
+    gpu: bool = Field(
+        False,
+        description="run the generator in a Ray task with one GPU (on a GPU node of the cluster, which reads MODEL and "
+        "DATA itself: give URLs every node reaches; bf16 autocast where native, else fp16); --ray-address, "
+        "--ray-connect-timeout and --stall-timeout apply only with --gpu",
+    )
 
     @field_validator("extensions")
     @classmethod

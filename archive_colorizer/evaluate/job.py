@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import platform
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -19,7 +20,7 @@ from archive_colorizer import __version__, storage
 from archive_colorizer.color import merge_full_resolution
 from archive_colorizer.colorize.decode import gray_planes, small_gray
 from archive_colorizer.degrade import Degradation, image_seed
-from archive_colorizer.errors import ConfigError
+from archive_colorizer.errors import ArchiveColorizerError, ConfigError, JobError
 from archive_colorizer.evaluate.blind import FOLDER as BLIND_FOLDER
 from archive_colorizer.evaluate.blind import KEY_NAME, format_votes, read_json, summarize_votes, write_blind_test
 from archive_colorizer.evaluate.data import HeldOut, HeldOutImage
@@ -133,23 +134,116 @@ def _batches(images: Iterable[HeldOutImage], size: int) -> Iterator[list[HeldOut
         yield batch
 
 
+@dataclass
+class Scoring:
+    """The scores of one evaluation, computed where the generator runs (this process, or a GPU task).
+
+    Attributes:
+        model: the ``model`` section of ``evaluation.json``.
+        held_out: the data read, with its skipped images counted.
+        scored: one :class:`ScoredImage` per image, in the order read.
+        sheet: ``(scored, colourings, real RGB)`` of the contact sheet's rows.
+        blind: ``(name, real RGB, colorized RGB)`` of the blind test's images; RGB (S, S, 3) uint8.
+        degraded: the ``--degrade`` recipe and seed, or None.
+    """
+
+    model: dict[str, Any]
+    held_out: HeldOut
+    scored: list[ScoredImage]
+    sheet: list[tuple[ScoredImage, dict[str, np.ndarray], np.ndarray]]
+    blind: list[tuple[str, np.ndarray, np.ndarray]]
+    degraded: dict[str, Any] | None
+
+
 def run(config: EvaluateConfig) -> EvaluateResult:
     """Score ``config.model`` on the held-out images at ``config.data``; see the module docstring.
 
+    Without ``gpu`` the generator runs in this process. With ``gpu`` it runs in a Ray task that
+    asks for one GPU (:func:`score_on_gpu`), so that ``ray job submit -- archive-colorizer
+    evaluate --gpu`` uses a GPU node, not the CPU-only head the driver runs on; that task reads
+    MODEL and DATA itself, and this process writes OUT.
+
     Raises:
         ConfigError: the data holds no usable image (none of the split, all skipped),
-            ``model_size`` does not fit the generator, or ``degrade`` is no recipe.
+            ``model_size`` does not fit the generator, ``degrade`` is no recipe, or ``gpu``
+            on a Ray cluster that has and can get no GPU.
         ArtifactError: the generator is missing or corrupt.
         StorageError: a shard cannot be read, or OUT cannot be written.
-        JobError: ``gpu`` without a CUDA device.
+        JobError: the GPU task sees no CUDA device, or waited ``stall_timeout`` for a GPU.
     """
+    if config.votes:
+        return score_votes(config)
+    started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
+    scoring = score_on_gpu(config) if config.gpu else score(config)
+    evaluated = _write(
+        config,
+        scoring.held_out,
+        scoring.model,
+        scoring.scored,
+        scoring.sheet,
+        scoring.degraded,
+        started,
+        time.perf_counter() - clock,
+    )
+    if scoring.blind:
+        page = write_blind_test(
+            evaluated.out_url, scoring.blind, seed=config.degrade_seed, storage_options=config.storage_options
+        )
+        print(f"  blind test for curators: {page} (score the downloaded votes with --votes)")
+    return evaluated
+
+
+def score_on_gpu(config: EvaluateConfig) -> Scoring:
+    """:func:`score` in a Ray task with one GPU (``num_gpus=1``), waited for under ``--stall-timeout``.
+
+    Raises:
+        ConfigError: the cluster has no GPU now and its autoscaler cannot add one.
+        JobError: no GPU became free within ``stall_timeout``, or the task's CUDA device is missing.
+    """
+    import ray
+
+    from archive_colorizer.compat import max_cluster_resources
+    from archive_colorizer.runtime import init_ray
+    from archive_colorizer.stopping import Watchdog
+
+    init_ray(config.ray_address, config.ray_connect_timeout)
+    gpus = max(float(ray.cluster_resources().get("GPU", 0)), float(max_cluster_resources().get("GPU") or 0))
+    if gpus < 1:
+        raise ConfigError(
+            "evaluate --gpu runs the generator in a Ray task with one GPU, but the Ray cluster has no GPU and "
+            "cannot grow to one; drop --gpu, or run on a cluster with GPU nodes"
+        )
+    task = ray.remote(score).options(num_gpus=1, num_cpus=1, max_retries=2).remote(config)
+    with Watchdog(config.stall_timeout, "evaluate", "the GPU task did not finish") as watchdog:
+        while not ray.wait([task], timeout=2.0)[0]:
+            if watchdog.error is not None:
+                break
+    try:
+        return ray.get(task)
+    except ray.exceptions.RayTaskError as exc:  # the task's own error, without Ray's wrapping
+        if isinstance(exc.cause, ArchiveColorizerError):
+            raise exc.cause from None
+        raise
+
+
+def score(config: EvaluateConfig) -> Scoring:
+    """Read the held-out images, colorize them with the generator (on CUDA with ``gpu``) and score them.
+
+    Raises:
+        ConfigError, ArtifactError, StorageError: as :func:`run`.
+        JobError: ``gpu`` and this process sees no CUDA device (names the GPU Ray gave it).
+    """
+    import torch
+
     from archive_colorizer.colorize.predictor import Predictor
     from archive_colorizer.models.artifact import load_generator
 
-    if config.votes:
-        return score_votes(config)
     assert config.model is not None and config.data is not None  # EvaluateConfig's validator
-    started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
+    if config.gpu and not torch.cuda.is_available():
+        raise JobError(
+            f"evaluate --gpu: the task given GPU {_gpu_ids()} on {platform.node()} sees no CUDA device "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}; is torch a CUDA build there?)"
+        )
     options = config.storage_options
     degradation = Degradation.named(config.degrade, options)  # a bad recipe fails before any work
     artifact = load_generator(config.model, storage_options=options)
@@ -173,24 +267,36 @@ def run(config: EvaluateConfig) -> EvaluateResult:
         ),
         config.max_images,
     )
-    scored: list[ScoredImage] = []
-    sheet: list[tuple[ScoredImage, dict[str, np.ndarray], np.ndarray]] = []
-    blind: list[tuple[str, np.ndarray, np.ndarray]] = []  # (name, real RGB, colorized RGB)
+    scoring = Scoring(_model_section(artifact, model_size), held_out, [], [], [], None)
     for batch in _batches(stream, config.batch_size):
         for image, (result, colourings) in zip(
             batch, _score_batch(predictor, batch, model_size, degradation, config.degrade_seed), strict=True
         ):
-            scored.append(result)
-            if len(sheet) < config.sheet_images:
-                sheet.append((result, colourings, image.rgb))
-            if len(blind) < config.blind_test_images:
-                blind.append((image.name, image.rgb, colourings["model"]))
-    if not scored:
+            scoring.scored.append(result)
+            if len(scoring.sheet) < config.sheet_images:
+                scoring.sheet.append((result, colourings, image.rgb))
+            if len(scoring.blind) < config.blind_test_images:
+                scoring.blind.append((image.name, image.rgb, colourings["model"]))
+    if not scoring.scored:
         where = f"split {config.split!r} of the shards" if held_out.kind == "shards" else "the folder"
         raise ConfigError(
             f"no image to evaluate in {where} at {config.data!r} (skipped: {dict(held_out.skipped) or 'none'})"
         )
-    model = {
+    scoring.degraded = degradation.describe() | {"seed": config.degrade_seed} if degradation else None
+    return scoring
+
+
+def _gpu_ids() -> list[Any]:
+    try:
+        import ray
+
+        return list(ray.get_gpu_ids()) if ray.is_initialized() else []
+    except Exception:  # not in a Ray worker
+        return []
+
+
+def _model_section(artifact: Any, model_size: int) -> dict[str, Any]:
+    return {
         "url": artifact.url,
         "sha256": artifact.sha256,
         "kind": artifact.spec.kind,
@@ -199,12 +305,6 @@ def run(config: EvaluateConfig) -> EvaluateResult:
         "spec": artifact.spec.model_dump(),
         "provenance": artifact.metadata.get("provenance", {}),
     }
-    degraded = degradation.describe() | {"seed": config.degrade_seed} if degradation else None
-    evaluated = _write(config, held_out, model, scored, sheet, degraded, started, time.perf_counter() - clock)
-    if blind:
-        page = write_blind_test(evaluated.out_url, blind, seed=config.degrade_seed, storage_options=options)
-        print(f"  blind test for curators: {page} (score the downloaded votes with --votes)")
-    return evaluated
 
 
 def score_votes(config: EvaluateConfig) -> EvaluateResult:

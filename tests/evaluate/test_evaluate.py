@@ -15,6 +15,7 @@ from PIL import Image
 
 from archive_colorizer import cli
 from archive_colorizer.color import rgb_to_l_ab
+from archive_colorizer.errors import ConfigError
 from archive_colorizer.evaluate import run
 from archive_colorizer.evaluate.config import EvaluateConfig
 from archive_colorizer.evaluate.data import HeldOut
@@ -261,3 +262,32 @@ def test_a_curator_clicks_through_the_blind_test_and_evaluate_scores_the_votes(s
     assert cli.main(["evaluate", "--votes", str(votes_file), "--out", out]) == 0
     # 2 of 3, Wilson 95% interval 0.208-0.939.
     assert capsys.readouterr().out.startswith("fooling rate 0.667 (95% interval 0.208-0.939): the colorization was")
+
+
+def test_gpu_on_a_cluster_without_gpus_is_refused_at_once(shards_run):
+    config = EvaluateConfig(model=shards_run.model, data=shards_run.shards, out=str(shards_run.root / "g"), gpu=True)
+    with pytest.raises(ConfigError, match="the Ray cluster has no GPU and cannot grow to one"):
+        run(config)
+    assert not (shards_run.root / "g").exists()
+
+
+@pytest.mark.slow
+def test_gpu_runs_the_generator_in_a_task_on_a_gpu_node_not_in_the_driver(shards_run, tmp_path):
+    # `ray job submit -- archive-colorizer evaluate --gpu` runs its driver on the CPU-only head: the
+    # generator must run in a task that holds a GPU. Here the GPU is a logical one on a worker node,
+    # so that task is scheduled there and then finds no CUDA device, and says so naming its GPU.
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 80 * 2**20})
+    try:
+        cluster.add_node(num_cpus=1, num_gpus=1, object_store_memory=80 * 2**20)
+        cluster.wait_for_nodes()
+        command = [sys.executable, "-m", "archive_colorizer", "evaluate", "--model", shards_run.model, "--data"]
+        command += [shards_run.shards, "--out", str(tmp_path / "eval"), "--gpu", "--ray-address", cluster.address]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    finally:
+        cluster.shutdown()
+    assert done.returncode == 1, done.stderr
+    assert "archive-colorizer evaluate: evaluate --gpu: the task given GPU [" in done.stderr
+    assert "sees no CUDA device" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "eval").exists()
