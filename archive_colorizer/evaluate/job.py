@@ -26,6 +26,7 @@ from archive_colorizer.evaluate.blind import KEY_NAME, format_votes, read_json, 
 from archive_colorizer.evaluate.data import HeldOut, HeldOutImage
 from archive_colorizer.evaluate.metrics import METRICS
 from archive_colorizer.evaluate.report import ScoredImage, contact_sheet_png, format_table, means
+from archive_colorizer.stopping import Heartbeat
 
 if TYPE_CHECKING:
     from archive_colorizer.colorize.predictor import Predictor
@@ -204,7 +205,7 @@ def score_on_gpu(config: EvaluateConfig) -> Scoring:
 
     from archive_colorizer.compat import max_cluster_resources
     from archive_colorizer.runtime import init_ray
-    from archive_colorizer.stopping import Watchdog
+    from archive_colorizer.stopping import Heartbeat, Watchdog
 
     init_ray(config.ray_address, config.ray_connect_timeout)
     gpus = max(float(ray.cluster_resources().get("GPU", 0)), float(max_cluster_resources().get("GPU") or 0))
@@ -213,8 +214,11 @@ def score_on_gpu(config: EvaluateConfig) -> Scoring:
             "evaluate --gpu runs the generator in a Ray task with one GPU, but the Ray cluster has no GPU and "
             "cannot grow to one; drop --gpu, or run on a cluster with GPU nodes"
         )
-    task = ray.remote(score).options(num_gpus=1, num_cpus=1, max_retries=2).remote(config)
-    with Watchdog(config.stall_timeout, "evaluate", "the GPU task did not finish") as watchdog:
+    heartbeat = Heartbeat.new("evaluate")  # the task beats when it starts and after every batch
+    remote_score: Any = ray.remote(score)  # Ray's stubs type a function with a default argument as taking none
+    task = remote_score.options(num_gpus=1, num_cpus=1, max_retries=2).remote(config, heartbeat.key)
+    what = "the GPU task neither started nor scored a batch (is a GPU free?)"
+    with Watchdog(config.stall_timeout, "evaluate", what, probe=heartbeat.read) as watchdog:
         while not ray.wait([task], timeout=2.0)[0]:
             if watchdog.error is not None:
                 break
@@ -226,8 +230,11 @@ def score_on_gpu(config: EvaluateConfig) -> Scoring:
         raise
 
 
-def score(config: EvaluateConfig) -> Scoring:
+def score(config: EvaluateConfig, heartbeat: str | None = None) -> Scoring:
     """Read the held-out images, colorize them with the generator (on CUDA with ``gpu``) and score them.
+
+    ``heartbeat``: key of a :class:`~archive_colorizer.stopping.Heartbeat` beaten at the start and
+    after every batch (the driver's stall watchdog of :func:`score_on_gpu`), or None.
 
     Raises:
         ConfigError, ArtifactError, StorageError: as :func:`run`.
@@ -244,6 +251,8 @@ def score(config: EvaluateConfig) -> Scoring:
             f"evaluate --gpu: the task given GPU {_gpu_ids()} on {platform.node()} sees no CUDA device "
             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}; is torch a CUDA build there?)"
         )
+    beats = Heartbeat(heartbeat)
+    beats.beat()
     options = config.storage_options
     degradation = Degradation.named(config.degrade, options)  # a bad recipe fails before any work
     artifact = load_generator(config.model, storage_options=options)
@@ -277,6 +286,7 @@ def score(config: EvaluateConfig) -> Scoring:
                 scoring.sheet.append((result, colourings, image.rgb))
             if len(scoring.blind) < config.blind_test_images:
                 scoring.blind.append((image.name, image.rgb, colourings["model"]))
+        beats.beat()
     if not scoring.scored:
         where = f"split {config.split!r} of the shards" if held_out.kind == "shards" else "the folder"
         raise ConfigError(
