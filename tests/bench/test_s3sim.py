@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 
-from archive_colorizer import folders, storage
+from archive_colorizer import folders
 from tests.conftest import REPO_ROOT
 
 if str(REPO_ROOT / "bench") not in sys.path:
@@ -107,7 +107,7 @@ def test_keys_sort_in_index_order_and_name_scanner_folders():
         ("cat", lambda fs, b: fs.cat(f"{b}/scans/box-0001/IMG_000749.jpg")),
         ("cat a range", lambda fs, b: fs.cat_file(f"{b}/scans/box-0000/IMG_000003.jpg", start=10, end=500)),
         ("open and read", lambda fs, b: fs.open(f"{b}/scans/box-0000/IMG_000005.jpg").read()),
-        ("product's folder pages", lambda fs, b: list(storage._s3_pages(fs, f"{b}/scans", True, 700))),
+        ("product's folder pages", lambda fs, b: list(folders.iter_folder_pages(fs, f"{b}/scans", True, 700))),
         ("product's subfolders", lambda fs, b: folders.list_subfolders(fs, f"{b}/scans")),
         ("product's big folder", lambda fs, b: folders.list_subfolders(fs, f"{b}/scans/box-0000")),
     ],
