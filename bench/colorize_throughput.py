@@ -204,7 +204,7 @@ def measure_fused_one_process(inputs: Path, model_url: str, output: Path, batch_
 
     from archive_colorizer import __version__
     from archive_colorizer.colorize import fused, listing, manifest
-    from archive_colorizer.colorize.settings import StageSettings
+    from archive_colorizer.colorize.stage_settings import StageSettings
     from archive_colorizer.models.artifact import load_generator
 
     torch.set_num_threads(1)

@@ -29,7 +29,7 @@ def _tables(batch):
 def _listing(fused: bool):
     import ray.data
 
-    from archive_colorizer.colorize.sources import LISTING_REMOTE_ARGS
+    from archive_colorizer.colorize.listing_tasks import LISTING_REMOTE_ARGS
 
     dataset = ray.data.from_items([{"unit": 1}, {"unit": 2}], override_num_blocks=2)
     dataset = dataset.map_batches(_tables, batch_size=1, batch_format="numpy", num_cpus=0.25)

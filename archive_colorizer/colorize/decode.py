@@ -29,7 +29,7 @@ from PIL import Image
 
 from archive_colorizer import gates, images, storage
 from archive_colorizer.colorize import manifest
-from archive_colorizer.colorize.settings import StageSettings
+from archive_colorizer.colorize.stage_settings import StageSettings
 from archive_colorizer.errors import StorageError
 
 DRAFT_SIDE = 256

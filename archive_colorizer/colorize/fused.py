@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from archive_colorizer.colorize.decode import prepare_batch
 from archive_colorizer.colorize.merge import finish_batch
-from archive_colorizer.colorize.settings import StageSettings
+from archive_colorizer.colorize.stage_settings import StageSettings
 
 _CACHED: dict[tuple[Any, ...], Any] = {}
 """The worker process's predictor, keyed by (model URL, sha256, model size, threads): at most one."""

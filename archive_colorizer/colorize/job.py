@@ -6,7 +6,7 @@ decode tasks feed a pool of predictor actors and merge tasks follow (:mod:`.pipe
 ``run(config)`` checks everything that would make the whole job fail before any Ray work
 (unsafe INPUT/OUTPUT, a missing INPUT, a missing or corrupt generator, an OUTPUT that cannot
 be written), starts the resume index (:mod:`.resume`) and the streaming listing
-(:mod:`.sources`) on the cluster, runs the pipeline, writes the manifest as rows arrive
+(:mod:`.listing_tasks`) on the cluster, runs the pipeline, writes the manifest as rows arrive
 (:mod:`.manifest_writer`) and ``OUTPUT/_summary.json`` at the end. Bad inputs never stop it:
 each becomes a ``failed`` manifest row. Re-running the same command resumes: finished inputs
 are ``skipped_existing``; inputs another generator finished are colorized again unless
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archive_colorizer import __version__, signing, storage
-from archive_colorizer.colorize import iiif_out, listing, manifest, manifest_writer, resume, review, sources
+from archive_colorizer.colorize import iiif_out, input_rows, listing_tasks, manifest, manifest_writer, resume, review
 from archive_colorizer.colorize.pool import actor_pool_bounds
-from archive_colorizer.colorize.settings import StageSettings
+from archive_colorizer.colorize.stage_settings import StageSettings
 from archive_colorizer.errors import ArchiveColorizerError, ConfigError, JobError, JobStopped, StorageError
 
 if TYPE_CHECKING:  # the CPU workers import this package; only the driver and the actors need torch
@@ -122,7 +122,7 @@ def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
     )
 
 
-def _check_input(config: ColorizeConfig, roots: listing.Roots) -> None:
+def _check_input(config: ColorizeConfig, roots: input_rows.Roots) -> None:
     """INPUT (or the input list) exists: one request, before any Ray work."""
     if config.input_iiif:
         return  # the manifest is read once, by the listing (a missing one stops the job there, named)
@@ -135,8 +135,8 @@ def _check_input(config: ColorizeConfig, roots: listing.Roots) -> None:
 
 
 def _listing(config: ColorizeConfig, run_info: manifest.RunInfo, index_ref: Any) -> tuple[Any, Any, Any]:
-    """The streaming listing dataset, the run's listing progress (:mod:`.sources`) and the IIIF input or None."""
-    context = sources.ListingContext(
+    """The streaming listing dataset, the run's listing progress (:mod:`.listing_tasks`) and the IIIF input or None."""
+    context = listing_tasks.ListingContext(
         input_url=config.input,
         output_url=config.output,
         extensions=tuple(config.extensions),
@@ -151,12 +151,12 @@ def _listing(config: ColorizeConfig, run_info: manifest.RunInfo, index_ref: Any)
     )
     if config.input_iiif:
         try:
-            return sources.iiif_dataset(config.input, context)
+            return listing_tasks.iiif_dataset(config.input, context)
         except ValueError as exc:
             raise ConfigError(f"--input-iiif: {exc}") from exc
     if config.input_list:
-        return (*sources.list_dataset(config.input_list, context), None)
-    return (*sources.tree_dataset(context), None)
+        return (*listing_tasks.list_dataset(config.input_list, context), None)
+    return (*listing_tasks.tree_dataset(context), None)
 
 
 def _execute(
@@ -249,7 +249,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
 
     started, clock = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     options = config.storage_options
-    roots = listing.Roots.resolve(config.input, config.output, options)
+    roots = input_rows.Roots.resolve(config.input, config.output, options)
     _check_input(config, roots)
     artifact = load_generator(config.model, storage_options=options)
     model_size = artifact.model_size(config.model_size)

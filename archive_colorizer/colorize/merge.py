@@ -23,7 +23,7 @@ import pyarrow as pa
 from archive_colorizer import color, gates, images, signing, storage
 from archive_colorizer.colorize import encode, manifest
 from archive_colorizer.colorize.decode import gray_planes
-from archive_colorizer.colorize.settings import StageSettings
+from archive_colorizer.colorize.stage_settings import StageSettings
 from archive_colorizer.errors import StorageError
 
 CHROMA_SUBSAMPLINGS = ("420", "444")

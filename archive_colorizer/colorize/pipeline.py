@@ -2,7 +2,7 @@
 
 ::
 
-    listing dataset (listing tasks on the cluster, streamed: sources.py)
+    listing dataset (listing tasks on the cluster, streamed: listing_tasks.py)
       -> map_batches(prepare_batch)   CPU tasks: read, decode, classify, small L   (decode.py)
       -> map_batches(Predictor)       actor pool, one generator per actor: ab -> chroma (predictor.py)
       -> map_batches(finish_batch)    CPU tasks: re-read, decode, merge, encode, write, manifest part (merge.py)
@@ -37,12 +37,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from archive_colorizer.colorize import manifest, sources
+from archive_colorizer.colorize import listing_tasks, manifest
 from archive_colorizer.colorize.decode import prepare_batch
 from archive_colorizer.colorize.fused import colorize_batch, prewarm
 from archive_colorizer.colorize.merge import finish_batch
 from archive_colorizer.colorize.predictor import Predictor
-from archive_colorizer.colorize.settings import StageSettings
+from archive_colorizer.colorize.stage_settings import StageSettings
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def prewarm_fused(settings: StageSettings, pool: PoolSettings, model_url: str) -
     if pool.fused:
         prewarm(
             predictor_arguments(settings, pool, model_url),
-            max(0.0, pool.cpus_per_task - sources.LISTING_CPUS),
+            max(0.0, pool.cpus_per_task - listing_tasks.LISTING_CPUS),
             min(256, int(ray.cluster_resources().get("CPU", 0) // pool.cpus_per_task)),
         )
 
@@ -109,7 +109,7 @@ def build_dataset(listing_dataset: Any, settings: StageSettings, pool: PoolSetti
 
     Args:
         listing_dataset: a Ray Data dataset of listing rows (:data:`manifest.ROW_SCHEMA`,
-            :mod:`.sources`), or a list of object refs of such tables.
+            :mod:`.listing_tasks`), or a list of object refs of such tables.
     """
     import ray.data
     from ray.data import ActorPoolStrategy

@@ -2,7 +2,7 @@
 
 The measured inputs go through exactly what a fused colorize task runs
 (:func:`archive_colorizer.colorize.fused.colorize_batch`): listing rows from
-:func:`~archive_colorizer.colorize.listing.iter_from_list`, then
+:func:`~archive_colorizer.colorize.input_rows.iter_from_list`, then
 :func:`~archive_colorizer.colorize.decode.prepare_batch` (read, reduced decode, colour check,
 small gray), a :class:`~archive_colorizer.colorize.predictor.Predictor` with one torch thread
 (the generator), and :func:`~archive_colorizer.colorize.merge.finish_batch` (full decode,
@@ -31,10 +31,10 @@ import numpy as np
 import pyarrow as pa
 
 from archive_colorizer import __version__, folders, storage
-from archive_colorizer.colorize import listing, manifest
+from archive_colorizer.colorize import input_rows, manifest
 from archive_colorizer.colorize.decode import prepare_batch
 from archive_colorizer.colorize.merge import finish_batch
-from archive_colorizer.colorize.settings import StageSettings
+from archive_colorizer.colorize.stage_settings import StageSettings
 
 STAGES = ("read", "decode", "classify", "model", "merge", "encode", "write")
 """The per-image stages reported: bytes in; Pillow decodes (reduced and full); colour check and small
@@ -215,8 +215,8 @@ def measure_stages(config: Any, urls: list[str], megapixels: float, model_size: 
         list_file = os.path.join(work, "inputs.txt")
         with open(list_file, "w", encoding="utf-8") as handle:
             handle.writelines(f"{url}\n" for url in urls)
-        roots = listing.Roots.resolve(config.input, output, config.storage_options)
-        rows = list(listing.iter_from_list(roots, list_file, config.format))
+        roots = input_rows.Roots.resolve(config.input, output, config.storage_options)
+        rows = list(input_rows.iter_from_list(roots, list_file, config.format))
         settings = _settings(config, output, model_size, sha256)
         start = time.perf_counter()
         predictor = Predictor(config.model, sha256, model_size, False, 1, config.storage_options)

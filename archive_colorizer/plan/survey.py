@@ -2,7 +2,7 @@
 
 The listing streams, as colorize's does: a folder or prefix is walked one folder at a time
 with the sizes its listing already carries (:func:`archive_colorizer.folders.iter_files_with_sizes`),
-an input list is read in batches (:func:`archive_colorizer.colorize.listing.iter_from_list`).
+an input list is read in batches (:func:`archive_colorizer.colorize.input_rows.iter_from_list`).
 While it streams, a uniform random sample of ``k`` inputs is kept (reservoir sampling,
 Vitter's Algorithm R), so memory holds the sample, not the listing. The sample's headers are
 then read: Pillow's ``Image.open`` parses the header only, so a 100 MP scan costs a few kB.
@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from archive_colorizer import folders, storage
-from archive_colorizer.colorize import listing
+from archive_colorizer.colorize import input_rows
 from archive_colorizer.errors import ConfigError, StorageError
 
 T = TypeVar("T")
@@ -71,10 +71,10 @@ def _listed(config: Any, counter: list[int]) -> Iterator[tuple[str, int | None]]
     options = config.storage_options
     if config.input_list:
         fs, path = storage.open_url(config.input, options)
-        roots = listing.Roots(
+        roots = input_rows.Roots(
             config.input, "", fs, path.rstrip("/"), fs, "", dict(options)
         )  # no OUTPUT: only the URLs are used
-        for row in listing.iter_from_list(roots, config.input_list, config.format):
+        for row in input_rows.iter_from_list(roots, config.input_list, config.format):
             yield row["input_url"], None
         return
     fs, path = storage.open_url(config.input, options)

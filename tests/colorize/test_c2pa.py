@@ -120,7 +120,7 @@ def test_an_output_that_cannot_be_signed_is_a_failed_input_and_nothing_is_writte
     import numpy as np
 
     from archive_colorizer.colorize import merge
-    from archive_colorizer.colorize.settings import StageSettings
+    from archive_colorizer.colorize.stage_settings import StageSettings
     from tests.colorize.conftest import encode
 
     run_info = manifest.RunInfo("c2parun00001", _dt.datetime.now(_dt.timezone.utc), "cd" * 32, "0.test")

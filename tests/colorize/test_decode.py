@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from archive_colorizer.colorize import decode, manifest
-from archive_colorizer.colorize.settings import StageSettings
+from archive_colorizer.colorize.stage_settings import StageSettings
 from tests.colorize.conftest import encode
 
 

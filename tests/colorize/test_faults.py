@@ -30,7 +30,7 @@ from archive_colorizer.colorize.decode import prepare_row
 from archive_colorizer.colorize.encode import Provenance
 from archive_colorizer.colorize.merge import render
 from archive_colorizer.colorize.predictor import Predictor
-from archive_colorizer.colorize.settings import StageSettings
+from archive_colorizer.colorize.stage_settings import StageSettings
 from tests.colorize.conftest import encode
 from tests.flaky_s3 import FAKE_KEY_ID, FAKE_SECRET, find_secrets
 

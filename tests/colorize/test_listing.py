@@ -9,32 +9,32 @@ import pyarrow.parquet as pq
 import pytest
 
 from archive_colorizer import folders
-from archive_colorizer.colorize import listing, manifest, sources
+from archive_colorizer.colorize import input_rows, listing_tasks, manifest
 from archive_colorizer.errors import ConfigError
 
 
 def _roots(tmp_path, output="out"):
-    return listing.Roots.resolve(str(tmp_path / "in"), str(tmp_path / output), None)
+    return input_rows.Roots.resolve(str(tmp_path / "in"), str(tmp_path / output), None)
 
 
 def _listed(roots, extensions, fmt="auto"):
     """Every row of INPUT the way the listing tasks make them (units planned, each walked), without Ray."""
     rows = []
-    for folder, recursive in listing.plan_units(roots, target=2):
-        for chunk in listing.iter_unit_rows(roots, folder, recursive, extensions, fmt):
+    for folder, recursive in input_rows.plan_units(roots, target=2):
+        for chunk in input_rows.iter_unit_rows(roots, folder, recursive, extensions, fmt):
             rows += chunk
     return sorted(rows, key=lambda r: r["input_url"])
 
 
 def _entries_dataset(roots, list_path):
-    context = sources.ListingContext(
+    context = listing_tasks.ListingContext(
         input_url=roots.input_url,
         output_url=roots.output_url,
         extensions=(".jpg", ".png"),
         requested_format="auto",
         model_sha256="aa" * 32,
     )
-    dataset, _ = sources.list_dataset(str(list_path), context)
+    dataset, _ = listing_tasks.list_dataset(str(list_path), context)
     return sorted(dataset.take_all(), key=lambda r: r["input_url"])
 
 
@@ -58,8 +58,8 @@ def _touch(folder, *relatives):
     ],
 )
 def test_outputs_mirror_inputs_and_a_changed_format_appends_its_suffix(relative, requested, expected):
-    fmt = listing.output_format(relative, requested)
-    assert listing.output_relative_path(relative, fmt) == expected
+    fmt = input_rows.output_format(relative, requested)
+    assert input_rows.output_relative_path(relative, fmt) == expected
 
 
 def test_listing_mirrors_relative_paths_under_output(tmp_path):
@@ -118,13 +118,13 @@ def test_output_equal_to_or_inside_input_is_refused(tmp_path, output):
 def test_input_inside_output_is_refused(tmp_path):
     (tmp_path / "out" / "in").mkdir(parents=True)
     with pytest.raises(ConfigError, match="inside the output"):
-        listing.Roots.resolve(str(tmp_path / "out" / "in"), str(tmp_path / "out"), None)
+        input_rows.Roots.resolve(str(tmp_path / "out" / "in"), str(tmp_path / "out"), None)
 
 
 @pytest.mark.parametrize("relative", ["../x.jpg", "a/../../x.jpg", "a/./b.jpg", "a//b.jpg", "/etc/x.jpg", ""])
 def test_paths_that_could_escape_output_are_named(relative):
-    assert listing.check_relative_path(relative) is not None
-    assert listing.check_relative_path("a/b..c/d.jpg") is None
+    assert input_rows.check_relative_path(relative) is not None
+    assert input_rows.check_relative_path("a/b..c/d.jpg") is None
 
 
 def test_input_list_entries_outside_input_or_escaping_fail_without_stopping(tmp_path):
@@ -138,7 +138,7 @@ def test_input_list_entries_outside_input_or_escaping_fail_without_stopping(tmp_
         "# comment",
         "",
     ]
-    rows = listing.list_entry_rows(_roots(tmp_path), entries, "auto")
+    rows = input_rows.list_entry_rows(_roots(tmp_path), entries, "auto")
     assert [r["status"] for r in rows] == [manifest.PENDING, manifest.PENDING, manifest.FAILED, manifest.FAILED]
     assert rows[1]["output_url"] == str(tmp_path / "out" / "b" / "c.png")
     assert [r["reason"] for r in rows[2:]] == ["unsafe_path", "unsafe_path"]
@@ -171,7 +171,7 @@ def test_input_lists_are_read_by_ray_data_with_duplicates_and_clashes_marked(tmp
 
 def test_missing_input_or_list_is_a_config_error(tmp_path):
     (tmp_path / "in").mkdir()
-    context = sources.ListingContext(
+    context = listing_tasks.ListingContext(
         input_url=str(tmp_path / "in"),
         output_url=str(tmp_path / "out"),
         extensions=(".jpg",),
@@ -179,9 +179,9 @@ def test_missing_input_or_list_is_a_config_error(tmp_path):
         model_sha256="aa" * 32,
     )
     with pytest.raises(ConfigError, match="does not exist"):
-        sources.list_dataset(str(tmp_path / "nope.txt"), context)
+        listing_tasks.list_dataset(str(tmp_path / "nope.txt"), context)
     with pytest.raises(ConfigError, match="does not exist"):
-        listing.plan_units(listing.Roots.resolve(str(tmp_path / "gone"), str(tmp_path / "out"), None))
+        input_rows.plan_units(input_rows.Roots.resolve(str(tmp_path / "gone"), str(tmp_path / "out"), None))
 
 
 def test_symlink_to_a_file_outside_input_is_refused(tmp_path):
@@ -200,7 +200,7 @@ def test_output_clashes_are_found_across_the_pages_of_a_folder(tmp_path, page_na
     names = ["scan.gif", "scan.gif-2.gif", "scan.gif.png", "scan.gif.png.png", "z.gif"]
     _touch(tmp_path / "in", *names)
     roots = _roots(tmp_path)
-    chunks = list(listing.iter_unit_rows(roots, roots.input_path, False, (".gif", ".png"), "auto", page_names))
+    chunks = list(input_rows.iter_unit_rows(roots, roots.input_path, False, (".gif", ".png"), "auto", page_names))
     rows = {os.path.basename(r["input_url"]): r for chunk in chunks for r in chunk}
     assert sorted(rows) == names and (len(chunks) > 1) == (page_names < len(names))
     failed = {name for name, row in rows.items() if row["status"] == manifest.FAILED}
@@ -215,8 +215,12 @@ def test_a_folder_of_many_files_is_listed_a_page_at_a_time_and_planned_as_one_un
     flat = f"{roots.input_path}/flat"
     # flat/ has more entries than one listing page: it is one recursive unit, not expanded (its
     # subfolder is walked by that unit's task), and its first rows come after one page.
-    assert listing.plan_units(roots) == [(roots.input_path, False), (flat, True), (f"{roots.input_path}/small", False)]
-    chunks = listing.iter_unit_rows(roots, flat, True, (".jpg",), "auto")
+    assert input_rows.plan_units(roots) == [
+        (roots.input_path, False),
+        (flat, True),
+        (f"{roots.input_path}/small", False),
+    ]
+    chunks = input_rows.iter_unit_rows(roots, flat, True, (".jpg",), "auto")
     assert len(next(chunks)) == 1000
     assert sum(map(len, chunks)) == 1501  # the other 1500 and sub/deep.jpg
     assert len(_listed(roots, (".jpg",))) == 2502
@@ -230,7 +234,7 @@ def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(
     folder.mkdir()
     for i in range(20000):
         (folder / f"scan_{i:05d}.jpg").touch()
-    context = sources.ListingContext(
+    context = listing_tasks.ListingContext(
         input_url=str(folder),
         output_url=str(tmp_path / "out"),
         extensions=(".jpg",),
@@ -241,7 +245,7 @@ def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(
     # The listing task waits before it hands on its second page: it is certainly still listing
     # when the first block arrives (however fast the listing becomes).
     gates.hold("colorize.list", f"{folder}#1")
-    dataset, progress = sources.tree_dataset(context)
+    dataset, progress = listing_tasks.tree_dataset(context)
     batches = iter(dataset.iter_batches(batch_format="pyarrow", batch_size=None))
     first = next(batches)
     at_first = ray.get(progress.state())

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pyarrow.dataset as pads
 
-from archive_colorizer.colorize import manifest, manifest_writer, resume, sources
+from archive_colorizer.colorize import listing_tasks, manifest, manifest_writer, resume
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 RUN = manifest.RunInfo("r1", T0, "aa" * 32, "0.1.0")
@@ -122,7 +122,7 @@ def test_inputs_another_generator_finished_are_redone_unless_kept(ray_local, tmp
     rows = _rows("r1", 0, {"a": "colorized"}, sha="11" * 32) + _rows("r1", 0, {"b": "colorized"}, sha="22" * 32)
     ref = ray.put(resume.ResumeIndex.from_manifest(manifest.to_table(rows, manifest.MANIFEST_SCHEMA)))
     listed = [manifest.new_row(f"/in/{n}.jpg", output_url=f"/out/{n}.jpg") for n in "abc"]
-    context = sources.ListingContext(
+    context = listing_tasks.ListingContext(
         input_url="/in",
         output_url="/out",
         extensions=(".jpg",),
@@ -130,9 +130,9 @@ def test_inputs_another_generator_finished_are_redone_unless_kept(ray_local, tmp
         model_sha256="22" * 32,
         index_ref=ref,
     )
-    assert sources.mark_finished(listed, context) == 1  # a: finished by generator 11, redone with 22
+    assert listing_tasks.mark_finished(listed, context) == 1  # a: finished by generator 11, redone with 22
     assert [row["previous_sha256"] for row in listed] == [None, "22" * 32, None]
-    keep = sources.ListingContext(
+    keep = listing_tasks.ListingContext(
         input_url="/in",
         output_url="/out",
         extensions=(".jpg",),
@@ -141,7 +141,7 @@ def test_inputs_another_generator_finished_are_redone_unless_kept(ray_local, tmp
         keep_other_models=True,
         index_ref=ref,
     )
-    assert sources.mark_finished(listed, keep) == 0
+    assert listing_tasks.mark_finished(listed, keep) == 0
     assert [row["previous_sha256"] for row in listed] == ["11" * 32, "22" * 32, None]
 
 

@@ -12,7 +12,7 @@ from archive_colorizer.colorize.decode import prepare_batch
 from archive_colorizer.colorize.merge import finish_batch
 from archive_colorizer.colorize.pipeline import SPLIT_PREPARE_KWARGS
 from archive_colorizer.colorize.predictor import Predictor
-from archive_colorizer.colorize.settings import StageSettings
+from archive_colorizer.colorize.stage_settings import StageSettings
 from archive_colorizer.models.artifact import load_generator
 from tests.colorize.conftest import encode
 

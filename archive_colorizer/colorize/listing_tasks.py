@@ -36,7 +36,7 @@ from typing import Any
 import pyarrow as pa
 
 from archive_colorizer import compat, storage
-from archive_colorizer.colorize import listing, manifest, resume
+from archive_colorizer.colorize import input_rows, manifest, resume
 
 MAX_CHUNK_ROWS = 1024
 """Most rows a listing task holds before it yields them (one folder may be larger)."""
@@ -85,8 +85,8 @@ class ListingContext:
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
     run_id: str = "run"
 
-    def roots(self) -> listing.Roots:
-        return listing.Roots.resolve(self.input_url, self.output_url, self.storage_options)
+    def roots(self) -> input_rows.Roots:
+        return input_rows.Roots.resolve(self.input_url, self.output_url, self.storage_options)
 
 
 def mark_finished(rows: list[dict[str, Any]], context: ListingContext) -> int:
@@ -131,7 +131,7 @@ def list_units(batch: dict[str, Any], context: ListingContext) -> Iterator[pa.Ta
     for folder, recursive in zip(batch["folder"], batch["recursive"], strict=True):
         unit = f"{folder}\0{bool(recursive)}"
         listed = other = 0
-        for rows in listing.iter_unit_rows(
+        for rows in input_rows.iter_unit_rows(
             roots, str(folder), bool(recursive), context.extensions, context.requested_format
         ):
             for start in range(0, len(rows), MAX_CHUNK_ROWS):
@@ -146,7 +146,7 @@ def list_units(batch: dict[str, Any], context: ListingContext) -> Iterator[pa.Ta
 def list_entries(batch: pa.Table, context: ListingContext, column: str) -> pa.Table:
     """Ray Data batch function: a batch of input-list entries -> listing rows."""
     entries = batch.column(column).to_pylist()
-    rows = listing.list_entry_rows(context.roots(), entries, context.requested_format)
+    rows = input_rows.list_entry_rows(context.roots(), entries, context.requested_format)
     other = mark_finished(rows, context)
     unit = hashlib.sha1("\n".join(str(e) for e in entries).encode()).hexdigest()
     _report(context, unit, len(rows), other, True)
@@ -176,7 +176,7 @@ class FirstSeen:
                 continue
             output = _key(row["output_url"])
             if output in self.outputs:
-                error = listing.clash_error(row["input_url"], row["output_url"], self.outputs[output])
+                error = input_rows.clash_error(row["input_url"], row["output_url"], self.outputs[output])
                 manifest.fail(row, "output_clash", error)
             else:
                 self.outputs[output] = row["input_url"]
@@ -251,7 +251,7 @@ class RunProgress:
 
 
 def _plan(context: ListingContext) -> list[tuple[str, bool]]:
-    return listing.plan_units(context.roots())
+    return input_rows.plan_units(context.roots())
 
 
 def tree_dataset(context: ListingContext):
@@ -328,12 +328,14 @@ def list_dataset(list_url: str, context: ListingContext):
         import pyarrow.parquet as pq
 
         with fs.open(path, "rb") as handle:
-            column = listing.pick_column(pq.read_schema(handle).names, list_url)
+            column = input_rows.pick_column(pq.read_schema(handle).names, list_url)
         dataset = ray.data.read_parquet(path, filesystem=filesystem).select_columns([column])
     elif suffix == "csv":
         with fs.open(path, "rb") as handle:
             header = handle.readline().decode("utf-8", "replace").strip()
-        column = listing.pick_column([name.strip().strip('"') for name in header.split(",") if name.strip()], list_url)
+        column = input_rows.pick_column(
+            [name.strip().strip('"') for name in header.split(",") if name.strip()], list_url
+        )
         dataset = ray.data.read_csv(path, filesystem=filesystem).select_columns([column])
     else:
         column = "text"
@@ -462,7 +464,7 @@ def iiif_rows(context: ListingContext, manifest_url: str) -> tuple[list[dict[str
             continue
         seen.add(canvas.image_url)
         fmt = "JPEG" if context.requested_format == "auto" else context.requested_format.upper()
-        relative = f"{name}/{len(canvases):04d}{listing.SUFFIX_BY_FORMAT[fmt]}"
+        relative = f"{name}/{len(canvases):04d}{input_rows.SUFFIX_BY_FORMAT[fmt]}"
         out_url = storage.to_url(roots.output_fs, storage.join(roots.output_path, relative))
         rows.append(
             manifest.new_row(canvas.image_url, output_url=out_url, output_format=fmt, canvas_id=canvas.canvas_id)

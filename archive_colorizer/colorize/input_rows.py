@@ -1,6 +1,6 @@
 """What to colorize: list the inputs, map each to its output, refuse what could escape OUTPUT.
 
-The functions here are pure listing logic, run inside Ray tasks (:mod:`.sources` makes the
+The functions here are pure listing logic, run inside Ray tasks (:mod:`.listing_tasks` makes the
 datasets): a listing *unit* is a folder walked recursively or one folder level's files
 (:func:`plan_units` splits INPUT into units), and each folder's files become rows
 (:func:`paged_folder_rows`). Every file with one of the extensions gets a row, hidden and
@@ -12,7 +12,7 @@ appends the output format's suffix (``a/b.gif`` -> ``a/b.gif.png``). That append
 another input's name (an input called ``a/b.gif.png``): the input whose name was extended then
 gets a ``failed`` row (reason ``output_clash``) naming the other, and the one that keeps its
 name is colorized; nothing is overwritten. Folder listings see both names together; for
-input lists the duplicate check of :mod:`.sources` does the same by output URL.
+input lists the duplicate check of :mod:`.listing_tasks` does the same by output URL.
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def plan_units(roots: Roots, target: int = 64, max_depth: int = 3) -> list[tuple
     non-recursive unit. A folder with more entries than one page
     (:data:`~archive_colorizer.folders.LIST_PAGE_NAMES`) is not expanded: it becomes one recursive
     unit, which its listing task reads a page at a time (planning never reads a folder of millions
-    of files whole). Runs in a Ray task (:mod:`.sources`).
+    of files whole). Runs in a Ray task (:mod:`.listing_tasks`).
 
     Raises:
         ConfigError: INPUT does not exist or is not a folder.
@@ -309,7 +309,7 @@ def iter_list_entries(list_url: str, storage_options: Mapping[str, Any] | None) 
     """The entries of an input list file, streamed in one process (txt, CSV or Parquet).
 
     The colorize job reads lists with Ray Data's readers on the cluster
-    (:func:`archive_colorizer.colorize.sources.list_dataset`); this reader serves what runs in one
+    (:func:`archive_colorizer.colorize.listing_tasks.list_dataset`); this reader serves what runs in one
     process over a list (``archive-colorizer plan``), holding one batch of 10,000 entries at a time.
 
     Raises:
