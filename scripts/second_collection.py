@@ -35,11 +35,11 @@ from collections.abc import Iterator
 import numpy as np
 
 from archive_colorizer import storage
-from archive_colorizer.demo.photos import BundledPhoto, _skimage, _write_image, grid_crops
+from archive_colorizer.demo.photos import BundledPhoto, grid_crops, skimage_photo, write_image
 
 COLLECTION = (
-    BundledPhoto("ihc", "skimage.data.immunohistochemistry()", _skimage("immunohistochemistry")),
-    BundledPhoto("retina", "skimage.data.retina()", _skimage("retina")),
+    BundledPhoto("ihc", "skimage.data.immunohistochemistry()", skimage_photo("immunohistochemistry")),
+    BundledPhoto("retina", "skimage.data.retina()", skimage_photo("retina")),
 )
 """The second collection: scikit-image's colour images of another domain than the demo's."""
 
@@ -90,10 +90,10 @@ def write_collection(
         train_part, held_out_part = split_columns(photo.load(), held_out)
         counts = written[photo.name] = {"train": 0, "val": 0}
         for crop_name, crop in grid_crops(train_part, levels):
-            _write_image(storage.join(out, "train", photo.name, f"{crop_name}.jpg"), crop, {}, "JPEG")
+            write_image(storage.join(out, "train", photo.name, f"{crop_name}.jpg"), crop, {}, "JPEG")
             counts["train"] += 1
         for index, tile in enumerate(square_tiles(held_out_part)):
-            _write_image(storage.join(out, "val", photo.name, f"tile-{index}.jpg"), tile, {}, "JPEG")
+            write_image(storage.join(out, "val", photo.name, f"tile-{index}.jpg"), tile, {}, "JPEG")
             counts["val"] += 1
     return written
 

@@ -38,7 +38,9 @@ class BundledPhoto:
     load: Callable[[], np.ndarray]
 
 
-def _skimage(name: str, index: int | None = None) -> Callable[[], np.ndarray]:
+def skimage_photo(name: str, index: int | None = None) -> Callable[[], np.ndarray]:
+    """A loader of ``skimage.data.<name>()`` (item ``index`` of what it returns, if given): (H, W[, 3]) uint8."""
+
     def load() -> np.ndarray:
         data = _import("skimage.data")
         image = getattr(data, name)()
@@ -67,27 +69,27 @@ def _import(module: str) -> Any:
 
 
 TRAINING_PHOTOS = (
-    BundledPhoto("astronaut", "skimage.data.astronaut()", _skimage("astronaut")),
-    BundledPhoto("coffee", "skimage.data.coffee()", _skimage("coffee")),
-    BundledPhoto("motorcycle-left", "skimage.data.stereo_motorcycle()[0]", _skimage("stereo_motorcycle", 0)),
-    BundledPhoto("motorcycle-right", "skimage.data.stereo_motorcycle()[1]", _skimage("stereo_motorcycle", 1)),
+    BundledPhoto("astronaut", "skimage.data.astronaut()", skimage_photo("astronaut")),
+    BundledPhoto("coffee", "skimage.data.coffee()", skimage_photo("coffee")),
+    BundledPhoto("motorcycle-left", "skimage.data.stereo_motorcycle()[0]", skimage_photo("stereo_motorcycle", 0)),
+    BundledPhoto("motorcycle-right", "skimage.data.stereo_motorcycle()[1]", skimage_photo("stereo_motorcycle", 1)),
     BundledPhoto("china", "sklearn.datasets.load_sample_image('china.jpg')", _sklearn("china.jpg")),
     BundledPhoto("flower", "sklearn.datasets.load_sample_image('flower.jpg')", _sklearn("flower.jpg")),
 )
 """Colour photographs the demo trains on."""
 
 HELD_OUT_PHOTOS = (
-    BundledPhoto("chelsea", "skimage.data.chelsea()", _skimage("chelsea")),
-    BundledPhoto("rocket", "skimage.data.rocket()", _skimage("rocket")),
+    BundledPhoto("chelsea", "skimage.data.chelsea()", skimage_photo("chelsea")),
+    BundledPhoto("rocket", "skimage.data.rocket()", skimage_photo("rocket")),
 )
 """Colour photographs never trained on: the validation split, and gray versions in the archive."""
 
 GRAY_PHOTOS = (
-    BundledPhoto("camera", "skimage.data.camera()", _skimage("camera")),
-    BundledPhoto("moon", "skimage.data.moon()", _skimage("moon")),
-    BundledPhoto("coins", "skimage.data.coins()", _skimage("coins")),
-    BundledPhoto("page", "skimage.data.page()", _skimage("page")),
-    BundledPhoto("text", "skimage.data.text()", _skimage("text")),
+    BundledPhoto("camera", "skimage.data.camera()", skimage_photo("camera")),
+    BundledPhoto("moon", "skimage.data.moon()", skimage_photo("moon")),
+    BundledPhoto("coins", "skimage.data.coins()", skimage_photo("coins")),
+    BundledPhoto("page", "skimage.data.page()", skimage_photo("page")),
+    BundledPhoto("text", "skimage.data.text()", skimage_photo("text")),
 )
 """Real black-and-white photographs and scans for the archive."""
 
@@ -117,7 +119,12 @@ def grid_crops(image: np.ndarray, levels: int) -> Iterator[tuple[str, np.ndarray
                 yield f"{k}x{k}-{row}-{column}", image[top : top + crop_h, left : left + crop_w]
 
 
-def _write_image(url: str, image: np.ndarray, storage_options: Mapping[str, Any], format: str) -> None:
+def write_image(url: str, image: np.ndarray, storage_options: Mapping[str, Any], format: str) -> None:
+    """Write ``image`` ((H, W[, 3]) uint8) to ``url`` as ``format`` (``JPEG`` at quality 95, ``PNG``).
+
+    Raises:
+        StorageError: the file cannot be written.
+    """
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format=format, **({"quality": 95} if format == "JPEG" else {}))
     fs, path = storage.open_url(url, storage_options)
@@ -133,7 +140,7 @@ def write_crops(folder: str, photos: tuple[BundledPhoto, ...], levels: int, stor
     written = 0
     for photo in photos:
         for crop_name, crop in grid_crops(photo.load(), levels):
-            _write_image(storage.join(folder, photo.name, f"{crop_name}.jpg"), crop, storage_options, "JPEG")
+            write_image(storage.join(folder, photo.name, f"{crop_name}.jpg"), crop, storage_options, "JPEG")
             written += 1
     return written
 
@@ -155,10 +162,10 @@ def write_archive(folder: str, storage_options: Mapping[str, Any]) -> list[str]:
     names = []
     for photo in GRAY_PHOTOS:
         names.append(f"{photo.name}.png")
-        _write_image(storage.join(folder, names[-1]), photo.load(), storage_options, "PNG")
+        write_image(storage.join(folder, names[-1]), photo.load(), storage_options, "PNG")
     for photo in HELD_OUT_PHOTOS:
         names.append(f"{photo.name}.jpg")
-        _write_image(storage.join(folder, names[-1]), gray(photo.load()), storage_options, "JPEG")
+        write_image(storage.join(folder, names[-1]), gray(photo.load()), storage_options, "JPEG")
     return names
 
 
