@@ -12,7 +12,7 @@ runs the job's driver as a separate process (``python -m archive_colorizer color
 - ``driver_peak_rss_bytes``: the driver's peak RSS (psutil, sampled every 50 ms) from its start
   until ``--observe`` seconds after the first output, when it is stopped (SIGTERM, then SIGKILL):
   each run stops after its first outputs, the slope is what matters;
-- ``listing_rate``: inputs per second of the listing dataset alone (``sources.tree_dataset``),
+- ``listing_rate``: inputs per second of the listing dataset alone (``listing_tasks.tree_dataset``),
   over at most ``--listing-seconds``;
 
 and, for the largest size, the same with a ``--input-list`` of every input (``input_list``) and
@@ -204,9 +204,9 @@ def _stop(driver: subprocess.Popen) -> None:
 def listing_rate(inputs: Path, output: Path, seconds: float) -> dict:
     """Inputs per second of the listing dataset alone (no colorizing), from its first block on, over at most
     ``seconds`` after it (Ray Data's start-up is not listing)."""
-    from archive_colorizer.colorize import sources
+    from archive_colorizer.colorize import listing_tasks
 
-    context = sources.ListingContext(
+    context = listing_tasks.ListingContext(
         input_url=str(inputs),
         output_url=str(output),
         extensions=(".jpg",),
@@ -215,7 +215,7 @@ def listing_rate(inputs: Path, output: Path, seconds: float) -> dict:
         first_chunk_rows=1024,
     )
     started = time.perf_counter()
-    dataset, _ = sources.tree_dataset(context)
+    dataset, _ = listing_tasks.tree_dataset(context)
     listed, first = 0, None
     for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
         if first is None:

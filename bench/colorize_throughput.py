@@ -203,15 +203,15 @@ def measure_fused_one_process(inputs: Path, model_url: str, output: Path, batch_
     import torch
 
     from archive_colorizer import __version__
-    from archive_colorizer.colorize import fused, listing, manifest
+    from archive_colorizer.colorize import fused, input_rows, manifest
     from archive_colorizer.colorize.stage_settings import StageSettings
     from archive_colorizer.models.artifact import load_generator
 
     torch.set_num_threads(1)
     shutil.rmtree(output, ignore_errors=True)
     artifact = load_generator(model_url)
-    roots = listing.Roots.resolve(str(inputs), str(output), {})
-    rows = [r for chunk in listing.iter_unit_rows(roots, roots.input_path, True, (".jpg",), "auto") for r in chunk]
+    roots = input_rows.Roots.resolve(str(inputs), str(output), {})
+    rows = [r for chunk in input_rows.iter_unit_rows(roots, roots.input_path, True, (".jpg",), "auto") for r in chunk]
     run = manifest.RunInfo("bench", dt.datetime.now(dt.timezone.utc), artifact.sha256, __version__)
     settings = StageSettings(
         output_url=str(output),
