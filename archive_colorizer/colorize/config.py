@@ -29,7 +29,8 @@ class CodecOptions(StorageOptions):
     input_list: str | None = Field(
         None,
         description="file of inputs instead of listing INPUT: .txt (one per line), .csv or .parquet (column "
-        "'url', 'input_url' or 'path', else the first); entries are URLs below INPUT or paths relative to it",
+        "'url', 'input_url' or 'path', else the first), entries URLs below INPUT or paths relative to it; or an "
+        "S3 Inventory report's manifest.json (CSV or Parquet; its keys below INPUT with one of --extensions)",
     )
     extensions: list[str] = Field(
         default_factory=lambda: list(COLORIZE_EXTENSIONS),

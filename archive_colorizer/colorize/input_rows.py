@@ -17,19 +17,14 @@ input lists the duplicate check of :mod:`.listing_tasks` does the same by output
 
 from __future__ import annotations
 
-import io
 import os
 import posixpath
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.csv
-import pyarrow.parquet as pq
-
 from archive_colorizer import folders, gates, storage
-from archive_colorizer.colorize import manifest
+from archive_colorizer.colorize import input_lists, manifest
 from archive_colorizer.errors import ConfigError, StorageError
 
 FORMAT_BY_SUFFIX = {
@@ -42,8 +37,6 @@ FORMAT_BY_SUFFIX = {
     ".tiff": "TIFF",
 }
 SUFFIX_BY_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif"}
-LIST_COLUMNS = ("url", "input_url", "path")
-"""Columns of a CSV or Parquet input list looked for, in this order (else the first column)."""
 
 
 @dataclass(frozen=True)
@@ -273,25 +266,19 @@ def iter_unit_rows(
         raise StorageError(f"cannot list {storage.to_url(roots.input_fs, folder)!r}: {exc}") from exc
 
 
-def pick_column(names: list[str], list_url: str) -> str:
-    """The column of a CSV or Parquet input list that holds the inputs (:data:`LIST_COLUMNS`, else the first).
-
-    Raises:
-        ConfigError: the list has no columns.
-    """
-    for name in LIST_COLUMNS:
-        if name in names:
-            return name
-    if not names:
-        raise ConfigError(f"input list {list_url!r} has no columns")
-    return names[0]
-
-
-def list_entry_rows(roots: Roots, entries: list[Any], requested_format: str) -> list[dict[str, Any]]:
+def list_entry_rows(
+    roots: Roots, entries: list[Any], requested_format: str, extensions: tuple[str, ...] | None = None
+) -> list[dict[str, Any]]:
     """Listing rows for entries of an input list: URLs below INPUT or paths relative to it.
 
     Empty entries and ``#`` comments are dropped. An entry outside INPUT (or with ``..`` in it)
     becomes a failed row: its output could not mirror it under OUTPUT.
+
+    Output clashes follow one rule, whatever the order of the list and in every run: an input
+    whose output name is not its own name (``b.gif`` -> ``b.gif.png``) fails (``output_clash``)
+    when a file of that name exists in INPUT (with one of ``extensions``; None: any), listed or
+    not: that file keeps the name, as in a folder listing. One existence check (a ``HEAD`` on S3)
+    per such input; inputs that keep their names cost nothing.
     """
     rows = []
     for value in entries:
@@ -301,46 +288,56 @@ def list_entry_rows(roots: Roots, entries: list[Any], requested_format: str) -> 
         is_url = "://" in entry or os.path.isabs(entry)
         fs, path = storage.open_url(entry if is_url else storage.join(roots.input_url, entry), roots.storage_options)
         relative = _relative_to_input(roots, path.rstrip("/")) if type(fs) is type(roots.input_fs) else None
-        rows.append(_row(roots, path, relative, requested_format))
+        row = _row(roots, path, relative, requested_format)
+        if row["status"] == manifest.PENDING and relative is not None:
+            _fail_if_name_taken(roots, row, relative, requested_format, extensions)
+        rows.append(row)
     return rows
 
 
-def iter_list_entries(list_url: str, storage_options: Mapping[str, Any] | None) -> Iterator[str]:
-    """The entries of an input list file, streamed in one process (txt, CSV or Parquet).
+def _fail_if_name_taken(
+    roots: Roots, row: dict[str, Any], relative: str, requested_format: str, extensions: tuple[str, ...] | None
+) -> None:
+    """Fail ``row`` (``output_clash``) when its output name is another file's name in INPUT."""
+    other_name = clash_name(posixpath.basename(relative), requested_format)
+    if other_name is None or (extensions is not None and not other_name.lower().endswith(extensions)):
+        return
+    other_path = storage.join(roots.input_path, posixpath.join(posixpath.dirname(relative), other_name))
+    try:
+        taken = roots.input_fs.isfile(other_path)
+    except OSError as exc:
+        raise StorageError(f"cannot check {storage.to_url(roots.input_fs, other_path)!r}: {exc}") from exc
+    if taken:
+        other = storage.to_url(roots.input_fs, other_path)
+        manifest.fail(row, "output_clash", clash_error(row["input_url"], row["output_url"], other))
 
-    The colorize job reads lists with Ray Data's readers on the cluster
+
+def iter_list_entries(
+    list_url: str,
+    storage_options: Mapping[str, Any] | None,
+    input_url: str = "",
+    extensions: tuple[str, ...] | None = None,
+) -> Iterator[str]:
+    """The entries of an input list (txt, CSV, Parquet or an S3 Inventory), streamed in one process.
+
+    The colorize job reads lists in chunks on the cluster
     (:func:`archive_colorizer.colorize.listing_tasks.list_dataset`); this reader serves what runs in one
-    process over a list (``archive-colorizer plan``), holding one batch of 10,000 entries at a time.
+    process over a list (``archive-colorizer plan``), reading the same chunks one after another
+    (:mod:`.input_lists`), a batch at a time.
 
     Raises:
         ConfigError: the list does not exist or cannot be read.
     """
-    fs, path = storage.open_url(list_url, storage_options)
-    suffix = posixpath.splitext(path)[1].lower()
-    try:
-        with fs.open(path, "rb") as handle:
-            if suffix == ".parquet":
-                parquet = pq.ParquetFile(handle)
-                column = pick_column(parquet.schema_arrow.names, list_url)
-                for batch in parquet.iter_batches(columns=[column], batch_size=10_000):
-                    yield from (str(v) for v in batch.column(0).to_pylist() if v)
-            elif suffix == ".csv":
-                reader = pyarrow.csv.open_csv(handle)
-                column = pick_column(reader.schema.names, list_url)
-                for batch in reader:
-                    yield from (str(v) for v in batch.column(column).to_pylist() if v)
-            else:
-                yield from (line.strip() for line in io.TextIOWrapper(handle, encoding="utf-8") if line.strip())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"input list {list_url!r} does not exist") from exc
-    except (OSError, pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read input list {list_url!r}: {exc}") from exc
+    yield from input_lists.iter_entries(list_url, storage_options, input_url.rstrip("/") + "/", extensions)
 
 
-def iter_from_list(roots: Roots, list_url: str, requested_format: str) -> Iterator[dict[str, Any]]:
-    """Listing rows (see :func:`list_entry_rows`) for every entry of an input list, streamed in batches."""
+def iter_from_list(
+    roots: Roots, list_url: str, requested_format: str, extensions: tuple[str, ...] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Listing rows (see :func:`list_entry_rows`) for every entry of an input list, streamed in batches
+    (an S3 Inventory's keys below INPUT with one of ``extensions``)."""
     batch: list[str] = []
-    for entry in iter_list_entries(list_url, roots.storage_options):
+    for entry in iter_list_entries(list_url, roots.storage_options, roots.input_url, extensions):
         batch.append(entry)
         if len(batch) == 10_000:
             yield from list_entry_rows(roots, batch, requested_format)

@@ -3,8 +3,8 @@
 ::
 
     tree:  plan_units (one Ray task) -> from_items(units) -> map_batches(list_units)  listing tasks
-    list:  read_text / read_csv / read_parquet(--input-list) -> map_batches(list_entries)
-           -> map_batches(FirstSeen)  one actor: duplicates and output clashes
+    list:  plan_chunks (driver: size, footer or manifest.json) -> from_items(chunks)
+           -> map_batches(list_chunks)  listing tasks: a chunk each, claims in ClaimShard actors
 
 Each listing task walks its unit a page of a folder's listing at a time (one S3 ``LIST`` page,
 :func:`archive_colorizer.folders.iter_folder_pages`) and yields its rows as it goes; the
@@ -18,25 +18,28 @@ read it. The driver process keeps one such actor for all its runs on the same Ra
 counts under its run id, dropped when the run ends): a new actor is a new worker process,
 about a second before a listing task may end, and a second job on a warm Ray need not pay it.
 
-Duplicates. A tree listing cannot repeat an input. An input list can: the :class:`FirstSeen`
-actor keeps the 64-bit keys of the input URLs and the output URLs seen so far (about 150 bytes
-per input in Python sets, in the actor, not the driver) and marks a repeated entry
-``duplicate`` (counted, never written) and an entry whose output another entry already has
-``failed`` (``output_clash``). Which of two clashing list entries wins follows the order rows
-reach the actor.
+Duplicates. A tree listing cannot repeat an input. An input list can: its listing tasks claim
+each entry's input in the :class:`ClaimShard` actors (:mod:`.claims`: sharded by key, 16 bytes
+per input, logged so that a restarted shard remembers) and mark an entry whose input another
+entry holds ``duplicate`` (counted, never written). Output clashes follow a rule that does not
+depend on the order of the entries (:func:`.input_rows.list_entry_rows`).
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
+import os
+import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from archive_colorizer import compat, storage
-from archive_colorizer.colorize import input_rows, manifest, resume
+from archive_colorizer import compat, gates, storage
+from archive_colorizer.colorize import claims, input_lists, input_rows, manifest, resume
 
 MAX_CHUNK_ROWS = 1024
 """Most rows a listing task holds before it yields them (one folder may be larger)."""
@@ -143,44 +146,125 @@ def list_units(batch: dict[str, Any], context: ListingContext) -> Iterator[pa.Ta
         _report(context, unit, listed, other, True)
 
 
-def list_entries(batch: pa.Table, context: ListingContext, column: str) -> pa.Table:
-    """Ray Data batch function: a batch of input-list entries -> listing rows."""
-    entries = batch.column(column).to_pylist()
-    rows = input_rows.list_entry_rows(context.roots(), entries, context.requested_format)
-    other = mark_finished(rows, context)
-    unit = hashlib.sha1("\n".join(str(e) for e in entries).encode()).hexdigest()
-    _report(context, unit, len(rows), other, True)
-    return manifest.to_table(rows)
+def list_chunks(
+    batch: dict[str, Any], context: ListingContext, claimed: ListClaims, inventory: bool
+) -> Iterator[pa.Table]:
+    """Ray Data batch function: groups of input-list chunks (``chunks`` column: a JSON list of
+    :meth:`.input_lists.ListChunk.to_json`) -> tables of listing rows, a batch of entries at a time.
+
+    An inventory's entries outside INPUT or without one of the extensions get no row (the
+    inventory lists the whole bucket); an input list's entries each get one.
+    """
+    roots = context.roots()
+    prefix = roots.input_url.rstrip("/") + "/"
+    for text in (chunk for group in batch["chunks"] for chunk in json.loads(str(group))):
+        chunk = input_lists.ListChunk.from_json(text)
+        unit, listed, other, entry = f"list#{chunk.index}", 0, 0, 0
+        gates.hold("colorize.list", f"{chunk.url}#{chunk.index}")
+        for entries in input_lists.read_chunk(chunk, context.storage_options):
+            if inventory:
+                entries = [e for e in entries if input_lists.inventory_entry_wanted(e, prefix, context.extensions)]
+            positions = [input_lists.position(chunk.index, entry + i) for i in range(len(entries))]
+            entry += len(entries)
+            rows = input_rows.list_entry_rows(roots, entries, context.requested_format, context.extensions)
+            other += mark_finished(rows, context)
+            claimed.mark_duplicates(rows, positions, chunk.index)
+            for start in range(0, len(rows), MAX_CHUNK_ROWS):
+                listed += len(rows[start : start + MAX_CHUNK_ROWS])
+                _report(context, unit, listed, other, False)
+                yield manifest.to_table(rows[start : start + MAX_CHUNK_ROWS])
+        _report(context, unit, listed, other, True)
 
 
-def _key(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+class ClaimShard:
+    """Ray actor: one shard of an input list's claims (:class:`.claims.ClaimTable`), logged on its node.
+
+    Created with ``max_restarts=-1`` and ``max_task_retries=-1``: a shard whose process dies is
+    started again with the same log (its claims read back) and the calls it had not answered are
+    sent again.
+    """
+
+    def __init__(self, log_path: str, shard: int) -> None:
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        self.table = claims.ClaimTable(log_path)
+        self.shard = shard
+
+    def claim(self, keys: np.ndarray, positions: np.ndarray, chunk: int) -> np.ndarray:
+        """:meth:`.claims.ClaimTable.claim`; hold point ``colorize.claim`` (key ``<shard>:<chunk>``) after
+        the claims are logged, before the answer leaves."""
+        holds = self.table.claim(keys, positions)
+        gates.hold("colorize.claim", f"{self.shard}:{chunk}")
+        return holds
+
+    def info(self) -> dict[str, int]:
+        """``pid``, ``inputs`` (distinct inputs claimed) and ``bytes`` (their size in memory)."""
+        return {"pid": os.getpid(), "inputs": len(self.table), "bytes": self.table.nbytes()}
+
+    def close(self) -> None:
+        """Remove the shard's log (its run has ended)."""
+        if self.table.log_path and os.path.exists(self.table.log_path):
+            os.remove(self.table.log_path)
 
 
-class FirstSeen:
-    """Ray Data actor of input lists: marks repeated inputs ``duplicate`` and output clashes ``failed``."""
+@dataclass(frozen=True)
+class ListClaims:
+    """The :class:`ClaimShard` actors of one run's input list (picklable: goes to the listing tasks).
 
-    def __init__(self) -> None:
-        self.inputs: set[int] = set()
-        self.outputs: dict[int, str] = {}
+    Attributes:
+        shards: the actors' handles; key ``k`` is shard ``k % len(shards)``'s.
+    """
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = batch.to_pylist()
-        for row in rows:
-            key = _key(row["input_url"])
-            if key in self.inputs:
-                row["status"] = manifest.DUPLICATE
-                continue
-            self.inputs.add(key)
-            if row["status"] != manifest.PENDING:
-                continue
-            output = _key(row["output_url"])
-            if output in self.outputs:
-                error = input_rows.clash_error(row["input_url"], row["output_url"], self.outputs[output])
-                manifest.fail(row, "output_clash", error)
-            else:
-                self.outputs[output] = row["input_url"]
-        return manifest.to_table(rows)
+    shards: tuple[Any, ...]
+
+    def mark_duplicates(self, rows: list[dict[str, Any]], positions: list[int], chunk: int) -> int:
+        """Claim the rows' inputs at ``positions``; mark ``duplicate`` those another entry holds. Returns how many."""
+        import ray
+
+        if not rows:
+            return 0
+        keys = np.array([claims.input_key(row["input_url"]) for row in rows], dtype=np.uint64)
+        where = np.asarray(positions, dtype=np.uint64)
+        shard_of = keys % np.uint64(len(self.shards))
+        parts = [np.flatnonzero(shard_of == shard) for shard in range(len(self.shards))]
+        pending = [
+            (part, self.shards[shard].claim.remote(keys[part], where[part], chunk))
+            for shard, part in enumerate(parts)
+            if len(part)
+        ]
+        repeated = 0
+        for part, answer in pending:
+            for i in part[~ray.get(answer)]:
+                rows[i]["status"] = manifest.DUPLICATE
+                repeated += 1
+        return repeated
+
+    def info(self) -> list[dict[str, int]]:
+        """Each shard's :meth:`ClaimShard.info`."""
+        import ray
+
+        return ray.get([shard.info.remote() for shard in self.shards])
+
+    def close(self) -> None:
+        """Remove the shards' logs and end the actors."""
+        import ray
+
+        try:
+            ray.get([shard.close.remote() for shard in self.shards], timeout=30)
+        except (ray.exceptions.RayError, TimeoutError):
+            pass  # a log left in the temporary folder is all that is lost
+        for shard in self.shards:
+            ray.kill(shard)
+
+
+def start_claims(run: str, shards: int) -> ListClaims:
+    """``shards`` new :class:`ClaimShard` actors for run ``run`` on the driver's node, logs in its temporary folder."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    folder = os.path.join(tempfile.gettempdir(), "archive-colorizer-claims", f"{run}-{uuid.uuid4().hex[:8]}")
+    actor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, scheduling_strategy=here)(ClaimShard)  # type: ignore[call-overload]
+    return ListClaims(tuple(actor.remote(os.path.join(folder, f"shard-{i}.bin"), i) for i in range(shards)))
 
 
 @dataclass
@@ -250,6 +334,19 @@ class RunProgress:
         self.actor.forget.remote(self.run)
 
 
+@dataclass(frozen=True)
+class ListRunProgress(RunProgress):
+    """A :class:`RunProgress` of an input list that also ends the list's :class:`ListClaims` when closed."""
+
+    claims: ListClaims | None = None
+
+    def close(self) -> None:
+        """Drop the run's counts and end its claim shards."""
+        super().close()
+        if self.claims is not None:
+            self.claims.close()
+
+
 def _plan(context: ListingContext) -> list[tuple[str, bool]]:
     return input_rows.plan_units(context.roots())
 
@@ -303,57 +400,68 @@ def _small_blocks(dataset: Any, rows: int) -> Any:
     return compat.fuse_with_previous(dataset, LISTING_REMOTE_ARGS)
 
 
+LIST_CPU_SHARE = 0.25
+"""Share of the cluster's CPUs an input list's listing tasks may reserve at once (:func:`list_tasks`)."""
+
+
+def list_tasks(chunks: int, cpus: float) -> int:
+    """How many listing tasks read an input list's chunks: :data:`LIST_CPU_SHARE` of ``cpus`` (at least 1).
+
+    A chunk is a million entries, listed far faster than they are colorized, so its task spends
+    most of its life paused with its output buffer full, still holding its CPU reservation. With
+    a task per chunk, 8 of the 100 chunks of a 100M-entry list took every CPU of a 2-CPU Ray
+    (8 x 0.25) and no colorize task could start: the first output never came. So the chunks are
+    dealt out to this many tasks, each reading its share one chunk after another (a
+    ``concurrency`` limit on the listing would do the same, but Ray Data then no longer fuses the
+    listing with its cut into small blocks, :func:`_small_blocks`).
+    """
+    return max(1, min(chunks, int(cpus * LIST_CPU_SHARE / LISTING_CPUS)))
+
+
 def list_dataset(list_url: str, context: ListingContext):
-    """The listing dataset of an input list (.txt, .csv, .parquet), read by Ray Data's readers.
+    """The listing dataset of an input list (.txt, .csv, .parquet, or an S3 Inventory's manifest.json).
+
+    The list is cut into chunks (:func:`.input_lists.plan_chunks`, in the driver: a few requests)
+    and each chunk is read by a listing task (:func:`list_chunks`), streaming; repeated inputs are
+    found by the run's :class:`ClaimShard` actors, one per 10M entries of the list.
 
     Returns:
-        ``(dataset, progress)`` as :func:`tree_dataset`; the progress never says the listing is done
-        (the list's length is known only when it has been read).
+        ``(dataset, progress)`` as :func:`tree_dataset` (a :class:`ListRunProgress`: closing it also
+        ends the claim shards).
 
     Raises:
-        ConfigError: the list does not exist or has no columns.
+        ConfigError: the list does not exist or cannot be read, or an inventory is of another bucket than INPUT.
     """
     import ray
     import ray.data
-    from pyarrow.fs import FSSpecHandler, PyFileSystem
 
     from archive_colorizer.errors import ConfigError
 
-    fs, path = storage.open_url(list_url, context.storage_options)
-    if not fs.isfile(path):
-        raise ConfigError(f"input list {list_url!r} does not exist")
-    filesystem = PyFileSystem(FSSpecHandler(fs))
-    suffix = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
-    if suffix == "parquet":
-        import pyarrow.parquet as pq
-
-        with fs.open(path, "rb") as handle:
-            column = input_rows.pick_column(pq.read_schema(handle).names, list_url)
-        dataset = ray.data.read_parquet(path, filesystem=filesystem).select_columns([column])
-    elif suffix == "csv":
-        with fs.open(path, "rb") as handle:
-            header = handle.readline().decode("utf-8", "replace").strip()
-        column = input_rows.pick_column(
-            [name.strip().strip('"') for name in header.split(",") if name.strip()], list_url
-        )
-        dataset = ray.data.read_csv(path, filesystem=filesystem).select_columns([column])
-    else:
-        column = "text"
-        dataset = ray.data.read_text(path, filesystem=filesystem)
-    progress = run_progress(context.run_id, None)
-    context = _with(context, progress=progress)
+    plan = input_lists.plan_chunks(list_url, context.storage_options)
+    if plan.inventory and plan.chunks:
+        bucket = plan.chunks[0].bucket
+        if not (context.input_url + "/").startswith(f"s3://{bucket}/"):
+            raise ConfigError(
+                f"the S3 Inventory {list_url!r} lists bucket {bucket!r}; INPUT {context.input_url!r} must be "
+                f"s3://{bucket} or a prefix in it"
+            )
+    _progress_actor()
+    claimed = start_claims(context.run_id, claims.shard_count(plan.estimated_entries))
+    shared = run_progress(context.run_id, len(plan.chunks))
+    progress = ListRunProgress(shared.actor, shared.run, claimed)
+    context = _with(context, progress=shared)
+    tasks = list_tasks(len(plan.chunks), ray.cluster_resources().get("CPU", 1.0))
+    # Task t reads chunks t, t + tasks, t + 2 tasks, ...: every task starts at the head of the list.
+    items = [{"chunks": json.dumps([c.to_json() for c in plan.chunks[t::tasks]])} for t in range(tasks)]
+    dataset: ray.data.Dataset = ray.data.from_items(items, override_num_blocks=len(items))
     dataset = dataset.map_batches(
-        list_entries,  # type: ignore[arg-type]  # Ray's annotation omits fn_kwargs' extra arguments
-        batch_format="pyarrow",
-        batch_size=4096,
+        list_chunks,  # type: ignore[arg-type]  # Ray's annotation omits fn_kwargs' extra arguments
+        batch_size=1,
+        batch_format="numpy",
         num_cpus=LISTING_CPUS,
-        fn_kwargs={"context": context, "column": column},
+        fn_kwargs={"context": context, "claimed": claimed, "inventory": plan.inventory},
     )
-    dataset = _small_blocks(dataset, context.first_chunk_rows)
-    dataset = dataset.map_batches(
-        FirstSeen, batch_format="pyarrow", batch_size=None, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0
-    )
-    return dataset, progress
+    return _small_blocks(dataset, context.first_chunk_rows), progress
 
 
 @dataclass

@@ -74,7 +74,7 @@ def _listed(config: Any, counter: list[int]) -> Iterator[tuple[str, int | None]]
         roots = input_rows.Roots(
             config.input, "", fs, path.rstrip("/"), fs, "", dict(options)
         )  # no OUTPUT: only the URLs are used
-        for row in input_rows.iter_from_list(roots, config.input_list, config.format):
+        for row in input_rows.iter_from_list(roots, config.input_list, config.format, tuple(config.extensions)):
             yield row["input_url"], None
         return
     fs, path = storage.open_url(config.input, options)
