@@ -26,7 +26,8 @@ and ``claim_shard``: one claim table (:mod:`archive_colorizer.colorize.claims`) 
 ``--shard-entries`` random keys in batches of 4,096 in a process of its own: its peak RSS, what
 one shard of a 100M-entry list holds (10M per shard).
 
-Prints JSON with the load average at the start and the end. Run::
+Prints JSON with the load average at the start and the end (and keeps it in
+``WORKDIR/report.json``, written after each list). Run::
 
     .venv/bin/python bench/colorize_lists.py --entries 100000000 --inventory-keys 10000000
 """
@@ -224,8 +225,9 @@ def listing_alone(list_url: str, seconds: float, watch: Watch) -> dict[str, Any]
     started = time.perf_counter()
     dataset, progress = listing_tasks.list_dataset(list_url, context)
     listed, first = 0, None
+    batches = iter(dataset.iter_batches(batch_format="pyarrow", batch_size=None))
     try:
-        for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+        for batch in batches:
             watch.sample()
             if first is None:
                 first = time.perf_counter()
@@ -234,6 +236,11 @@ def listing_alone(list_url: str, seconds: float, watch: Watch) -> dict[str, Any]
                 break
         shards = progress.claims.info()
     finally:
+        # End the dataset's execution before Ray is shut down: a Ray Data thread left iterating
+        # after ray.shutdown() makes Ray end the whole process.
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
         progress.close()
     elapsed = max(time.perf_counter() - (first or started), 1e-9)
     return {
@@ -352,6 +359,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 figures["listing"].update(watch.report(top=4))
                 figures["load_average"] = os.getloadavg()
                 report[name] = figures
+                (options.workdir / "report.json").write_text(json.dumps(report, indent=2))
     finally:
         simulator.terminate()
         simulator.wait(timeout=30)
