@@ -36,7 +36,8 @@ import numpy as np
 
 ENTRIES_PER_SHARD = 10_000_000
 """Distinct inputs a shard is sized for (160 MB of claims; a merge briefly twice that)."""
-MAX_SHARDS = 64
+MAX_SHARDS = 16
+"""Most shards of one list (processes: a shard of a 1B-entry list then holds ~1 GB)."""
 RECORD = np.dtype([("key", "<u8"), ("position", "<u8")])
 """A claim as stored in a shard's log: 16 bytes, little-endian."""
 
@@ -47,7 +48,8 @@ def input_key(input_url: str) -> int:
 
 
 def shard_count(estimated_entries: int) -> int:
-    """Shards for a list of about ``estimated_entries`` entries: one per :data:`ENTRIES_PER_SHARD`, 1 to 64."""
+    """Shards for a list of about ``estimated_entries`` entries: one per :data:`ENTRIES_PER_SHARD`, at most
+    :data:`MAX_SHARDS`."""
     return max(1, min(MAX_SHARDS, -(-estimated_entries // ENTRIES_PER_SHARD)))
 
 

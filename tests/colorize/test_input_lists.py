@@ -96,6 +96,10 @@ def test_claims_hold_each_key_once_and_a_retry_keeps_its_own(tmp_path):
     assert len(claims.ClaimTable(str(tmp_path / "shard.bin"))) == 7
 
 
+def test_a_shard_per_10m_entries_of_a_list():
+    assert [claims.shard_count(n) for n in (0, 1, 10_000_000, 10_000_001, 100_000_000, 10**10)] == [1, 1, 1, 2, 10, 16]
+
+
 def test_claims_of_many_batches_agree_with_a_set(tmp_path):
     rng = np.random.default_rng(0)
     table, seen = claims.ClaimTable(), set()
