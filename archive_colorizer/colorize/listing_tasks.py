@@ -4,7 +4,7 @@
 
     tree:  plan_units (one Ray task) -> from_items(units) -> map_batches(list_units)  listing tasks
     list:  plan_chunks (driver: size, footer or manifest.json) -> from_items(chunks)
-           -> map_batches(list_chunks)  listing tasks: a chunk each, claims in ClaimShard actors
+           -> map_batches(list_chunks)  listing tasks: their share of the chunks, claims in ClaimShard actors
 
 Each listing task walks its unit a page of a folder's listing at a time (one S3 ``LIST`` page,
 :func:`archive_colorizer.folders.iter_folder_pages`) and yields its rows as it goes; the
