@@ -133,7 +133,7 @@ def _listed(tmp_path, list_path, extensions=(".jpg", ".png", ".gif"), run_id="ru
 
 
 @pytest.mark.usefixtures("ray_local")
-def test_an_output_clash_is_decided_by_the_names_not_by_the_order_of_the_list(tmp_path, photos):
+def test_an_output_clash_is_decided_by_the_names_not_by_the_order_of_the_list(tmp_path, photos, monkeypatch):
     _photo_archive(tmp_path, photos, ["a/scan.gif", "a/scan.gif.png", "b/scan.gif", "c/solo.gif"])
     # c/solo.gif.png is no input but exists in INPUT: it keeps its name there too.
     (tmp_path / "in" / "c" / "solo.gif.png").write_bytes(b"x")
@@ -145,9 +145,11 @@ def test_an_output_clash_is_decided_by_the_names_not_by_the_order_of_the_list(tm
             ("c/solo.gif", manifest.FAILED, "output_clash"),
         ]
     )
+    monkeypatch.setattr(input_lists, "CHUNK_BYTES", 11)  # each entry in a chunk of its own (and one empty chunk)
     for order in (["a/scan.gif", "a/scan.gif.png"], ["a/scan.gif.png", "a/scan.gif"]):
         path = tmp_path / "list.txt"
         path.write_text("\n".join([*order, "b/scan.gif", "c/solo.gif"]) + "\n")
+        assert len(input_lists.plan_chunks(str(path), None).chunks) == 5
         assert sorted(_listed(tmp_path, path)) == expected
 
 
