@@ -350,3 +350,29 @@ def test_a_list_leaves_most_cpus_to_the_colorize_tasks():
     # 100 chunks on 2 CPUs: 2 listing tasks (0.5 CPU), not 8 tasks taking both CPUs while they wait
     assert listing_tasks.list_tasks(100, 2.0) == 2 and listing_tasks.list_tasks(100, 64.0) == 64
     assert listing_tasks.list_tasks(3, 64.0) == 3 and listing_tasks.list_tasks(100, 0.5) == 1
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_listing_task_killed_mid_list_is_redone_without_a_row_twice(tmp_path, monkeypatch, gates):
+    (tmp_path / "in").mkdir()
+    monkeypatch.setattr(input_lists, "CHUNK_BYTES", 18)  # three chunks of three entries; 2 CPUs: 2 tasks
+    path = tmp_path / "list.txt"
+    path.write_text("\n".join(["a.jpg", "b.jpg", "c.jpg", "d.jpg", "a.jpg", "e.jpg", "b.jpg", "f.jpg", "a.jpg"]) + "\n")
+    context = _context(str(tmp_path / "in"), str(tmp_path / "out"), (".jpg",))
+    # The task reading chunks 0 and 2 has handed on chunk 0's rows and claims; it is killed before
+    # chunk 2. Its retry lists chunk 0 again: the same positions get the same answers, and the
+    # rows it had already handed on are not handed on twice.
+    gates.hold("colorize.list", f"{path}#2")
+    dataset, progress = listing_tasks.list_dataset(str(path), context)
+    results: list = []
+    reader = threading.Thread(target=lambda: results.extend(dataset.take_all()))
+    reader.start()
+    (_, pid), *_ = gates.wait_reached("colorize.list")
+    os.kill(pid, signal.SIGKILL)
+    gates.release("colorize.list")
+    reader.join(timeout=300)
+    progress.close()
+    assert not reader.is_alive()
+    statuses = sorted((os.path.basename(r["input_url"]), r["status"]) for r in results)
+    assert [s for s in statuses if s[1] == manifest.PENDING] == [(f"{n}.jpg", manifest.PENDING) for n in "abcdef"]
+    assert sum(s[1] == manifest.DUPLICATE for s in statuses) == 3 and len(statuses) == 9
