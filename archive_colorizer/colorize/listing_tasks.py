@@ -201,9 +201,13 @@ class ClaimShard:
         return {"pid": os.getpid(), "inputs": len(self.table), "bytes": self.table.nbytes()}
 
     def close(self) -> None:
-        """Remove the shard's log (its run has ended)."""
+        """Remove the shard's log, and the run's folder of logs once it is empty (its run has ended)."""
         if self.table.log_path and os.path.exists(self.table.log_path):
             os.remove(self.table.log_path)
+            try:
+                os.rmdir(os.path.dirname(self.table.log_path))
+            except OSError:
+                pass  # another shard's log is still there: the last shard removes the folder
 
 
 @dataclass(frozen=True)
