@@ -372,6 +372,45 @@ def _block_extrema(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(rows_low[:, 0::2], rows_low[:, 1::2]), np.maximum(rows_high[:, 0::2], rows_high[:, 1::2])
 
 
+def _side_bounds(cb_small: np.ndarray, cr_small: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) uint8 bounds on how far the chroma upsampled to ``size`` can push R, G or B up and down, in levels.
+
+    Per small sample, the largest positive channel offset (``max(R, G, B) - Y``) and the largest
+    negative one (``Y - min(R, G, B)``), JFIF coefficients. Each is a convex function of (Cb, Cr),
+    and bilinear upsampling mixes the 2 x 2 small samples around an output sample, so its
+    maximum over the 3 x 3 neighbourhood (OpenCV's dilation), rounded up with a level to spare,
+    bounds it at every upsampled sample; spread to ``size`` by nearest neighbour as in
+    :func:`_reach_8bit`.
+    """
+    cb_off = cb_small.astype(np.float32) - 128.0
+    cr_off = cr_small.astype(np.float32) - 128.0
+    red, green, blue = _CR_TO_R * cr_off, _CB_TO_G * cb_off + _CR_TO_G * cr_off, _CB_TO_B * cb_off
+    up = np.maximum(np.maximum(red, green), np.maximum(blue, 0.0))
+    down = -np.minimum(np.minimum(red, green), np.minimum(blue, 0.0))
+    bounds = []
+    for bound in (up, down):
+        widened = cv2.dilate(bound, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+        small = np.minimum(np.ceil(widened) + 1.0, 255.0).astype(np.uint8)
+        bounds.append(cv2.resize(small, tuple(size), interpolation=cv2.INTER_NEAREST_EXACT))
+    return bounds[0], bounds[1]
+
+
+def _limited_scale(low: np.ndarray, high: np.ndarray, cb_off: np.ndarray, cr_off: np.ndarray) -> np.ndarray:
+    """Per-sample factor in [0, 1] that keeps ``low + offset`` >= 0 and ``high + offset`` <= 255 in R, G, B.
+
+    Float32 arrays of equal shape; the factor of a sample is that of the channel it pushes
+    furthest up (room ``255 - high``) or down (room ``low``): :func:`_limit_chroma`'s result.
+    """
+    red, green, blue = _CR_TO_R * cr_off, _CB_TO_G * cb_off + _CR_TO_G * cr_off, _CB_TO_B * cb_off
+    up = np.maximum(np.maximum(red, green), blue)
+    down = -np.minimum(np.minimum(red, green), blue)
+    scale = np.ones_like(low)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.minimum(scale, np.where(up > 0, (255.0 - high) / up, 1.0), out=scale)
+        np.minimum(scale, np.where(down > 0, low / down, 1.0), out=scale)
+    return np.clip(scale, 0.0, 1.0, out=scale)
+
+
 def chroma_planes_420(gray: np.ndarray, chroma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cb and Cr at half resolution for a 4:2:0 JPEG whose Y is ``gray`` unchanged.
 
@@ -400,14 +439,14 @@ def chroma_planes_420(gray: np.ndarray, chroma: np.ndarray) -> tuple[np.ndarray,
     cb, cr = upsample(cb_small, half), upsample(cr_small, half)
     low, high = _block_extrema(gray)
     # Only samples whose block comes within the chroma's reach of 0 or 255 can need a reduction:
-    # a uint8 bound (:func:`_reach_8bit`) finds them, and the limit runs on those alone (its
-    # factor is exactly 1 for the rest, and truncation keeps their integer offsets).
-    bound = _reach_8bit(cb_small, cr_small, half)
-    near = np.flatnonzero((low <= bound) | (high >= 255 - bound))
+    # uint8 bounds per side (:func:`_side_bounds`) find them, and the limit runs on those alone
+    # (its factor is exactly 1 for the rest, and truncation keeps their integer offsets).
+    up, down = _side_bounds(cb_small, cr_small, half)
+    near = np.flatnonzero((high >= 255 - up) | (low <= down))
     if near.size:
         cb_near, cr_near = (plane.reshape(-1)[near].astype(np.float32) - 128.0 for plane in (cb, cr))
         low_near, high_near = (plane.reshape(-1)[near].astype(np.float32) for plane in (low, high))
-        cb_near, cr_near = _limit_chroma(low_near, cb_near, cr_near, 255.0, high=high_near)
-        cb.reshape(-1)[near] = (128.0 + np.trunc(cb_near)).astype(np.uint8)
-        cr.reshape(-1)[near] = (128.0 + np.trunc(cr_near)).astype(np.uint8)
+        scale = _limited_scale(low_near, high_near, cb_near, cr_near)
+        cb.reshape(-1)[near] = (128.0 + np.trunc(cb_near * scale)).astype(np.uint8)
+        cr.reshape(-1)[near] = (128.0 + np.trunc(cr_near * scale)).astype(np.uint8)
     return cb, cr
