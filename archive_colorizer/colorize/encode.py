@@ -31,6 +31,7 @@ Formats:
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from typing import Any
@@ -172,11 +173,17 @@ def _rgb_profile(icc: bytes | None) -> bytes | None:
     """``icc`` if it is a readable ICC profile of an RGB colour space, else None."""
     if not icc:
         return None
+    return icc if _is_rgb_profile(icc) else None
+
+
+@functools.lru_cache(maxsize=16)
+def _is_rgb_profile(icc: bytes) -> bool:
+    """Whether ``icc`` is a readable ICC profile of an RGB colour space (cached: a collection shares a few profiles)."""
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
     except (OSError, ImageCms.PyCMSError):
-        return None
-    return icc if profile.profile.xcolor_space.strip() == "RGB" else None
+        return False
+    return bool(profile.profile.xcolor_space.strip() == "RGB")
 
 
 def _common(meta: OutputMetadata) -> dict[str, Any]:
@@ -222,12 +229,26 @@ def _jpeg_segments(data: bytes, markers: range) -> tuple[list[bytes], int]:
 
 def _metadata_jpeg_segments(meta: OutputMetadata) -> bytes:
     """JFIF (DPI), EXIF, XMP and ICC segments as Pillow writes them for ``meta``, concatenated."""
-    params = {**_common(meta), "xmp": meta.xmp}
-    carrier = Image.new("L", (1, 1))
+    segments = _pillow_jpeg_segments(meta.exif.tobytes(), meta.xmp, meta.dpi, meta.icc_profile)
+    if segments is None:  # EXIF larger than one APP1 segment
+        segments = _pillow_jpeg_segments(meta.essential_exif().tobytes(), meta.xmp, meta.dpi, meta.icc_profile)
+    return segments or b""
+
+
+@functools.lru_cache(maxsize=32)
+def _pillow_jpeg_segments(exif: bytes, xmp: bytes, dpi: tuple[float, float] | None, icc: bytes | None) -> bytes | None:
+    """The metadata segments of a 1 x 1 JPEG that Pillow encodes with these values, or None when
+    ``exif`` does not fit one APP1 segment. Cached: the inputs of one scanner or collection often
+    carry the same metadata, and setting up Pillow's encoder costs more than the segments' bytes."""
+    params: dict[str, Any] = {"xmp": xmp}
+    if dpi:
+        params["dpi"] = dpi
+    if icc:
+        params["icc_profile"] = icc
     try:
-        data = images.jpeg_bytes(carrier, 95, exif=meta.exif.tobytes(), **params)
-    except ValueError:  # EXIF larger than one APP1 segment
-        data = images.jpeg_bytes(carrier, 95, exif=meta.essential_exif().tobytes(), **params)
+        data = images.jpeg_bytes(Image.new("L", (1, 1)), 95, exif=exif, **params)
+    except ValueError:
+        return None
     segments, _ = _jpeg_segments(data, range(0xE0, 0xF0))
     return b"".join(segments)
 
