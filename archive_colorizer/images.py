@@ -136,7 +136,9 @@ def _finish_decode(image: Image.Image, source: str, apply_orientation: bool) -> 
         info["icc_profile"] = image.info["icc_profile"]
     try:
         exif = image.getexif()
-        if apply_orientation:
+        # Pillow's exif_transpose copies the whole image when there is nothing to turn: only
+        # an orientation other than 1 (normal) is handed to it.
+        if apply_orientation and exif.get(0x0112, 1) != 1:
             transposed = ImageOps.exif_transpose(image)
             image = transposed if transposed is not None else image
             if exif.get(0x0112) is not None:
@@ -168,6 +170,28 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255
         canvas.paste(rgba, mask=rgba.getchannel("A"))
         return canvas
     return image.convert("RGB")
+
+
+def gray_array(image: Image.Image) -> np.ndarray:
+    """The pixels of a mode "L" image as an (H, W) uint8 array, without a copy where Pillow allows.
+
+    ``np.asarray`` copies every pixel (Pillow's array interface goes through ``tobytes``); the
+    Arrow C data interface (``pyarrow.array(image)``, Pillow 11.2+) hands out the image's own
+    memory when its rows lie in one block (images up to Pillow's 16 MB block size). The view is
+    read-only and keeps that memory alive. Other images are copied.
+
+    Raises:
+        ValueError: ``image`` is not mode "L".
+    """
+    if image.mode != "L":
+        raise ValueError(f"gray_array expects a mode 'L' image, got mode {image.mode!r}")
+    import pyarrow as pa
+
+    try:
+        flat = pa.array(image).to_numpy(zero_copy_only=True)
+    except (ValueError, TypeError, pa.ArrowException):  # rows in several blocks; an older Pillow
+        return np.asarray(image)
+    return flat.reshape(image.height, image.width)
 
 
 def gray_to_uint8(image: Image.Image) -> np.ndarray:

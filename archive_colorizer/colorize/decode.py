@@ -183,7 +183,18 @@ def prepare_batch(
             ``False`` for the split stages, whose merge re-reads the input (the bytes never
             pass through the predictor actors).
     """
-    rows = batch.to_pylist()
+    return manifest.to_table(prepare_rows(batch.to_pylist(), settings, keep, keep_pixels, keep_bytes))
+
+
+def prepare_rows(
+    rows: list[dict[str, Any]],
+    settings: StageSettings,
+    keep: dict[int, images.DecodedImage] | None = None,
+    keep_pixels: int = KEEP_PIXELS,
+    keep_bytes: bool = True,
+) -> list[dict[str, Any]]:
+    """:func:`prepare_batch` on a batch's rows as dicts, updated in place and returned (the fused
+    stage keeps its rows as dicts from listing row to manifest row, without Arrow in between)."""
     held = 0
     for index, row in enumerate(rows):
         if row["status"] != manifest.PENDING:
@@ -208,4 +219,4 @@ def prepare_batch(
             row["data"] = None
         row["seconds"] += time.perf_counter() - start
         row["storage_retries"] = (row["storage_retries"] or 0) + storage.retried_requests() - retried
-    return manifest.to_table(rows)
+    return rows

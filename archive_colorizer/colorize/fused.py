@@ -7,8 +7,9 @@ wait for the actor to start. Here every task runs the three stages of
 :mod:`archive_colorizer.colorize.pipeline` in turn on its batch:
 :func:`~archive_colorizer.colorize.decode.prepare_batch`, a
 :class:`~archive_colorizer.colorize.predictor.Predictor`, and
-:func:`~archive_colorizer.colorize.merge.finish_batch`; the rows and the
-failure handling are theirs, unchanged. Each input is decoded once, at full resolution, and
+:func:`~archive_colorizer.colorize.merge.finish_batch` (their row-level forms, so the rows
+stay Python dicts from the listing row to the manifest row, one Arrow conversion each way); the
+rows and the failure handling are theirs, unchanged. Each input is decoded once, at full resolution, and
 the merge reuses that image (up to :data:`~archive_colorizer.colorize.decode.KEEP_PIXELS`
 pixels per task; inputs beyond that are decoded small, then again by the merge). The
 generator is loaded once per worker process and kept for the following tasks (and the
@@ -22,8 +23,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from archive_colorizer.colorize.decode import prepare_batch
-from archive_colorizer.colorize.merge import finish_batch
+from archive_colorizer.colorize import manifest
+from archive_colorizer.colorize.decode import prepare_rows
+from archive_colorizer.colorize.merge import finish_rows
 from archive_colorizer.colorize.stage_settings import StageSettings
 
 _CACHED: dict[tuple[Any, ...], Any] = {}
@@ -89,6 +91,6 @@ def colorize_batch(batch: pa.Table, settings: StageSettings, predictor_args: dic
             every other failure becomes a failed row.
     """
     decoded: dict[int, Any] = {}  # inputs decoded once at full size, reused by the merge
-    prepared = prepare_batch(batch, settings, keep=decoded)
-    predicted = cached_predictor(predictor_args)(prepared)
-    return finish_batch(predicted, settings, decoded)
+    rows = prepare_rows(batch.to_pylist(), settings, keep=decoded)
+    rows = cached_predictor(predictor_args).predict_rows(rows)
+    return manifest.to_table(finish_rows(rows, settings, decoded), manifest.RESULT_SCHEMA)

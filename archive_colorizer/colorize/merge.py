@@ -66,7 +66,7 @@ def render(
         rgb16 = color.merge_full_resolution_16bit(planes.gray16, chroma)
         return encode.encode_tiff16(rgb16, meta) if fmt == "TIFF" else encode.encode_png16(rgb16, meta)
     if fmt == "JPEG" and jpeg_chroma == "420":
-        luma = np.asarray(planes.gray8)
+        luma = images.gray_array(planes.gray8)  # a view of the decoded pixels, not a copy
         cb, cr = color.chroma_planes_420(luma, chroma)
         return encode.encode_jpeg_planes(luma, cb, cr, meta, jpeg_quality)
     ycbcr = color.merge_full_resolution(planes.gray8, chroma)
@@ -155,7 +155,14 @@ def finish_batch(
             stage, :func:`~archive_colorizer.colorize.decode.prepare_batch`'s ``keep``); each is
             dropped once its output is written.
     """
-    rows = batch.to_pylist()
+    return manifest.to_table(finish_rows(batch.to_pylist(), settings, decoded), manifest.RESULT_SCHEMA)
+
+
+def finish_rows(
+    rows: list[dict[str, Any]], settings: StageSettings, decoded: dict[int, images.DecodedImage] | None = None
+) -> list[dict[str, Any]]:
+    """:func:`finish_batch` on a batch's rows as dicts: returns the final manifest rows (dicts of
+    :data:`manifest.RESULT_SCHEMA`'s fields)."""
     kept = decoded if decoded is not None else {}
     # Read by this process from the references (systemic: unreadable credentials stop the job).
     signer = signing.process_signer(settings.c2pa) if settings.c2pa is not None else None
@@ -175,4 +182,4 @@ def finish_batch(
     final = _stamp(rows, settings)
     if final:
         final[0]["storage_retries"] = (final[0]["storage_retries"] or 0) + storage.retried_requests() - retried
-    return manifest.to_table(final, manifest.RESULT_SCHEMA)
+    return final

@@ -100,17 +100,16 @@ class Predictor:
             return host.numpy()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        """Ray Data batch function: pending rows of ``batch`` get ``chroma`` ((2, S, S) float32 bytes),
+        their share of the call's seconds, and lose ``gray_small``; other rows pass untouched."""
         start = time.perf_counter()
         pending = pc.equal(batch.column("status"), manifest.PENDING).to_numpy(zero_copy_only=False)
         if not pending.any():
             return batch
-        size = self.model_size
-        gray_bytes = batch.column("gray_small").to_pylist()
         indices = np.flatnonzero(pending)
-        if gates.active():  # tests only: hold this call for a chosen input
-            for url in batch.column("input_url").take(pa.array(indices)).to_pylist():
-                gates.hold("colorize.predict", url)
-        chroma = self.predict(np.stack([np.frombuffer(gray_bytes[i], np.uint8).reshape(size, size) for i in indices]))
+        gray_bytes = batch.column("gray_small").take(pa.array(indices)).to_pylist()
+        urls = batch.column("input_url").take(pa.array(indices)).to_pylist() if gates.active() else []
+        chroma = self._predict_bytes(gray_bytes, urls)
         share = (time.perf_counter() - start) / len(indices)
         chroma_column: list[bytes | None] = [None] * batch.num_rows
         seconds = batch.column("seconds").to_numpy(zero_copy_only=False).copy()
@@ -122,3 +121,23 @@ class Predictor:
         return batch.set_column(
             batch.schema.get_field_index("gray_small"), "gray_small", pa.nulls(batch.num_rows, pa.binary())
         )
+
+    def predict_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """:meth:`__call__` on a batch's rows as dicts (the fused stage), updated in place and returned."""
+        start = time.perf_counter()
+        pending = [row for row in rows if row["status"] == manifest.PENDING]
+        if not pending:
+            return rows
+        urls = [row["input_url"] for row in pending] if gates.active() else []
+        chroma = self._predict_bytes([row["gray_small"] for row in pending], urls)
+        share = (time.perf_counter() - start) / len(pending)
+        for row, prediction in zip(pending, chroma, strict=True):
+            row.update(chroma=prediction.tobytes(), gray_small=None, seconds=row["seconds"] + share)
+        return rows
+
+    def _predict_bytes(self, gray_bytes: list[bytes], urls: list[str]) -> np.ndarray:
+        """:meth:`predict` on (S, S) uint8 images given as bytes; holds at the test gate of each of ``urls``."""
+        for url in urls:  # tests only: hold this call for a chosen input
+            gates.hold("colorize.predict", url)
+        size = self.model_size
+        return self.predict(np.stack([np.frombuffer(data, np.uint8).reshape(size, size) for data in gray_bytes]))
