@@ -159,3 +159,17 @@ def test_max_pixels_decides_not_pillows_own_smaller_limit():
     with pytest.raises(images.ImageDecodeError, match="max_pixels 250,000,000") as bomb:
         images.decode(_png_header(50_000, 50_000), source="bomb.png", max_pixels=250_000_000)
     assert bomb.value.reason == "too_large"
+
+
+def test_gray_array_is_the_decoded_pixels_without_a_copy(photos):
+    # A real photograph as a gray JPEG: the view holds exactly Pillow's pixels, in the image's own
+    # memory (two views share it; np.asarray would make two copies).
+    gray = Image.fromarray(photos["astronaut"]).convert("L")
+    decoded = imageio.decode(imageio.encode_jpeg(gray, 95)).image
+    view = imageio.gray_array(decoded)
+    assert view.shape == (512, 512) and not view.flags.writeable
+    assert np.shares_memory(view, imageio.gray_array(decoded))
+    assert np.array_equal(view, np.asarray(decoded))
+    assert view[100, 200] == decoded.getpixel((200, 100))
+    with pytest.raises(ValueError, match="mode 'L'"):
+        imageio.gray_array(decoded.convert("RGB"))
