@@ -122,6 +122,20 @@ class ColorizeConfig(CodecOptions, RayOptions):
         "to the number of GPUs with --gpu, else 1 to half the CPUs",
     )
     gpu: bool = Field(False, description="run each predictor actor on one GPU (bf16 autocast)")
+    gpus_per_actor: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="with --gpu: the share of a GPU each predictor actor reserves; 0.5 puts two actors on a GPU, "
+        "so that one turns its batch into tensors while the other's forward pass runs",
+    )
+    actor_concurrency: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="batches a predictor actor works on at once, each on its own thread: 2 overlaps the next "
+        "batch's Arrow-to-tensor work and copy to the GPU with the current forward pass",
+    )
     stages: Literal["auto", "fused", "split"] = Field(
         "auto",
         description="fused: each CPU task reads, decodes, runs the generator (loaded once per worker process), merges "

@@ -118,7 +118,16 @@ def _pool(config: ColorizeConfig) -> pipeline.PoolSettings:
         )
     cpus_per_task = config.cpus_per_task or (1.0 if fused else 0.5)
     return pipeline.PoolSettings(
-        low, high, config.batch_size, config.task_batch_size, cpus_per_task, config.cpus_per_actor, config.gpu, fused
+        low,
+        high,
+        config.batch_size,
+        config.task_batch_size,
+        cpus_per_task,
+        config.cpus_per_actor,
+        config.gpu,
+        fused,
+        gpus_per_actor=config.gpus_per_actor,
+        actor_concurrency=config.actor_concurrency,
     )
 
 

@@ -55,8 +55,12 @@ class PoolSettings:
         batch_size: images per generator forward pass.
         task_batch_size: images per CPU task batch and per manifest part.
         cpus_per_task, cpus_per_actor: CPUs reserved per task / actor.
-        gpu: one GPU per actor.
+        gpu: the actors run on GPUs.
         fused: one stage of CPU tasks that also run the generator (:mod:`.fused`), no actors.
+        gpus_per_actor: the share of a GPU each actor reserves with ``gpu`` (0.5: two actors per
+            GPU, so that one turns its batch into tensors while the other's forward pass runs).
+        actor_concurrency: batches one actor works on at once, each on its own thread (2: the
+            next batch's Arrow-to-tensor work and copy overlap the current forward pass).
     """
 
     min_actors: int
@@ -67,6 +71,8 @@ class PoolSettings:
     cpus_per_actor: float
     gpu: bool
     fused: bool = False
+    gpus_per_actor: float = 1.0
+    actor_concurrency: int = 1
 
 
 def predictor_arguments(settings: StageSettings, pool: PoolSettings, model_url: str) -> dict[str, Any]:
@@ -99,6 +105,33 @@ def prewarm_fused(settings: StageSettings, pool: PoolSettings, model_url: str) -
         )
 
 
+def predictor_stage_options(pool: PoolSettings) -> dict[str, Any]:
+    """``map_batches`` options of the predictor actor stage: its pool, CPUs, GPU share and concurrency.
+
+    Returns:
+        ``compute`` (an ``ActorPoolStrategy`` of ``pool``'s bounds, ``actor_concurrency`` calls
+        of the predictor at once per actor, each on its own thread; every call holds its batch's
+        activations, so GPU memory grows with it), ``num_cpus``, and ``num_gpus`` (``gpus_per_actor`` with ``gpu``, else
+        None).
+    """
+    from ray.data import ActorPoolStrategy
+
+    # Ray Data runs one call of the class at a time per actor unless true multi-threading is on;
+    # the Predictor's own call holds the Arrow-to-tensor work that should overlap the forward pass
+    # (its forward passes are read-only, and torch releases the GIL inside them).
+    threads: dict[str, Any] = {"max_concurrent_calls_per_actor": pool.actor_concurrency}
+    threads["enable_true_multi_threading"] = pool.actor_concurrency > 1
+    if pool.min_actors == pool.max_actors:
+        compute = ActorPoolStrategy(size=pool.min_actors, **threads)
+    else:
+        compute = ActorPoolStrategy(min_size=pool.min_actors, max_size=pool.max_actors, **threads)
+    return {
+        "compute": compute,
+        "num_cpus": pool.cpus_per_actor,
+        "num_gpus": pool.gpus_per_actor if pool.gpu else None,
+    }
+
+
 SPLIT_PREPARE_KWARGS: dict[str, Any] = {"keep_bytes": False}
 """The split decode stage's options: the inputs' bytes stay out of the rows that go through the
 predictor actors (the merge stage reads each input again; :mod:`.decode`)."""
@@ -112,7 +145,6 @@ def build_dataset(listing_dataset: Any, settings: StageSettings, pool: PoolSetti
             :mod:`.listing_tasks`), or a list of object refs of such tables.
     """
     import ray.data
-    from ray.data import ActorPoolStrategy
 
     task_kwargs: dict[str, Any] = {"settings": settings}
     predictor_args = predictor_arguments(settings, pool, model_url)
@@ -132,10 +164,6 @@ def build_dataset(listing_dataset: Any, settings: StageSettings, pool: PoolSetti
         # fused stage is the only one that computes, so it may take every CPU the listing leaves.
         fused.context.op_resource_reservation_enabled = False
         return fused
-    if pool.min_actors == pool.max_actors:
-        compute = ActorPoolStrategy(size=pool.min_actors)
-    else:
-        compute = ActorPoolStrategy(min_size=pool.min_actors, max_size=pool.max_actors)
     dataset = dataset.map_batches(
         prepare_batch,  # type: ignore[arg-type]  # extra arguments come from fn_kwargs
         batch_format="pyarrow",
@@ -147,10 +175,8 @@ def build_dataset(listing_dataset: Any, settings: StageSettings, pool: PoolSetti
         Predictor,
         batch_format="pyarrow",
         batch_size=pool.batch_size,
-        compute=compute,
         fn_constructor_kwargs=predictor_args,
-        num_cpus=pool.cpus_per_actor,
-        num_gpus=1 if pool.gpu else None,
+        **predictor_stage_options(pool),
     )
     return dataset.map_batches(
         finish_batch,  # type: ignore[arg-type]  # extra arguments come from fn_kwargs

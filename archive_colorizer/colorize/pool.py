@@ -2,9 +2,9 @@
 
 With ``--gpu`` and no ``--actors`` the pool has no fixed maximum: Ray Data adds an actor
 whenever batches wait and a GPU is free, so the pool follows the cluster's GPUs as nodes join
-(one GPU per actor bounds it). A maximum read from ``ray.cluster_resources()`` when the job
-starts would freeze the pool at the GPUs present then: a cluster that autoscales from zero GPU
-nodes would run the whole job on one actor.
+(the GPU share each actor reserves, ``--gpus-per-actor``, bounds it). A maximum read from
+``ray.cluster_resources()`` when the job starts would freeze the pool at the GPUs present
+then: a cluster that autoscales from zero GPU nodes would run the whole job on one actor.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def actor_pool_bounds(
 
     Args:
         actors: ``--actors``: ``[N]`` for a fixed pool, ``[MIN, MAX]``, or None for the default.
-        gpu: one GPU per actor (``--gpu``).
+        gpu: actors on GPUs (``--gpu``).
         resources: ``ray.cluster_resources()`` now (``CPU``, ``GPU`` counts).
 
     Returns:
