@@ -10,8 +10,10 @@ pix2pix's random jitter (Isola et al. 2017, section 6.2):
   proportions, and the crop then comes from anywhere along the longer side;
 - val: resize the shorter side to ``image_size``, centre crop (no randomness);
 
-and convert to Lab (kornia): columns ``l`` (B, 1, S, S) in [-1, 1] and ``ab`` (B, 2, S, S)
-ab/110, float32. Training workers read them with ``iter_torch_batches``.
+and ship the 8-bit RGB crops (``rgb``, (B, 3, S, S) uint8; a quarter of the bytes of float32 L
+and ab). Training workers read them with ``iter_torch_batches`` and convert them to Lab on
+their device (:func:`lab_from_batch`, kornia): ``l`` (B, 1, S, S) in [-1, 1] and ``ab``
+(B, 2, S, S) ab/110, float32.
 
 The jitter draws from fresh OS entropy in every task, so augmentations differ per epoch; they
 are not reproducible from the seed (Ray Data decides which task sees which rows anyway).
@@ -82,20 +84,23 @@ def crop_square(image: Image.Image, image_size: int, rng: np.random.Generator | 
     return pixels
 
 
-def to_lab_batch(
+def to_rgb_batch(
     batch: pa.Table,
     image_size: int,
     jitter: bool,
     degrade: Mapping[str, Mapping[str, Any]] | None = None,
     degrade_seed: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Ray Data batch function: shard rows -> ``{"l": (B,1,S,S), "ab": (B,2,S,S)}`` float32.
+    """Ray Data batch function of the training data: shard rows -> ``{"rgb": (B, 3, S, S)}`` uint8.
 
-    With ``degrade`` (a recipe's operations, :class:`archive_colorizer.degrade.Degradation`)
-    the L channel is damaged after the Lab conversion (at 8 bits, ``L * 2.55``) and ab stays
-    clean. Each image's seed is drawn from the task's random state when ``jitter`` (new damage
-    every epoch, like the jitter), else it is ``image_seed(degrade_seed, path)`` (validation:
-    the same damage every epoch).
+    What the data workers ship to the training workers: 8-bit sRGB crops (196 KB per image at
+    256 px, a quarter of float32 L and ab); :func:`lab_from_batch` turns them into the network's
+    (L, ab) on the training worker's device. With ``degrade`` (a recipe's operations,
+    :class:`archive_colorizer.degrade.Degradation`) the batch also holds ``l_damaged``
+    (B, 1, S, S) uint8: the damaged L at 8 bits (``L * 2.55``), computed here from the clean L;
+    ab stays clean. Each image's seed is drawn from the task's random state when ``jitter`` (new
+    damage every epoch, like the jitter), else it is ``image_seed(degrade_seed, path)``
+    (validation: the same damage every epoch).
 
     Rows whose bytes do not decode are dropped with a warning naming the image's path (the
     prepare job already refuses such files, so this is a last guard).
@@ -109,19 +114,53 @@ def to_lab_batch(
             paths.append(str(path))
         except ImageDecodeError as exc:
             logger.warning("skipping training image %s: %s", path, exc)
-    if not crops:
-        return {
-            "l": np.zeros((0, 1, image_size, image_size), np.float32),
-            "ab": np.zeros((0, 2, image_size, image_size), np.float32),
-        }
-    rgb = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0  # (B, 3, S, S)
-    l_norm, ab_norm = rgb_to_l_ab(rgb)
+    rgb = np.stack(crops).transpose(0, 3, 1, 2) if crops else np.zeros((0, 3, image_size, image_size), np.uint8)
+    result = {"rgb": np.ascontiguousarray(rgb)}  # (B, 3, S, S) uint8
     if degrade:
         # Imported here: albumentations takes ~2 s to import, which runs without --degrade need not pay.
         from archive_colorizer.degrade import Degradation, image_seed
 
         seeds = [int(rng.integers(2**32)) if rng is not None else image_seed(degrade_seed, p) for p in paths]
-        l_norm = degrade_l(l_norm, Degradation(degrade, "--degrade"), seeds)
+        l_norm, _ = rgb_to_l_ab(torch.from_numpy(result["rgb"]).float() / 255.0)
+        damaged = degrade_l(l_norm, Degradation(degrade, "--degrade"), seeds) if crops else l_norm
+        result["l_damaged"] = torch.round((damaged + 1) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
+    return result
+
+
+def lab_from_batch(batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's input and target from a :func:`to_rgb_batch` batch, on the batch's device (kornia).
+
+    Args:
+        batch: ``rgb`` (B, 3, S, S) uint8 sRGB, and ``l_damaged`` (B, 1, S, S) uint8 (``L * 2.55``)
+            when the run degrades L.
+
+    Returns:
+        ``(l_norm, ab_norm)``: (B, 1, S, S) ``L / 50 - 1`` in [-1, 1] (the damaged L where given)
+        and (B, 2, S, S) ``ab / 110``, float32.
+    """
+    l_norm, ab_norm = rgb_to_l_ab(batch["rgb"].float() / 255.0)
+    if "l_damaged" in batch:
+        l_norm = batch["l_damaged"].float() / 127.5 - 1.0
+    return l_norm, ab_norm
+
+
+def to_lab_batch(
+    batch: pa.Table,
+    image_size: int,
+    jitter: bool,
+    degrade: Mapping[str, Mapping[str, Any]] | None = None,
+    degrade_seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """:func:`to_rgb_batch` then :func:`lab_from_batch` on the CPU: ``{"l": (B,1,S,S), "ab": (B,2,S,S)}`` float32.
+
+    What the training workers compute from the data workers' uint8 batches, as numpy (benchmarks
+    and tests).
+    """
+    shipped = {
+        name: torch.from_numpy(array)
+        for name, array in to_rgb_batch(batch, image_size, jitter, degrade, degrade_seed).items()
+    }
+    l_norm, ab_norm = lab_from_batch(shipped)
     return {"l": l_norm.numpy(), "ab": ab_norm.numpy()}
 
 
@@ -262,11 +301,11 @@ def split_dataset(
             and a refilled shuffle buffer before its first batch (2.6-2.8 s per epoch in
             ``bench/train_throughput.py``). The training loop cuts the stream into epochs by
             their number of steps.
-        degrade, degrade_seed: damage of L (see :func:`to_lab_batch`); ``None``: clean.
+        degrade, degrade_seed: damage of L (see :func:`to_rgb_batch`); ``None``: clean.
 
     Returns:
-        A lazy ``ray.data.Dataset`` with columns ``l`` and ``ab`` (see the module docstring) and
-        ``epochs`` times the split's rows.
+        A lazy ``ray.data.Dataset`` with column ``rgb`` (uint8; ``l_damaged`` with ``degrade``,
+        :func:`to_rgb_batch`) and ``epochs`` times the split's rows.
     """
     if materialize_bytes:
         stored = _split_bytes(shards, split, limit, shuffle_files=False).materialize()
@@ -276,7 +315,7 @@ def split_dataset(
         parts = [_split_bytes(shards, split, limit, shuffle_files=jitter) for _ in range(epochs)]
     dataset = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
     return dataset.map_batches(
-        to_lab_batch,
+        to_rgb_batch,
         fn_kwargs={"image_size": image_size, "jitter": jitter, "degrade": degrade, "degrade_seed": degrade_seed},
         batch_size=DECODE_BATCH_SIZE,
         batch_format="pyarrow",

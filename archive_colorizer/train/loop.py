@@ -54,6 +54,7 @@ from archive_colorizer.train.checkpoint import (
     write_rng,
 )
 from archive_colorizer.train.config import TrainConfig
+from archive_colorizer.train.data import lab_from_batch
 from archive_colorizer.train.finetune import load_parent_generator, parent_record
 from archive_colorizer.train.metrics import TRAIN_LOSSES, VAL_METRICS, Accumulator, epoch_row, validation_sums
 from archive_colorizer.train.optim import (
@@ -271,14 +272,15 @@ class WorkerLoop:
         return self.epochs_done % self.config.checkpoint_every == 0 or self.epochs_done == self.config.epochs
 
     def _train_batches(self, shard):
-        return shard.iter_torch_batches(
+        # uint8 RGB crops cross to the device (a quarter of float32 L and ab), Lab is computed there.
+        batches = shard.iter_torch_batches(
             batch_size=self.config.batch_size,
-            dtypes=torch.float32,
             device=self.device,
             pin_memory=self.pin_memory,
             drop_last=True,
             local_shuffle_buffer_size=self.config.shuffle_buffer or None,
         )
+        return (dict(zip(("l", "ab"), lab_from_batch(batch), strict=True)) for batch in batches)
 
     def train_epoch(self, batches: Iterator[dict[str, torch.Tensor]], phase: str) -> Accumulator:
         """Train one epoch on this rank's batches; returns this rank's sums (not yet reduced).
@@ -329,9 +331,10 @@ class WorkerLoop:
         generator = unwrap(self.model.generator).eval()  # as in deployment: running statistics, no dropout
         kept: list[Samples] = []
         wanted = self.config.sample_images
-        for batch in shard.iter_torch_batches(
-            batch_size=self.config.batch_size, dtypes=torch.float32, device=self.device, pin_memory=self.pin_memory
+        for shipped in shard.iter_torch_batches(
+            batch_size=self.config.batch_size, device=self.device, pin_memory=self.pin_memory
         ):
+            batch = dict(zip(("l", "ab"), lab_from_batch(shipped), strict=True))
             with self.model.autocast(self.device):
                 predicted = generator(batch["l"]).float()  # (B, 2, S, S)
             for name, total in validation_sums(batch["l"], predicted, batch["ab"]).items():

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from archive_colorizer.color import l_ab_to_rgb
+from archive_colorizer.color import l_ab_to_rgb, rgb_to_l_ab
 from archive_colorizer.images import jpeg_bytes, resize_shorter_side
 from archive_colorizer.train.data import crop_square, load_size, to_lab_batch
 
@@ -93,7 +93,7 @@ def test_the_training_split_streams_every_epoch_once_in_one_dataset(shard_rows, 
     shards = Shards.find(str(tmp_path / "shards"))
 
     def digests(dataset) -> list[str]:
-        return [hashlib.sha1(row["l"].tobytes()).hexdigest() for row in dataset.iter_rows()]
+        return [hashlib.sha1(row["rgb"].tobytes()).hexdigest() for row in dataset.iter_rows()]
 
     once = digests(split_dataset(shards, "train", 32, jitter=False, materialize_bytes=True))
     thrice = digests(split_dataset(shards, "train", 32, jitter=False, materialize_bytes=True, epochs=3))
@@ -118,3 +118,31 @@ def test_degrade_damages_l_only_and_the_val_split_the_same_every_epoch(shard_row
     assert not np.array_equal(other["l"], damaged["l"])
     nothing = to_lab_batch(table, image_size=32, jitter=False, degrade={"noise": {"p": 0}})
     assert np.abs(nothing["l"] - clean["l"]).max() <= 1 / 127.5 + 1e-6  # only the 8-bit rounding of L
+
+
+def test_uint8_rgb_batches_give_the_losses_of_float32_lab_batches(shard_rows):
+    # Issue 29 item 10: the data workers ship 8-bit RGB crops (a quarter of the bytes) and the
+    # training worker computes Lab. The same validation crops, as float32 L/ab computed on the data
+    # worker (the route before), and as uint8 through lab_from_batch, give one pix2pix step the
+    # same losses (tolerance 1e-6: the same float32 kornia conversion on the same 8-bit values).
+    from archive_colorizer.models import DiscriminatorSpec, GeneratorSpec
+    from archive_colorizer.train.data import lab_from_batch, to_rgb_batch
+    from archive_colorizer.train.step import build_pix2pix, gan_step
+
+    table, decoded = shard_rows
+    crops = [crop_square(image, 32, None) for image in decoded]  # the centre crops, as the worker made them
+    old_l, old_ab = rgb_to_l_ab(torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0)
+    shipped = to_rgb_batch(table, image_size=32, jitter=False)
+    assert shipped["rgb"].dtype == np.uint8 and shipped["rgb"].shape == (3, 3, 32, 32)
+    assert shipped["rgb"].nbytes * 4 == old_l.numpy().nbytes + old_ab.numpy().nbytes  # a quarter of the bytes
+    new_l, new_ab = lab_from_batch({"rgb": torch.from_numpy(shipped["rgb"])})
+    assert torch.allclose(new_l, old_l, atol=1e-6) and torch.allclose(new_ab, old_ab, atol=1e-6)
+    losses = []
+    for l_norm, ab_norm in ((old_l, old_ab), (new_l, new_ab)):
+        torch.manual_seed(0)
+        model = build_pix2pix(GeneratorSpec(ngf=8, num_downs=5).build(), DiscriminatorSpec(ndf=8, n_layers=2).build())
+        losses.append(gan_step(model, l_norm, ab_norm))
+    before, after = losses
+    assert before.loss_G_L1 > 0.01  # an untrained generator is far from the real colours
+    for name in ("loss_G_L1", "loss_G_GAN", "loss_D_real", "loss_D_fake"):
+        assert abs(getattr(before, name) - getattr(after, name)) <= 1e-6, name
