@@ -6,8 +6,9 @@ chosen size (``--model``: ``tiny`` ngf 8 / 5 downs / 32 px, ``demo`` the demo's 
 downs / 128 px, ``unet_256`` pix2pix's default at 256 px), then measures on the same files:
 
 - ``floor``: one process, the codecs alone: decode each JPEG and encode a colour image of its
-  size as the job does (``--chroma 420``: 4:2:0 from the planes by libjpeg-turbo; 444: Pillow
-  from YCbCr; quality 95). The I/O and codec floor.
+  size as the job does (``--chroma 420``: 4:2:0 from the planes by libjpeg-turbo, the gray plane
+  with the 16-pixel margin libjpeg-turbo reads past it; 444: Pillow from YCbCr; quality 95).
+  The I/O and codec floor.
   (``floor_gray`` re-encodes gray instead, for reference.)
 - ``model_only``: the generator's forward pass on pre-decoded batches of ``--batch-size``
   gray images at its working size, one torch thread. The compute floor.
@@ -119,12 +120,16 @@ def measure_floor(files: list[Path], colour: bool = True, chroma: str = "420") -
     """
     import simplejpeg
 
+    from archive_colorizer.colorize.encode import _luma_with_margin
+
     start = time.perf_counter()
     for path in files:
         image: Image.Image = Image.open(io.BytesIO(path.read_bytes()))
         image.load()
         if colour and chroma == "420":
-            luma = np.asarray(image)
+            # libjpeg-turbo reads up to 16 rows and columns past the plane (encode._luma_with_margin):
+            # without the margin the job pays for too, the read may leave the array's memory (a crash).
+            luma = _luma_with_margin(np.asarray(image))
             half = ((luma.shape[0] + 1) // 2, (luma.shape[1] + 1) // 2)
             simplejpeg.encode_jpeg_yuv_planes(luma, np.full(half, 118, np.uint8), np.full(half, 140, np.uint8), 95)
             continue
