@@ -198,6 +198,29 @@ def test_gpu_check_runs_at_a_tiny_size_without_cuda_and_reports_every_figure():
     assert all(row["batch_size"] == 4 and row["images_per_second"] > 0 for row in report["train_step"])
     assert report["predictor"]["input_megapixels"] == pytest.approx(0.05, rel=0.05)
     assert report["predictor"]["images_per_second"] > 0
+    resnet = report["resnet18_unet"]
+    assert resnet["parameters"] == 14_321_970  # the ResNet-18 U-Net's count in docs/models.md
+    assert [row["batch_size"] for row in resnet["generator_forward"]] == [1, 2] * len(measured)
+    assert [row["precision"] for row in resnet["train_step"]] == list(measured)
+    # The tiny U-Net's forward pass at 32 px, counted by torch: 2 FLOPs per multiply-add.
+    flops = _bench("gpu_check").forward_flops_of(tiny_generator, 32)
+    for row in forward:
+        assert row["achieved_tflops"] == pytest.approx(row["images_per_second"] * flops / 1e12, rel=1e-3, abs=1e-4)
+        assert row["share_of_peak"] is None  # a CPU has no entry in the table of peaks
+    assert set(report["colorize"]) == {"tiny", "demo"}
+    for figures in report["colorize"].values():
+        stages = figures["cpu_ms_per_image_by_stage"]
+        assert figures["cpu_ms_per_image"] == pytest.approx(sum(stages.values()), abs=0.02)
+        assert figures["device_ms_per_image"] > 0 and figures["cpu_cores_per_gpu"] is None  # no GPU here
+
+
+def test_gpu_check_knows_the_peak_of_common_gpus_and_takes_one_for_others():
+    check = _bench("gpu_check")
+    assert check.peak_tflops("NVIDIA H200", "bf16") == 989.0
+    assert check.peak_tflops("NVIDIA A10G", "fp16") == 70.0  # not the A10's 125: the longer name first
+    assert check.peak_tflops("Tesla T4", "bf16") is None  # no native bf16 on a T4
+    assert check.peak_tflops("Some New GPU", "fp16") is None
+    assert check.peak_tflops("Some New GPU", "fp16", override=400.0) == 400.0
 
 
 def test_c2pa_signing_bench_signs_every_output_kind():
