@@ -115,7 +115,7 @@ def iter_folder_entries(
     """
     if is_local(fs):
         pages = _local_pages(root, recursive, page_names, sizes, skip_bookkeeping)
-    elif _is_s3(fs):
+    elif is_s3(fs):
         pages = _s3_pages(fs, root, recursive, page_names, skip_bookkeeping)
     else:
         pages = _listed_pages(fs, root, recursive, page_names, skip_bookkeeping)
@@ -127,7 +127,8 @@ def iter_folder_entries(
         yield folder, entries, last
 
 
-def _is_s3(fs: fsspec.AbstractFileSystem) -> bool:
+def is_s3(fs: fsspec.AbstractFileSystem) -> bool:
+    """Whether ``fs`` is s3fs's filesystem."""
     from s3fs import S3FileSystem
 
     return isinstance(fs, S3FileSystem)
@@ -249,6 +250,50 @@ def _s3_pages(
             prefixes += [f"{prefix}/{name}" if prefix else name for name in sorted(dirs, reverse=True)]
 
 
+def iter_s3_keys(
+    fs: Any, bucket: str, prefix: str, start_after: str | None, page_names: int = LIST_PAGE_NAMES
+) -> Iterator[list[str]]:
+    """The keys below ``prefix`` (any depth: no delimiter) after ``start_after``, one ``ListObjectsV2``
+    page of at most ``page_names`` keys at a time, in S3's (sorted) order.
+
+    Each page is one request through s3fs's retried ``call_s3`` and starts after the last key of the
+    one before (``StartAfter``), so a retried page, or a range re-listed from its start, asks
+    exactly the same question.
+
+    Raises:
+        OSError: a page cannot be listed.
+    """
+    while True:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": page_names}
+        if start_after:
+            kwargs["StartAfter"] = start_after
+        answer = fs.call_s3("list_objects_v2", **kwargs)
+        keys = [item["Key"] for item in answer.get("Contents", [])]
+        if keys:
+            yield keys
+        if not keys or not answer.get("IsTruncated"):
+            return
+        start_after = keys[-1]
+
+
+def first_s3_keys_after(fs: Any, bucket: str, prefix: str, positions: list[str], threads: int = 16) -> list[str | None]:
+    """For each position, the first key below ``prefix`` that sorts after it (None: none): one
+    ``ListObjectsV2`` of one key with ``StartAfter`` each, ``threads`` at a time.
+
+    Raises:
+        OSError: a request failed.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def first(position: str) -> str | None:
+        answer = fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, StartAfter=position, MaxKeys=1)
+        contents = answer.get("Contents", [])
+        return contents[0]["Key"] if contents else None
+
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(positions)))) as pool:
+        return list(pool.map(first, positions))
+
+
 def list_subfolders(fs: fsspec.AbstractFileSystem, folder: str, limit: int = LIST_PAGE_NAMES) -> list[str] | None:
     """The sorted paths of ``folder``'s subfolders, or None when ``folder`` holds more than ``limit``
     entries (files and folders): a folder that large is not read whole just to find its subfolders.
@@ -269,7 +314,7 @@ def list_subfolders(fs: fsspec.AbstractFileSystem, folder: str, limit: int = LIS
                 if entry.is_dir(follow_symlinks=False):
                     found.append(posixpath.join(folder, entry.name))
         return sorted(found)
-    if _is_s3(fs):
+    if is_s3(fs):
         bucket, key, _ = fs.split_path(folder)
         taken = next(_s3_takes(fs, bucket, key.strip("/"), limit + 1), [])
         if len(taken) > limit:

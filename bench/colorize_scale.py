@@ -215,7 +215,7 @@ def listing_rate(inputs: Path, output: Path, seconds: float) -> dict:
         first_chunk_rows=1024,
     )
     started = time.perf_counter()
-    dataset, _ = listing_tasks.tree_dataset(context)
+    dataset, _, _ = listing_tasks.tree_dataset(context)
     listed, first = 0, None
     for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
         if first is None:

@@ -72,6 +72,12 @@ class CodecOptions(StorageOptions):
     task_batch_size: int = Field(
         16, ge=1, description="images per CPU task batch (decode; merge, encode and write) and per manifest part"
     )
+    listing_tasks: int | None = Field(
+        None,
+        ge=1,
+        description="listing tasks at once; an S3 INPUT is cut into 4 key ranges per task (split points sampled "
+        "with LIST requests, or the resume index's); default: two per CPU of the cluster",
+    )
     cpus_per_actor: float = Field(
         1.0,
         gt=0,

@@ -143,8 +143,9 @@ def _check_input(config: ColorizeConfig, roots: input_rows.Roots) -> None:
         raise ConfigError(f"input {config.input!r} does not exist or is not a folder")
 
 
-def _listing(config: ColorizeConfig, run_info: manifest.RunInfo, index_ref: Any) -> tuple[Any, Any, Any]:
-    """The streaming listing dataset, the run's listing progress (:mod:`.listing_tasks`) and the IIIF input or None."""
+def _listing(config: ColorizeConfig, run_info: manifest.RunInfo) -> tuple[Any, Any, Any, Any]:
+    """The streaming listing dataset, the run's listing progress (:mod:`.listing_tasks`), the IIIF input or
+    None, and the run's resume index (:mod:`.resume`; None with ``--overwrite`` or nothing finished)."""
     context = listing_tasks.ListingContext(
         input_url=config.input,
         output_url=config.output,
@@ -153,19 +154,24 @@ def _listing(config: ColorizeConfig, run_info: manifest.RunInfo, index_ref: Any)
         model_sha256=run_info.model_sha256,
         keep_other_models=config.keep_other_models,
         first_chunk_rows=config.task_batch_size,
-        index_ref=index_ref,
-        progress=None,
         storage_options=dict(config.storage_options),
         run_id=run_info.run_id,
+        listing_tasks=config.listing_tasks,
+    )
+    resume_from = (
+        None if config.overwrite else resume.plan_index(config.output, run_info.run_id, config.storage_options)
     )
     if config.input_iiif:
         try:
-            return listing_tasks.iiif_dataset(config.input, context)
+            dataset, progress, source, index = listing_tasks.iiif_dataset(config.input, context, resume_from)
         except ValueError as exc:
             raise ConfigError(f"--input-iiif: {exc}") from exc
+        return dataset, progress, source, index
     if config.input_list:
-        return (*listing_tasks.list_dataset(config.input_list, context), None)
-    return (*listing_tasks.tree_dataset(context), None)
+        dataset, progress, index = listing_tasks.list_dataset(config.input_list, context, resume_from)
+    else:
+        dataset, progress, index = listing_tasks.tree_dataset(context, resume_from)
+    return dataset, progress, None, index
 
 
 def _execute(
@@ -282,7 +288,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
     driver_retries = storage.retried_requests()
     pool = check_colorize(_pool(config))
     pipeline.prewarm_fused(settings, pool, config.model)
-    dataset, progress, iiif_source = _listing(config, run_info, resume.build_index(config.output, options))
+    dataset, progress, iiif_source, index = _listing(config, run_info)
     dataset = pipeline.build_dataset(dataset, settings, pool, config.model)
     writer = manifest_writer.ManifestWriter(
         config.output, run_info, options, flush_seconds=config.manifest_flush_seconds
@@ -292,7 +298,9 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         state = _execute(dataset, progress, config, writer, review_rows)
     finally:
         progress.close()
-    if state.received == 0:
+    if index is not None:
+        index.commit()  # the merged index is kept: the next run reads it, not this run's predecessors' parts
+    if state.received == 0 and state.passed_over == 0:
         where = config.input_list or config.input
         raise ConfigError(f"no inputs found in {where!r} (extensions {', '.join(config.extensions)})")
     retries = writer.storage_retries + storage.retried_requests() - driver_retries
@@ -309,7 +317,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
 def _accounting(config: ColorizeConfig, state: Any) -> tuple[int, str | None]:
     """(distinct inputs, why the counts do not add up or None)."""
     duplicates = state.counts[manifest.DUPLICATE]
-    total = state.received - duplicates
+    total = state.received - duplicates + state.passed_over
     if state.listed != state.received:
         return total, (
             f"the counts do not add up: {state.listed} inputs listed but {state.received} rows came back "
@@ -329,7 +337,8 @@ def _finish(
     storage_retries: int = 0,
     iiif_manifests: list[str] | None = None,
 ) -> ColorizeResult:
-    counts = state.counts
+    counts = state.counts.copy()
+    counts[manifest.SKIPPED_EXISTING] += state.passed_over  # finished before: passed over at listing, no new row
     total, mismatch = _accounting(config, state)
     failed_fraction = counts[manifest.FAILED] / max(total, 1)
     exit_code = 1 if failed_fraction > config.max_failure_rate or mismatch else 0
@@ -358,6 +367,7 @@ def _finish(
         "inputs": total,
         "listed": state.listed,
         "duplicates": counts[manifest.DUPLICATE],
+        "passed_over": state.passed_over,
         "redone_other_model": state.other_model,
         "counts": {status: counts[status] for status in manifest.STATUSES},
         "images_per_second": round(total / wall, 3),

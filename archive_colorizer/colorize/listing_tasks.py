@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from archive_colorizer import compat, gates, storage
+from archive_colorizer import compat, folders, gates, storage
 from archive_colorizer.colorize import claims, input_lists, input_rows, manifest, resume
 
 MAX_CHUNK_ROWS = 1024
@@ -70,10 +70,13 @@ class ListingContext:
         model_sha256: the generator of this run.
         keep_other_models: an input another generator finished counts as finished.
         first_chunk_rows: rows per block of the listing dataset (one task batch).
-        index_ref: ``ObjectRef`` of the :class:`~.resume.ResumeIndex`, or None.
+        index: the run's :class:`~.resume.ShardedIndex` (finished inputs), or None (``--overwrite``,
+            or nothing finished yet).
         progress: this run's :class:`RunProgress` (set by :func:`tree_dataset` / :func:`list_dataset`), or None.
         storage_options: fsspec options of INPUT and OUTPUT.
         run_id: the run's id, the key of its counts in the :class:`ListingProgress` actor.
+        listing_tasks: listing tasks at once; None: :func:`listing_tasks_for_cluster`.
+        page_names: keys per ``LIST`` page (S3 answers at most 1,000; tests use fewer).
     """
 
     input_url: str
@@ -83,36 +86,44 @@ class ListingContext:
     model_sha256: str
     keep_other_models: bool = False
     first_chunk_rows: int = 16
-    index_ref: Any = None
+    index: Any = None
     progress: Any = None
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
     run_id: str = "run"
+    listing_tasks: int | None = None
+    page_names: int = folders.LIST_PAGE_NAMES
 
     def roots(self) -> input_rows.Roots:
         return input_rows.Roots.resolve(self.input_url, self.output_url, self.storage_options)
 
 
-def mark_finished(rows: list[dict[str, Any]], context: ListingContext) -> int:
-    """Set ``previous_sha256`` on pending rows an earlier run finished; returns how many were finished
-    by another generator and are therefore redone (0 with ``keep_other_models``)."""
-    index = resume.get_index(context.index_ref)
-    if not len(index):
-        return 0
-    other = 0
+def drop_finished(rows: list[dict[str, Any]], context: ListingContext) -> tuple[list[dict[str, Any]], int, int]:
+    """The rows still to do: pending rows an earlier run finished are dropped (no request, no row).
+
+    Returns:
+        ``(rows kept, kept because another generator finished them, dropped)``. An input finished
+        by another generator is kept (colorized again) unless ``keep_other_models``.
+    """
+    index = context.index
+    if index is None:
+        return rows, 0, 0
+    kept, other, dropped = [], 0, 0
     for row in rows:
-        if row["status"] != manifest.PENDING:
-            continue
-        previous = index.lookup(row["input_url"], row["output_url"])
-        if previous and previous != context.model_sha256 and not context.keep_other_models:
+        previous = index.lookup(row["input_url"], row["output_url"]) if row["status"] == manifest.PENDING else None
+        if previous is None:
+            kept.append(row)
+        elif previous and previous != context.model_sha256 and not context.keep_other_models:
             other += 1
-            previous = None
-        row["previous_sha256"] = previous
-    return other
+            kept.append(row)
+        else:
+            dropped += 1
+    return kept, other, dropped
 
 
-def _report(context: ListingContext, unit: str, listed: int, other: int, done: bool) -> None:
-    """Tell the progress actor what ``unit`` has listed so far; the last report (``done``) waits
-    until the actor has it, so a listing task never ends with its count still in flight.
+def _report(context: ListingContext, unit: str, counts: tuple[int, int, int], done: bool) -> None:
+    """Tell the progress actor what ``unit`` has listed so far, ``(rows, other model, passed over)``;
+    the last report (``done``) waits until the actor has it, so a listing task never ends with its
+    count still in flight.
 
     A report still queued in a worker process is lost with its node, and a task that has ended is
     not run again: the driver would then see fewer inputs listed than rows came back. Waiting for
@@ -121,29 +132,43 @@ def _report(context: ListingContext, unit: str, listed: int, other: int, done: b
     """
     if context.progress is None:
         return
-    pending = context.progress.report(unit, listed, other, done)
+    pending = context.progress.report(unit, *counts, done)
     if done:
         import ray
 
         ray.get(pending)
 
 
+def _unit_pages(roots: input_rows.Roots, unit: dict[str, Any], context: ListingContext):
+    """(unit label, its pages of rows): a key range of an S3 prefix or a folder (recursive or not)."""
+    folder, recursive = str(unit["folder"]), bool(unit["recursive"])
+    if unit["ranged"]:
+        key_range = input_rows.KeyRange(unit["after"] or None, unit["last"] or None)
+        pages = input_rows.iter_range_rows(
+            roots, key_range, context.extensions, context.requested_format, context.page_names
+        )
+        return key_range.label(folder), pages
+    pages = input_rows.iter_unit_rows(
+        roots, folder, recursive, context.extensions, context.requested_format, context.page_names
+    )
+    return f"{folder}\0{recursive}", pages
+
+
 def list_units(batch: dict[str, Any], context: ListingContext) -> Iterator[pa.Table]:
-    """Ray Data batch function: listing units (``folder``, ``recursive`` columns) -> tables of listing rows."""
+    """Ray Data batch function: listing units (``folder``, ``recursive``, ``ranged``, ``after``,
+    ``last`` columns) -> tables of listing rows, finished inputs dropped (:func:`drop_finished`)."""
     roots = context.roots()
-    for folder, recursive in zip(batch["folder"], batch["recursive"], strict=True):
-        unit = f"{folder}\0{bool(recursive)}"
-        listed = other = 0
-        for rows in input_rows.iter_unit_rows(
-            roots, str(folder), bool(recursive), context.extensions, context.requested_format
-        ):
+    for i in range(len(batch["folder"])):
+        unit_label, pages = _unit_pages(roots, {name: batch[name][i] for name in batch}, context)
+        listed = other = passed = 0
+        for rows in pages:
             for start in range(0, len(rows), MAX_CHUNK_ROWS):
-                chunk = rows[start : start + MAX_CHUNK_ROWS]
-                other += mark_finished(chunk, context)
-                listed += len(chunk)
-                _report(context, unit, listed, other, False)
-                yield manifest.to_table(chunk)
-        _report(context, unit, listed, other, True)
+                chunk, chunk_other, chunk_passed = drop_finished(rows[start : start + MAX_CHUNK_ROWS], context)
+                other, passed, listed = other + chunk_other, passed + chunk_passed, listed + len(chunk)
+                _report(context, unit_label, (listed, other, passed), False)
+                if chunk:
+                    yield manifest.to_table(chunk)
+        _report(context, unit_label, (listed, other, passed), True)
 
 
 def list_chunks(
@@ -159,7 +184,7 @@ def list_chunks(
     prefix = roots.input_url.rstrip("/") + "/"
     for text in (chunk for group in batch["chunks"] for chunk in json.loads(str(group))):
         chunk = input_lists.ListChunk.from_json(text)
-        unit, listed, other, entry = f"list#{chunk.index}", 0, 0, 0
+        unit, listed, other, passed, entry = f"list#{chunk.index}", 0, 0, 0, 0
         gates.hold("colorize.list", f"{chunk.url}#{chunk.index}")
         for entries in input_lists.read_chunk(chunk, context.storage_options):
             if inventory:
@@ -167,13 +192,14 @@ def list_chunks(
             positions = [input_lists.position(chunk.index, entry + i) for i in range(len(entries))]
             entry += len(entries)
             rows = input_rows.list_entry_rows(roots, entries, context.requested_format, context.extensions)
-            other += mark_finished(rows, context)
-            claimed.mark_duplicates(rows, positions, chunk.index)
+            claimed.mark_duplicates(rows, positions, chunk.index)  # every entry, finished ones too
+            rows, chunk_other, chunk_passed = drop_finished(rows, context)
+            other, passed = other + chunk_other, passed + chunk_passed
             for start in range(0, len(rows), MAX_CHUNK_ROWS):
                 listed += len(rows[start : start + MAX_CHUNK_ROWS])
-                _report(context, unit, listed, other, False)
+                _report(context, unit, (listed, other, passed), False)
                 yield manifest.to_table(rows[start : start + MAX_CHUNK_ROWS])
-        _report(context, unit, listed, other, True)
+        _report(context, unit, (listed, other, passed), True)
 
 
 class ClaimShard:
@@ -274,7 +300,7 @@ def start_claims(run: str, shards: int) -> ListClaims:
 @dataclass
 class _RunCounts:
     units: int | None = None
-    listed: dict[str, tuple[int, int]] = field(default_factory=dict)
+    listed: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
 
 
@@ -289,18 +315,21 @@ class ListingProgress:
         """Begin (or re-begin) counting run ``run``, whose listing has ``units`` units (None: unknown)."""
         self.counts.setdefault(run, _RunCounts()).units = units
 
-    def report(self, run: str, unit: str, listed: int, other: int, done: bool) -> None:
+    def report(self, run: str, unit: str, listed: int, other: int, passed: int, done: bool) -> None:
+        """Set ``unit``'s counts: rows listed, of them redone for another generator, finished inputs passed over."""
         counts = self.counts.setdefault(run, _RunCounts())
-        counts.listed[unit] = (listed, other)
+        counts.listed[unit] = (listed, other, passed)
         if done:
             counts.finished.add(unit)
 
     def state(self, run: str) -> dict[str, Any]:
-        """``listed``, ``other_model`` (finished by another generator, redone), ``done`` (listing ended)."""
+        """``listed`` (rows), ``other_model`` (finished by another generator, redone), ``passed_over``
+        (finished by earlier runs: no row), ``done`` (listing ended)."""
         counts = self.counts.get(run, _RunCounts())
         return {
-            "listed": sum(n for n, _ in counts.listed.values()),
-            "other_model": sum(o for _, o in counts.listed.values()),
+            "listed": sum(n for n, _, _ in counts.listed.values()),
+            "other_model": sum(o for _, o, _ in counts.listed.values()),
+            "passed_over": sum(p for _, _, p in counts.listed.values()),
             "done": counts.units is not None and len(counts.finished) >= counts.units,
         }
 
@@ -325,9 +354,9 @@ class RunProgress:
     actor: Any
     run: str
 
-    def report(self, unit: str, listed: int, other: int, done: bool) -> Any:
+    def report(self, unit: str, listed: int, other: int, passed: int, done: bool) -> Any:
         """Send what ``unit`` has listed so far; returns the call's ``ObjectRef``."""
-        return self.actor.report.remote(self.run, unit, listed, other, done)
+        return self.actor.report.remote(self.run, unit, listed, other, passed, done)
 
     def state(self) -> Any:
         """``ObjectRef`` of the run's :meth:`ListingProgress.state`."""
@@ -351,16 +380,63 @@ class ListRunProgress(RunProgress):
             self.claims.close()
 
 
-def _plan(context: ListingContext) -> list[tuple[str, bool]]:
-    return input_rows.plan_units(context.roots())
+RANGES_PER_TASK = 4
+"""Key ranges planned per listing task: ranges differ in size (sampled split points), so more ranges
+than tasks keep every task busy to the end."""
 
 
-def tree_dataset(context: ListingContext):
-    """The listing dataset of INPUT (a folder or prefix): units planned in a Ray task, listed in Ray tasks.
+def listing_tasks_for_cluster() -> int:
+    """Listing tasks at once when not set: two per CPU of the cluster (1 to 256; they mostly wait on ``LIST``)."""
+    import ray
+
+    return max(1, min(256, int(2 * ray.cluster_resources().get("CPU", 1))))
+
+
+def plan_units(context: ListingContext, split_points: list[str] | None = None) -> list[dict[str, Any]]:
+    """The listing units of INPUT (runs in a Ray task): on S3, key ranges of its prefix (cut at
+    ``split_points``, URLs, when given: the resume index's; else sampled: :func:`~.input_rows.plan_ranges`), about
+    :data:`RANGES_PER_TASK` per listing task; elsewhere folders (:func:`~.input_rows.plan_units`).
 
     Returns:
-        ``(dataset, progress)``: the progress is a :class:`RunProgress`; :meth:`RunProgress.close` it
-        when the run has read its final counts.
+        Units as dicts with ``folder``, ``recursive``, ``ranged``, ``after`` and ``last`` (a range's
+        bounds, ``""`` for none: Ray Data's numpy batches have no None for strings).
+    """
+    roots = context.roots()
+    if not folders.is_s3(roots.input_fs):
+        return [
+            {"folder": folder, "recursive": recursive, "ranged": False, "after": "", "last": ""}
+            for folder, recursive in input_rows.plan_units(roots)
+        ]
+    bucket, prefix = input_rows.s3_location(roots)
+    base = storage.to_url(roots.input_fs, bucket) + "/"
+    keys = [url[len(base) :] for url in split_points or [] if url.startswith(base + prefix)]
+    if keys:
+        ranges = input_rows.ranges_from_points(keys)
+    else:
+        target = RANGES_PER_TASK * (context.listing_tasks or 1)
+        ranges = input_rows.plan_ranges(roots, target, context.page_names)
+    folder = storage.to_url(roots.input_fs, f"{bucket}/{prefix}")
+    units = [{"folder": folder, "recursive": True, "ranged": True, "after": r.after, "last": r.last} for r in ranges]
+    return [{**unit, "after": unit["after"] or "", "last": unit["last"] or ""} for unit in units]
+
+
+def _range_points(units: list[dict[str, Any]]) -> list[str]:
+    """The split keys of planned key ranges (their ``last`` keys but the final range's)."""
+    return [unit["last"] for unit in units if unit["ranged"] and unit["last"]]
+
+
+def tree_dataset(context: ListingContext, resume_from: Any = None):
+    """The listing dataset of INPUT (a folder or prefix): units planned in a Ray task, listed in Ray tasks.
+
+    Args:
+        resume_from: a :class:`~.resume.IndexPlan` (finished inputs of earlier runs), or None. Its
+            shards follow the key ranges: a resumed S3 listing reuses the index's split points,
+            a first one gives the index its own.
+
+    Returns:
+        ``(dataset, progress, index)``: the progress is a :class:`RunProgress`; :meth:`RunProgress.close` it
+        when the run has read its final counts. The index is the run's :class:`~.resume.ShardedIndex`
+        or None.
 
     Raises:
         ConfigError: INPUT does not exist.
@@ -369,19 +445,25 @@ def tree_dataset(context: ListingContext):
     import ray.data
 
     _progress_actor()  # a new actor's process starts while the units are planned
-    units = ray.get(ray.remote(num_cpus=LISTING_CPUS)(_plan).remote(context))
+    tasks = context.listing_tasks or listing_tasks_for_cluster()
+    context = _with(context, listing_tasks=tasks)
+    points = resume_from.split_points() if resume_from is not None else None
+    units = ray.get(ray.remote(num_cpus=LISTING_CPUS)(plan_units).remote(context, points))
+    index = None
+    if resume_from is not None:
+        index = resume_from.build(resume.url_bounds(_range_points(units), context.roots()))
     progress = run_progress(context.run_id, len(units))
-    context = _with(context, progress=progress)
-    items = [{"folder": folder, "recursive": recursive} for folder, recursive in units]
-    dataset: ray.data.Dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+    context = _with(context, progress=progress, index=index)
+    dataset: ray.data.Dataset = ray.data.from_items(units, override_num_blocks=max(1, len(units)))
     dataset = dataset.map_batches(
         list_units,  # type: ignore[arg-type]  # Ray's annotation omits fn_kwargs' extra arguments
         batch_size=1,
         batch_format="numpy",
         num_cpus=LISTING_CPUS,
+        concurrency=max(1, min(tasks, len(units))),
         fn_kwargs={"context": context},
     )
-    return _small_blocks(dataset, context.first_chunk_rows), progress
+    return _small_blocks(dataset, context.first_chunk_rows), progress, index
 
 
 def _small_blocks(dataset: Any, rows: int) -> Any:
@@ -422,16 +504,19 @@ def list_tasks(chunks: int, cpus: float) -> int:
     return max(1, min(chunks, int(cpus * LIST_CPU_SHARE / LISTING_CPUS)))
 
 
-def list_dataset(list_url: str, context: ListingContext):
+def list_dataset(list_url: str, context: ListingContext, resume_from: Any = None):
     """The listing dataset of an input list (.txt, .csv, .parquet, or an S3 Inventory's manifest.json).
 
     The list is cut into chunks (:func:`.input_lists.plan_chunks`, in the driver: a few requests)
     and each chunk is read by a listing task (:func:`list_chunks`), streaming; repeated inputs are
     found by the run's :class:`ClaimShard` actors, one per 10M entries of the list.
 
+    Args:
+        resume_from: as :func:`tree_dataset` (an input list's index has one shard, or a kept index's).
+
     Returns:
-        ``(dataset, progress)`` as :func:`tree_dataset` (a :class:`ListRunProgress`: closing it also
-        ends the claim shards).
+        ``(dataset, progress, index)`` as :func:`tree_dataset` (a :class:`ListRunProgress`: closing it
+        also ends the claim shards).
 
     Raises:
         ConfigError: the list does not exist or cannot be read, or an inventory is of another bucket than INPUT.
@@ -453,7 +538,8 @@ def list_dataset(list_url: str, context: ListingContext):
     claimed = start_claims(context.run_id, claims.shard_count(plan.estimated_entries))
     shared = run_progress(context.run_id, len(plan.chunks))
     progress = ListRunProgress(shared.actor, shared.run, claimed)
-    context = _with(context, progress=shared)
+    index = resume_from.build([""]) if resume_from is not None else None
+    context = _with(context, progress=shared, index=index)
     tasks = list_tasks(len(plan.chunks), ray.cluster_resources().get("CPU", 1.0))
     # Task t reads chunks t, t + tasks, t + 2 tasks, ...: every task starts at the head of the list.
     items = [{"chunks": json.dumps([c.to_json() for c in plan.chunks[t::tasks]])} for t in range(tasks)]
@@ -465,7 +551,7 @@ def list_dataset(list_url: str, context: ListingContext):
         num_cpus=LISTING_CPUS,
         fn_kwargs={"context": context, "claimed": claimed, "inventory": plan.inventory},
     )
-    return _small_blocks(dataset, context.first_chunk_rows), progress
+    return _small_blocks(dataset, context.first_chunk_rows), progress, index
 
 
 @dataclass
@@ -603,21 +689,23 @@ def _unique(name: str, names: set[str]) -> str:
     return candidate
 
 
-def iiif_dataset(manifest_url: str, context: ListingContext):
+def iiif_dataset(manifest_url: str, context: ListingContext, resume_from: Any = None):
     """The listing dataset of a IIIF manifest or collection: its rows, made by the driver, as one dataset.
 
     Returns:
-        ``(dataset, progress, source)``: as :func:`tree_dataset`, plus the :class:`IiifSource`.
+        ``(dataset, progress, source, index)``: as :func:`tree_dataset`, plus the :class:`IiifSource`.
     """
     import ray
     import ray.data
 
+    index = resume_from.build([""]) if resume_from is not None else None
+    context = _with(context, index=index)
     rows, source = iiif_rows(context, manifest_url)
-    other = mark_finished(rows, context)
+    rows, other, passed = drop_finished(rows, context)
     progress = run_progress(context.run_id, 1)
-    ray.get(progress.report("iiif", len(rows), other, True))
+    ray.get(progress.report("iiif", len(rows), other, passed, True))
     size = context.first_chunk_rows
     tables = [manifest.to_table(rows[start : start + size]) for start in range(0, len(rows), size)]
     dataset = ray.data.from_arrow(tables or [manifest.ROW_SCHEMA.empty_table()])
     dataset.context.target_max_block_size = LISTING_BLOCK_BYTES
-    return dataset, progress, source
+    return dataset, progress, source, index

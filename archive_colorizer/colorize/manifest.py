@@ -148,6 +148,11 @@ def _run_id_of(name: str) -> str | None:
     return fields[2] if len(fields) >= 3 else None
 
 
+def run_id_of_part(path: str) -> str | None:
+    """The run id in a manifest file's path or URL (``.../part-<time>-<id>-<seq>.parquet``), None if none."""
+    return _run_id_of(posixpath.basename(path))
+
+
 def manifest_files(fs: Any, folder: str) -> list[str]:
     """The manifest's files: every ``part-*``/``run-*`` Parquet file in ``folder``, plus, for runs of
     earlier versions that published a ``run-*`` file, only that file (their parts were copies)."""

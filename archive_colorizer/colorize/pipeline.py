@@ -196,12 +196,14 @@ class Progress:
         listed: inputs listed so far (from the listing progress actor).
         listing_done: the listing has ended (``listed`` is then the total).
         other_model: listed inputs finished by another generator, redone with this one.
+        passed_over: inputs earlier runs finished, dropped at listing (no request, no row).
     """
 
     counts: Counter[str] = field(default_factory=Counter)
     listed: int = 0
     listing_done: bool = False
     other_model: int = 0
+    passed_over: int = 0
 
     @property
     def received(self) -> int:
@@ -267,6 +269,7 @@ def _poll(progress_actor: Any, state: Progress, bar: Any) -> None:
     except ray.exceptions.RayError:  # slow or lost: the final check says so if the counts differ
         return
     state.listed, state.other_model = listing["listed"], listing["other_model"]
+    state.passed_over = listing.get("passed_over", 0)
     if listing["done"] and not state.listing_done:
         state.listing_done = True
         bar.total = state.listed

@@ -34,7 +34,7 @@ def _entries_dataset(roots, list_path):
         requested_format="auto",
         model_sha256="aa" * 32,
     )
-    dataset, _ = listing_tasks.list_dataset(str(list_path), context)
+    dataset, _, _ = listing_tasks.list_dataset(str(list_path), context)
     return sorted(dataset.take_all(), key=lambda r: r["input_url"])
 
 
@@ -245,7 +245,7 @@ def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(
     # The listing task waits before it hands on its second page: it is certainly still listing
     # when the first block arrives (however fast the listing becomes).
     gates.hold("colorize.list", f"{folder}#1")
-    dataset, progress = listing_tasks.tree_dataset(context)
+    dataset, progress, _ = listing_tasks.tree_dataset(context)
     batches = iter(dataset.iter_batches(batch_format="pyarrow", batch_size=None))
     first = next(batches)
     at_first = ray.get(progress.state())
@@ -256,4 +256,113 @@ def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(
     assert first.num_rows + rest == 20000  # every file listed once
     # Ray Data's default block size would hold all 20,000 rows in the task until its listing ended.
     assert first.num_rows == 16 and not at_first["done"] and at_first["listed"] < 20000
+    progress.close()
+
+
+# Key ranges of an S3 prefix -------------------------------------------------------------------
+
+
+def _sim_first_after(space, probes):
+    def first_after(positions):
+        probes.append(len(positions))
+        found = [space.lower_bound(position + "\0") for position in positions]
+        return [space.key(i) if i < space.n else None for i in found]
+
+    return first_after
+
+
+@pytest.mark.parametrize("layout", ["flat", "wide"])
+def test_split_points_of_100m_keys_are_sampled_without_knowing_the_names(layout):
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    import s3sim
+
+    space, probes = s3sim.KeySpace(layout, 100_000_000), []
+    points = input_rows.sample_split_points(_sim_first_after(space, probes), "scans/", 63)
+    positions = [space.index(point) for point in points]
+    assert len(points) == 63 and None not in positions and positions == sorted(set(positions))
+    sizes = [b - a for a, b in zip([0, *positions], [*positions, space.n], strict=True)]
+    assert sum(sizes) == space.n
+    assert max(sizes) <= 4 * space.n / 64  # no range more than 4x the mean
+    assert len(probes) <= 12 and sum(probes) <= 1000  # rounds of LIST probes, all of a round at once
+
+
+def test_key_ranges_cover_every_key_once():
+    ranges = input_rows.ranges_from_points(["b", "d"])
+    keys = ["a", "b", "c", "d", "e"]
+    inside = [[k for k in keys if (r.after is None or k > r.after) and (r.last is None or k <= r.last)] for r in ranges]
+    assert inside == [["a", "b"], ["c", "d"], ["e"]]
+
+
+def _put_keys(s3_bucket, prefix, names):
+    import boto3
+
+    url, options = s3_bucket
+    client = boto3.client("s3", endpoint_url=options["endpoint_url"])
+    bucket = url.removeprefix("s3://")
+    for name in names:
+        client.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=b"x")
+    return input_rows.Roots.resolve(f"{url}/{prefix}", f"{url}/out", options)
+
+
+@pytest.mark.parametrize("cut", ["a/scan.gif", "a/scan.gif-2.gif", "a/scan.gif.png", None])
+def test_output_clashes_are_found_across_key_ranges(s3_bucket, cut):
+    names = ["a/scan.gif", "a/scan.gif-2.gif", "a/scan.gif.png", "a/z.jpg", "b/scan.gif", "c.jpg", "notes.txt"]
+    roots = _put_keys(s3_bucket, "in", names)
+    # A range ends between scan.gif and its output name scan.gif.png (two pages of one key later):
+    # the first range reads on past its end to decide, and no key gets two rows.
+    points = (
+        [f"in/{cut}"]
+        if cut
+        else input_rows.sample_split_points(lambda positions: storage_first_after(roots, positions), "in/", 3)
+    )
+    rows = []
+    for key_range in input_rows.ranges_from_points(points):
+        for chunk in input_rows.iter_range_rows(roots, key_range, (".gif", ".png", ".jpg"), "auto", page_names=1):
+            rows += chunk
+    by_name = {r["input_url"].split("/in/", 1)[1]: r for r in rows}
+    assert sorted(r["input_url"].split("/in/", 1)[1] for r in rows) == sorted(names[:-1])  # each input once
+    failed = {name for name, row in by_name.items() if row["status"] == manifest.FAILED}
+    assert failed == {"a/scan.gif"} and by_name["a/scan.gif"]["reason"] == "output_clash"
+    assert by_name["a/scan.gif.png"]["output_url"] == f"{s3_bucket[0]}/out/a/scan.gif.png"
+    assert by_name["b/scan.gif"]["output_url"] == f"{s3_bucket[0]}/out/b/scan.gif.png"
+
+
+def storage_first_after(roots, positions):
+    from archive_colorizer import storage
+
+    bucket, prefix = input_rows.s3_location(roots)
+    return storage.first_s3_keys_after(roots.input_fs, bucket, prefix, positions)
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_an_s3_prefix_is_listed_in_key_ranges_by_parallel_tasks_each_input_once(s3_bucket):
+    import ray
+
+    names = [f"IMG_{i:04d}.jpg" for i in range(60)] + ["sub/deep.jpg", "x.gif", "x.gif.png"]
+    roots = _put_keys(s3_bucket, "flat", names)
+    url, options = s3_bucket
+    context = listing_tasks.ListingContext(
+        roots.input_url,
+        roots.output_url,
+        (".jpg", ".gif", ".png"),
+        "auto",
+        "aa" * 32,
+        storage_options=options,
+        run_id="ranges",
+        listing_tasks=3,
+        page_names=4,
+    )
+    units = listing_tasks.plan_units(context)
+    assert len(units) > 3 and all(unit["ranged"] for unit in units)  # 4 ranges per task, about
+    dataset, progress, index = listing_tasks.tree_dataset(context)
+    rows = dataset.take_all()
+    listed = sorted(r["input_url"].rsplit("/flat/", 1)[1] for r in rows)
+    assert listed == sorted(names) and index is None
+    assert [r["reason"] for r in rows if r["status"] == manifest.FAILED] == ["output_clash"]
+    state = ray.get(progress.state())
+    assert (state["listed"], state["done"], state["passed_over"]) == (len(names), True, 0)
     progress.close()

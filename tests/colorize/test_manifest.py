@@ -116,11 +116,12 @@ def test_resume_index_knows_finished_pairs_and_their_model():
     assert empty.lookup("/in/a.jpg", "/out/a.jpg") is None
 
 
-def test_inputs_another_generator_finished_are_redone_unless_kept(ray_local, tmp_path):
+def test_finished_inputs_are_dropped_at_listing_and_another_generators_redone_unless_kept(ray_local, tmp_path):
     import ray
 
     rows = _rows("r1", 0, {"a": "colorized"}, sha="11" * 32) + _rows("r1", 0, {"b": "colorized"}, sha="22" * 32)
     ref = ray.put(resume.ResumeIndex.from_manifest(manifest.to_table(rows, manifest.MANIFEST_SCHEMA)))
+    index = resume.ShardedIndex([""], [ref], [])
     listed = [manifest.new_row(f"/in/{n}.jpg", output_url=f"/out/{n}.jpg") for n in "abc"]
     context = listing_tasks.ListingContext(
         input_url="/in",
@@ -128,10 +129,11 @@ def test_inputs_another_generator_finished_are_redone_unless_kept(ray_local, tmp
         extensions=(".jpg",),
         requested_format="auto",
         model_sha256="22" * 32,
-        index_ref=ref,
+        index=index,
     )
-    assert listing_tasks.mark_finished(listed, context) == 1  # a: finished by generator 11, redone with 22
-    assert [row["previous_sha256"] for row in listed] == [None, "22" * 32, None]
+    kept, other, passed = listing_tasks.drop_finished(listed, context)
+    # a: finished by generator 11, redone with 22; b: finished by 22, passed over (no row); c: new
+    assert ([row["input_url"] for row in kept], other, passed) == (["/in/a.jpg", "/in/c.jpg"], 1, 1)
     keep = listing_tasks.ListingContext(
         input_url="/in",
         output_url="/out",
@@ -139,32 +141,36 @@ def test_inputs_another_generator_finished_are_redone_unless_kept(ray_local, tmp
         requested_format="auto",
         model_sha256="22" * 32,
         keep_other_models=True,
-        index_ref=ref,
+        index=index,
     )
-    assert listing_tasks.mark_finished(listed, keep) == 0
-    assert [row["previous_sha256"] for row in listed] == ["11" * 32, "22" * 32, None]
+    kept, other, passed = listing_tasks.drop_finished(listed, keep)
+    assert ([row["input_url"] for row in kept], other, passed) == (["/in/c.jpg"], 0, 2)
 
 
-def test_resume_index_is_built_on_the_cluster_from_the_manifest_files(ray_local, tmp_path):
+def test_resume_index_is_built_on_the_cluster_kept_and_compacted_across_runs(ray_local, tmp_path):
     import ray
 
     writer = manifest_writer.ManifestWriter(str(tmp_path), RUN, rows_per_part=3)
     writer.write(_table(10))
     writer.write(manifest.to_table(_rows("r1", 9, {"00004": "failed"}), manifest.RESULT_SCHEMA))
     writer.close()
-    index = ray.get(resume.build_index(str(tmp_path), None))
-    assert len(index) == 9  # 10 colorized, then 00004 failed later
+    assert resume.plan_index(str(tmp_path / "nothing"), "run2", None) is None
+    plan = resume.plan_index(str(tmp_path), "run2", None)
+    assert plan is not None and plan.bounds is None and len(plan.new_parts) == 4  # 11 rows in parts of 3
+    # Two shards: inputs up to /in/00004.jpg, and the rest.
+    index = plan.build(["", "/in/00004.jpg"])
+    shards = ray.get(index.refs)
+    assert [len(shard) for shard in shards] == [4, 5]  # 10 colorized, then 00004 failed later
     assert index.lookup("/in/00003.jpg", "/out/00003.jpg") == "aa" * 32
     assert index.lookup("/in/00004.jpg", "/out/00004.jpg") is None
-    assert resume.build_index(str(tmp_path / "nothing"), None) is None
-
-
-def test_run_history_lists_each_run_without_reading_the_manifest(tmp_path):
-    second = manifest.RunInfo("r2", T0 + dt.timedelta(minutes=9), "aa" * 32, "0.1.0")
-    manifest_writer.write_run_record(str(tmp_path), second, {"colorized": 3}, None, finished=True)
-    manifest_writer.write_run_record(str(tmp_path), RUN, {"colorized": 1, "failed": 1}, None, finished=False)
-    history = manifest_writer.read_run_history(str(tmp_path))
-    assert [run["run_id"] for run in history] == ["r1", "r2"]
-    assert history[0]["counts"] == {"colorized": 1, "skipped_existing": 0, "skipped_color": 0, "failed": 1}
-    assert not history[0]["finished"] and history[1]["counts"]["colorized"] == 3
-    assert manifest.read_manifest(str(tmp_path / "nothing")).num_rows == 0
+    assert index.lookup("/in/00009.jpg", "/out/00009.jpg") == "aa" * 32
+    assert all(shard.nbytes == 10 * len(shard) for shard in shards)  # 10 bytes per finished input
+    index.commit()
+    # The next run reads the kept shards and no manifest part of the runs they cover.
+    again = resume.plan_index(str(tmp_path), "run3", None)
+    assert again is not None and again.bounds == ["", "/in/00004.jpg"] and again.new_parts == []
+    assert again.split_points() == ["/in/00004.jpg"]
+    kept = again.build([""])  # a kept index keeps its own bounds
+    assert kept.bounds == ["", "/in/00004.jpg"]
+    assert [len(shard) for shard in ray.get(kept.refs)] == [4, 5]
+    assert ray.get(kept.files) == ray.get(index.files)  # nothing new: no shard rewritten

@@ -197,7 +197,7 @@ def test_same_run_on_a_flaky_s3_through_the_command_line(photos, tiny_model, s3_
     assert find_secrets(logs.out, logs.err, tmp_path / "colorized", ray_session_logs()) == []
 
 
-def test_resume_redoes_exactly_the_deleted_outputs(photos, tiny_model, tmp_path):
+def test_a_rerun_passes_over_finished_inputs_without_a_row_and_overwrite_redoes_them(photos, tiny_model, tmp_path):
     for name in GRAY_PHOTOS + ("immunohistochemistry", "motorcycle"):
         (tmp_path / "in").mkdir(exist_ok=True)
         (tmp_path / "in" / f"{name}.jpg").write_bytes(
@@ -211,14 +211,20 @@ def test_resume_redoes_exactly_the_deleted_outputs(photos, tiny_model, tmp_path)
         path.unlink()
     kept_times = {path: path.stat().st_mtime_ns for path in kept}
 
+    # A finished input costs a re-run nothing: no output check, no read, no new manifest row. So an
+    # output deleted after its run stays deleted (the manifest says it was made): --overwrite redoes it.
     again = run(config)
-    assert (again.counts["colorized"], again.counts["skipped_existing"]) == (3, 3)
-    final = _final_rows(str(tmp_path / "out"))
-    redone = {Path(row["output_url"]) for row in final.values() if row["status"] == "colorized"}
-    assert redone == set(deleted) and all(path.exists() for path in deleted)
+    assert (again.counts["colorized"], again.counts["skipped_existing"], again.inputs) == (0, 6, 6)
+    assert again.summary["passed_over"] == 6
+    assert manifest.read_manifest(str(tmp_path / "out")).num_rows == 6
+    assert not any(path.exists() for path in deleted)
     assert {path: path.stat().st_mtime_ns for path in kept} == kept_times
     assert len(again.summary["runs"]) == 2
 
     forced = run(_config(tmp_path / "in", tmp_path / "out", tiny_model, overwrite=True))
-    assert forced.counts["colorized"] == 6
+    assert forced.counts["colorized"] == 6 and forced.summary["passed_over"] == 0
+    assert all(path.exists() for path in deleted)
     assert os.path.getsize(tmp_path / "out" / "astronaut.jpg") > 0
+    third = run(config)  # the kept index, merged with the forced run's rows
+    assert (third.counts["colorized"], third.summary["passed_over"]) == (0, 6)
+    assert manifest.read_manifest(str(tmp_path / "out")).num_rows == 12
