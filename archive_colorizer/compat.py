@@ -11,8 +11,10 @@ Ray
     the listing operator and its ``repartition(target_num_rows_per_block=...)`` (the cut into
     blocks of one task batch) must carry the same task options or Ray Data does not fuse them
     into one task per listing unit. Ray 2.60's ``repartition`` takes no task options
-    (no ``num_cpus``, no ``ray_remote_args``): alone it reserves a whole CPU per task, a core the
-    colorize tasks wait for. The public routes do not serve, by how Ray Data 2.60 makes blocks: a
+    (no ``num_cpus``, no ``ray_remote_args``, no ``compute``): alone it reserves a whole CPU per
+    task, a core the colorize tasks wait for; and a listing limited to N tasks at once
+    (``TaskPoolStrategy(size=N)``) fuses only with a repartition of the same strategy.
+    The public routes do not serve, by how Ray Data 2.60 makes blocks: a
     ``Datasource``/``read_datasource`` read task's yielded tables pass through the same output
     buffer as a ``map_batches`` task's, merged up to ``DataContext.target_max_block_size``
     (bytes, shared by the job's image stages), so it gives no blocks of N rows without the same
@@ -65,13 +67,15 @@ STREAMING_GENERATOR_BUFFER_OPTION = "_generator_backpressure_num_objects"
 """Ray task option: objects a streaming generator task may have unconsumed before it pauses."""
 
 
-def fuse_with_previous(dataset: Any, ray_remote_args: Mapping[str, Any]) -> Any:
+def fuse_with_previous(dataset: Any, ray_remote_args: Mapping[str, Any], compute: Any = None) -> Any:
     """Give ``dataset``'s last operator and its inputs the task options ``ray_remote_args``, in place.
 
     Args:
         dataset: a ``ray.data.Dataset`` whose last step has no task options of its own (a
             ``repartition``), after a ``map_batches`` given the same options.
         ray_remote_args: Ray task options (``num_cpus``, ...).
+        compute: the ``map_batches``' ``ray.data.TaskPoolStrategy`` (its task limit), given to the
+            ``repartition`` too (Ray Data fuses two task pools only of the same size), or None.
 
     Returns:
         ``dataset`` (the same object), whose two last operators Ray Data now fuses into one task.
@@ -93,6 +97,8 @@ def fuse_with_previous(dataset: Any, ray_remote_args: Mapping[str, Any]) -> Any:
         if isinstance(remote_args, dict):
             remote_args.update(ray_remote_args)
             edited += 1
+            if compute is not None and hasattr(operator, "compute"):
+                object.__setattr__(operator, "compute", compute)  # a frozen dataclass field
     if not edited:
         raise RuntimeError(
             "no operator of this Ray Data plan has a ray_remote_args dict: "

@@ -20,9 +20,10 @@ polling every 20 ms, until the ``.hold`` file is removed. The points:
 - ``colorize.predict`` (key: an input URL of the batch): the predictor actor (``--stages
   split``) is about to run the generator on a batch holding that input.
 - ``colorize.write`` (key: the input URL): a colorize task is about to write an input's output.
-- ``colorize.list`` (key: ``<folder>#<page>``, page numbered from 0): a listing task is about
-  to hand on the rows of a folder's page (the pages before it have left the task). For an input
-  list the key is ``<file URL>#<chunk>``: a listing task is about to read that chunk.
+- ``colorize.list`` (key: ``<folder>#<page>``, page numbered from 0; for a key range of an S3
+  prefix ``<prefix URL>(<after>,<last>]#<page>``, bounds empty when open): a listing task is about
+  to hand on the rows of a folder's or range's page (the pages before it have left the task). For
+  an input list the key is ``<file URL>#<chunk>``: a listing task is about to read that chunk.
 - ``colorize.claim`` (key: ``<shard>:<chunk>``): a claim shard of an input list (the duplicate
   filter's actor) has logged a listing task's claims from chunk ``<chunk>`` and is about to answer.
 - ``storage.list`` (key: ``<folder>#<page>``, page numbered from 0, never 0 itself): the

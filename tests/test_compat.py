@@ -51,6 +51,23 @@ def test_the_logical_plan_edit_fuses_the_listing_and_its_cut_into_one_task():
     assert sum(line.startswith("Operator ") for line in apart.stats().splitlines()) == 3
 
 
+@pytest.mark.usefixtures("ray_local")
+def test_the_logical_plan_edit_fuses_a_listing_limited_to_some_tasks_at_once():
+    import ray.data
+
+    from archive_colorizer.colorize.sources import LISTING_REMOTE_ARGS
+
+    compute = ray.data.TaskPoolStrategy(size=1)
+    dataset = ray.data.from_items([{"unit": 1}, {"unit": 2}], override_num_blocks=2)
+    dataset = dataset.map_batches(_tables, batch_size=1, batch_format="numpy", num_cpus=0.25, compute=compute)
+    fused = compat.fuse_with_previous(dataset.repartition(target_num_rows_per_block=16), LISTING_REMOTE_ARGS, compute)
+    operators = [line for line in fused.materialize().stats().splitlines() if line.startswith("Operator ")]
+    assert len(operators) == 2 and "MapBatches(_tables)->StreamingRepartition" in operators[1], operators
+    apart = dataset.repartition(target_num_rows_per_block=16)  # the control: sizes differ, kept apart
+    apart = compat.fuse_with_previous(apart, LISTING_REMOTE_ARGS)
+    assert sum(line.startswith("Operator ") for line in apart.materialize().stats().splitlines()) == 3
+
+
 def test_the_logical_plan_edit_refuses_a_plan_it_does_not_know():
     with pytest.raises(RuntimeError, match="compat.fuse_with_previous"):
         compat.fuse_with_previous(object(), {"num_cpus": 0.25})

@@ -455,18 +455,19 @@ def tree_dataset(context: ListingContext, resume_from: Any = None):
     progress = run_progress(context.run_id, len(units))
     context = _with(context, progress=progress, index=index)
     dataset: ray.data.Dataset = ray.data.from_items(units, override_num_blocks=max(1, len(units)))
+    compute = ray.data.TaskPoolStrategy(size=max(1, min(tasks, len(units))))  # listing tasks at once
     dataset = dataset.map_batches(
         list_units,  # type: ignore[arg-type]  # Ray's annotation omits fn_kwargs' extra arguments
         batch_size=1,
         batch_format="numpy",
         num_cpus=LISTING_CPUS,
-        concurrency=max(1, min(tasks, len(units))),
+        compute=compute,
         fn_kwargs={"context": context},
     )
-    return _small_blocks(dataset, context.first_chunk_rows), progress, index
+    return _small_blocks(dataset, context.first_chunk_rows, compute), progress, index
 
 
-def _small_blocks(dataset: Any, rows: int) -> Any:
+def _small_blocks(dataset: Any, rows: int, compute: Any = None) -> Any:
     """``dataset`` cut into blocks of ``rows`` rows, streamed, in the listing tasks themselves.
 
     Ray Data would merge the yielded tables up to 128 MiB blocks (about 600,000 rows) before
@@ -483,7 +484,7 @@ def _small_blocks(dataset: Any, rows: int) -> Any:
     # fused stage's blocks are manifest rows, far below this; the split stages' blocks hold an
     # image's bytes each, which Ray Data's batching of the next stage puts together again.
     dataset.context.target_max_block_size = LISTING_BLOCK_BYTES
-    return compat.fuse_with_previous(dataset, LISTING_REMOTE_ARGS)
+    return compat.fuse_with_previous(dataset, LISTING_REMOTE_ARGS, compute)
 
 
 LIST_CPU_SHARE = 0.25
@@ -568,8 +569,9 @@ _SHARED: list[_SharedActor] = []
 def _progress_actor() -> _SharedActor:
     """This driver's :class:`ListingProgress` actor on the Ray it is connected to, created once.
 
-    The actor lives on the driver's node (it must outlive a lost worker node) and as long as this
-    process holds it; another Ray (driver node id) or job id gets a new one.
+    The actor lives on the head node (it must outlive a lost worker node; a driver connected from
+    another machine's node may sit on a worker node), else the driver's, and as long as this process
+    holds it; another Ray (driver node id) or job id gets a new one.
     """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -577,11 +579,22 @@ def _progress_actor() -> _SharedActor:
     runtime = ray.get_runtime_context()
     key = (runtime.get_node_id(), runtime.get_job_id())
     if not _SHARED or _SHARED[0].key != key:
-        here = NodeAffinitySchedulingStrategy(runtime.get_node_id(), soft=True)
+        head = _head_node_id()
+        here = NodeAffinitySchedulingStrategy(head or runtime.get_node_id(), soft=head is None)
         # Ray's annotation of scheduling_strategy omits NodeAffinitySchedulingStrategy, which it accepts.
         actor = ray.remote(num_cpus=0, scheduling_strategy=here)(ListingProgress).remote()  # type: ignore[call-overload]
         _SHARED[:] = [_SharedActor(key, actor)]
     return _SHARED[0]
+
+
+def _head_node_id() -> str | None:
+    """The id of the cluster's head node (it outlives the worker nodes), or None when none is marked."""
+    import ray
+
+    for node in ray.nodes():
+        if node.get("Alive") and "node:__internal_head__" in node.get("Resources", {}):
+            return str(node["NodeID"])
+    return None
 
 
 def run_progress(run: str, units: int | None, timeout: float = 30.0) -> RunProgress:

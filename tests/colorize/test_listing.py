@@ -366,3 +366,66 @@ def test_an_s3_prefix_is_listed_in_key_ranges_by_parallel_tasks_each_input_once(
     state = ray.get(progress.state())
     assert (state["listed"], state["done"], state["passed_over"]) == (len(names), True, 0)
     progress.close()
+
+
+_RANGE_DRIVER = """
+import json, sys
+import ray
+from archive_colorizer.colorize import sources
+
+address, input_url, output_url, endpoint, result = sys.argv[1:]
+ray.init(address=address, logging_level="ERROR")
+ray.data.DataContext.get_current().enable_progress_bars = False
+context = sources.ListingContext(
+    input_url, output_url, (".jpg",), "auto", "aa" * 32, storage_options={"endpoint_url": endpoint},
+    run_id="lost", listing_tasks=2, page_names=5,
+)
+dataset, progress, _ = sources.tree_dataset(context)
+listed = [row["input_url"] for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None)
+          for row in batch.select(["input_url"]).to_pylist()]
+state = ray.get(progress.state())
+json.dump({"listed": listed, "state": state}, open(result, "w"))
+"""
+
+
+@pytest.mark.slow
+def test_a_lost_listing_node_has_its_ranges_listed_again_and_nothing_counted_twice(s3_bucket, gates, tmp_path):
+    """Head without CPUs, one worker node lists; it is removed while a range's task waits at its second page."""
+    import json
+    import subprocess
+    import sys
+
+    from ray.cluster_utils import Cluster
+
+    from tests.conftest import REPO_ROOT
+
+    names = [f"IMG_{i:04d}.jpg" for i in range(80)]
+    roots = _put_keys(s3_bucket, "lost", names)
+    url, options = s3_bucket
+    (tmp_path / "driver.py").write_text(_RANGE_DRIVER)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 80 * 2**20})
+    try:
+        first = cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20)
+        cluster.wait_for_nodes()
+        gates.hold("colorize.list", "*#1")  # every range's task waits before its second page leaves
+        command = [sys.executable, str(tmp_path / "driver.py"), cluster.address, roots.input_url]
+        command += [roots.output_url, options["endpoint_url"], str(tmp_path / "result.json")]
+        env = {**__import__("os").environ, "PYTHONPATH": str(REPO_ROOT)}
+        with open(tmp_path / "driver.log", "wb") as log:
+            driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            try:
+                held = gates.wait_reached("colorize.list", process=driver)
+                cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20)
+                cluster.wait_for_nodes()
+                cluster.remove_node(first, allow_graceful=False)  # the only node the held tasks can be on
+            finally:
+                gates.release("colorize.list")
+            assert driver.wait(timeout=300) == 0, (tmp_path / "driver.log").read_text()[-3000:]
+    finally:
+        cluster.shutdown()
+    result = json.loads((tmp_path / "result.json").read_text())
+    held_ranges = {key.rsplit("#", 1)[0] for key, _ in held}
+    assert held_ranges and all(key.endswith("#1") for key, _ in held)
+    # Every input once, though the held ranges' first pages had left their tasks before the node went.
+    assert sorted(u.rsplit("/", 1)[1] for u in result["listed"]) == names
+    assert (result["state"]["listed"], result["state"]["done"]) == (len(names), True)
