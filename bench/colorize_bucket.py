@@ -1,0 +1,269 @@
+"""Colorize a simulated bucket (bench/s3sim.py): parallel listing of every layout, and resume that costs nothing.
+
+The bucket is :mod:`s3sim`'s (generated keys, 30 ms per ``LIST``, 15 ms per ``HEAD``/``GET``/``PUT``),
+served from a thread of this process; a local Ray of ``--cpus`` CPUs runs the work. Prints JSON:
+
+- ``listing``: per layout (``wide``, ``flat``), size (``--sizes``, default 100k and 100M keys) and
+  number of listing tasks (``--tasks``, default 1 and 4): the listing dataset alone
+  (``sources.tree_dataset``: ranges planned with ``LIST`` probes, listed by that many tasks), its
+  seconds to the first block, keys per second after it over ``--listing-seconds``, and the requests
+  it made by type;
+- ``jobs``: the colorize job (its driver a separate process, a tiny generator) on the ``tree``
+  layout of ``--job-keys`` keys: ``fresh`` (seconds to the first output, driver peak RSS),
+  ``rerun_finished`` (a manifest of every input synthesized on the simulator: the run to its end,
+  requests by type and by kind of object) and ``rerun_90`` (90% of the inputs finished, every tenth
+  one not: seconds to the first new output);
+- ``load_average`` at the start and end (the machine is shared).
+
+The figures to judge are ratios and counts (``docs/colorize-at-scale.md``), not absolute seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import s3sim  # noqa: E402
+from common import local_ray  # noqa: E402
+
+CREDENTIALS = {"key": "bench", "secret": "bench"}
+
+
+def _options(sim: s3sim.S3Sim) -> dict[str, Any]:
+    return {"endpoint_url": sim.endpoint, **CREDENTIALS, "skip_instance_cache": True}
+
+
+def listing_figures(sim: s3sim.S3Sim, tasks: int, seconds: float) -> dict[str, Any]:
+    """The listing dataset alone on ``sim``'s bucket with ``tasks`` listing tasks: first block, rate, requests."""
+    from archive_colorizer.colorize import sources
+
+    context = sources.ListingContext(
+        sim.url, "s3://archive/out", (".jpg",), "auto", "00" * 32, first_chunk_rows=1024,
+        storage_options=_options(sim), run_id=f"bench-{tasks}", listing_tasks=tasks,
+    )  # fmt: skip
+    sim.reset_stats()
+    started = time.perf_counter()
+    dataset, progress, _ = sources.tree_dataset(context)
+    planned = time.perf_counter() - started
+    listed, first = 0, None
+    for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+        if first is None:
+            first = time.perf_counter()
+        else:
+            listed += batch.num_rows
+        if time.perf_counter() - first > seconds:
+            break
+    elapsed = max(time.perf_counter() - (first or started), 1e-9)
+    progress.close()
+    stats = sim.stats()
+    return {
+        "listing_tasks": tasks,
+        "seconds_to_plan": round(planned, 3),
+        "seconds_to_first_block": round((first or started) - started, 3),
+        "keys_listed_after_first_block": listed,
+        "keys_per_second": round(listed / elapsed, 1),
+        "requests": stats["requests"],
+    }
+
+
+def synthesize_manifest(sim: s3sim.S3Sim, output: str, count: int, every: int = 1, skip: int | None = None) -> int:
+    """Put a manifest of ``colorized`` rows for inputs ``0..count-1`` (but every ``skip``-th) on the simulator,
+    in parts of 10,000 rows as the job writes them; returns the rows written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import s3fs
+
+    from archive_colorizer.colorize import manifest, manifest_writer
+
+    fs = s3fs.S3FileSystem(endpoint_url=sim.endpoint, **CREDENTIALS, skip_instance_cache=True)
+    run = manifest.RunInfo("bench0000000", dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "", "bench")
+    space, written, seq = sim.space, 0, 0
+    chosen = [i for i in range(count) if skip is None or i % skip]
+    for start in range(0, len(chosen), manifest_writer.ROWS_PER_PART):
+        keys = [space.key(i) for i in chosen[start : start + manifest_writer.ROWS_PER_PART]]
+        n = len(keys)
+        columns = {f.name: pa.nulls(n, f.type) for f in manifest.MANIFEST_SCHEMA}
+        columns["input_url"] = pa.array([f"s3://archive/{k}" for k in keys])
+        columns["output_url"] = pa.array([f"{output}/{k.removeprefix(s3sim.ROOT)}" for k in keys])
+        columns["status"] = pa.array([manifest.COLORIZED] * n)
+        columns["model_sha256"] = pa.array([""] * n)  # "": made by an unknown generator, counts as finished
+        columns["run_id"] = pa.array([run.run_id] * n)
+        columns["recorded_at"] = pa.array([run.started] * n, pa.timestamp("us", tz="UTC"))
+        buffer = io.BytesIO()
+        pq.write_table(pa.table(columns, schema=manifest.MANIFEST_SCHEMA), buffer, compression="zstd")
+        path = f"{output.removeprefix('s3://')}/{manifest.MANIFEST_DIR}/{manifest_writer.part_name(run, seq)}"
+        fs.pipe_file(path, buffer.getvalue())
+        written, seq = written + n, seq + 1
+    return written
+
+
+def _kinds(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Requests by type and kind of object: inputs (scans/), outputs, _manifest, _resume, _runs, other."""
+    kinds: dict[str, dict[str, int]] = {}
+    for kind, prefixes in stats["by_prefix"].items():
+        for prefix, n in prefixes.items():
+            if prefix.startswith(s3sim.ROOT):
+                what = "inputs"
+            elif prefix.startswith("out") and "/_" in prefix:
+                what = prefix.split("/_", 1)[1].split("/", 1)[0].rstrip("/")
+                what = "_" + what
+            elif prefix.startswith("out"):
+                what = "outputs"
+            else:
+                what = "other"
+            kinds.setdefault(what, {}).setdefault(kind, 0)
+            kinds[what][kind] += n
+    return kinds
+
+
+def _output_puts(stats: dict[str, Any], output_prefix: str) -> int:
+    return sum(
+        n
+        for prefix, n in stats["by_prefix"].get("PUT", {}).items()
+        if prefix.startswith(output_prefix) and "/_" not in prefix
+    )
+
+
+def run_driver(
+    sim: s3sim.S3Sim, output: str, model: str, options: argparse.Namespace, to_end: bool, workdir: Path
+) -> dict[str, Any]:
+    """The colorize driver on ``sim`` until its first output (``to_end``: until it ends); figures and requests."""
+    import psutil
+    import ray
+
+    command = [sys.executable, "-m", "archive_colorizer", "colorize", sim.url, output, "--model", model]
+    command += ["--no-progress", "--ray-address", ray.get_runtime_context().gcs_address]
+    command += [f"--storage-option=endpoint_url={sim.endpoint}"]
+    command += [f"--storage-option={k}={v}" for k, v in CREDENTIALS.items()]
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+    prefix = output.removeprefix("s3://archive/")
+    sim.reset_stats()
+    started = time.perf_counter()
+    log_path = workdir / f"{prefix.replace('/', '_')}.log"
+    with open(log_path, "wb") as log:
+        driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        process = psutil.Process(driver.pid)
+        peak, first, deadline = 0, None, started + options.timeout
+        try:
+            while time.perf_counter() < deadline and driver.poll() is None:
+                try:
+                    peak = max(peak, process.memory_info().rss)
+                except psutil.Error:
+                    break
+                if first is None and _output_puts(sim.stats(), prefix) > 0:
+                    first = time.perf_counter() - started
+                    if not to_end:
+                        deadline = min(deadline, time.perf_counter() + options.observe)
+                time.sleep(0.05)
+        finally:
+            ended = time.perf_counter() - started
+            code = driver.poll()
+            _stop(driver)
+    stats = sim.stats()
+    figures: dict[str, Any] = {
+        "seconds_to_first_output": None if first is None else round(first, 3),
+        "seconds": round(ended, 3),
+        "exit_code": code,
+        "driver_peak_rss_bytes": peak,
+        "requests": stats["requests"],
+        "requests_by_kind": _kinds(stats),
+        "log": str(log_path),
+    }
+    if to_end and code == 0:
+        summary = json.loads(_read(sim, f"{prefix}/_summary.json"))
+        figures["summary"] = {k: summary[k] for k in ("inputs", "counts", "passed_over", "wall_seconds")}
+    return figures
+
+
+def _read(sim: s3sim.S3Sim, key: str) -> bytes:
+    import s3fs
+
+    return s3fs.S3FileSystem(endpoint_url=sim.endpoint, **CREDENTIALS, skip_instance_cache=True).cat(f"archive/{key}")
+
+
+def _stop(driver: subprocess.Popen) -> None:
+    if driver.poll() is None:
+        os.killpg(driver.pid, signal.SIGTERM)
+        try:
+            driver.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+
+
+def jobs(options: argparse.Namespace, model: str) -> dict[str, Any]:
+    """Fresh run, re-run of a finished job, re-run of a 90%-finished job, on the tree layout."""
+    out: dict[str, Any] = {"keys": options.job_keys, "layout": "tree"}
+    with s3sim.S3Sim("tree", options.job_keys, prefixes=max(1, options.job_keys // 1000)) as sim:
+        out["listing_alone"] = listing_figures(sim, options.job_tasks, options.listing_seconds)
+        out["fresh"] = run_driver(sim, "s3://archive/out-fresh", model, options, False, options.workdir)
+        rows = synthesize_manifest(sim, "s3://archive/out-done", options.job_keys)
+        out["rerun_finished"] = {"manifest_rows": rows, "first": None, "second": None}
+        # The first re-run reads the synthesized manifest and keeps the index; the second reads the index.
+        out["rerun_finished"]["first"] = run_driver(sim, "s3://archive/out-done", model, options, True, options.workdir)
+        out["rerun_finished"]["second"] = run_driver(
+            sim, "s3://archive/out-done", model, options, True, options.workdir
+        )
+        rows = synthesize_manifest(sim, "s3://archive/out-90", options.job_keys, skip=10)
+        out["rerun_90"] = {"manifest_rows": rows}
+        out["rerun_90"].update(run_driver(sim, "s3://archive/out-90", model, options, False, options.workdir))
+    fresh, ninety = out["fresh"]["seconds_to_first_output"], out["rerun_90"]["seconds_to_first_output"]
+    if fresh and ninety:
+        out["rerun_90_first_output_ratio"] = round(ninety / fresh, 2)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layouts", nargs="+", default=["wide", "flat"], choices=s3sim.LAYOUTS)
+    parser.add_argument("--sizes", nargs="+", type=int, default=[100_000, 100_000_000])
+    parser.add_argument("--tasks", nargs="+", type=int, default=[1, 4], help="listing tasks to compare")
+    parser.add_argument("--listing-seconds", type=float, default=10.0)
+    parser.add_argument("--job-keys", type=int, default=100_000, help="keys of the job runs (0: no job runs)")
+    parser.add_argument("--job-tasks", type=int, default=4, help="listing tasks of the job runs' listing figure")
+    parser.add_argument("--observe", type=float, default=3.0, help="seconds a run goes on after its first output")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/colorize-bucket"))
+    options = parser.parse_args(argv)
+    options.workdir.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"load_average_start": os.getloadavg(), "cpus": options.cpus, "listing": {}}
+    with local_ray(options.cpus):
+        for layout in options.layouts:
+            for size in options.sizes:
+                with s3sim.S3Sim(layout, size) as sim:
+                    runs = [listing_figures(sim, tasks, options.listing_seconds) for tasks in options.tasks]
+                rates = [run["keys_per_second"] for run in runs]
+                report["listing"][f"{layout}-{size}"] = {
+                    "runs": runs,
+                    "rate_ratio_most_to_fewest_tasks": round(rates[-1] / max(rates[0], 1e-9), 2),
+                }
+        if options.job_keys:
+            import torch
+
+            from archive_colorizer.models import GeneratorSpec
+            from archive_colorizer.models.artifact import save_generator
+
+            torch.manual_seed(0)
+            spec = GeneratorSpec(ngf=8, num_downs=5)
+            model = str(options.workdir / "generator")
+            save_generator(spec.build(), model, spec=spec, working_size=32)
+            report["jobs"] = jobs(options, model)
+    report["load_average_end"] = os.getloadavg()
+    print(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    main()
