@@ -5,7 +5,7 @@ served from a thread of this process; a local Ray of ``--cpus`` CPUs runs the wo
 
 - ``listing``: per layout (``wide``, ``flat``), size (``--sizes``, default 100k and 100M keys) and
   number of listing tasks (``--tasks``, default 1 and 4): the listing dataset alone
-  (``sources.tree_dataset``: ranges planned with ``LIST`` probes, listed by that many tasks), its
+  (``listing_tasks.tree_dataset``: ranges planned with ``LIST`` probes, listed by that many tasks), its
   seconds to the first block, keys per second after it over ``--listing-seconds``, and the requests
   it made by type;
 - ``jobs``: the colorize job (its driver a separate process, a tiny generator) on the ``tree``
@@ -46,15 +46,16 @@ def _options(sim: s3sim.S3Sim) -> dict[str, Any]:
 
 def listing_figures(sim: s3sim.S3Sim, tasks: int, seconds: float) -> dict[str, Any]:
     """The listing dataset alone on ``sim``'s bucket with ``tasks`` listing tasks: first block, rate, requests."""
-    from archive_colorizer.colorize import sources
+    from archive_colorizer.colorize import listing_tasks
 
-    context = sources.ListingContext(
-        sim.url, "s3://archive/out", (".jpg",), "auto", "00" * 32, first_chunk_rows=1024,
+    context = listing_tasks.ListingContext(
+        input_url=sim.url, output_url="s3://archive/out", extensions=(".jpg",), requested_format="auto",
+        model_sha256="00" * 32, first_chunk_rows=1024,
         storage_options=_options(sim), run_id=f"bench-{tasks}", listing_tasks=tasks,
     )  # fmt: skip
     sim.reset_stats()
     started = time.perf_counter()
-    dataset, progress, _ = sources.tree_dataset(context)
+    dataset, progress, _ = listing_tasks.tree_dataset(context)
     planned = time.perf_counter() - started
     listed, first = 0, None
     for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
@@ -115,6 +116,8 @@ def _kinds(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
         for prefix, n in prefixes.items():
             if prefix.startswith(s3sim.ROOT):
                 what = "inputs"
+            elif prefix.startswith("out") and prefix.count("/") == 1:
+                what = "job files"  # _config.yaml, _summary.json
             elif prefix.startswith("out") and "/_" in prefix:
                 what = prefix.split("/_", 1)[1].split("/", 1)[0].rstrip("/")
                 what = "_" + what

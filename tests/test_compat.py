@@ -55,7 +55,7 @@ def test_the_logical_plan_edit_fuses_the_listing_and_its_cut_into_one_task():
 def test_the_logical_plan_edit_fuses_a_listing_limited_to_some_tasks_at_once():
     import ray.data
 
-    from archive_colorizer.colorize.sources import LISTING_REMOTE_ARGS
+    from archive_colorizer.colorize.listing_tasks import LISTING_REMOTE_ARGS
 
     compute = ray.data.TaskPoolStrategy(size=1)
     dataset = ray.data.from_items([{"unit": 1}, {"unit": 2}], override_num_blocks=2)

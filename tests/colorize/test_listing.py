@@ -371,16 +371,17 @@ def test_an_s3_prefix_is_listed_in_key_ranges_by_parallel_tasks_each_input_once(
 _RANGE_DRIVER = """
 import json, sys
 import ray
-from archive_colorizer.colorize import sources
+from archive_colorizer.colorize import listing_tasks
 
 address, input_url, output_url, endpoint, result = sys.argv[1:]
 ray.init(address=address, logging_level="ERROR")
 ray.data.DataContext.get_current().enable_progress_bars = False
-context = sources.ListingContext(
-    input_url, output_url, (".jpg",), "auto", "aa" * 32, storage_options={"endpoint_url": endpoint},
+context = listing_tasks.ListingContext(
+    input_url=input_url, output_url=output_url, extensions=(".jpg",), requested_format="auto",
+    model_sha256="aa" * 32, storage_options={"endpoint_url": endpoint},
     run_id="lost", listing_tasks=2, page_names=5,
 )
-dataset, progress, _ = sources.tree_dataset(context)
+dataset, progress, _ = listing_tasks.tree_dataset(context)
 listed = [row["input_url"] for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None)
           for row in batch.select(["input_url"]).to_pylist()]
 state = ray.get(progress.state())
