@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--job-tasks", type=int, default=4, help="listing tasks of the job runs' listing figure")
     parser.add_argument("--observe", type=float, default=3.0, help="seconds a run goes on after its first output")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--list-ms", type=float, default=30.0, help="LIST latency of the listing runs (ms)")
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/colorize-bucket"))
     options = parser.parse_args(argv)
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with local_ray(options.cpus):
         for layout in options.layouts:
             for size in options.sizes:
-                with s3sim.S3Sim(layout, size) as sim:
+                with s3sim.S3Sim(layout, size, latency={"LIST": options.list_ms / 1000}) as sim:
                     runs = [listing_figures(sim, tasks, options.listing_seconds) for tasks in options.tasks]
                 rates = [run["keys_per_second"] for run in runs]
                 report["listing"][f"{layout}-{size}"] = {

@@ -332,10 +332,10 @@ def test_output_clashes_are_found_across_key_ranges(s3_bucket, cut):
 
 
 def storage_first_after(roots, positions):
-    from archive_colorizer import storage
+    from archive_colorizer import folders
 
     bucket, prefix = input_rows.s3_location(roots)
-    return storage.first_s3_keys_after(roots.input_fs, bucket, prefix, positions)
+    return folders.first_s3_keys_after(roots.input_fs, bucket, prefix, positions)
 
 
 @pytest.mark.usefixtures("ray_local")
@@ -346,11 +346,11 @@ def test_an_s3_prefix_is_listed_in_key_ranges_by_parallel_tasks_each_input_once(
     roots = _put_keys(s3_bucket, "flat", names)
     url, options = s3_bucket
     context = listing_tasks.ListingContext(
-        roots.input_url,
-        roots.output_url,
-        (".jpg", ".gif", ".png"),
-        "auto",
-        "aa" * 32,
+        input_url=roots.input_url,
+        output_url=roots.output_url,
+        extensions=(".jpg", ".gif", ".png"),
+        requested_format="auto",
+        model_sha256="aa" * 32,
         storage_options=options,
         run_id="ranges",
         listing_tasks=3,
