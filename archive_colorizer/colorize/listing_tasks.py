@@ -6,12 +6,15 @@
     list:  plan_chunks (driver: size, footer or manifest.json) -> from_items(chunks)
            -> map_batches(list_chunks)  listing tasks: their share of the chunks, claims in ClaimShard actors
 
-Each listing task walks its unit a page of a folder's listing at a time (one S3 ``LIST`` page,
-:func:`archive_colorizer.folders.iter_folder_pages`) and yields its rows as it goes; the
-dataset is cut into blocks of one task batch (``repartition(target_num_rows_per_block=...)``,
-streaming), so the first images are colorized while the listing goes on; the driver holds no
-path. Rows are marked against the resume index as they are listed
-(:func:`mark_finished`, :mod:`.resume`). A :class:`ListingProgress` actor counts what was
+A unit is a key range of an S3 prefix (any layout: cut at split keys sampled with ``LIST``
+probes, :func:`~.input_rows.plan_ranges`, or at the resume index's) or, on other filesystems, a
+folder. Each listing task lists its unit a page at a time (one S3 ``LIST`` page,
+:func:`archive_colorizer.folders.iter_s3_keys` / :func:`~archive_colorizer.folders.iter_folder_pages`),
+at most ``listing_tasks`` at once, and yields its rows as it goes; the dataset is cut into blocks
+of one task batch (``repartition(target_num_rows_per_block=...)``, streaming), so the first images
+are colorized while the listing goes on; the driver holds no path. Inputs earlier runs finished are
+dropped as they are listed, against the range's shard of the resume index (:func:`drop_finished`,
+:mod:`.resume`): no request, no row, counted as passed over. A :class:`ListingProgress` actor counts what was
 listed per unit (idempotent per unit, so a retried task does not count twice) and knows when
 the listing has ended: the driver's progress bar and the final check that the counts add up
 read it. The driver process keeps one such actor for all its runs on the same Ray (each run's

@@ -91,9 +91,10 @@ ROW_SCHEMA = pa.schema(
     ]
 )
 """Rows between the stages: the manifest fields plus work fields that never reach the manifest:
-``output_format`` (JPEG|PNG|TIFF), ``previous_sha256`` (set when a previous run finished the
-input), ``data`` (the input's bytes), ``gray_small`` ((S, S) uint8 gray squeezed to the model's
-size) and ``chroma`` ((2, S, S) float32 predicted Cb/Cr offsets), the last two as C-order bytes,
+``output_format`` (JPEG|PNG|TIFF), ``previous_sha256`` (the job drops finished inputs at listing,
+:mod:`.resume`; set, the decode stage skips the input if its output exists), ``data`` (the
+input's bytes), ``gray_small`` ((S, S) uint8 gray squeezed to the model's size) and ``chroma``
+((2, S, S) float32 predicted Cb/Cr offsets), the last two as C-order bytes,
 and ``storage_retries`` (object-store requests retried while working on the input)."""
 RESULT_SCHEMA = MANIFEST_SCHEMA.append(pa.field("storage_retries", pa.int32()))
 """What the last stage hands the driver: manifest rows plus ``storage_retries`` (summed into

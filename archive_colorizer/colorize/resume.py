@@ -72,7 +72,7 @@ class ResumeIndex:
 
     @classmethod
     def from_manifest(cls, table: pa.Table) -> ResumeIndex:
-        """Build from manifest rows in memory (tests, small tools): the cluster path is :func:`build_index`."""
+        """Build from manifest rows in memory (tests, small tools): the cluster path is :meth:`IndexPlan.build`."""
         return _combine(_key_table(table))
 
     def __len__(self) -> int:
