@@ -223,7 +223,7 @@ def listing_alone(list_url: str, seconds: float, watch: Watch) -> dict[str, Any]
         first_chunk_rows=1024,
     )
     started = time.perf_counter()
-    dataset, progress = listing_tasks.list_dataset(list_url, context)
+    dataset, progress, _ = listing_tasks.list_dataset(list_url, context)
     listed, first = 0, None
     batches = iter(dataset.iter_batches(batch_format="pyarrow", batch_size=None))
     try:

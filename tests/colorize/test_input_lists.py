@@ -123,7 +123,7 @@ def _photo_archive(tmp_path, photos, names):
 
 def _listed(tmp_path, list_path, extensions=(".jpg", ".png", ".gif"), run_id="run"):
     context = _context(str(tmp_path / "in"), str(tmp_path / "out"), extensions, run_id=run_id)
-    dataset, progress = listing_tasks.list_dataset(str(list_path), context)
+    dataset, progress, _ = listing_tasks.list_dataset(str(list_path), context)
     try:
         return [
             (os.path.relpath(r["input_url"], tmp_path / "in"), r["status"], r["reason"]) for r in dataset.take_all()
@@ -179,7 +179,7 @@ def test_duplicates_stay_done_once_when_the_claim_shard_is_killed_between_claims
     # Chunk 2 (b, f, a) waits before it is read until chunks 0 and 1 have claimed theirs and the
     # shard that holds those claims has been killed: its restarted process must still know them.
     gates.hold("colorize.list", f"{path}#2")
-    dataset, progress = listing_tasks.list_dataset(str(path), context)
+    dataset, progress, _ = listing_tasks.list_dataset(str(path), context)
     results: list = []
     reader = threading.Thread(target=lambda: results.extend(dataset.take_all()))
     reader.start()
@@ -213,7 +213,7 @@ def test_duplicates_stay_done_once_when_the_claim_shard_is_killed_while_it_answe
     # The shard holds its answer to chunk 0 (a, b, c claimed and logged); whatever order the
     # other chunks reach it, their calls wait behind this one, in the process that is killed.
     gates.hold("colorize.claim", "0:0")
-    dataset, progress = listing_tasks.list_dataset(str(path), context)
+    dataset, progress, _ = listing_tasks.list_dataset(str(path), context)
     results: list = []
     reader = threading.Thread(target=lambda: results.extend(dataset.take_all()))
     reader.start()
@@ -289,7 +289,7 @@ def test_an_s3_inventory_is_an_input_list_of_the_latest_images_below_input(s3_bu
     plan = input_lists.plan_chunks(manifest_url, options)
     assert plan.inventory and len(plan.chunks) == 1
     context = _context(f"{bucket_url}/scans", f"{bucket_url}/out", (".jpg", ".png"), storage_options=options)
-    dataset, progress = listing_tasks.list_dataset(manifest_url, context)
+    dataset, progress, _ = listing_tasks.list_dataset(manifest_url, context)
     listed = sorted((r["input_url"], r["output_url"], r["status"]) for r in dataset.take_all())
     progress.close()
     assert listed == [
@@ -363,7 +363,7 @@ def test_a_listing_task_killed_mid_list_is_redone_without_a_row_twice(tmp_path, 
     # chunk 2. Its retry lists chunk 0 again: the same positions get the same answers, and the
     # rows it had already handed on are not handed on twice.
     gates.hold("colorize.list", f"{path}#2")
-    dataset, progress = listing_tasks.list_dataset(str(path), context)
+    dataset, progress, _ = listing_tasks.list_dataset(str(path), context)
     results: list = []
     reader = threading.Thread(target=lambda: results.extend(dataset.take_all()))
     reader.start()
