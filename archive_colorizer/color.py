@@ -45,10 +45,7 @@ AB_SCALE = 110.0
 """``ab_norm = ab / AB_SCALE`` maps a, b in about [-110, 110] to [-1, 1]."""
 
 # BT.601 full-range YCbCr -> RGB coefficients (JFIF), in units of the chroma offset from neutral.
-_CR_TO_R = 1.402
-_CB_TO_G = -0.344136
-_CR_TO_G = -0.714136
-_CB_TO_B = 1.772
+_CR_TO_R, _CB_TO_G, _CR_TO_G, _CB_TO_B = 1.402, -0.344136, -0.714136, 1.772
 # Rows processed at once by the chroma limit: bounds the float32 temporaries to a strip.
 _STRIP_ROWS = 256
 

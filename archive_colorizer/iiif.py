@@ -14,7 +14,7 @@ part of IIIF support that needs no Ray:
   by a ``Choice`` of [original, colorized] (IIIF Cookbook recipe 0033, "Choice of Alternative
   Images"), the colorized image labelled as AI-colorized with the generator and its C2PA status.
 
-colorize uses both with ``--input-iiif`` (:func:`archive_colorizer.colorize.listing_tasks.iiif_rows`)
+colorize uses both with ``--input-iiif`` (:func:`archive_colorizer.colorize.iiif_in.iiif_rows`)
 and ``--iiif-base-url`` (:mod:`archive_colorizer.colorize.iiif_out`); see docs/iiif.md. A small
 reader of the JSON, not iiif-prezi3 (its 3.1.1 pins Pillow <= 12.0.0).
 

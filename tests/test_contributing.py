@@ -58,3 +58,12 @@ def test_the_modules_said_to_import_ray_are_those_that_do():
     said = set(re.findall(r"`([^`]+)`", block.group(1)))
     actual = {str(p.relative_to(PACKAGE_DIR)) for p in PACKAGE_DIR.rglob("*.py") if _imports_ray(p)}
     assert said == actual
+
+
+def test_no_module_is_over_450_lines():
+    long = {
+        str(p.relative_to(PACKAGE_DIR)): n
+        for p in PACKAGE_DIR.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 450
+    }
+    assert long == {}  # split it: a module does one thing

@@ -18,7 +18,7 @@ from archive_colorizer.colorize import manifest
 
 if TYPE_CHECKING:
     from archive_colorizer.colorize.config import ColorizeConfig
-    from archive_colorizer.colorize.listing_tasks import IiifSource
+    from archive_colorizer.colorize.iiif_in import IiifSource
 
 IIIF_DIR = "_iiif"
 _MIME = {".jpg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff"}

@@ -24,7 +24,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archive_colorizer import __version__, signing, storage
-from archive_colorizer.colorize import iiif_out, input_rows, listing_tasks, manifest, manifest_writer, resume, review
+from archive_colorizer.colorize import (
+    iiif_in,
+    iiif_out,
+    input_rows,
+    listing_tasks,
+    manifest,
+    manifest_writer,
+    resume,
+    review,
+)
 from archive_colorizer.colorize.pool import actor_pool_bounds
 from archive_colorizer.colorize.stage_settings import StageSettings
 from archive_colorizer.errors import ArchiveColorizerError, ConfigError, JobError, JobStopped, StorageError
@@ -163,7 +172,7 @@ def _listing(config: ColorizeConfig, run_info: manifest.RunInfo) -> tuple[Any, A
     )
     if config.input_iiif:
         try:
-            dataset, progress, source, index = listing_tasks.iiif_dataset(config.input, context, resume_from)
+            dataset, progress, source, index = iiif_in.iiif_dataset(config.input, context, resume_from)
         except ValueError as exc:
             raise ConfigError(f"--input-iiif: {exc}") from exc
         return dataset, progress, source, index

@@ -1,4 +1,8 @@
-"""Where the rows come from: listing datasets that stream on the cluster, and their progress.
+"""Where the rows come from: listing datasets that stream on the cluster.
+
+Their progress is counted by :mod:`.listing_progress`, an input list's claims are held by
+:mod:`.claim_shards`, an S3 prefix is cut into key ranges by :mod:`.key_ranges`, a IIIF
+manifest's rows come from :mod:`.iiif_in`.
 
 ::
 
@@ -7,7 +11,7 @@
            -> map_batches(list_chunks)  listing tasks: their share of the chunks, claims in ClaimShard actors
 
 A unit is a key range of an S3 prefix (any layout: cut at split keys sampled with ``LIST``
-probes, :func:`~.input_rows.plan_ranges`, or at the resume index's) or, on other filesystems, a
+probes, :func:`~.key_ranges.plan_ranges`, or at the resume index's) or, on other filesystems, a
 folder. Each listing task lists its unit a page at a time (one S3 ``LIST`` page,
 :func:`archive_colorizer.folders.iter_s3_keys` / :func:`~archive_colorizer.folders.iter_folder_pages`),
 at most ``listing_tasks`` at once, and yields its rows as it goes; the dataset is cut into blocks
@@ -31,18 +35,16 @@ depend on the order of the entries (:func:`.input_rows.list_entry_rows`).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from archive_colorizer import compat, folders, gates, storage
-from archive_colorizer.colorize import claims, input_lists, input_rows, manifest, resume
+from archive_colorizer.colorize import claims, input_lists, input_rows, key_ranges, manifest, resume
+from archive_colorizer.colorize.claim_shards import ListClaims, start_claims
+from archive_colorizer.colorize.listing_progress import ListRunProgress, _progress_actor, run_progress
 
 MAX_CHUNK_ROWS = 1024
 """Most rows a listing task holds before it yields them (one folder may be larger)."""
@@ -146,8 +148,8 @@ def _unit_pages(roots: input_rows.Roots, unit: dict[str, Any], context: ListingC
     """(unit label, its pages of rows): a key range of an S3 prefix or a folder (recursive or not)."""
     folder, recursive = str(unit["folder"]), bool(unit["recursive"])
     if unit["ranged"]:
-        key_range = input_rows.KeyRange(unit["after"] or None, unit["last"] or None)
-        pages = input_rows.iter_range_rows(
+        key_range = key_ranges.KeyRange(unit["after"] or None, unit["last"] or None)
+        pages = key_ranges.iter_range_rows(
             roots, key_range, context.extensions, context.requested_format, context.page_names
         )
         return key_range.label(folder), pages
@@ -205,184 +207,6 @@ def list_chunks(
         _report(context, unit, (listed, other, passed), True)
 
 
-class ClaimShard:
-    """Ray actor: one shard of an input list's claims (:class:`.claims.ClaimTable`), logged on its node.
-
-    Created with ``max_restarts=-1`` and ``max_task_retries=-1``: a shard whose process dies is
-    started again with the same log (its claims read back) and the calls it had not answered are
-    sent again.
-    """
-
-    def __init__(self, log_path: str, shard: int) -> None:
-        os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        self.table = claims.ClaimTable(log_path)
-        self.shard = shard
-
-    def claim(self, keys: np.ndarray, positions: np.ndarray, chunk: int) -> np.ndarray:
-        """:meth:`.claims.ClaimTable.claim`; hold point ``colorize.claim`` (key ``<shard>:<chunk>``) after
-        the claims are logged, before the answer leaves."""
-        holds = self.table.claim(keys, positions)
-        gates.hold("colorize.claim", f"{self.shard}:{chunk}")
-        return holds
-
-    def info(self) -> dict[str, int]:
-        """``pid``, ``inputs`` (distinct inputs claimed) and ``bytes`` (their size in memory)."""
-        return {"pid": os.getpid(), "inputs": len(self.table), "bytes": self.table.nbytes()}
-
-    def close(self) -> None:
-        """Remove the shard's log, and the run's folder of logs once it is empty (its run has ended)."""
-        if self.table.log_path and os.path.exists(self.table.log_path):
-            os.remove(self.table.log_path)
-            try:
-                os.rmdir(os.path.dirname(self.table.log_path))
-            except OSError:
-                pass  # another shard's log is still there: the last shard removes the folder
-
-
-@dataclass(frozen=True)
-class ListClaims:
-    """The :class:`ClaimShard` actors of one run's input list (picklable: goes to the listing tasks).
-
-    Attributes:
-        shards: the actors' handles; key ``k`` is shard ``k % len(shards)``'s.
-    """
-
-    shards: tuple[Any, ...]
-
-    def mark_duplicates(self, rows: list[dict[str, Any]], positions: list[int], chunk: int) -> int:
-        """Claim the rows' inputs at ``positions``; mark ``duplicate`` those another entry holds. Returns how many."""
-        import ray
-
-        if not rows:
-            return 0
-        keys = np.array([claims.input_key(row["input_url"]) for row in rows], dtype=np.uint64)
-        where = np.asarray(positions, dtype=np.uint64)
-        shard_of = keys % np.uint64(len(self.shards))
-        parts = [np.flatnonzero(shard_of == shard) for shard in range(len(self.shards))]
-        pending = [
-            (part, self.shards[shard].claim.remote(keys[part], where[part], chunk))
-            for shard, part in enumerate(parts)
-            if len(part)
-        ]
-        repeated = 0
-        for part, answer in pending:
-            for i in part[~ray.get(answer)]:
-                rows[i]["status"] = manifest.DUPLICATE
-                repeated += 1
-        return repeated
-
-    def info(self) -> list[dict[str, int]]:
-        """Each shard's :meth:`ClaimShard.info`."""
-        import ray
-
-        return ray.get([shard.info.remote() for shard in self.shards])
-
-    def close(self) -> None:
-        """Remove the shards' logs and end the actors."""
-        import ray
-
-        try:
-            ray.get([shard.close.remote() for shard in self.shards], timeout=30)
-        except (ray.exceptions.RayError, TimeoutError):
-            pass  # a log left in the temporary folder is all that is lost
-        for shard in self.shards:
-            ray.kill(shard)
-
-
-def start_claims(run: str, shards: int) -> ListClaims:
-    """``shards`` new :class:`ClaimShard` actors for run ``run`` on the driver's node, logs in its temporary folder."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-    folder = os.path.join(tempfile.gettempdir(), "archive-colorizer-claims", f"{run}-{uuid.uuid4().hex[:8]}")
-    actor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, scheduling_strategy=here)(ClaimShard)  # type: ignore[call-overload]
-    return ListClaims(tuple(actor.remote(os.path.join(folder, f"shard-{i}.bin"), i) for i in range(shards)))
-
-
-@dataclass
-class _RunCounts:
-    units: int | None = None
-    listed: dict[str, tuple[int, int, int]] = field(default_factory=dict)
-    finished: set[str] = field(default_factory=set)
-
-
-class ListingProgress:
-    """Ray actor: inputs listed per run and unit (set, not added: a retried task reports the same
-    unit again). One actor serves the runs of one driver process (:func:`run_progress`)."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, _RunCounts] = {}
-
-    def start(self, run: str, units: int | None) -> None:
-        """Begin (or re-begin) counting run ``run``, whose listing has ``units`` units (None: unknown)."""
-        self.counts.setdefault(run, _RunCounts()).units = units
-
-    def report(self, run: str, unit: str, listed: int, other: int, passed: int, done: bool) -> None:
-        """Set ``unit``'s counts: rows listed, of them redone for another generator, finished inputs passed over."""
-        counts = self.counts.setdefault(run, _RunCounts())
-        counts.listed[unit] = (listed, other, passed)
-        if done:
-            counts.finished.add(unit)
-
-    def state(self, run: str) -> dict[str, Any]:
-        """``listed`` (rows), ``other_model`` (finished by another generator, redone), ``passed_over``
-        (finished by earlier runs: no row), ``done`` (listing ended)."""
-        counts = self.counts.get(run, _RunCounts())
-        return {
-            "listed": sum(n for n, _, _ in counts.listed.values()),
-            "other_model": sum(o for _, o, _ in counts.listed.values()),
-            "passed_over": sum(p for _, _, p in counts.listed.values()),
-            "done": counts.units is not None and len(counts.finished) >= counts.units,
-        }
-
-    def forget(self, run: str) -> None:
-        """Drop run ``run``'s counts (its job has read them)."""
-        self.counts.pop(run, None)
-
-    def runs(self) -> int:
-        """How many runs the actor holds counts for."""
-        return len(self.counts)
-
-
-@dataclass(frozen=True)
-class RunProgress:
-    """One run's share of the :class:`ListingProgress` actor (picklable: goes to the listing tasks).
-
-    Attributes:
-        actor: the actor's handle.
-        run: the key of this run's counts (the run id).
-    """
-
-    actor: Any
-    run: str
-
-    def report(self, unit: str, listed: int, other: int, passed: int, done: bool) -> Any:
-        """Send what ``unit`` has listed so far; returns the call's ``ObjectRef``."""
-        return self.actor.report.remote(self.run, unit, listed, other, passed, done)
-
-    def state(self) -> Any:
-        """``ObjectRef`` of the run's :meth:`ListingProgress.state`."""
-        return self.actor.state.remote(self.run)
-
-    def close(self) -> None:
-        """Drop the run's counts in the actor (without waiting)."""
-        self.actor.forget.remote(self.run)
-
-
-@dataclass(frozen=True)
-class ListRunProgress(RunProgress):
-    """A :class:`RunProgress` of an input list that also ends the list's :class:`ListClaims` when closed."""
-
-    claims: ListClaims | None = None
-
-    def close(self) -> None:
-        """Drop the run's counts and end its claim shards."""
-        super().close()
-        if self.claims is not None:
-            self.claims.close()
-
-
 RANGES_PER_TASK = 4
 """Key ranges planned per listing task: ranges differ in size (sampled split points), so more ranges
 than tasks keep every task busy to the end."""
@@ -397,7 +221,7 @@ def listing_tasks_for_cluster() -> int:
 
 def plan_units(context: ListingContext, split_points: list[str] | None = None) -> list[dict[str, Any]]:
     """The listing units of INPUT (runs in a Ray task): on S3, key ranges of its prefix (cut at
-    ``split_points``, URLs, when given: the resume index's; else sampled: :func:`~.input_rows.plan_ranges`), about
+    ``split_points``, URLs, when given: the resume index's; else sampled: :func:`~.key_ranges.plan_ranges`), about
     :data:`RANGES_PER_TASK` per listing task; elsewhere folders (:func:`~.input_rows.plan_units`).
 
     Returns:
@@ -410,14 +234,14 @@ def plan_units(context: ListingContext, split_points: list[str] | None = None) -
             {"folder": folder, "recursive": recursive, "ranged": False, "after": "", "last": ""}
             for folder, recursive in input_rows.plan_units(roots)
         ]
-    bucket, prefix = input_rows.s3_location(roots)
+    bucket, prefix = key_ranges.s3_location(roots)
     base = storage.to_url(roots.input_fs, bucket) + "/"
     keys = [url[len(base) :] for url in split_points or [] if url.startswith(base + prefix)]
     if keys:
-        ranges = input_rows.ranges_from_points(keys)
+        ranges = key_ranges.ranges_from_points(keys)
     else:
         target = RANGES_PER_TASK * (context.listing_tasks or 1)
-        ranges = input_rows.plan_ranges(roots, target, context.page_names)
+        ranges = key_ranges.plan_ranges(roots, target, context.page_names)
     folder = storage.to_url(roots.input_fs, f"{bucket}/{prefix}")
     units = [{"folder": folder, "recursive": True, "ranged": True, "after": r.after, "last": r.last} for r in ranges]
     return [{**unit, "after": unit["after"] or "", "last": unit["last"] or ""} for unit in units]
@@ -558,170 +382,7 @@ def list_dataset(list_url: str, context: ListingContext, resume_from: Any = None
     return _small_blocks(dataset, context.first_chunk_rows), progress, index
 
 
-@dataclass
-class _SharedActor:
-    key: tuple[str, str]
-    actor: Any
-    answered: bool = False
-
-
-_SHARED: list[_SharedActor] = []
-"""This process's :class:`ListingProgress` actor on the Ray it is connected to (at most one)."""
-
-
-def _progress_actor() -> _SharedActor:
-    """This driver's :class:`ListingProgress` actor on the Ray it is connected to, created once.
-
-    The actor lives on the head node (it must outlive a lost worker node; a driver connected from
-    another machine's node may sit on a worker node), else the driver's, and as long as this process
-    holds it; another Ray (driver node id) or job id gets a new one.
-    """
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    runtime = ray.get_runtime_context()
-    key = (runtime.get_node_id(), runtime.get_job_id())
-    if not _SHARED or _SHARED[0].key != key:
-        head = _head_node_id()
-        here = NodeAffinitySchedulingStrategy(head or runtime.get_node_id(), soft=head is None)
-        # Ray's annotation of scheduling_strategy omits NodeAffinitySchedulingStrategy, which it accepts.
-        actor = ray.remote(num_cpus=0, scheduling_strategy=here)(ListingProgress).remote()  # type: ignore[call-overload]
-        _SHARED[:] = [_SharedActor(key, actor)]
-    return _SHARED[0]
-
-
-def _head_node_id() -> str | None:
-    """The id of the cluster's head node (it outlives the worker nodes), or None when none is marked."""
-    import ray
-
-    for node in ray.nodes():
-        if node.get("Alive") and "node:__internal_head__" in node.get("Resources", {}):
-            return str(node["NodeID"])
-    return None
-
-
-def run_progress(run: str, units: int | None, timeout: float = 30.0) -> RunProgress:
-    """Start run ``run``'s counts, with ``units`` listing units (None: unknown), in this driver's actor.
-
-    A new actor is not waited for (its process starts while the job goes on). An actor that
-    answered an earlier run is asked to start this one and awaited (a millisecond's round trip),
-    and replaced if it has died.
-
-    Raises:
-        JobError: the actor does not answer within ``timeout`` seconds.
-    """
-    import ray
-
-    from archive_colorizer.errors import JobError
-
-    shared = _progress_actor()
-    pending = shared.actor.start.remote(run, units)
-    if shared.answered:
-        try:
-            ray.get(pending, timeout=timeout)
-        except ray.exceptions.RayActorError:
-            _SHARED.clear()
-            return run_progress(run, units, timeout)
-        except ray.exceptions.GetTimeoutError as exc:
-            raise JobError(f"the listing progress actor did not answer within {timeout:g} s") from exc
-    shared.answered = True
-    return RunProgress(shared.actor, run)
-
-
 def _with(context: ListingContext, **changes: Any) -> ListingContext:
     from dataclasses import replace
 
     return replace(context, **changes)
-
-
-@dataclass
-class IiifSource:
-    """The input manifests of a ``--input-iiif`` run, read by the driver (for the output manifests).
-
-    Attributes:
-        manifests: manifest id -> (label, output folder name, its canvases in order).
-    """
-
-    manifests: dict[str, tuple[str, str, list[Any]]] = field(default_factory=dict)
-
-
-def iiif_rows(context: ListingContext, manifest_url: str) -> tuple[list[dict[str, Any]], IiifSource]:
-    """A listing row per canvas of the IIIF manifest or collection at ``manifest_url`` (:mod:`archive_colorizer.iiif`).
-
-    A canvas's input URL is its full-size image request; its output is
-    ``OUTPUT/<manifest name>/<canvas number, 4 digits>.<format>`` and its row keeps ``canvas_id``.
-    A canvas without an image is a failed row (reason ``no_image`` or ``not_an_image``; input URL
-    the canvas id). An image that two canvases share is one input (the first canvas's row).
-
-    Raises:
-        StorageError: a manifest or collection cannot be read; ValueError: it is not IIIF.
-    """
-    from archive_colorizer import iiif
-
-    roots, source = context.roots(), IiifSource()
-    rows: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    names: set[str] = set()
-    labels: dict[str, str] = {}
-    for canvas in iiif.read_canvases(manifest_url, context.storage_options, labels=labels):
-        if canvas.manifest_id not in source.manifests:
-            name = _unique(_slug(canvas.manifest_id), names)
-            source.manifests[canvas.manifest_id] = (labels.get(canvas.manifest_id, name), name, [])
-        _, name, canvases = source.manifests[canvas.manifest_id]
-        canvases.append(canvas)
-        if canvas.image_url is None:
-            error = f"canvas {canvas.canvas_id} of {canvas.manifest_id}: no image to colorize ({canvas.error})"
-            rows.append(manifest.new_row(canvas.canvas_id, status=manifest.FAILED, reason=canvas.error, error=error))
-            rows[-1]["canvas_id"] = canvas.canvas_id
-            continue
-        if canvas.image_url in seen:
-            continue
-        seen.add(canvas.image_url)
-        fmt = "JPEG" if context.requested_format == "auto" else context.requested_format.upper()
-        relative = f"{name}/{len(canvases):04d}{input_rows.SUFFIX_BY_FORMAT[fmt]}"
-        out_url = storage.to_url(roots.output_fs, storage.join(roots.output_path, relative))
-        rows.append(
-            manifest.new_row(canvas.image_url, output_url=out_url, output_format=fmt, canvas_id=canvas.canvas_id)
-        )
-    return rows, source
-
-
-def _slug(manifest_id: str) -> str:
-    """A folder name from a manifest id: its last path part without ``.json`` (``.../v3/manifest.json`` -> ``v3``)."""
-    parts = [p for p in manifest_id.split("?")[0].rstrip("/").split("/") if p]
-    last = parts[-1] if parts else "manifest"
-    if last.lower() in ("manifest", "manifest.json") and len(parts) > 1:
-        last = parts[-2]
-    last = last.removesuffix(".json")
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in last).strip("._")
-    return cleaned or "manifest"
-
-
-def _unique(name: str, names: set[str]) -> str:
-    candidate, number = name, 2
-    while candidate in names:
-        candidate, number = f"{name}-{number}", number + 1
-    names.add(candidate)
-    return candidate
-
-
-def iiif_dataset(manifest_url: str, context: ListingContext, resume_from: Any = None):
-    """The listing dataset of a IIIF manifest or collection: its rows, made by the driver, as one dataset.
-
-    Returns:
-        ``(dataset, progress, source, index)``: as :func:`tree_dataset`, plus the :class:`IiifSource`.
-    """
-    import ray
-    import ray.data
-
-    index = resume_from.build([""]) if resume_from is not None else None
-    context = _with(context, index=index)
-    rows, source = iiif_rows(context, manifest_url)
-    rows, other, passed = drop_finished(rows, context)
-    progress = run_progress(context.run_id, 1)
-    ray.get(progress.report("iiif", len(rows), other, passed, True))
-    size = context.first_chunk_rows
-    tables = [manifest.to_table(rows[start : start + size]) for start in range(0, len(rows), size)]
-    dataset = ray.data.from_arrow(tables or [manifest.ROW_SCHEMA.empty_table()])
-    dataset.context.target_max_block_size = LISTING_BLOCK_BYTES
-    return dataset, progress, source, index

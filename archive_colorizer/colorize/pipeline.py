@@ -223,7 +223,7 @@ def execute(
     the listing has ended.
 
     Args:
-        progress_actor: the run's :class:`~.listing_tasks.RunProgress` (or None).
+        progress_actor: the run's :class:`~.listing_progress.RunProgress` (or None).
         sink: called with every batch of final rows as it arrives (the run's manifest writer).
 
     Returns:

@@ -349,7 +349,7 @@ def url_bounds(split_keys: Sequence[str], roots: Any) -> list[str]:
     """Shard bounds for a first index: ``""`` and the URL of each split key of the listing's ranges (S3 INPUT)."""
     if not split_keys:
         return [""]
-    from archive_colorizer.colorize.input_rows import s3_location
+    from archive_colorizer.colorize.key_ranges import s3_location
 
     bucket, _ = s3_location(roots)
     return ["", *(storage.to_url(roots.input_fs, f"{bucket}/{key}") for key in split_keys)]

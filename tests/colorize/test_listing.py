@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from archive_colorizer import folders
-from archive_colorizer.colorize import input_rows, listing_tasks, manifest
+from archive_colorizer.colorize import input_rows, key_ranges, listing_tasks, manifest
 from archive_colorizer.errors import ConfigError
 
 
@@ -281,7 +281,7 @@ def test_split_points_of_100m_keys_are_sampled_without_knowing_the_names(layout)
     import s3sim
 
     space, probes = s3sim.KeySpace(layout, 100_000_000), []
-    points = input_rows.sample_split_points(_sim_first_after(space, probes), "scans/", 63)
+    points = key_ranges.sample_split_points(_sim_first_after(space, probes), "scans/", 63)
     positions = [space.index(point) for point in points]
     assert len(points) == 63 and None not in positions and positions == sorted(set(positions))
     sizes = [b - a for a, b in zip([0, *positions], [*positions, space.n], strict=True)]
@@ -291,7 +291,7 @@ def test_split_points_of_100m_keys_are_sampled_without_knowing_the_names(layout)
 
 
 def test_key_ranges_cover_every_key_once():
-    ranges = input_rows.ranges_from_points(["b", "d"])
+    ranges = key_ranges.ranges_from_points(["b", "d"])
     keys = ["a", "b", "c", "d", "e"]
     inside = [[k for k in keys if (r.after is None or k > r.after) and (r.last is None or k <= r.last)] for r in ranges]
     assert inside == [["a", "b"], ["c", "d"], ["e"]]
@@ -317,11 +317,11 @@ def test_output_clashes_are_found_across_key_ranges(s3_bucket, cut):
     points = (
         [f"in/{cut}"]
         if cut
-        else input_rows.sample_split_points(lambda positions: storage_first_after(roots, positions), "in/", 3)
+        else key_ranges.sample_split_points(lambda positions: storage_first_after(roots, positions), "in/", 3)
     )
     rows = []
-    for key_range in input_rows.ranges_from_points(points):
-        for chunk in input_rows.iter_range_rows(roots, key_range, (".gif", ".png", ".jpg"), "auto", page_names=1):
+    for key_range in key_ranges.ranges_from_points(points):
+        for chunk in key_ranges.iter_range_rows(roots, key_range, (".gif", ".png", ".jpg"), "auto", page_names=1):
             rows += chunk
     by_name = {r["input_url"].split("/in/", 1)[1]: r for r in rows}
     assert sorted(r["input_url"].split("/in/", 1)[1] for r in rows) == sorted(names[:-1])  # each input once
@@ -334,7 +334,7 @@ def test_output_clashes_are_found_across_key_ranges(s3_bucket, cut):
 def storage_first_after(roots, positions):
     from archive_colorizer import folders
 
-    bucket, prefix = input_rows.s3_location(roots)
+    bucket, prefix = key_ranges.s3_location(roots)
     return folders.first_s3_keys_after(roots.input_fs, bucket, prefix, positions)
 
 

@@ -128,7 +128,7 @@ def test_a_different_model_redoes_what_another_one_finished_unless_kept(archive,
 def test_runs_of_one_driver_share_its_listing_progress_actor_and_a_dead_one_is_replaced(archive, tiny_model, tmp_path):
     import ray
 
-    from archive_colorizer.colorize import listing_tasks
+    from archive_colorizer.colorize import listing_progress
 
     for name in ("b.jpg", "c.jpg"):
         (archive / "in" / name).write_bytes((archive / "in" / "a.jpg").read_bytes())
@@ -136,7 +136,7 @@ def test_runs_of_one_driver_share_its_listing_progress_actor_and_a_dead_one_is_r
     def colorize(output: str):
         result = run(ColorizeConfig(input=str(archive / "in"), output=str(tmp_path / output), model=tiny_model))
         assert (result.exit_code, result.summary["listed"], result.counts["colorized"]) == (0, 3, 3)
-        return listing_tasks._progress_actor().actor
+        return listing_progress._progress_actor().actor
 
     actor = colorize("first")
     held = ray.get(actor.runs.remote())  # runs of other tests that made listings without a job
