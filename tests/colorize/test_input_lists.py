@@ -327,7 +327,7 @@ def test_the_plan_job_reads_lists_the_same_way(tmp_path):
 @pytest.mark.usefixtures("ray_local")
 def test_a_colorize_run_from_a_list_gives_each_input_one_row_and_counts_that_add_up(tmp_path, photos, tiny_model):
     from archive_colorizer.colorize import run
-    from archive_colorizer.config import ColorizeConfig
+    from archive_colorizer.colorize.config import ColorizeConfig
 
     _photo_archive(tmp_path, photos, ["a.jpg", "b/c.jpg", "scan.gif.png"])
     (tmp_path / "in" / "scan.gif").write_bytes(encode(Image.fromarray(photos["rocket"]).convert("L"), "GIF"))
