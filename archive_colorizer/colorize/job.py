@@ -428,6 +428,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     for status, count in summary["counts"].items():
         lines.append(f"  {status:<18}{count:>10}{count / total:>9.1%}")
     lines.append(f"  {'total':<18}{summary['inputs']:>10}")
+    if summary.get("passed_over"):
+        lines.append(
+            f"  of them finished by earlier runs and passed over as listed (no request, no new row): "
+            f"{summary['passed_over']}"
+        )
     if summary.get("duplicates"):
         lines.append(f"  repeated input-list entries (done once): {summary['duplicates']}")
     if summary.get("storage_retries"):

@@ -256,6 +256,8 @@ def test_killed_driver_then_the_same_command_redoes_only_outputs_without_a_row(
     assert not summary["runs"][0]["finished"] and summary["runs"][1]["finished"]
     assert [run["run_id"] for run in summary["runs"]][1] == summary["run_id"] and len(summary["runs"]) == 2
     assert "runs recorded in the manifest: 2" in second.out
+    assert summary["passed_over"] == len(recorded)
+    assert f"passed over as listed (no request, no new row): {len(recorded)}" in second.out
     for path in inputs:
         with Image.open(out / path.name) as output:
             output.load()
