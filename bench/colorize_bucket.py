@@ -25,7 +25,6 @@ import datetime as dt
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import s3sim  # noqa: E402
-from common import local_ray  # noqa: E402
+from common import local_ray, stop_driver, timed_listing  # noqa: E402
 
 CREDENTIALS = {"key": "bench", "secret": "bench"}
 
@@ -57,15 +56,7 @@ def listing_figures(sim: s3sim.S3Sim, tasks: int, seconds: float) -> dict[str, A
     started = time.perf_counter()
     dataset, progress, _ = listing_tasks.tree_dataset(context)
     planned = time.perf_counter() - started
-    listed, first = 0, None
-    for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
-        if first is None:
-            first = time.perf_counter()
-        else:
-            listed += batch.num_rows
-        if time.perf_counter() - first > seconds:
-            break
-    elapsed = max(time.perf_counter() - (first or started), 1e-9)
+    listed, first, elapsed = timed_listing(dataset, seconds, started)
     progress.close()
     stats = sim.stats()
     return {
@@ -172,7 +163,7 @@ def run_driver(
         finally:
             ended = time.perf_counter() - started
             code = driver.poll()
-            _stop(driver)
+            stop_driver(driver)
     stats = sim.stats()
     figures: dict[str, Any] = {
         "seconds_to_first_output": None if first is None else round(first, 3),
@@ -193,16 +184,6 @@ def _read(sim: s3sim.S3Sim, key: str) -> bytes:
     import s3fs
 
     return s3fs.S3FileSystem(endpoint_url=sim.endpoint, **CREDENTIALS, skip_instance_cache=True).cat(f"archive/{key}")
-
-
-def _stop(driver: subprocess.Popen) -> None:
-    if driver.poll() is None:
-        os.killpg(driver.pid, signal.SIGTERM)
-        try:
-            driver.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
 
 
 def jobs(options: argparse.Namespace, model: str) -> dict[str, Any]:

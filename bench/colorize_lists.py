@@ -39,7 +39,6 @@ import gzip
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -48,7 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import local_ray  # noqa: E402
+from common import local_ray, stop_driver  # noqa: E402
 from s3sim import KeySpace  # noqa: E402
 
 ROW_GROUP = 1_000_000
@@ -194,20 +193,10 @@ def run_driver(name: str, list_url: str, model: str, options: argparse.Namespace
                         deadline = time.perf_counter() + options.observe
                 time.sleep(0.2)
         finally:
-            _stop(driver)
+            stop_driver(driver)
     if first is None:
         raise RuntimeError(f"{name}: no output within {options.timeout} s; see {log_path}")
     return {"seconds_to_first_output": round(first, 2), "observed_seconds": round(time.perf_counter() - started, 1)}
-
-
-def _stop(driver: subprocess.Popen) -> None:
-    if driver.poll() is None:
-        os.killpg(driver.pid, signal.SIGTERM)
-        try:
-            driver.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
 
 
 def listing_alone(list_url: str, seconds: float, watch: Watch) -> dict[str, Any]:

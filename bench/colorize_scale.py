@@ -29,7 +29,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -38,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import local_ray  # noqa: E402
+from common import local_ray, stop_driver, timed_listing  # noqa: E402
 
 PHOTOS = ("camera", "coins", "moon", "page")
 
@@ -168,7 +167,7 @@ def run_driver(inputs: Path, output: Path, model: str, options: argparse.Namespa
                 deadline = min(deadline, time.perf_counter() + options.observe)
             time.sleep(0.05)
     finally:
-        _stop(driver)
+        stop_driver(driver, 20)
         log.close()
     if first is None:
         raise RuntimeError(f"no output within {options.timeout} s; see {output.parent / (output.name + '.log')}")
@@ -191,16 +190,6 @@ def _has_output(output: Path) -> bool:
     return False
 
 
-def _stop(driver: subprocess.Popen) -> None:
-    if driver.poll() is None:
-        os.killpg(driver.pid, signal.SIGTERM)
-        try:
-            driver.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
-
-
 def listing_rate(inputs: Path, output: Path, seconds: float) -> dict:
     """Inputs per second of the listing dataset alone (no colorizing), from its first block on, over at most
     ``seconds`` after it (Ray Data's start-up is not listing)."""
@@ -216,15 +205,7 @@ def listing_rate(inputs: Path, output: Path, seconds: float) -> dict:
     )
     started = time.perf_counter()
     dataset, _, _ = listing_tasks.tree_dataset(context)
-    listed, first = 0, None
-    for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
-        if first is None:
-            first = time.perf_counter()
-        else:
-            listed += batch.num_rows
-        if time.perf_counter() - first > seconds:
-            break
-    elapsed = max(time.perf_counter() - (first or started), 1e-9)
+    listed, first, elapsed = timed_listing(dataset, seconds, started)
     return {
         "seconds_to_first_block": round((first or started) - started, 3),
         "listed_after_first_block": listed,

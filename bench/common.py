@@ -1,8 +1,12 @@
-"""What the benchmarks share: a local Ray for the measurement, or the one this process already has."""
+"""What the benchmarks share: a local Ray for the measurement, stopping a driver process, a timed listing."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,3 +28,32 @@ def local_ray(num_cpus: int, **init_kwargs: Any) -> Iterator[bool]:
         yield True
     finally:
         ray.shutdown()
+
+
+def stop_driver(driver: subprocess.Popen, grace: float = 30.0) -> None:
+    """End a driver started in its own process group: SIGTERM (it saves its manifest), SIGKILL after ``grace`` s."""
+    if driver.poll() is None:
+        os.killpg(driver.pid, signal.SIGTERM)
+        try:
+            driver.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+
+
+def timed_listing(dataset: Any, seconds: float, started: float) -> tuple[int, float | None, float]:
+    """Read a listing dataset for ``seconds`` after its first block.
+
+    Returns:
+        ``(rows after the first block, time of the first block or None, seconds measured)``;
+        the rate is rows / seconds.
+    """
+    listed, first = 0, None
+    for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+        if first is None:
+            first = time.perf_counter()
+        else:
+            listed += batch.num_rows
+        if time.perf_counter() - first > seconds:
+            break
+    return listed, first, max(time.perf_counter() - (first or started), 1e-9)
