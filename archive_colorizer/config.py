@@ -13,10 +13,8 @@ The command line is generated from the fields (see :mod:`archive_colorizer.cli`)
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +28,7 @@ from pydantic import (
 )
 
 from archive_colorizer.errors import ConfigError
+from archive_colorizer.lazy import moved
 from archive_colorizer.storage import open_url, write_bytes
 
 _SECRET_KEY = re.compile(r"(secret|token|password|passwd|credential|session|access_key|key_id|private)", re.I)
@@ -204,13 +203,4 @@ _MOVED = {
 here for one release, with a ``DeprecationWarning`` naming the new place."""
 
 
-def __getattr__(name: str) -> Any:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"archive_colorizer.config.{name} moved to {module}.{name}; the old path goes away in the next release",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(module), name)
+__getattr__ = moved(__name__, _MOVED)

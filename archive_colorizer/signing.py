@@ -42,6 +42,7 @@ from typing import Any
 
 from archive_colorizer import __version__, storage
 from archive_colorizer.errors import ConfigError
+from archive_colorizer.lazy import moved
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
 ASSERTION_LABEL = "dev.archive-colorizer.colorization"
@@ -392,18 +393,8 @@ def _verification(store: dict[str, Any]) -> Verification:
     return Verification(state if state in ("trusted", "valid") else "invalid", failures, signer, source_type, generator)
 
 
-def __getattr__(name: str) -> Any:
-    """The test certificate authority moved to :mod:`archive_colorizer.credentials`: importable from here for one
-    release."""
-    if name not in ("SigningCredentials", "make_test_credentials"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-    import warnings
-
-    warnings.warn(
-        f"archive_colorizer.signing.{name} moved to archive_colorizer.credentials.{name}; the old path goes away in "
-        "the next release",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module("archive_colorizer.credentials"), name)
+__getattr__ = moved(
+    __name__,
+    {"SigningCredentials": "archive_colorizer.credentials", "make_test_credentials": "archive_colorizer.credentials"},
+)
+"""The test certificate authority moved to :mod:`archive_colorizer.credentials` (importable here for one release)."""

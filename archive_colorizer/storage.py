@@ -23,6 +23,7 @@ import fsspec
 from fsspec.core import split_protocol
 
 from archive_colorizer.errors import StorageError
+from archive_colorizer.lazy import moved
 from archive_colorizer.retries import count_retries, retried_requests
 
 __all__ = [
@@ -244,20 +245,11 @@ def is_empty_or_missing(url: str, storage_options: Mapping[str, Any] | None = No
     return len(fs.ls(path, detail=False)) == 0
 
 
-_MOVED_TO_FOLDERS = ("iter_files", "iter_files_with_sizes", "iter_folder_pages", "list_subfolders", "LIST_PAGE_NAMES")
-
-
-def __getattr__(name: str) -> Any:
-    """The listing functions moved to :mod:`archive_colorizer.folders`: importable from here for one release."""
-    if name not in _MOVED_TO_FOLDERS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-    import warnings
-
-    warnings.warn(
-        f"archive_colorizer.storage.{name} moved to archive_colorizer.folders.{name}; the old path goes away in the "
-        "next release",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module("archive_colorizer.folders"), name)
+__getattr__ = moved(
+    __name__,
+    {
+        name: "archive_colorizer.folders"
+        for name in ("iter_files", "iter_files_with_sizes", "iter_folder_pages", "list_subfolders", "LIST_PAGE_NAMES")
+    },
+)
+"""The listing functions moved to :mod:`archive_colorizer.folders`: importable from here for one release."""
