@@ -18,7 +18,7 @@ import fsspec
 
 from archive_colorizer import gates
 from archive_colorizer.errors import StorageError
-from archive_colorizer.storage import is_local, to_url
+from archive_colorizer.storage import is_local, open_url, to_url
 
 
 def iter_files(
@@ -132,6 +132,46 @@ def is_s3(fs: fsspec.AbstractFileSystem) -> bool:
     from s3fs import S3FileSystem
 
     return isinstance(fs, S3FileSystem)
+
+
+def is_folder(fs: fsspec.AbstractFileSystem, path: str) -> bool:
+    """Whether ``path`` is a folder: on S3 a prefix with at least one key below it (a bucket's root:
+    any key), found with one ``ListObjectsV2`` of one key; elsewhere ``fs.isdir``.
+
+    s3fs's ``isdir`` lists the whole prefix (every key of a flat prefix of 100M keys, in the caller's
+    memory) before it answers; this asks S3 for one key.
+
+    Raises:
+        OSError: the request failed (a missing bucket answers False).
+    """
+    if not is_s3(fs):
+        return bool(fs.isdir(path))
+    bucket, key, _ = fs.split_path(path)
+    key = key.strip("/")
+    try:
+        answer = fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=f"{key}/" if key else "", MaxKeys=1)
+    except FileNotFoundError:  # no such bucket
+        return False
+    return bool(answer.get("KeyCount") or answer.get("Contents") or answer.get("CommonPrefixes"))
+
+
+def is_empty_or_missing(url: str, storage_options: Any = None) -> bool:
+    """Whether nothing exists at ``url``, or it is a folder (prefix) with no entries: a file is not empty.
+
+    Two requests on S3 at most, whatever the prefix holds (:func:`is_folder`).
+
+    Raises:
+        OSError: a request failed.
+    """
+    fs, path = open_url(url, storage_options)
+    if not is_folder(fs, path):
+        return not fs.exists(path)
+    if is_s3(fs):
+        return False  # a prefix is a folder only while a key lies below it
+    if is_local(fs):
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    return not fs.ls(path, detail=False)
 
 
 def _hidden(name: str, skip_bookkeeping: bool, folder: bool) -> bool:

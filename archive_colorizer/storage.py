@@ -28,7 +28,6 @@ from archive_colorizer.retries import count_retries, retried_requests
 
 __all__ = [
     "StorageError",
-    "is_empty_or_missing",
     "is_local",
     "is_same_or_inside",
     "join",
@@ -235,21 +234,18 @@ def is_same_or_inside(inner_url: str, outer_url: str, storage_options: Mapping[s
     return inner == outer or inner.startswith(outer + "/")
 
 
-def is_empty_or_missing(url: str, storage_options: Mapping[str, Any] | None = None) -> bool:
-    """Whether nothing exists at ``url`` or it is a folder/prefix with no entries."""
-    fs, path = open_url(url, storage_options)
-    if not fs.exists(path):
-        return True
-    if not fs.isdir(path):
-        return False
-    return len(fs.ls(path, detail=False)) == 0
-
-
 __getattr__ = moved(
     __name__,
     {
         name: "archive_colorizer.folders"
-        for name in ("iter_files", "iter_files_with_sizes", "iter_folder_pages", "list_subfolders", "LIST_PAGE_NAMES")
+        for name in (
+            "iter_files",
+            "iter_files_with_sizes",
+            "iter_folder_pages",
+            "list_subfolders",
+            "LIST_PAGE_NAMES",
+            "is_empty_or_missing",
+        )
     },
 )
 """The listing functions moved to :mod:`archive_colorizer.folders`: importable from here for one release."""

@@ -56,7 +56,7 @@ def listing_figures(sim: s3sim.S3Sim, tasks: int, seconds: float) -> dict[str, A
     started = time.perf_counter()
     dataset, progress, _ = listing_tasks.tree_dataset(context)
     planned = time.perf_counter() - started
-    listed, first, elapsed = timed_listing(dataset, seconds, started)
+    listed, first, elapsed = timed_listing(dataset, seconds, started, progress)
     progress.close()
     stats = sim.stats()
     return {
@@ -130,9 +130,16 @@ def _output_puts(stats: dict[str, Any], output_prefix: str) -> int:
 
 
 def run_driver(
-    sim: s3sim.S3Sim, output: str, model: str, options: argparse.Namespace, to_end: bool, workdir: Path
+    sim: s3sim.S3Sim,
+    output: str,
+    model: str,
+    options: argparse.Namespace,
+    to_end: bool,
+    workdir: Path,
+    seconds: float | None = None,
 ) -> dict[str, Any]:
-    """The colorize driver on ``sim`` until its first output (``to_end``: until it ends); figures and requests."""
+    """The colorize driver on ``sim`` until ``--observe`` seconds after its first output (``to_end``: until it
+    ends; ``seconds``: that long after it starts); figures, requests, the driver's RSS every ``--sample`` s."""
     import psutil
     import ray
 
@@ -148,16 +155,21 @@ def run_driver(
     with open(log_path, "wb") as log:
         driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         process = psutil.Process(driver.pid)
-        peak, first, deadline = 0, None, started + options.timeout
+        peak, first, deadline = 0, None, started + (seconds or options.timeout)
+        series: list[tuple[float, int, int]] = []  # (seconds, driver RSS, outputs written) every --sample s
         try:
             while time.perf_counter() < deadline and driver.poll() is None:
                 try:
-                    peak = max(peak, process.memory_info().rss)
+                    rss = process.memory_info().rss
                 except psutil.Error:
                     break
+                peak = max(peak, rss)
+                now = time.perf_counter() - started
+                if not series or now - series[-1][0] >= options.sample:
+                    series.append((round(now, 1), rss, _output_puts(sim.stats(), prefix)))
                 if first is None and _output_puts(sim.stats(), prefix) > 0:
                     first = time.perf_counter() - started
-                    if not to_end:
+                    if not to_end and seconds is None:
                         deadline = min(deadline, time.perf_counter() + options.observe)
                 time.sleep(0.05)
         finally:
@@ -170,6 +182,8 @@ def run_driver(
         "seconds": round(ended, 3),
         "exit_code": code,
         "driver_peak_rss_bytes": peak,
+        "outputs_written": _output_puts(stats, prefix),
+        "driver_rss_series": series,
         "requests": stats["requests"],
         "requests_by_kind": _kinds(stats),
         "log": str(log_path),
@@ -208,6 +222,41 @@ def jobs(options: argparse.Namespace, model: str) -> dict[str, Any]:
     return out
 
 
+def scale_runs(options: argparse.Namespace, model: str) -> dict[str, Any]:
+    """The whole job for ``--scale-seconds`` on each of ``--layouts`` x ``--scale-sizes``: first output and
+    driver RSS, and their ratios largest size / smallest size per layout."""
+    out: dict[str, Any] = {}
+    for layout in options.layouts:
+        runs = {}
+        for size in options.scale_sizes:
+            with s3sim.S3Sim(layout, size) as sim:
+                output = f"s3://archive/out-{layout}-{size}"
+                runs[str(size)] = run_driver(sim, output, model, options, False, options.workdir, options.scale_seconds)
+                runs[str(size)]["load_average_end"] = os.getloadavg()
+        small, large = runs[str(min(options.scale_sizes))], runs[str(max(options.scale_sizes))]
+        firsts = (small["seconds_to_first_output"], large["seconds_to_first_output"])
+        out[layout] = {
+            "runs": runs,
+            "first_output_ratio": round(firsts[1] / firsts[0], 2) if all(firsts) else None,
+            "driver_peak_rss_ratio": round(large["driver_peak_rss_bytes"] / small["driver_peak_rss_bytes"], 3),
+        }
+    return out
+
+
+def _tiny_generator(workdir: Path) -> str:
+    """An untrained tiny generator (ngf 8, 5 downs, 32 px) saved under ``workdir``; its path."""
+    import torch
+
+    from archive_colorizer.models import GeneratorSpec
+    from archive_colorizer.models.artifact import save_generator
+
+    torch.manual_seed(0)
+    spec = GeneratorSpec(ngf=8, num_downs=5)
+    model = str(workdir / "generator")
+    save_generator(spec.build(), model, spec=spec, working_size=32)
+    return model
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layouts", nargs="+", default=["wide", "flat"], choices=s3sim.LAYOUTS)
@@ -220,6 +269,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--list-ms", type=float, default=30.0, help="LIST latency of the listing runs (ms)")
     parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--scale-seconds", type=float, default=0.0, help="length of each whole-job scale run (0: none)")
+    parser.add_argument("--scale-sizes", nargs="+", type=int, default=[100_000, 100_000_000])
+    parser.add_argument("--sample", type=float, default=15.0, help="seconds between driver RSS samples")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/colorize-bucket"))
     options = parser.parse_args(argv)
     options.workdir.mkdir(parents=True, exist_ok=True)
@@ -234,17 +286,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "runs": runs,
                     "rate_ratio_most_to_fewest_tasks": round(rates[-1] / max(rates[0], 1e-9), 2),
                 }
+        model = _tiny_generator(options.workdir) if options.job_keys or options.scale_seconds else ""
         if options.job_keys:
-            import torch
-
-            from archive_colorizer.models import GeneratorSpec
-            from archive_colorizer.models.artifact import save_generator
-
-            torch.manual_seed(0)
-            spec = GeneratorSpec(ngf=8, num_downs=5)
-            model = str(options.workdir / "generator")
-            save_generator(spec.build(), model, spec=spec, working_size=32)
             report["jobs"] = jobs(options, model)
+        if options.scale_seconds:
+            report["scale"] = scale_runs(options, model)
     report["load_average_end"] = os.getloadavg()
     print(json.dumps(report, indent=1))
     return report

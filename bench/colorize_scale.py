@@ -204,8 +204,9 @@ def listing_rate(inputs: Path, output: Path, seconds: float) -> dict:
         first_chunk_rows=1024,
     )
     started = time.perf_counter()
-    dataset, _, _ = listing_tasks.tree_dataset(context)
-    listed, first, elapsed = timed_listing(dataset, seconds, started)
+    dataset, progress, _ = listing_tasks.tree_dataset(context)
+    listed, first, elapsed = timed_listing(dataset, seconds, started, progress)
+    progress.close()
     return {
         "seconds_to_first_block": round((first or started) - started, 3),
         "listed_after_first_block": listed,

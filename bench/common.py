@@ -41,15 +41,23 @@ def stop_driver(driver: subprocess.Popen, grace: float = 30.0) -> None:
             driver.wait()
 
 
-def timed_listing(dataset: Any, seconds: float, started: float) -> tuple[int, float | None, float]:
-    """Read a listing dataset for ``seconds`` after its first block.
+def timed_listing(
+    dataset: Any, seconds: float, started: float, progress: Any = None
+) -> tuple[int, float | None, float]:
+    """Read a listing dataset for ``seconds`` after its first block, telling its ``progress`` (the
+    listing's :class:`RunProgress`) what was received, as the job's driver does: the listing pauses
+    once it is its bound of rows ahead.
 
     Returns:
         ``(rows after the first block, time of the first block or None, seconds measured)``;
         the rate is rows / seconds.
     """
-    listed, first = 0, None
+    listed, first, received, told = 0, None, 0, 0
     for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+        received += batch.num_rows
+        if progress is not None and received - told >= progress.tell_rows:
+            progress.received(received)
+            told = received
         if first is None:
             first = time.perf_counter()
         else:

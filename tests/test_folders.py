@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from types import SimpleNamespace
 
 import fsspec
 import pytest
 
-from archive_colorizer import folders
+from archive_colorizer import folders, storage
 from archive_colorizer.plan import survey
 from archive_colorizer.prepare.listing import iter_inputs
+from tests.conftest import REPO_ROOT
+
+if str(REPO_ROOT / "bench") not in sys.path:
+    sys.path.append(str(REPO_ROOT / "bench"))
+import s3sim  # noqa: E402  # bench/ is not a package
 
 FILES = 20000
 
@@ -71,3 +77,37 @@ def test_every_listing_view_skips_bookkeeping_only_where_asked(tmp_path):
     assert everything == [".hidden.jpg", "a.jpg", ".git/c.jpg", "_manifest/part.jpg", "sub/b.JPG"]
     sized = [(p[len(root) + 1 :], size) for p, size in folders.iter_files_with_sizes(fs, root, (".jpg",))]
     assert sized == [(name, 3) for name in everything]
+
+
+def test_is_folder_and_is_empty_or_missing_answer_as_s3_holds_the_keys(s3_bucket):
+    """moto: a prefix is a folder while a key lies below it; a key is a file, not a folder."""
+    bucket, options = s3_bucket
+    fs, root = storage.open_url(bucket, options)
+    fs.pipe_file(f"{root}/scans/box-1/IMG_0001.jpg", b"1")
+    assert folders.is_folder(fs, root)  # the bucket's root
+    assert folders.is_folder(fs, f"{root}/scans")
+    assert folders.is_folder(fs, f"{root}/scans/box-1/")
+    assert not folders.is_folder(fs, f"{root}/scans/box-1/IMG_0001.jpg")
+    assert not folders.is_folder(fs, f"{root}/scans/box")  # a prefix of a name, not a folder
+    assert not folders.is_folder(fs, "no-such-bucket-0123/scans")
+    assert folders.is_empty_or_missing(f"{bucket}/nothing", options)
+    assert not folders.is_empty_or_missing(f"{bucket}/scans", options)
+    assert not folders.is_empty_or_missing(f"{bucket}/scans/box-1/IMG_0001.jpg", options)
+
+
+def test_is_folder_asks_s3_for_one_key_of_a_100m_key_prefix():
+    """s3fs's isdir lists the whole prefix: 100,000 LIST pages for 100M keys, in the caller's memory.
+    Colorize's input check and listing plan and prepare's listing call is_folder instead: one LIST."""
+    import s3fs
+
+    from archive_colorizer.colorize import input_rows, job
+    from archive_colorizer.colorize.config import ColorizeConfig
+
+    with s3sim.S3Sim("flat", 100_000_000, latency={"LIST": 0.0}) as sim:
+        options = {"endpoint_url": sim.endpoint, "key": "k", "secret": "s", "skip_instance_cache": True}
+        fs = s3fs.S3FileSystem(**options)
+        assert folders.is_folder(fs, sim.url)
+        assert not folders.is_empty_or_missing(sim.url, options)
+        config = ColorizeConfig(input=sim.url, output="s3://archive/out", model="unused", storage_options=options)
+        job._check_input(config, input_rows.Roots.resolve(config.input, config.output, options))
+        assert sim.stats()["requests"] == {"LIST": 3}

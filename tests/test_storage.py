@@ -52,8 +52,8 @@ def test_s3_write_read_and_list_through_a_real_s3_api(s3_bucket):
         f"{bucket}/photos/one.jpg",
         f"{bucket}/photos/sub/two.jpg",
     ]
-    assert storage.is_empty_or_missing(f"{bucket}/nothing", options)
-    assert not storage.is_empty_or_missing(f"{bucket}/photos", options)
+    assert folders.is_empty_or_missing(f"{bucket}/nothing", options)
+    assert not folders.is_empty_or_missing(f"{bucket}/photos", options)
     with pytest.raises(FileNotFoundError, match="missing.jpg"):
         storage.read_bytes(fs, f"{root}/missing.jpg")
 

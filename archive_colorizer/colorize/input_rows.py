@@ -221,7 +221,7 @@ def plan_units(roots: Roots, target: int = 64, max_depth: int = 3) -> list[tuple
     """
     fs = roots.input_fs
     try:
-        if not fs.isdir(roots.input_path):
+        if not folders.is_folder(fs, roots.input_path):
             raise ConfigError(f"input {roots.input_url!r} does not exist or is not a folder")
         units: list[tuple[str, bool]] = []
         frontier = [roots.input_path]

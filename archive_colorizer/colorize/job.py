@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from archive_colorizer import __version__, signing, storage
+from archive_colorizer import __version__, folders, signing, storage
 from archive_colorizer.colorize import (
     iiif_in,
     iiif_out,
@@ -148,7 +148,7 @@ def _check_input(config: ColorizeConfig, roots: input_rows.Roots) -> None:
         fs, path = storage.open_url(config.input_list, config.storage_options)
         if not fs.isfile(path):
             raise ConfigError(f"input list {config.input_list!r} does not exist")
-    elif not roots.input_fs.isdir(roots.input_path):
+    elif not folders.is_folder(roots.input_fs, roots.input_path):
         raise ConfigError(f"input {config.input!r} does not exist or is not a folder")
 
 

@@ -9,11 +9,54 @@ the same Ray, on the head node (it must outlive any worker node).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from archive_colorizer import gates
+
 if TYPE_CHECKING:
     from archive_colorizer.colorize.claim_shards import ListClaims
+
+
+RUN_AHEAD_MIN_ROWS = 4096
+"""Fewest rows the listing may hand on beyond what the driver has received back (:func:`run_ahead_rows`)."""
+RUN_AHEAD_ROWS_PER_CPU = 256
+"""Rows per CPU of the cluster the listing may run ahead of the driver (about a minute of a CPU's work)."""
+ROOM_CHECK_ROWS = 256
+"""Rows a listing task hands on between two looks at whether it may go on (:class:`RunAhead`)."""
+ROOM_WAIT_S = 0.2
+"""Seconds a paused listing task waits before it looks again."""
+
+
+CHUNK_ROWS = 1024
+"""Most rows a listing task yields at once (``listing_tasks.MAX_CHUNK_ROWS``)."""
+
+
+def run_ahead_rows(cpus: float, listing_tasks: int, block_rows: int) -> int:
+    """How many listed rows may be on their way through the job (handed on by the listing, not yet
+    received back by the driver) before the listing tasks pause.
+
+    Without a bound a listing of 100M keys runs far ahead of the colorize tasks: every listed block
+    waits in the driver's streaming executor (about 1 KB of driver memory per row: 770 MB a minute
+    into a run of a flat 100M-key prefix), and the listing's CPU is taken from the colorize tasks.
+    The bound follows the cluster (:data:`RUN_AHEAD_ROWS_PER_CPU` per CPU, at least
+    :data:`RUN_AHEAD_MIN_ROWS`), not the number of inputs. It is also at least twice what the
+    listing tasks may hold where no one can move it: Ray Data's cut into blocks keeps the last
+    table a listing task yielded (up to :data:`CHUNK_ROWS` rows) until the task yields the next, and
+    a part-filled block and batch besides; a paused task yields nothing, so the rows on their way
+    must be able to fall below the bound without it.
+
+    Args:
+        cpus: the cluster's CPUs now (an autoscaling cluster's grow while the job runs).
+        listing_tasks: listing tasks at once.
+        block_rows: rows per block of the listing (one task batch).
+
+    Returns:
+        The bound, in rows.
+    """
+    held = listing_tasks * (CHUNK_ROWS + 2 * block_rows)
+    return max(RUN_AHEAD_MIN_ROWS, int(RUN_AHEAD_ROWS_PER_CPU * cpus), 2 * held)
 
 
 @dataclass
@@ -21,6 +64,9 @@ class _RunCounts:
     units: int | None = None
     listed: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)
+    total: int = 0
+    received: int = 0
+    run_ahead: int = RUN_AHEAD_MIN_ROWS
 
 
 class ListingProgress:
@@ -30,16 +76,34 @@ class ListingProgress:
     def __init__(self) -> None:
         self.counts: dict[str, _RunCounts] = {}
 
-    def start(self, run: str, units: int | None) -> None:
-        """Begin (or re-begin) counting run ``run``, whose listing has ``units`` units (None: unknown)."""
-        self.counts.setdefault(run, _RunCounts()).units = units
+    def start(self, run: str, units: int | None, run_ahead: int = RUN_AHEAD_MIN_ROWS) -> None:
+        """Begin (or re-begin) counting run ``run``, whose listing has ``units`` units (None: unknown) and
+        may run ``run_ahead`` rows ahead of the driver (:func:`run_ahead_rows`)."""
+        counts = self.counts.setdefault(run, _RunCounts())
+        counts.units, counts.run_ahead = units, run_ahead
 
     def report(self, run: str, unit: str, listed: int, other: int, passed: int, done: bool) -> None:
         """Set ``unit``'s counts: rows listed, of them redone for another generator, finished inputs passed over."""
         counts = self.counts.setdefault(run, _RunCounts())
+        counts.total += listed - counts.listed.get(unit, (0, 0, 0))[0]
         counts.listed[unit] = (listed, other, passed)
         if done:
             counts.finished.add(unit)
+
+    def received(self, run: str, rows: int, run_ahead: int) -> None:
+        """The driver has received ``rows`` final rows of run ``run``; the listing may run ``run_ahead`` rows ahead."""
+        counts = self.counts.setdefault(run, _RunCounts())
+        counts.received, counts.run_ahead = rows, run_ahead
+
+    def counts_of(self, run: str) -> dict[str, int]:
+        """``listed`` (rows handed on), ``received`` (by the driver) and ``run_ahead`` (the bound) of run ``run``."""
+        counts = self.counts.get(run, _RunCounts())
+        return {"listed": counts.total, "received": counts.received, "run_ahead": counts.run_ahead}
+
+    def room(self, run: str) -> bool:
+        """Whether run ``run``'s listing may hand on more rows: fewer than its bound are on their way."""
+        counts = self.counts.get(run)
+        return counts is None or counts.total - counts.received <= counts.run_ahead
 
     def state(self, run: str) -> dict[str, Any]:
         """``listed`` (rows), ``other_model`` (finished by another generator, redone), ``passed_over``
@@ -68,10 +132,18 @@ class RunProgress:
     Attributes:
         actor: the actor's handle.
         run: the key of this run's counts (the run id).
+        tasks: the run's listing tasks at once; block_rows: rows per listing block (for
+            :func:`run_ahead_rows`).
+        tell_rows: the driver tells the actor what it has received every this many rows: a 16th of
+            the bound, so the rows it has not told of and those the listing holds (at most half the
+            bound) can never be what keeps the listing waiting.
     """
 
     actor: Any
     run: str
+    tasks: int = 1
+    block_rows: int = 16
+    tell_rows: int = ROOM_CHECK_ROWS
 
     def report(self, unit: str, listed: int, other: int, passed: int, done: bool) -> Any:
         """Send what ``unit`` has listed so far; returns the call's ``ObjectRef``."""
@@ -80,6 +152,18 @@ class RunProgress:
     def state(self) -> Any:
         """``ObjectRef`` of the run's :meth:`ListingProgress.state`."""
         return self.actor.state.remote(self.run)
+
+    def room(self) -> Any:
+        """``ObjectRef`` of the run's :meth:`ListingProgress.room`."""
+        return self.actor.room.remote(self.run)
+
+    def received(self, rows: int) -> Any:
+        """Tell the actor the driver has received ``rows`` rows, with the bound for the cluster's CPUs now
+        (:func:`run_ahead_rows`); returns the call's ``ObjectRef`` (no wait)."""
+        import ray
+
+        cpus = float(ray.cluster_resources().get("CPU", 0.0))
+        return self.actor.received.remote(self.run, rows, run_ahead_rows(cpus, self.tasks, self.block_rows))
 
     def close(self) -> None:
         """Drop the run's counts in the actor (without waiting)."""
@@ -97,6 +181,38 @@ class ListRunProgress(RunProgress):
         super().close()
         if self.claims is not None:
             self.claims.close()
+
+
+@dataclass
+class RunAhead:
+    """A listing task's side of the bound on how far the listing runs ahead of the driver.
+
+    Call :meth:`handed_on` after each table the task yields: every :data:`ROOM_CHECK_ROWS` rows it
+    asks the run's actor for room (:meth:`ListingProgress.room`) and waits while there is none (the
+    rows it handed on are then all on their way: the bound cannot hold up the rows that would make
+    room). The first wait passes the hold point ``colorize.run_ahead`` (key: the run id).
+
+    Attributes:
+        progress: the run's :class:`RunProgress`, or None (no bound).
+    """
+
+    progress: RunProgress | None
+    _since: int = 0
+
+    def handed_on(self, rows: int) -> None:
+        """Count ``rows`` rows handed on; wait for room every :data:`ROOM_CHECK_ROWS` rows."""
+        self._since += rows
+        if self.progress is None or self._since < ROOM_CHECK_ROWS:
+            return
+        import ray
+
+        self._since = 0
+        waited = False
+        while not ray.get(self.progress.room()):
+            if not waited and gates.active():
+                gates.hold("colorize.run_ahead", self.progress.run)
+            waited = True
+            time.sleep(ROOM_WAIT_S)
 
 
 @dataclass
@@ -141,8 +257,12 @@ def _head_node_id() -> str | None:
     return None
 
 
-def run_progress(run: str, units: int | None, timeout: float = 30.0) -> RunProgress:
-    """Start run ``run``'s counts, with ``units`` listing units (None: unknown), in this driver's actor.
+def run_progress(
+    run: str, units: int | None, tasks: int = 1, block_rows: int = 16, timeout: float = 30.0
+) -> RunProgress:
+    """Start run ``run``'s counts, with ``units`` listing units (None: unknown), ``tasks`` listing tasks
+    at once and ``block_rows`` rows per listing block, in this driver's actor: the listing may run
+    :func:`run_ahead_rows` rows ahead of the driver.
 
     A new actor is not waited for (its process starts while the job goes on). An actor that
     answered an earlier run is asked to start this one and awaited (a millisecond's round trip),
@@ -156,14 +276,15 @@ def run_progress(run: str, units: int | None, timeout: float = 30.0) -> RunProgr
     from archive_colorizer.errors import JobError
 
     shared = _progress_actor()
-    pending = shared.actor.start.remote(run, units)
+    run_ahead = run_ahead_rows(float(ray.cluster_resources().get("CPU", 0.0)), tasks, block_rows)
+    pending = shared.actor.start.remote(run, units, run_ahead)
     if shared.answered:
         try:
             ray.get(pending, timeout=timeout)
         except ray.exceptions.RayActorError:
             _SHARED.clear()
-            return run_progress(run, units, timeout)
+            return run_progress(run, units, tasks, block_rows, timeout)
         except ray.exceptions.GetTimeoutError as exc:
             raise JobError(f"the listing progress actor did not answer within {timeout:g} s") from exc
     shared.answered = True
-    return RunProgress(shared.actor, run)
+    return RunProgress(shared.actor, run, tasks, block_rows, max(1, run_ahead // 16))

@@ -42,11 +42,11 @@ from typing import Any
 import pyarrow as pa
 
 from archive_colorizer import compat, folders, gates, storage
-from archive_colorizer.colorize import claims, input_lists, input_rows, key_ranges, manifest, resume
+from archive_colorizer.colorize import claims, input_lists, input_rows, key_ranges, listing_progress, manifest, resume
 from archive_colorizer.colorize.claim_shards import ListClaims, start_claims
-from archive_colorizer.colorize.listing_progress import ListRunProgress, _progress_actor, run_progress
+from archive_colorizer.colorize.listing_progress import ListRunProgress, RunAhead, _progress_actor, run_progress
 
-MAX_CHUNK_ROWS = 1024
+MAX_CHUNK_ROWS = listing_progress.CHUNK_ROWS
 """Most rows a listing task holds before it yields them (one folder may be larger)."""
 LISTING_BUFFER_BLOCKS = 256
 """Blocks a listing task may have waiting for the colorize tasks before it pauses."""
@@ -162,7 +162,7 @@ def _unit_pages(roots: input_rows.Roots, unit: dict[str, Any], context: ListingC
 def list_units(batch: dict[str, Any], context: ListingContext) -> Iterator[pa.Table]:
     """Ray Data batch function: listing units (``folder``, ``recursive``, ``ranged``, ``after``,
     ``last`` columns) -> tables of listing rows, finished inputs dropped (:func:`drop_finished`)."""
-    roots = context.roots()
+    roots, ahead = context.roots(), RunAhead(context.progress)
     for i in range(len(batch["folder"])):
         unit_label, pages = _unit_pages(roots, {name: batch[name][i] for name in batch}, context)
         listed = other = passed = 0
@@ -173,6 +173,7 @@ def list_units(batch: dict[str, Any], context: ListingContext) -> Iterator[pa.Ta
                 _report(context, unit_label, (listed, other, passed), False)
                 if chunk:
                     yield manifest.to_table(chunk)
+                    ahead.handed_on(len(chunk))
         _report(context, unit_label, (listed, other, passed), True)
 
 
@@ -185,7 +186,7 @@ def list_chunks(
     An inventory's entries outside INPUT or without one of the extensions get no row (the
     inventory lists the whole bucket); an input list's entries each get one.
     """
-    roots = context.roots()
+    roots, ahead = context.roots(), RunAhead(context.progress)
     prefix = roots.input_url.rstrip("/") + "/"
     for text in (chunk for group in batch["chunks"] for chunk in json.loads(str(group))):
         chunk = input_lists.ListChunk.from_json(text)
@@ -204,6 +205,7 @@ def list_chunks(
                 listed += len(rows[start : start + MAX_CHUNK_ROWS])
                 _report(context, unit, (listed, other, passed), False)
                 yield manifest.to_table(rows[start : start + MAX_CHUNK_ROWS])
+                ahead.handed_on(len(rows[start : start + MAX_CHUNK_ROWS]))
         _report(context, unit, (listed, other, passed), True)
 
 
@@ -279,7 +281,7 @@ def tree_dataset(context: ListingContext, resume_from: Any = None):
     index = None
     if resume_from is not None:
         index = resume_from.build(resume.url_bounds(_range_points(units), context.roots()))
-    progress = run_progress(context.run_id, len(units))
+    progress = run_progress(context.run_id, len(units), tasks, context.first_chunk_rows)
     context = _with(context, progress=progress, index=index)
     dataset: ray.data.Dataset = ray.data.from_items(units, override_num_blocks=max(1, len(units)))
     compute = ray.data.TaskPoolStrategy(size=max(1, min(tasks, len(units))))  # listing tasks at once
@@ -364,11 +366,11 @@ def list_dataset(list_url: str, context: ListingContext, resume_from: Any = None
             )
     _progress_actor()
     claimed = start_claims(context.run_id, claims.shard_count(plan.estimated_entries))
-    shared = run_progress(context.run_id, len(plan.chunks))
-    progress = ListRunProgress(shared.actor, shared.run, claimed)
+    tasks = list_tasks(len(plan.chunks), ray.cluster_resources().get("CPU", 1.0))
+    shared = run_progress(context.run_id, len(plan.chunks), tasks, context.first_chunk_rows)
+    progress = ListRunProgress(shared.actor, shared.run, shared.tasks, shared.block_rows, shared.tell_rows, claimed)
     index = resume_from.build([""]) if resume_from is not None else None
     context = _with(context, progress=shared, index=index)
-    tasks = list_tasks(len(plan.chunks), ray.cluster_resources().get("CPU", 1.0))
     # Task t reads chunks t, t + tasks, t + 2 tasks, ...: every task starts at the head of the list.
     items = [{"chunks": json.dumps([c.to_json() for c in plan.chunks[t::tasks]])} for t in range(tasks)]
     dataset: ray.data.Dataset = ray.data.from_items(items, override_num_blocks=len(items))

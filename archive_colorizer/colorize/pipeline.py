@@ -243,6 +243,7 @@ def execute(
         dynamic_ncols=interactive,
     )
     started = last_poll = time.perf_counter()
+    told = 0  # rows received that the listing has been told of
     with bar:
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
             for status, count in zip(*_value_counts(batch.column("status")), strict=True):
@@ -250,6 +251,9 @@ def execute(
             if sink is not None:
                 sink(batch)
             bar.update(batch.num_rows)
+            if progress_actor is not None and state.received - told >= progress_actor.tell_rows:
+                progress_actor.received(state.received)  # room for the listing (no wait)
+                told = state.received
             if time.perf_counter() - last_poll >= poll_seconds:
                 _poll(progress_actor, state, bar)
                 last_poll = time.perf_counter()

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from archive_colorizer import __version__, storage
+from archive_colorizer import __version__, folders, storage
 from archive_colorizer.colorize.config import ColorizeConfig
 from archive_colorizer.demo import figure, photos
 from archive_colorizer.demo.config import DEMO_TRAIN_SETTINGS, DemoConfig
@@ -280,7 +280,7 @@ def clear_earlier_demo(demo: DemoRun, steps: list[Step]) -> None:
                 f"--{name} {url!r} lies inside {config.output!r} where the demo writes its own files; "
                 "move it or choose another --output"
             )
-    if storage.is_empty_or_missing(config.output, options):
+    if folders.is_empty_or_missing(config.output, options):
         return
     fs, root = storage.open_url(config.output, options)
     if not fs.exists(storage.join(root, SUMMARY_NAME)):

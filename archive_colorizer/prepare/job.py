@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 
 from tqdm import tqdm
 
-from archive_colorizer import storage
+from archive_colorizer import folders, storage
 from archive_colorizer.errors import ConfigError, JobError
 from archive_colorizer.prepare.assign import mixed_shards
 from archive_colorizer.prepare.config import PrepareConfig
@@ -110,7 +110,7 @@ def check_paths(config: PrepareConfig) -> bool:
         raise ConfigError(
             f"OUTPUT {config.output!r} is INPUT {config.input!r} or inside it; choose an OUTPUT outside the collection"
         )
-    if storage.is_empty_or_missing(config.output, config.output_options):
+    if folders.is_empty_or_missing(config.output, config.output_options):
         return False
     out_fs, out_root = storage.open_url(config.output, config.output_options)
     if not out_fs.isdir(out_root):

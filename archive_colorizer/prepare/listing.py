@@ -98,7 +98,7 @@ def iter_inputs(fs: fsspec.AbstractFileSystem, root: str, extensions: Iterable[s
         JobError: an archive or Parquet file cannot be listed (names the URL).
     """
     extensions = tuple(extensions)
-    if fs.isdir(root):
+    if folders.is_folder(fs, root):
         root = root.rstrip("/")
         for path in folders.iter_files(fs, root, extensions + ARCHIVE_SUFFIXES):
             yield from _iter_file(fs, path, posixpath.relpath(path, root), extensions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 import pyarrow as pa
@@ -9,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from archive_colorizer import folders
-from archive_colorizer.colorize import input_rows, key_ranges, listing_tasks, manifest
+from archive_colorizer.colorize import input_rows, key_ranges, listing_progress, listing_tasks, manifest
 from archive_colorizer.errors import ConfigError
 
 
@@ -251,12 +252,75 @@ def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(
     at_first = ray.get(progress.state())
     gates.release("colorize.list")
     # Read to the end rather than stop the execution mid-listing: a Ray shut down (the session's
-    # end) while a listing task still streams can take the test process down with it.
-    rest = sum(batch.num_rows for batch in batches)
+    # end) while a listing task still streams can take the test process down with it. As the job's
+    # driver does, tell the listing what came back: it pauses 4,096 rows ahead of that.
+    rest = 0
+    for batch in batches:
+        rest += batch.num_rows
+        progress.received(first.num_rows + rest)
     assert first.num_rows + rest == 20000  # every file listed once
     # Ray Data's default block size would hold all 20,000 rows in the task until its listing ended.
     assert first.num_rows == 16 and not at_first["done"] and at_first["listed"] < 20000
     progress.close()
+
+
+def test_the_listing_runs_ahead_of_the_driver_by_a_bound_that_follows_the_cluster_not_the_inputs():
+    assert listing_progress.run_ahead_rows(2, 1, 16) == 4096  # the floor: 256 blocks of 16 rows
+    assert listing_progress.run_ahead_rows(2, 4, 16) == 8448  # twice 4 x (1,024 held + 2 x 16)
+    assert listing_progress.run_ahead_rows(64, 4, 16) == 16384  # 64 CPUs: 256 rows each
+    actor = listing_progress.ListingProgress()
+    actor.start("r", 1, run_ahead=100)
+    actor.report("r", "u", 100, 0, 0, False)
+    assert actor.room("r")
+    actor.report("r", "u", 150, 0, 0, False)  # a unit's count is set, not added
+    assert not actor.room("r") and actor.state("r")["listed"] == 150
+    actor.received("r", 50, run_ahead=100)
+    assert actor.room("r")
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_the_listing_pauses_while_the_driver_has_its_bound_of_rows_on_the_way(tmp_path, tiny_model, gates, monkeypatch):
+    """The listing waits once the rows it handed on, less those the driver has received, pass the bound
+    (the hold point makes the wait certain); released, the job ends with every input one row."""
+    import threading
+
+    import ray
+    import skimage.data
+    from PIL import Image
+
+    from archive_colorizer.colorize import run
+    from archive_colorizer.colorize.config import ColorizeConfig
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    small = io.BytesIO()
+    Image.fromarray(skimage.data.camera()).resize((48, 48)).save(small, "JPEG", quality=90)
+    for i in range(6000):
+        (folder / f"scan_{i:05d}.jpg").write_bytes(small.getvalue())
+    # The bound is set by the driver (this process): twice 1 listing task x (1,024 + 2 x 16) rows.
+    monkeypatch.setattr(listing_progress, "RUN_AHEAD_MIN_ROWS", 0)
+    monkeypatch.setattr(listing_progress, "RUN_AHEAD_ROWS_PER_CPU", 0)
+    gates.hold("colorize.run_ahead", "*")
+    config = ColorizeConfig(input=str(folder), output=str(tmp_path / "out"), model=tiny_model, listing_tasks=1)
+    seen: list = []
+
+    def watch() -> None:  # the job runs in this test's main thread, as in a driver process
+        try:
+            (run_id, _), *_ = gates.wait_reached("colorize.run_ahead", timeout=120)  # the listing waits for room
+            seen.append(ray.get(listing_progress._progress_actor().actor.counts_of.remote(run_id)))
+        finally:
+            gates.release("colorize.run_ahead")
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    results = [run(config)]
+    watcher.join()
+    (counts,) = seen
+    # On the way: more than the bound, less than the bound, a page (1,000) and a look (256) more.
+    assert counts["run_ahead"] == 2112 and counts["listed"] < 6000
+    assert 2112 < counts["listed"] - counts["received"] <= 2112 + 1000 + listing_progress.ROOM_CHECK_ROWS
+    (result,) = results
+    assert (result.exit_code, result.summary["listed"], result.counts["colorized"]) == (0, 6000, 6000)
 
 
 # Key ranges of an S3 prefix -------------------------------------------------------------------
