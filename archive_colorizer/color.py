@@ -359,37 +359,65 @@ def merge_full_resolution_16bit(gray: np.ndarray, chroma: np.ndarray) -> np.ndar
 def _block_extrema(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Min and max of each 2 x 2 block of an (H, W) uint8 plane (odd sides: the edge repeated).
 
-    Row pairs first (contiguous rows, vectorised), then column pairs of the half-height result.
+    Row pairs by OpenCV (``cv2.min``/``cv2.max`` read the even and odd rows with a row stride,
+    SIMD), then column pairs: each pair of bytes of that half-height result seen as one uint16,
+    its high and low bytes compared again by OpenCV. About 2.5x faster than numpy's slices with
+    a column stride on a 1.7 MP plane (0.3 ms against 0.7). An odd last row or column is its own
+    pair.
 
     Returns two ((H + 1) // 2, (W + 1) // 2) uint8 arrays.
     """
     height, width = luma.shape
-    padded = np.pad(luma, ((0, height % 2), (0, width % 2)), mode="edge") if height % 2 or width % 2 else luma
-    rows_low, rows_high = np.minimum(padded[0::2], padded[1::2]), np.maximum(padded[0::2], padded[1::2])
-    return np.minimum(rows_low[:, 0::2], rows_low[:, 1::2]), np.maximum(rows_high[:, 0::2], rows_high[:, 1::2])
+    row_pairs, pairs = height // 2, width // 2
+    low = np.empty(((height + 1) // 2, (width + 1) // 2), np.uint8)
+    high = np.empty_like(low)
+    for out, pick, numpy_pick in ((low, cv2.min, np.minimum), (high, cv2.max, np.maximum)):
+        if row_pairs and pairs:
+            rows = pick(luma[0 : 2 * row_pairs : 2, : 2 * pairs], luma[1 : 2 * row_pairs : 2, : 2 * pairs])
+            both = rows.view(np.uint16)  # (row_pairs, pairs): two neighbouring columns per element
+            out[:row_pairs, :pairs] = pick((both >> 8).astype(np.uint8), both.astype(np.uint8))
+        if width % 2:
+            column = luma[:, -1]
+            out[:row_pairs, pairs] = numpy_pick(column[0 : 2 * row_pairs : 2], column[1 : 2 * row_pairs : 2])
+        if height % 2:
+            row = luma[-1]
+            out[row_pairs, :pairs] = numpy_pick(row[0 : 2 * pairs : 2], row[1 : 2 * pairs : 2])
+            if width % 2:
+                out[row_pairs, pairs] = row[-1]
+    return low, high
 
 
-def _side_bounds(cb_small: np.ndarray, cr_small: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) uint8 bounds on how far the chroma upsampled to ``size`` can push R, G or B up and down, in levels.
-
-    Per small sample, the largest positive channel offset (``max(R, G, B) - Y``) and the largest
-    negative one (``Y - min(R, G, B)``), JFIF coefficients. Each is a convex function of (Cb, Cr),
-    and bilinear upsampling mixes the 2 x 2 small samples around an output sample, so its
-    maximum over the 3 x 3 neighbourhood (OpenCV's dilation), rounded up with a level to spare,
-    bounds it at every upsampled sample; spread to ``size`` by nearest neighbour as in
-    :func:`_reach_8bit`.
-    """
+def _channel_reach(cb_small: np.ndarray, cr_small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per small sample, the largest positive channel offset (``max(R, G, B) - Y``, at least 0) and
+    the largest negative one (``Y - min(R, G, B)``, at least 0): two (h, w) float32 arrays in levels
+    (JFIF coefficients)."""
     cb_off = cb_small.astype(np.float32) - 128.0
     cr_off = cr_small.astype(np.float32) - 128.0
     red, green, blue = _CR_TO_R * cr_off, _CB_TO_G * cb_off + _CR_TO_G * cr_off, _CB_TO_B * cb_off
     up = np.maximum(np.maximum(red, green), np.maximum(blue, 0.0))
     down = -np.minimum(np.minimum(red, green), np.minimum(blue, 0.0))
-    bounds = []
-    for bound in (up, down):
-        widened = cv2.dilate(bound, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
-        small = np.minimum(np.ceil(widened) + 1.0, 255.0).astype(np.uint8)
-        bounds.append(cv2.resize(small, tuple(size), interpolation=cv2.INTER_NEAREST_EXACT))
-    return bounds[0], bounds[1]
+    return up, down
+
+
+def _side_bounds(up: np.ndarray, down: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) uint8 planes ``(ceiling, floor)``: a sample of the chroma upsampled to ``size`` can
+    push R, G or B out of [0, 255] only where its block's brightest gray value reaches ``ceiling``
+    or its darkest falls to ``floor``.
+
+    ``up`` and ``down`` are :func:`_channel_reach`'s. Each is a convex function of (Cb, Cr), and
+    bilinear upsampling mixes the 2 x 2 small samples around an output sample, so its maximum over
+    the 3 x 3 neighbourhood (OpenCV's dilation), rounded up with a level to spare, bounds it at
+    every upsampled sample; spread to ``size`` by nearest neighbour (OpenCV's
+    ``INTER_NEAREST_EXACT``, Pillow's pixel mapping) as in :func:`_reach_8bit`. The ceiling is
+    255 less the upward bound.
+    """
+    widened = [cv2.dilate(bound, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE) for bound in (up, down)]
+    ceiling = np.maximum(254.0 - np.ceil(widened[0]), 0.0).astype(np.uint8)
+    floor = np.minimum(np.ceil(widened[1]) + 1.0, 255.0).astype(np.uint8)
+    return (
+        cv2.resize(ceiling, size, interpolation=cv2.INTER_NEAREST_EXACT),
+        cv2.resize(floor, size, interpolation=cv2.INTER_NEAREST_EXACT),
+    )
 
 
 def _limited_scale(low: np.ndarray, high: np.ndarray, cb_off: np.ndarray, cr_off: np.ndarray) -> np.ndarray:
@@ -434,12 +462,20 @@ def chroma_planes_420(gray: np.ndarray, chroma: np.ndarray) -> tuple[np.ndarray,
     half = ((width + 1) // 2, (height + 1) // 2)
     cb_small, cr_small = _small_chroma_8bit(chroma)
     cb, cr = upsample(cb_small, half), upsample(cr_small, half)
+    up, down = _channel_reach(cb_small, cr_small)
+    # When every gray value lies farther from 0 and 255 than the chroma reaches anywhere (the
+    # largest of :func:`_side_bounds`'s bounds), no sample can need a reduction.
+    darkest, brightest = cv2.minMaxLoc(gray)[:2]
+    if brightest < 254.0 - np.ceil(up.max()) and darkest > np.ceil(down.max()) + 1.0:
+        return cb, cr
     low, high = _block_extrema(gray)
     # Only samples whose block comes within the chroma's reach of 0 or 255 can need a reduction:
-    # uint8 bounds per side (:func:`_side_bounds`) find them, and the limit runs on those alone
+    # uint8 bounds per sample (:func:`_side_bounds`) find them, and the limit runs on those alone
     # (its factor is exactly 1 for the rest, and truncation keeps their integer offsets).
-    up, down = _side_bounds(cb_small, cr_small, half)
-    near = np.flatnonzero((high >= 255 - up) | (low <= down))
+    ceiling, floor = _side_bounds(up, down, half)
+    mask = cv2.bitwise_or(cv2.compare(high, ceiling, cv2.CMP_GE), cv2.compare(low, floor, cv2.CMP_LE))
+    # 255 -> 1 and read as bool: numpy's nonzero on bool is about 5x faster than on uint8.
+    near = np.flatnonzero(np.bitwise_and(mask, 1, out=mask).view(np.bool_))
     if near.size:
         cb_near, cr_near = (plane.reshape(-1)[near].astype(np.float32) - 128.0 for plane in (cb, cr))
         low_near, high_near = (plane.reshape(-1)[near].astype(np.float32) for plane in (low, high))

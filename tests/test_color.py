@@ -224,6 +224,32 @@ def test_chroma_planes_420_limit_exactly_the_samples_that_need_it(photos, amplit
         assert all(np.array_equal(got, want) for got, want in zip(planes, expected, strict=True)), name
 
 
+def test_block_extrema_of_every_small_shape_and_of_views():
+    # OpenCV on row pairs and uint16 column pairs, the odd last row and column on their own: the
+    # min and max of every 2 x 2 block (edge repeated), for contiguous planes and strided views.
+    rng = np.random.default_rng(5)
+    for height in range(1, 8):
+        for width in range(1, 8):
+            plane = rng.integers(0, 256, (height + 1, width + 2), dtype=np.uint8)
+            for view in (plane[:height, :width], plane[1:, ::-1][:height, :width], plane[:height, :width].copy()):
+                padded = np.pad(view, ((0, height % 2), (0, width % 2)), mode="edge")
+                blocks = padded.reshape((height + 1) // 2, 2, (width + 1) // 2, 2)
+                low, high = color._block_extrema(view)
+                assert np.array_equal(low, blocks.min(axis=(1, 3))), (height, width)
+                assert np.array_equal(high, blocks.max(axis=(1, 3))), (height, width)
+
+
+def test_chroma_planes_420_leave_midtones_alone_without_looking_at_blocks(photos):
+    # Gray values farther from 0 and 255 than the chroma reaches anywhere: the planes are the
+    # upsampled prediction itself (the early return), and equal the limit evaluated everywhere.
+    gray = (np.asarray(Image.fromarray(photos["coffee"]).convert("L"))[:-1, :-1] // 2 + 64).astype(np.uint8)
+    chroma = np.random.default_rng(9).uniform(-20.0, 20.0, (2, 16, 16)).astype(np.float32)
+    half = ((gray.shape[1] + 1) // 2, (gray.shape[0] + 1) // 2)
+    planes = color.chroma_planes_420(gray, chroma)
+    for plane, prediction in zip(planes, chroma, strict=True):
+        assert np.array_equal(plane, cv2.resize(np.clip(np.rint(prediction + 128), 0, 255).astype(np.uint8), half))
+
+
 def test_merge_16bit_keeps_luma_and_sixteen_bits(photo_640x427):
     gray8 = photo_640x427.convert("L")
     gray16 = np.asarray(gray8, dtype=np.uint16) * 257 + 100  # use the low byte too
