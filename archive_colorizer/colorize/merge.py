@@ -61,14 +61,15 @@ def render(
     if jpeg_chroma not in CHROMA_SUBSAMPLINGS:
         raise ValueError(f"chroma must be one of {', '.join(CHROMA_SUBSAMPLINGS)}, got {jpeg_chroma!r}")
     planes = gray_planes(decoded.image)
+    if fmt == "JPEG" and jpeg_chroma == "420":
+        luma = images.gray_array(planes.gray8)  # a view of the decoded pixels, not a copy
+        cb, cr = color.chroma_planes_420(luma, chroma)
+        segments = encode.input_jpeg_segments(decoded.info, decoded.image.size, provenance)
+        return encode.encode_jpeg_planes(luma, cb, cr, segments, jpeg_quality)
     meta = encode.OutputMetadata.from_input(decoded.info, decoded.image.size, provenance)
     if output_bits(decoded, fmt) == 16 and planes.gray16 is not None:  # 16 bits only where the input has them
         rgb16 = color.merge_full_resolution_16bit(planes.gray16, chroma)
         return encode.encode_tiff16(rgb16, meta) if fmt == "TIFF" else encode.encode_png16(rgb16, meta)
-    if fmt == "JPEG" and jpeg_chroma == "420":
-        luma = images.gray_array(planes.gray8)  # a view of the decoded pixels, not a copy
-        cb, cr = color.chroma_planes_420(luma, chroma)
-        return encode.encode_jpeg_planes(luma, cb, cr, meta, jpeg_quality)
     ycbcr = color.merge_full_resolution(planes.gray8, chroma)
     if fmt == "JPEG":
         return encode.encode_jpeg(ycbcr, meta, jpeg_quality)
