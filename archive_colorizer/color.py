@@ -285,6 +285,20 @@ def upsample(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(plane, tuple(size), interpolation=cv2.INTER_LINEAR)
 
 
+def halve(plane: np.ndarray) -> np.ndarray:
+    """The mean of each 2 x 2 block (OpenCV's ``INTER_AREA`` at exactly half size, SIMD).
+
+    Args:
+        plane: (H, W) uint8, H and W at least 2; an odd last row or column is left out.
+
+    Returns:
+        A new (H // 2, W // 2) uint8 array (means rounded).
+    """
+    height, width = plane.shape
+    even = plane[: height // 2 * 2, : width // 2 * 2]
+    return cv2.resize(even, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+
+
 def _upsample_8bit(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A small uint8 plane -> a writable full-size (H, W) uint8 plane, bilinear."""
     return upsample(plane, size)
