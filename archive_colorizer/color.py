@@ -48,6 +48,9 @@ AB_SCALE = 110.0
 _CR_TO_R, _CB_TO_G, _CR_TO_G, _CB_TO_B = 1.402, -0.344136, -0.714136, 1.772
 # Rows processed at once by the chroma limit: bounds the float32 temporaries to a strip.
 _STRIP_ROWS = 256
+# chroma_planes_420 narrows its samples near black and white with per-sample bounds when more than
+# 1 in this many are near by the largest bound (below that the narrowing costs more than it saves).
+_NARROW_FROM = 16
 
 
 def _check_batch(image: torch.Tensor, channels: int, name: str) -> None:
@@ -477,19 +480,25 @@ def chroma_planes_420(gray: np.ndarray, chroma: np.ndarray) -> tuple[np.ndarray,
     cb_small, cr_small = _small_chroma_8bit(chroma)
     cb, cr = upsample(cb_small, half), upsample(cr_small, half)
     up, down = _channel_reach(cb_small, cr_small)
-    # When every gray value lies farther from 0 and 255 than the chroma reaches anywhere (the
-    # largest of :func:`_side_bounds`'s bounds), no sample can need a reduction.
+    # The largest of :func:`_side_bounds`'s bounds: no sample whose block lies between them can
+    # need a reduction. When every gray value does, nothing more is to be done.
+    ceiling_all = int(max(254.0 - np.ceil(up.max()), 0.0))
+    floor_all = int(min(np.ceil(down.max()) + 1.0, 255.0))
     darkest, brightest = cv2.minMaxLoc(gray)[:2]
-    if brightest < 254.0 - np.ceil(up.max()) and darkest > np.ceil(down.max()) + 1.0:
+    if brightest < ceiling_all and darkest > floor_all:
         return cb, cr
     low, high = _block_extrema(gray)
-    # Only samples whose block comes within the chroma's reach of 0 or 255 can need a reduction:
-    # uint8 bounds per sample (:func:`_side_bounds`) find them, and the limit runs on those alone
-    # (its factor is exactly 1 for the rest, and truncation keeps their integer offsets).
-    ceiling, floor = _side_bounds(up, down, half)
-    mask = cv2.bitwise_or(cv2.compare(high, ceiling, cv2.CMP_GE), cv2.compare(low, floor, cv2.CMP_LE))
-    # 255 -> 1 and read as bool: numpy's nonzero on bool is about 5x faster than on uint8.
-    near = np.flatnonzero(np.bitwise_and(mask, 1, out=mask).view(np.bool_))
+    # Only samples whose block comes within the chroma's reach of 0 or 255 can need a reduction,
+    # and the limit runs on those alone (its factor is exactly 1 for the rest, and truncation
+    # keeps their integer offsets). The largest bounds find them first; where that leaves many
+    # (deep shadows, strong colour), uint8 bounds per sample (:func:`_side_bounds`) narrow them
+    # down before the float work.
+    near = np.flatnonzero(np.logical_or(high >= ceiling_all, low <= floor_all))
+    if near.size > cb.size // _NARROW_FROM:
+        ceiling, floor = _side_bounds(up, down, half)
+        mask = cv2.bitwise_or(cv2.compare(high, ceiling, cv2.CMP_GE), cv2.compare(low, floor, cv2.CMP_LE))
+        # 255 -> 1 and read as bool: numpy's nonzero on bool is about 5x faster than on uint8.
+        near = np.flatnonzero(np.bitwise_and(mask, 1, out=mask).view(np.bool_))
     if near.size:
         cb_near, cr_near = (plane.reshape(-1)[near].astype(np.float32) - 128.0 for plane in (cb, cr))
         low_near, high_near = (plane.reshape(-1)[near].astype(np.float32) for plane in (low, high))

@@ -200,11 +200,14 @@ def test_merge_limits_exactly_the_pixels_that_need_it(photos, amplitude):
         assert np.array_equal(merged, _limited_everywhere(gray, chroma)), name
 
 
+@pytest.mark.parametrize("narrow_from", [1, 16, 10**9])
 @pytest.mark.parametrize("amplitude", [10.0, 60.0, 127.5])
-def test_chroma_planes_420_limit_exactly_the_samples_that_need_it(photos, amplitude):
-    # The 4:2:0 planes (the limit evaluated only where a uint8 bound says a 2 x 2 block comes near
-    # black or white) equal the limit evaluated for every sample against its block's darkest and
-    # brightest gray value, on photos with deep shadows and highlights and odd sides.
+def test_chroma_planes_420_limit_exactly_the_samples_that_need_it(photos, amplitude, narrow_from, monkeypatch):
+    # The 4:2:0 planes (the limit evaluated only where a bound, the largest or a uint8 one per
+    # sample, says a 2 x 2 block comes near black or white) equal the limit evaluated for every
+    # sample against its block's darkest and brightest gray value, on photos with deep shadows and
+    # highlights and odd sides; with per-sample bounds always, as they come, and never.
+    monkeypatch.setattr(color, "_NARROW_FROM", narrow_from)
     rng = np.random.default_rng(int(amplitude) + 1)
     for name in ("astronaut", "coffee", "rocket"):
         gray = np.asarray(Image.fromarray(photos[name]).convert("L"))[:-1, :-1]
