@@ -14,8 +14,9 @@ chroma planes are upsampled bilinearly to the original size, and they are joined
 original gray image as Y. Where a predicted colour cannot exist at a pixel's gray value (near
 black or white) the chroma is reduced; the gray value is never changed.
 
-JPEG outputs take the chroma only at half size (4:2:0, :func:`chroma_planes_420`): the planes
-go straight to the JPEG encoder with the full-resolution gray as Y. Upsampling is bilinear
+JPEG outputs take the chroma only at half size (4:2:0,
+:func:`archive_colorizer.chroma420.chroma_planes_420`): the planes go straight to the JPEG
+encoder with the full-resolution gray as Y. Upsampling is bilinear
 through OpenCV (``cv2.resize``, ``INTER_LINEAR``: the same triangle filter on pixel centres as
 Pillow's ``BILINEAR`` when enlarging, about 4x faster).
 
@@ -31,6 +32,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 from PIL import Image
+
+from archive_colorizer.lazy import moved
 
 # One OpenCV thread: each colorize task already has its own core (Ray reserves it), and OpenCV's
 # thread pool on a busy machine costs more in waiting than the resize itself.
@@ -285,6 +288,20 @@ def upsample(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(plane, tuple(size), interpolation=cv2.INTER_LINEAR)
 
 
+def halve(plane: np.ndarray) -> np.ndarray:
+    """The mean of each 2 x 2 block (OpenCV's ``INTER_AREA`` at exactly half size, SIMD).
+
+    Args:
+        plane: (H, W) uint8, H and W at least 2; an odd last row or column is left out.
+
+    Returns:
+        A new (H // 2, W // 2) uint8 array (means rounded).
+    """
+    height, width = plane.shape
+    even = plane[: height // 2 * 2, : width // 2 * 2]
+    return cv2.resize(even, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+
+
 def _upsample_8bit(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A small uint8 plane -> a writable full-size (H, W) uint8 plane, bilinear."""
     return upsample(plane, size)
@@ -356,94 +373,5 @@ def merge_full_resolution_16bit(gray: np.ndarray, chroma: np.ndarray) -> np.ndar
     return rgb
 
 
-def _block_extrema(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Min and max of each 2 x 2 block of an (H, W) uint8 plane (odd sides: the edge repeated).
-
-    Row pairs first (contiguous rows, vectorised), then column pairs of the half-height result.
-
-    Returns two ((H + 1) // 2, (W + 1) // 2) uint8 arrays.
-    """
-    height, width = luma.shape
-    padded = np.pad(luma, ((0, height % 2), (0, width % 2)), mode="edge") if height % 2 or width % 2 else luma
-    rows_low, rows_high = np.minimum(padded[0::2], padded[1::2]), np.maximum(padded[0::2], padded[1::2])
-    return np.minimum(rows_low[:, 0::2], rows_low[:, 1::2]), np.maximum(rows_high[:, 0::2], rows_high[:, 1::2])
-
-
-def _side_bounds(cb_small: np.ndarray, cr_small: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W) uint8 bounds on how far the chroma upsampled to ``size`` can push R, G or B up and down, in levels.
-
-    Per small sample, the largest positive channel offset (``max(R, G, B) - Y``) and the largest
-    negative one (``Y - min(R, G, B)``), JFIF coefficients. Each is a convex function of (Cb, Cr),
-    and bilinear upsampling mixes the 2 x 2 small samples around an output sample, so its
-    maximum over the 3 x 3 neighbourhood (OpenCV's dilation), rounded up with a level to spare,
-    bounds it at every upsampled sample; spread to ``size`` by nearest neighbour as in
-    :func:`_reach_8bit`.
-    """
-    cb_off = cb_small.astype(np.float32) - 128.0
-    cr_off = cr_small.astype(np.float32) - 128.0
-    red, green, blue = _CR_TO_R * cr_off, _CB_TO_G * cb_off + _CR_TO_G * cr_off, _CB_TO_B * cb_off
-    up = np.maximum(np.maximum(red, green), np.maximum(blue, 0.0))
-    down = -np.minimum(np.minimum(red, green), np.minimum(blue, 0.0))
-    bounds = []
-    for bound in (up, down):
-        widened = cv2.dilate(bound, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
-        small = np.minimum(np.ceil(widened) + 1.0, 255.0).astype(np.uint8)
-        bounds.append(cv2.resize(small, tuple(size), interpolation=cv2.INTER_NEAREST_EXACT))
-    return bounds[0], bounds[1]
-
-
-def _limited_scale(low: np.ndarray, high: np.ndarray, cb_off: np.ndarray, cr_off: np.ndarray) -> np.ndarray:
-    """Per-sample factor in [0, 1] that keeps ``low + offset`` >= 0 and ``high + offset`` <= 255 in R, G, B.
-
-    Float32 arrays of equal shape; the factor of a sample is that of the channel it pushes
-    furthest up (room ``255 - high``) or down (room ``low``): :func:`_limit_chroma`'s result.
-    """
-    red, green, blue = _CR_TO_R * cr_off, _CB_TO_G * cb_off + _CR_TO_G * cr_off, _CB_TO_B * cb_off
-    up = np.maximum(np.maximum(red, green), blue)
-    down = -np.minimum(np.minimum(red, green), blue)
-    scale = np.ones_like(low)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.minimum(scale, np.where(up > 0, (255.0 - high) / up, 1.0), out=scale)
-        np.minimum(scale, np.where(down > 0, low / down, 1.0), out=scale)
-    return np.clip(scale, 0.0, 1.0, out=scale)
-
-
-def chroma_planes_420(gray: np.ndarray, chroma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cb and Cr at half resolution for a 4:2:0 JPEG whose Y is ``gray`` unchanged.
-
-    The prediction is upsampled bilinearly (:func:`upsample`) straight to half the gray image's
-    size (rounded up, what a 4:2:0 JPEG stores); each chroma sample is reduced where the
-    darkest or brightest of the 2 x 2 gray pixels it colours leaves no room for it within
-    [0, 255] in R, G and B (near black or white); the gray values are never changed.
-
-    Args:
-        gray: (H, W) uint8 gray values, the output's Y.
-        chroma: (2, h, w) float32 from :func:`predicted_chroma`.
-
-    Returns:
-        ``(cb, cr)``: two ((H + 1) // 2, (W + 1) // 2) uint8 planes, 128 = neutral.
-
-    Raises:
-        ValueError: ``gray`` is not a 2-D uint8 array or ``chroma`` is not (2, h, w).
-    """
-    if gray.ndim != 2 or gray.dtype != np.uint8:
-        raise ValueError(f"gray must be a 2-D uint8 array, got {gray.dtype} {gray.shape}")
-    if chroma.ndim != 3 or chroma.shape[0] != 2:
-        raise ValueError(f"chroma must have shape (2, h, w), got {chroma.shape}")
-    height, width = gray.shape
-    half = ((width + 1) // 2, (height + 1) // 2)
-    cb_small, cr_small = _small_chroma_8bit(chroma)
-    cb, cr = upsample(cb_small, half), upsample(cr_small, half)
-    low, high = _block_extrema(gray)
-    # Only samples whose block comes within the chroma's reach of 0 or 255 can need a reduction:
-    # uint8 bounds per side (:func:`_side_bounds`) find them, and the limit runs on those alone
-    # (its factor is exactly 1 for the rest, and truncation keeps their integer offsets).
-    up, down = _side_bounds(cb_small, cr_small, half)
-    near = np.flatnonzero((high >= 255 - up) | (low <= down))
-    if near.size:
-        cb_near, cr_near = (plane.reshape(-1)[near].astype(np.float32) - 128.0 for plane in (cb, cr))
-        low_near, high_near = (plane.reshape(-1)[near].astype(np.float32) for plane in (low, high))
-        scale = _limited_scale(low_near, high_near, cb_near, cr_near)
-        cb.reshape(-1)[near] = (128.0 + np.trunc(cb_near * scale)).astype(np.uint8)
-        cr.reshape(-1)[near] = (128.0 + np.trunc(cr_near * scale)).astype(np.uint8)
-    return cb, cr
+# chroma_planes_420 has its own module; the old path resolves (with a warning) for one release.
+__getattr__ = moved(__name__, {"chroma_planes_420": "archive_colorizer.chroma420"})

@@ -148,7 +148,7 @@ def measure_stages(files: list[Path], model_url: str, output: Path, chroma: str,
     merge: the chroma joined with the gray (half-size planes for 420, a full YCbCr image for
     444); encode: the JPEG with its metadata; write: the file written.
     """
-    from archive_colorizer import color, images
+    from archive_colorizer import chroma420, color, images
     from archive_colorizer.colorize import decode, encode
 
     predictor, working_size, provenance = load_predictor(model_url)
@@ -174,7 +174,7 @@ def measure_stages(files: list[Path], model_url: str, output: Path, chroma: str,
         meta = encode.OutputMetadata.from_input(decoded.info, decoded.image.size, provenance)
         if chroma == "420":
             luma = np.asarray(gray)
-            cb, cr = color.chroma_planes_420(luma, chroma_small)
+            cb, cr = chroma420.chroma_planes_420(luma, chroma_small)
             clock, spent["merge"] = time.perf_counter(), spent["merge"] + time.perf_counter() - clock
             out = encode.encode_jpeg_planes(luma, cb, cr, meta, 95)
         else:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from archive_colorizer import color
+from archive_colorizer import chroma420, color
 
 
 def _batch(rgb: np.ndarray) -> torch.Tensor:
@@ -168,7 +168,7 @@ def test_chroma_planes_420_are_half_size_and_in_gamut_for_every_2x2_block(photos
     gray = np.asarray(Image.fromarray(photos["astronaut"]).convert("L"))[:301, :451]  # odd sides
     rng = np.random.default_rng(3)
     chroma = rng.uniform(-127.5, 127.5, (2, 16, 16)).astype(np.float32)
-    cb, cr = color.chroma_planes_420(gray, chroma)
+    cb, cr = chroma420.chroma_planes_420(gray, chroma)
     assert cb.shape == cr.shape == (151, 226) and cb.dtype == np.uint8
     # Every pixel of each 2 x 2 block, joined with its block's chroma, stays inside [0, 255] (within
     # the level that truncating Cb and Cr to integers may move G, as in the full-size merge).
@@ -180,7 +180,7 @@ def test_chroma_planes_420_are_half_size_and_in_gamut_for_every_2x2_block(photos
     # A mild prediction (reach at most 64 levels) passes unchanged where every pixel of the block
     # lies within 70..185: the half-size bilinear planes themselves.
     mild = chroma / 6.0
-    cb, cr = color.chroma_planes_420(gray, mild)
+    cb, cr = chroma420.chroma_planes_420(gray, mild)
     blocks = np.pad(gray, ((0, 1), (0, 1)), mode="edge").reshape(151, 2, 226, 2)
     mid = (blocks.min(axis=(1, 3)) >= 70) & (blocks.max(axis=(1, 3)) <= 185)
     for plane, prediction in ((cb, mild[0]), (cr, mild[1])):
@@ -200,11 +200,14 @@ def test_merge_limits_exactly_the_pixels_that_need_it(photos, amplitude):
         assert np.array_equal(merged, _limited_everywhere(gray, chroma)), name
 
 
+@pytest.mark.parametrize("narrow_from", [1, 16, 10**9])
 @pytest.mark.parametrize("amplitude", [10.0, 60.0, 127.5])
-def test_chroma_planes_420_limit_exactly_the_samples_that_need_it(photos, amplitude):
-    # The 4:2:0 planes (the limit evaluated only where a uint8 bound says a 2 x 2 block comes near
-    # black or white) equal the limit evaluated for every sample against its block's darkest and
-    # brightest gray value, on photos with deep shadows and highlights and odd sides.
+def test_chroma_planes_420_limit_exactly_the_samples_that_need_it(photos, amplitude, narrow_from, monkeypatch):
+    # The 4:2:0 planes (the limit evaluated only where a bound, the largest or a uint8 one per
+    # sample, says a 2 x 2 block comes near black or white) equal the limit evaluated for every
+    # sample against its block's darkest and brightest gray value, on photos with deep shadows and
+    # highlights and odd sides; with per-sample bounds always, as they come, and never.
+    monkeypatch.setattr(chroma420, "_NARROW_FROM", narrow_from)
     rng = np.random.default_rng(int(amplitude) + 1)
     for name in ("astronaut", "coffee", "rocket"):
         gray = np.asarray(Image.fromarray(photos[name]).convert("L"))[:-1, :-1]
@@ -219,9 +222,35 @@ def test_chroma_planes_420_limit_exactly_the_samples_that_need_it(photos, amplit
         low, high = blocks.min(axis=(1, 3)).astype(np.float32), blocks.max(axis=(1, 3)).astype(np.float32)
         scale = _scale_everywhere(low, high, cb, cr)
         expected = [(128.0 + np.trunc(plane * scale)).astype(np.uint8) for plane in (cb, cr)]
-        planes = color.chroma_planes_420(gray, chroma)
+        planes = chroma420.chroma_planes_420(gray, chroma)
         assert (scale < 1).sum() > 100, name  # the photo has samples that need the limit
         assert all(np.array_equal(got, want) for got, want in zip(planes, expected, strict=True)), name
+
+
+def test_block_extrema_of_every_small_shape_and_of_views():
+    # OpenCV on row pairs and uint16 column pairs, the odd last row and column on their own: the
+    # min and max of every 2 x 2 block (edge repeated), for contiguous planes and strided views.
+    rng = np.random.default_rng(5)
+    for height in range(1, 8):
+        for width in range(1, 8):
+            plane = rng.integers(0, 256, (height + 1, width + 2), dtype=np.uint8)
+            for view in (plane[:height, :width], plane[1:, ::-1][:height, :width], plane[:height, :width].copy()):
+                padded = np.pad(view, ((0, height % 2), (0, width % 2)), mode="edge")
+                blocks = padded.reshape((height + 1) // 2, 2, (width + 1) // 2, 2)
+                low, high = chroma420._block_extrema(view)
+                assert np.array_equal(low, blocks.min(axis=(1, 3))), (height, width)
+                assert np.array_equal(high, blocks.max(axis=(1, 3))), (height, width)
+
+
+def test_chroma_planes_420_leave_midtones_alone_without_looking_at_blocks(photos):
+    # Gray values farther from 0 and 255 than the chroma reaches anywhere: the planes are the
+    # upsampled prediction itself (the early return), and equal the limit evaluated everywhere.
+    gray = (np.asarray(Image.fromarray(photos["coffee"]).convert("L"))[:-1, :-1] // 2 + 64).astype(np.uint8)
+    chroma = np.random.default_rng(9).uniform(-20.0, 20.0, (2, 16, 16)).astype(np.float32)
+    half = ((gray.shape[1] + 1) // 2, (gray.shape[0] + 1) // 2)
+    planes = chroma420.chroma_planes_420(gray, chroma)
+    for plane, prediction in zip(planes, chroma, strict=True):
+        assert np.array_equal(plane, cv2.resize(np.clip(np.rint(prediction + 128), 0, 255).astype(np.uint8), half))
 
 
 def test_merge_16bit_keeps_luma_and_sixteen_bits(photo_640x427):
@@ -239,3 +268,8 @@ def test_merge_16bit_keeps_luma_and_sixteen_bits(photo_640x427):
 def test_merge_refuses_non_gray_input(photo_640x427):
     with pytest.raises(ValueError, match="mode 'L'"):
         color.merge_full_resolution(photo_640x427, np.zeros((2, 8, 8), np.float32))
+
+
+def test_chroma_planes_420_moved_to_its_own_module_and_the_old_name_still_resolves():
+    with pytest.warns(DeprecationWarning, match="chroma420"):
+        assert color.chroma_planes_420 is chroma420.chroma_planes_420

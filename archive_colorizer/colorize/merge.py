@@ -3,7 +3,7 @@
 Per pending row: decode the original bytes again, take its gray values as luma and add the
 predicted chroma upsampled to full size (:func:`color.merge_full_resolution`, or
 :func:`color.merge_full_resolution_16bit` for 16-bit PNG and TIFF output, or the half-size chroma
-planes of :func:`color.chroma_planes_420` for 4:2:0 JPEG), encode in the output format
+planes of :func:`chroma420.chroma_planes_420` for 4:2:0 JPEG), encode in the output format
 with the input's metadata and the provenance label (:mod:`.encode`), with ``--c2pa-sign`` embed a
 signed C2PA manifest (:mod:`archive_colorizer.signing`), and write it through
 fsspec (whole or not at all). The final rows go to the driver, which writes the manifest
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from archive_colorizer import color, gates, images, signing, storage
+from archive_colorizer import chroma420, color, gates, images, signing, storage
 from archive_colorizer.colorize import encode, manifest
 from archive_colorizer.colorize.decode import gray_planes
 from archive_colorizer.colorize.stage_settings import StageSettings
@@ -61,14 +61,15 @@ def render(
     if jpeg_chroma not in CHROMA_SUBSAMPLINGS:
         raise ValueError(f"chroma must be one of {', '.join(CHROMA_SUBSAMPLINGS)}, got {jpeg_chroma!r}")
     planes = gray_planes(decoded.image)
+    if fmt == "JPEG" and jpeg_chroma == "420":
+        luma = images.gray_array(planes.gray8)  # a view of the decoded pixels, not a copy
+        cb, cr = chroma420.chroma_planes_420(luma, chroma)
+        segments = encode.input_jpeg_segments(decoded.info, decoded.image.size, provenance)
+        return encode.encode_jpeg_planes(luma, cb, cr, segments, jpeg_quality)
     meta = encode.OutputMetadata.from_input(decoded.info, decoded.image.size, provenance)
     if output_bits(decoded, fmt) == 16 and planes.gray16 is not None:  # 16 bits only where the input has them
         rgb16 = color.merge_full_resolution_16bit(planes.gray16, chroma)
         return encode.encode_tiff16(rgb16, meta) if fmt == "TIFF" else encode.encode_png16(rgb16, meta)
-    if fmt == "JPEG" and jpeg_chroma == "420":
-        luma = images.gray_array(planes.gray8)  # a view of the decoded pixels, not a copy
-        cb, cr = color.chroma_planes_420(luma, chroma)
-        return encode.encode_jpeg_planes(luma, cb, cr, meta, jpeg_quality)
     ycbcr = color.merge_full_resolution(planes.gray8, chroma)
     if fmt == "JPEG":
         return encode.encode_jpeg(ycbcr, meta, jpeg_quality)

@@ -146,3 +146,21 @@ def test_an_exif_block_too_large_for_jpeg_keeps_the_essential_tags(photos):
     output = Image.open(io.BytesIO(render(decoded, _chroma(), "JPEG", PROVENANCE)))
     assert output.getexif()[0x0132] == "1931:05:04 12:00:00" and 0x927C not in output.getexif()
     assert output.getexif()[0x0131] == "archive-colorizer 0.1.0"
+
+
+def test_cached_jpeg_segments_are_those_of_each_inputs_own_metadata(photos):
+    # The segments of the 4:2:0 route are cached by the input's EXIF, DPI and ICC: inputs without
+    # EXIF share them whatever their size; an EXIF block recording the pixel size is updated per size.
+    exif = Image.Exif()
+    exif.get_ifd(encode.EXIF_IFD)[encode.EXIF_PIXEL_X] = 10
+    exif.get_ifd(encode.EXIF_IFD)[encode.EXIF_PIXEL_Y] = 10
+    infos = [{}, {"dpi": (300.0, 300.0)}, {"exif": exif.tobytes(), "dpi": (72.0, 72.0)}]
+    for info in infos:
+        for size in ((640, 427), (451, 301), (640, 427)):
+            own = encode._metadata_jpeg_segments(encode.OutputMetadata.from_input(info, size, PROVENANCE))
+            assert encode.input_jpeg_segments(info, size, PROVENANCE) == own
+    segments = encode.input_jpeg_segments(infos[2], (451, 301), PROVENANCE)
+    half = np.full((151, 226), 128, np.uint8)
+    output = encode.encode_jpeg_planes(np.zeros((301, 451), np.uint8), half, half, segments, 95)
+    pixels = Image.open(io.BytesIO(output)).getexif().get_ifd(encode.EXIF_IFD)
+    assert (pixels[encode.EXIF_PIXEL_X], pixels[encode.EXIF_PIXEL_Y]) == (451, 301)
