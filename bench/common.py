@@ -57,3 +57,19 @@ def timed_listing(dataset: Any, seconds: float, started: float) -> tuple[int, fl
         if time.perf_counter() - first > seconds:
             break
     return listed, first, max(time.perf_counter() - (first or started), 1e-9)
+
+
+def tree_cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process and every process below it: a local
+    Ray's GCS, raylet and workers, a simulator's thread. Processes that ended are not counted."""
+    import psutil
+
+    total = 0.0
+    me = psutil.Process()
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # ended meanwhile
+            continue
+        total += times.user + times.system
+    return total
