@@ -36,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import s3sim  # noqa: E402
-from common import local_ray, stop_driver, timed_listing, tree_cpu_seconds  # noqa: E402
+from common import TreeCpu, local_ray, stop_driver, timed_listing  # noqa: E402
 
 CREDENTIALS = {"key": "bench", "secret": "bench"}
 
@@ -55,12 +55,14 @@ def listing_figures(sim: s3sim.S3Sim, tasks: int, seconds: float) -> dict[str, A
         storage_options=_options(sim), run_id=f"bench-{tasks}", listing_tasks=tasks,
     )  # fmt: skip
     sim.reset_stats()
-    started, cpu_started = time.perf_counter(), tree_cpu_seconds()
-    dataset, progress, _ = listing_tasks.tree_dataset(context)
-    planned = time.perf_counter() - started
-    listed, first, elapsed = timed_listing(dataset, seconds, started)
-    progress.close()
-    cpu, stats = tree_cpu_seconds() - cpu_started, sim.stats()
+    with TreeCpu() as meter:
+        started = time.perf_counter()
+        dataset, progress, _ = listing_tasks.tree_dataset(context)
+        planned = time.perf_counter() - started
+        listed, first, elapsed = timed_listing(dataset, seconds, started)
+        progress.close()
+        stats = sim.stats()
+    cpu = meter.seconds
     return {
         "listing_tasks": tasks,
         "seconds_to_plan": round(planned, 3),
@@ -69,8 +71,9 @@ def listing_figures(sim: s3sim.S3Sim, tasks: int, seconds: float) -> dict[str, A
         "keys_per_second": round(listed / elapsed, 1),
         "requests": stats["requests"],
         "cpu_seconds": round(cpu, 2),
-        "cpu_ms_per_1000_keys": round(1000 * cpu / max(stats["keys_listed"], 1), 1),
+        "cpu_ms_per_1000_keys": round(1e6 * cpu / max(stats["keys_listed"], 1), 1),
         "keys_per_cpu_second": round(stats["keys_listed"] / max(cpu, 1e-9)),
+        "cpu_seconds_by_process": meter.by_process(),
     }
 
 
