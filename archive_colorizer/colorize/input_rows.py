@@ -66,7 +66,7 @@ class Roots:
 
     def input_url_of(self, path: str) -> str:
         """The URL of ``path`` inside INPUT's filesystem (a plain path on a local disk, ``s3://bucket/key`` on S3)."""
-        return path if self.local_input or "://" in path else f"{self._input_base}{path}"
+        return path if self.local_input or path.startswith(self._input_base) else f"{self._input_base}{path}"
 
     def output_url_of(self, relative: str) -> str:
         """The URL of ``relative`` (a path relative to OUTPUT) under OUTPUT."""
