@@ -21,15 +21,25 @@ Every filesystem :func:`archive_colorizer.storage.open_url` makes for ``s3://`` 
 adds each call's ``RetryAttempts`` to the process's count
 (:func:`archive_colorizer.retries.retried_requests`, re-exported by :mod:`archive_colorizer.storage`).
 This module does not import :mod:`archive_colorizer.storage`: storage imports it.
+
+Listing speed. botocore parses every timestamp of a response with ``dateutil``, ~50 us each: a
+``ListObjectsV2`` page of 1,000 keys has 1,000 ``LastModified``, ~50 ms of CPU, more than the
+rest of the page's parsing. :class:`CountingS3FileSystem` gives its session's parser factory
+:func:`parse_timestamp` (botocore's public ``response_parser_factory`` component,
+``set_parser_defaults(timestamp_parser=...)``): the ISO 8601 form S3's XML uses through
+:meth:`datetime.datetime.fromisoformat` (~1 us), anything else (HTTP dates in headers, epoch
+numbers) through botocore's own parser, so the values are the same datetimes as before.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
+from botocore.utils import parse_timestamp as _botocore_parse_timestamp
 from fsspec.asyn import sync_wrapper
 from s3fs import S3FileSystem
 
@@ -79,11 +89,44 @@ def _count_retries(parsed: Any = None, **_: Any) -> None:
         logger.debug("an S3 request succeeded after %d retries", attempts)
 
 
+def parse_timestamp(value: Any) -> _dt.datetime:
+    """A response's timestamp as botocore's parser gives it (an aware datetime), faster for ISO 8601.
+
+    ``2026-01-01T00:00:00.000Z`` (S3's XML) -> ``datetime(2026, 1, 1, tzinfo=UTC)``; other forms
+    (``Thu, 01 Jan 2026 00:00:00 GMT``, epoch seconds, ISO 8601 without a time zone) go to
+    :func:`botocore.utils.parse_timestamp`.
+
+    Raises:
+        ValueError: ``value`` is no timestamp (botocore's error).
+    """
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] == "T":
+        try:
+            parsed = _dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed
+    return _botocore_parse_timestamp(value)
+
+
+def use_fast_timestamps(session: Any) -> None:
+    """Make every client of a botocore/aiobotocore ``session`` parse timestamps with :func:`parse_timestamp`.
+
+    Clients already made pick it up too: their endpoint makes a parser from the session's factory
+    for each response.
+    """
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
+
+
 class CountingS3FileSystem(S3FileSystem):
-    """s3fs, with the retries of every botocore client it creates counted (:func:`_count_retries`)."""
+    """s3fs, with the retries of every botocore client it creates counted (:func:`_count_retries`)
+    and timestamps parsed fast (:func:`use_fast_timestamps`)."""
 
     async def set_session(self, refresh: bool = False, kwargs: dict | None = None):
         client = await super().set_session(refresh=refresh, kwargs=kwargs or {})
+        if self.session is not None:
+            use_fast_timestamps(self.session)
         if not getattr(client, "_archive_colorizer_counts_retries", False):
             client.meta.events.register("after-call.s3", _count_retries)
             client._archive_colorizer_counts_retries = True

@@ -6,8 +6,10 @@ served from a thread of this process; a local Ray of ``--cpus`` CPUs runs the wo
 - ``listing``: per layout (``wide``, ``flat``), size (``--sizes``, default 100k and 100M keys) and
   number of listing tasks (``--tasks``, default 1 and 4): the listing dataset alone
   (``listing_tasks.tree_dataset``: ranges planned with ``LIST`` probes, listed by that many tasks), its
-  seconds to the first block, keys per second after it over ``--listing-seconds``, and the requests
-  it made by type;
+  seconds to the first block, keys per second after it over ``--listing-seconds``, the requests
+  it made by type, and the CPU time it cost, all processes together (this one with the simulator's
+  thread and the reader, Ray's GCS, raylet and workers): ``cpu_ms_per_1000_keys`` listed (one
+  ``LIST`` page) and ``keys_per_cpu_second``, figures the other sessions sharing the cores barely move;
 - ``jobs``: the colorize job (its driver a separate process, a tiny generator) on the ``tree``
   layout of ``--job-keys`` keys: ``fresh`` (seconds to the first output, driver peak RSS),
   ``rerun_finished`` (a manifest of every input synthesized on the simulator: the run to its end,
@@ -34,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import s3sim  # noqa: E402
-from common import local_ray, stop_driver, timed_listing  # noqa: E402
+from common import TreeCpu, local_ray, stop_driver, timed_listing  # noqa: E402
 
 CREDENTIALS = {"key": "bench", "secret": "bench"}
 
@@ -53,12 +55,14 @@ def listing_figures(sim: s3sim.S3Sim, tasks: int, seconds: float) -> dict[str, A
         storage_options=_options(sim), run_id=f"bench-{tasks}", listing_tasks=tasks,
     )  # fmt: skip
     sim.reset_stats()
-    started = time.perf_counter()
-    dataset, progress, _ = listing_tasks.tree_dataset(context)
-    planned = time.perf_counter() - started
-    listed, first, elapsed = timed_listing(dataset, seconds, started, progress)
-    progress.close()
-    stats = sim.stats()
+    with TreeCpu() as meter:
+        started = time.perf_counter()
+        dataset, progress, _ = listing_tasks.tree_dataset(context)
+        planned = time.perf_counter() - started
+        listed, first, elapsed = timed_listing(dataset, seconds, started, progress)
+        progress.close()
+        stats = sim.stats()
+    cpu = meter.seconds
     return {
         "listing_tasks": tasks,
         "seconds_to_plan": round(planned, 3),
@@ -66,6 +70,10 @@ def listing_figures(sim: s3sim.S3Sim, tasks: int, seconds: float) -> dict[str, A
         "keys_listed_after_first_block": listed,
         "keys_per_second": round(listed / elapsed, 1),
         "requests": stats["requests"],
+        "cpu_seconds": round(cpu, 2),
+        "cpu_ms_per_1000_keys": round(1e6 * cpu / max(stats["keys_listed"], 1), 1),
+        "keys_per_cpu_second": round(stats["keys_listed"] / max(cpu, 1e-9)),
+        "cpu_seconds_by_process": meter.by_process(),
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from archive_colorizer import s3, storage
@@ -30,6 +32,43 @@ def test_retry_settings_chosen_by_the_user_win(monkeypatch):
     assert not isinstance(storage.open_url("/tmp/x")[0], s3.CountingS3FileSystem)  # local paths are left alone
     with pytest.raises(storage.StorageError, match="config_kwargs .* must be a mapping"):
         storage.open_url("s3://bucket-a/x", {"config_kwargs": "{retries: {max_attempts: 3}}"})  # typed as a string
+
+
+def test_timestamps_parse_as_botocores_parser_parses_them():
+    from botocore.utils import parse_timestamp
+
+    values = [
+        "2026-01-01T00:00:00.000Z",  # S3's XML (LastModified of a listing)
+        "2026-03-04T05:06:07.891Z",
+        "2026-03-04T05:06:07+02:00",
+        "2026-03-04T05:06:07",  # no time zone: botocore's local time
+        "Wed, 04 Mar 2026 05:06:07 GMT",  # HTTP headers (HeadObject's Last-Modified)
+        "1767225600",
+        1767225600,
+    ]
+    for value in values:
+        ours, theirs = s3.parse_timestamp(value), parse_timestamp(value)
+        assert ours == theirs and ours.utcoffset() == theirs.utcoffset(), value
+    with pytest.raises(ValueError):
+        s3.parse_timestamp("2026-13-45T00:00:00Z")
+
+
+def test_listings_parse_their_timestamps_with_the_fast_parser(s3_bucket, monkeypatch):
+    import botocore.parsers
+    from botocore.utils import parse_timestamp
+
+    bucket, options = s3_bucket
+    ours, slow, default = [], [], []
+    fast = s3.parse_timestamp
+    monkeypatch.setattr(s3, "parse_timestamp", lambda value: ours.append(value) or fast(value))
+    monkeypatch.setattr(s3, "_botocore_parse_timestamp", lambda value: slow.append(value) or parse_timestamp(value))
+    monkeypatch.setattr(botocore.parsers, "DEFAULT_TIMESTAMP_PARSER", lambda value: default.append(value))
+    fs, root = storage.open_url(bucket, {**options, "skip_instance_cache": True})
+    fs.pipe_file(f"{root}/a.jpg", b"x")
+    answer = fs.call_s3("list_objects_v2", Bucket=root, Prefix="")
+    modified = answer["Contents"][0]["LastModified"]
+    assert ours and not slow and not default  # ISO 8601 through fromisoformat: never botocore's parser
+    assert modified == parse_timestamp(ours[-1]) and modified.utcoffset() == dt.timedelta(0)
 
 
 def test_reads_and_writes_through_a_flaky_endpoint_lose_nothing_and_count_their_retries(s3_bucket, flaky_s3):

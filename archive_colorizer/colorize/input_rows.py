@@ -17,6 +17,7 @@ input lists the duplicate check of :mod:`.listing_tasks` does the same by output
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 from collections.abc import Iterator, Mapping
@@ -50,6 +51,26 @@ class Roots:
     output_fs: Any
     output_path: str
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        # Per-key URL building without a filesystem call per key (a listing makes two per key).
+        local_in = storage.is_local(self.input_fs)
+        in_base = "" if local_in else storage.to_url(self.input_fs, "_").removesuffix("_")
+        object.__setattr__(self, "local_input", local_in)
+        object.__setattr__(self, "_input_base", in_base)
+        object.__setattr__(self, "_output_base", storage.to_url(self.output_fs, storage.join(self.output_path, "")))
+
+    local_input: bool = field(init=False, repr=False)
+    _input_base: str = field(init=False, repr=False)
+    _output_base: str = field(init=False, repr=False)
+
+    def input_url_of(self, path: str) -> str:
+        """The URL of ``path`` inside INPUT's filesystem (a plain path on a local disk, ``s3://bucket/key`` on S3)."""
+        return path if self.local_input or path.startswith(self._input_base) else f"{self._input_base}{path}"
+
+    def output_url_of(self, relative: str) -> str:
+        """The URL of ``relative`` (a path relative to OUTPUT) under OUTPUT."""
+        return self._output_base + relative
 
     @classmethod
     def resolve(cls, input_url: str, output_url: str, storage_options: Mapping[str, Any] | None) -> Roots:
@@ -85,9 +106,7 @@ def output_format(relative_path: str, requested: str) -> str:
 
     Suffixes other than JPEG, PNG and TIFF ones (GIF, BMP, WebP, ...) give PNG.
     """
-    if requested != "auto":
-        return requested.upper()
-    return FORMAT_BY_SUFFIX.get(posixpath.splitext(relative_path)[1].lower(), "PNG")
+    return _formats(posixpath.splitext(relative_path)[1], requested)[0]
 
 
 def output_relative_path(relative_path: str, fmt: str) -> str:
@@ -95,6 +114,13 @@ def output_relative_path(relative_path: str, fmt: str) -> str:
     if FORMAT_BY_SUFFIX.get(posixpath.splitext(relative_path)[1].lower()) == fmt:
         return relative_path
     return relative_path + SUFFIX_BY_FORMAT[fmt]
+
+
+@functools.lru_cache(maxsize=256)
+def _formats(suffix: str, requested: str) -> tuple[str, str]:
+    """``(output format, suffix to append or "")`` of an input with ``suffix`` (a listing has few)."""
+    fmt = requested.upper() if requested != "auto" else FORMAT_BY_SUFFIX.get(suffix.lower(), "PNG")
+    return fmt, "" if FORMAT_BY_SUFFIX.get(suffix.lower()) == fmt else SUFFIX_BY_FORMAT[fmt]
 
 
 def check_relative_path(relative_path: str) -> str | None:
@@ -122,19 +148,19 @@ def input_row(
         walked: the path comes from walking INPUT, which follows no folder link, so only the
             file itself can be a link (one ``lstat`` instead of resolving the whole path).
     """
-    input_url = storage.to_url(roots.input_fs, input_path)
+    input_url = roots.input_url_of(input_path)
     problem = "not inside INPUT" if relative_path is None else check_relative_path(relative_path)
-    if problem is None and storage.is_local(roots.input_fs) and (not walked or os.path.islink(input_path)):
+    if problem is None and roots.local_input and (not walked or os.path.islink(input_path)):
         if not _resolves_inside(input_path, roots.input_path):
             problem = "a symbolic link to a file outside INPUT"
     if problem is not None or relative_path is None:  # no relative path always has a problem
         return manifest.new_row(
             input_url, status=manifest.FAILED, reason="unsafe_path", error=f"{input_url}: {problem}"
         )
-    fmt = output_format(relative_path, requested_format)
-    out_relative = output_relative_path(relative_path, fmt)
-    out_url = storage.to_url(roots.output_fs, storage.join(roots.output_path, out_relative))
-    if out_relative != relative_path and posixpath.basename(out_relative) in siblings:
+    fmt, appended = _formats(posixpath.splitext(relative_path)[1], requested_format)
+    out_relative = relative_path + appended
+    out_url = roots.output_url_of(out_relative)
+    if appended and posixpath.basename(out_relative) in siblings:
         other = storage.to_url(
             roots.input_fs, posixpath.join(posixpath.dirname(input_path), posixpath.basename(out_relative))
         )

@@ -174,3 +174,42 @@ def test_resume_index_is_built_on_the_cluster_kept_and_compacted_across_runs(ray
     assert kept.bounds == ["", "/in/00004.jpg"]
     assert [len(shard) for shard in ray.get(kept.refs)] == [4, 5]
     assert ray.get(kept.files) == ray.get(index.files)  # nothing new: no shard rewritten
+
+
+def test_to_table_is_pyarrows_from_pylist_of_the_same_rows():
+    import pyarrow as pa
+
+    full = [
+        manifest.new_row(f"s3://a/in/{i}.jpg", output_url=f"s3://a/out/{i}.jpg", output_format="JPEG") for i in range(5)
+    ]
+    full[2].update(width=7, height=9, mean_chroma=1.5, data=b"xy")
+    partial = [{"input_url": "a", "status": "failed"}, {"input_url": "b", "width": 3, "unknown": 1}]
+    for rows in (full, partial, [], full + partial):
+        expected = pa.Table.from_pylist(
+            [{n: r.get(n) for n in manifest.ROW_SCHEMA.names} for r in rows], schema=manifest.ROW_SCHEMA
+        )
+        assert manifest.to_table(rows).equals(expected)
+    assert manifest.to_table(full).column("width").to_pylist() == [None, None, 7, None, None]
+
+
+def test_listing_rows_build_the_urls_storage_builds():
+    from archive_colorizer import storage
+    from archive_colorizer.colorize import input_rows
+
+    options = {"endpoint_url": "http://127.0.0.1:1", "key": "k", "secret": "s"}
+    roots = input_rows.Roots.resolve("s3://archive/scans", "s3://archive/out", options)
+    for path in ["archive/scans/a.jpg", "archive/scans/odd://name.gif", "s3://archive/scans/b.png"]:
+        assert roots.input_url_of(path) == storage.to_url(roots.input_fs, path)
+    row = input_rows.input_row(roots, "archive/scans/d/b.gif", "d/b.gif", "auto")
+    assert (row["input_url"], row["output_url"], row["output_format"]) == (
+        "s3://archive/scans/d/b.gif",
+        "s3://archive/out/d/b.gif.png",
+        "PNG",
+    )
+    clash = input_rows.input_row(roots, "archive/scans/d/b.gif", "d/b.gif", "auto", frozenset({"b.gif.png"}))
+    assert clash["reason"] == "output_clash"
+    kept = input_rows.input_row(roots, "archive/scans/d/c.JPG", "d/c.JPG", "auto", frozenset({"c.JPG.jpg"}))
+    assert kept["output_url"] == "s3://archive/out/d/c.JPG" and kept["output_format"] == "JPEG"
+    assert (
+        input_rows.input_row(roots, "archive/scans/c.jpg", "c.jpg", "png")["output_url"] == "s3://archive/out/c.jpg.png"
+    )
