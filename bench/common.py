@@ -52,12 +52,11 @@ def timed_listing(
         ``(rows after the first block, time of the first block or None, seconds measured)``;
         the rate is rows / seconds.
     """
-    listed, first, received, told = 0, None, 0, 0
+    from archive_colorizer.colorize.listing_progress import Receipts
+
+    listed, first, receipts = 0, None, Receipts(progress)
     for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
-        received += batch.num_rows
-        if progress is not None and received - told >= progress.tell_rows:
-            progress.received(received)
-            told = received
+        receipts.add(batch.num_rows)
         if first is None:
             first = time.perf_counter()
         else:

@@ -184,6 +184,28 @@ class ListRunProgress(RunProgress):
 
 
 @dataclass
+class Receipts:
+    """The driver's side of the bound: counts the rows it received back and tells the run's actor
+    (:meth:`RunProgress.received`) every ``progress.tell_rows`` rows, without waiting.
+
+    Attributes:
+        progress: the run's :class:`RunProgress`, or None (nothing to tell).
+        rows: rows received so far.
+    """
+
+    progress: RunProgress | None
+    rows: int = 0
+    _told: int = 0
+
+    def add(self, rows: int) -> None:
+        """Count ``rows`` more rows received; tell the actor when ``tell_rows`` have come since it was last told."""
+        self.rows += rows
+        if self.progress is not None and self.rows - self._told >= self.progress.tell_rows:
+            self.progress.received(self.rows)
+            self._told = self.rows
+
+
+@dataclass
 class RunAhead:
     """A listing task's side of the bound on how far the listing runs ahead of the driver.
 

@@ -37,7 +37,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from archive_colorizer.colorize import listing_tasks, manifest
+from archive_colorizer.colorize import listing_progress, listing_tasks, manifest
 from archive_colorizer.colorize.decode import prepare_batch
 from archive_colorizer.colorize.fused import colorize_batch, prewarm
 from archive_colorizer.colorize.merge import finish_batch
@@ -243,7 +243,7 @@ def execute(
         dynamic_ncols=interactive,
     )
     started = last_poll = time.perf_counter()
-    told = 0  # rows received that the listing has been told of
+    receipts = listing_progress.Receipts(progress_actor)
     with bar:
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
             for status, count in zip(*_value_counts(batch.column("status")), strict=True):
@@ -251,9 +251,7 @@ def execute(
             if sink is not None:
                 sink(batch)
             bar.update(batch.num_rows)
-            if progress_actor is not None and state.received - told >= progress_actor.tell_rows:
-                progress_actor.received(state.received)  # room for the listing (no wait)
-                told = state.received
+            receipts.add(batch.num_rows)  # room for the listing
             if time.perf_counter() - last_poll >= poll_seconds:
                 _poll(progress_actor, state, bar)
                 last_poll = time.perf_counter()

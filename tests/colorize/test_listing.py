@@ -254,10 +254,10 @@ def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(
     # Read to the end rather than stop the execution mid-listing: a Ray shut down (the session's
     # end) while a listing task still streams can take the test process down with it. As the job's
     # driver does, tell the listing what came back: it pauses 4,096 rows ahead of that.
-    rest = 0
+    rest, receipts = 0, listing_progress.Receipts(progress, first.num_rows)
     for batch in batches:
         rest += batch.num_rows
-        progress.received(first.num_rows + rest)
+        receipts.add(batch.num_rows)
     assert first.num_rows + rest == 20000  # every file listed once
     # Ray Data's default block size would hold all 20,000 rows in the task until its listing ended.
     assert first.num_rows == 16 and not at_first["done"] and at_first["listed"] < 20000
