@@ -200,51 +200,64 @@ def test_merge_limits_exactly_the_pixels_that_need_it(photos, amplitude):
         assert np.array_equal(merged, _limited_everywhere(gray, chroma)), name
 
 
-@pytest.mark.parametrize("narrow_from", [1, 16, 10**9])
+def _planes_limited_everywhere(gray: np.ndarray, chroma: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Reference 4:2:0 planes: the half-size bilinear prediction, every sample limited by its definition
+    against its 2 x 2 block's darkest and brightest gray value (edge repeated on odd sides)."""
+    height, width = gray.shape
+    half = ((width + 1) // 2, (height + 1) // 2)
+    cb, cr = (
+        cv2.resize(np.clip(np.rint(p + 128.0), 0, 255).astype(np.uint8), half).astype(np.float32) - 128.0
+        for p in chroma
+    )
+    blocks = np.pad(gray, ((0, height % 2), (0, width % 2)), mode="edge").reshape(half[1], 2, half[0], 2)
+    low, high = blocks.min(axis=(1, 3)).astype(np.float32), blocks.max(axis=(1, 3)).astype(np.float32)
+    scale = _scale_everywhere(low, high, cb, cr)
+    return scale, *((128.0 + np.trunc(plane * scale)).astype(np.uint8) for plane in (cb, cr))
+
+
 @pytest.mark.parametrize("amplitude", [10.0, 60.0, 127.5])
-def test_chroma_planes_420_limit_exactly_the_samples_that_need_it(photos, amplitude, narrow_from, monkeypatch):
-    # The 4:2:0 planes (the limit evaluated only where a bound, the largest or a uint8 one per
-    # sample, says a 2 x 2 block comes near black or white) equal the limit evaluated for every
-    # sample against its block's darkest and brightest gray value, on photos with deep shadows and
-    # highlights and odd sides; with per-sample bounds always, as they come, and never.
-    monkeypatch.setattr(chroma420, "_NARROW_FROM", narrow_from)
+def test_chroma_planes_420_limit_exactly_the_samples_that_need_it(photos, amplitude):
+    # The 4:2:0 planes (numba's vectorized pass) equal the limit evaluated for every sample by its
+    # definition in numpy against its 2 x 2 block, to the bit, on photos with deep shadows and
+    # highlights and odd sides.
     rng = np.random.default_rng(int(amplitude) + 1)
     for name in ("astronaut", "coffee", "rocket"):
         gray = np.asarray(Image.fromarray(photos[name]).convert("L"))[:-1, :-1]
-        height, width = gray.shape
-        half = ((width + 1) // 2, (height + 1) // 2)
         chroma = rng.uniform(-amplitude, amplitude, (2, 16, 16)).astype(np.float32)
-        cb, cr = (
-            cv2.resize(np.clip(np.rint(p + 128.0), 0, 255).astype(np.uint8), half).astype(np.float32) - 128.0
-            for p in chroma
-        )
-        blocks = np.pad(gray, ((0, height % 2), (0, width % 2)), mode="edge").reshape(half[1], 2, half[0], 2)
-        low, high = blocks.min(axis=(1, 3)).astype(np.float32), blocks.max(axis=(1, 3)).astype(np.float32)
-        scale = _scale_everywhere(low, high, cb, cr)
-        expected = [(128.0 + np.trunc(plane * scale)).astype(np.uint8) for plane in (cb, cr)]
+        scale, *expected = _planes_limited_everywhere(gray, chroma)
         planes = chroma420.chroma_planes_420(gray, chroma)
         assert (scale < 1).sum() > 100, name  # the photo has samples that need the limit
         assert all(np.array_equal(got, want) for got, want in zip(planes, expected, strict=True)), name
 
 
-def test_block_extrema_of_every_small_shape_and_of_views():
-    # OpenCV on row pairs and uint16 column pairs, the odd last row and column on their own: the
-    # min and max of every 2 x 2 block (edge repeated), for contiguous planes and strided views.
+def test_chroma_planes_420_of_every_small_shape_and_of_views():
+    # Odd and even sides from 1 to 7 (the odd last row and column are their blocks' second row and
+    # column), for contiguous, read-only and strided (reversed) gray planes, near black and white.
     rng = np.random.default_rng(5)
     for height in range(1, 8):
         for width in range(1, 8):
-            plane = rng.integers(0, 256, (height + 1, width + 2), dtype=np.uint8)
-            for view in (plane[:height, :width], plane[1:, ::-1][:height, :width], plane[:height, :width].copy()):
-                padded = np.pad(view, ((0, height % 2), (0, width % 2)), mode="edge")
-                blocks = padded.reshape((height + 1) // 2, 2, (width + 1) // 2, 2)
-                low, high = chroma420._block_extrema(view)
-                assert np.array_equal(low, blocks.min(axis=(1, 3))), (height, width)
-                assert np.array_equal(high, blocks.max(axis=(1, 3))), (height, width)
+            plane = rng.choice(np.array([0, 3, 128, 250, 255], np.uint8), (height + 1, width + 2))
+            readonly = plane[:height, :width].copy()
+            readonly.flags.writeable = False
+            chroma = rng.uniform(-127.5, 127.5, (2, 3, 3)).astype(np.float32)
+            for view in (plane[:height, :width], plane[1:, ::-1][:height, :width], readonly):
+                _, *expected = _planes_limited_everywhere(np.ascontiguousarray(view), chroma)
+                planes = chroma420.chroma_planes_420(view, chroma)
+                assert all(np.array_equal(a, b) for a, b in zip(planes, expected, strict=True)), (height, width)
 
 
-def test_chroma_planes_420_leave_midtones_alone_without_looking_at_blocks(photos):
+def test_chroma_planes_420_refuse_what_is_not_a_gray_plane():
+    with pytest.raises(ValueError, match="2-D uint8"):
+        chroma420.chroma_planes_420(np.zeros((4, 4), np.uint16), np.zeros((2, 2, 2), np.float32))
+    with pytest.raises(ValueError, match="2-D uint8"):
+        chroma420.chroma_planes_420(np.zeros((0, 4), np.uint8), np.zeros((2, 2, 2), np.float32))
+    with pytest.raises(ValueError, match=r"\(2, h, w\)"):
+        chroma420.chroma_planes_420(np.zeros((4, 4), np.uint8), np.zeros((3, 2, 2), np.float32))
+
+
+def test_chroma_planes_420_leave_midtones_alone(photos):
     # Gray values farther from 0 and 255 than the chroma reaches anywhere: the planes are the
-    # upsampled prediction itself (the early return), and equal the limit evaluated everywhere.
+    # upsampled prediction itself, every factor exactly 1.
     gray = (np.asarray(Image.fromarray(photos["coffee"]).convert("L"))[:-1, :-1] // 2 + 64).astype(np.uint8)
     chroma = np.random.default_rng(9).uniform(-20.0, 20.0, (2, 16, 16)).astype(np.float32)
     half = ((gray.shape[1] + 1) // 2, (gray.shape[0] + 1) // 2)

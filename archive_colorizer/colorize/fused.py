@@ -57,8 +57,12 @@ def cached_predictor(predictor_args: dict[str, Any]) -> Any:
 
 
 def _warm(predictor_args: dict[str, Any]) -> bool:
-    """Load the process's predictor (imports torch, reads the generator); True once it is cached."""
+    """Load the process's predictor (imports torch, reads the generator) and the 4:2:0 chroma limit's
+    compiled kernel (:func:`archive_colorizer.chroma420.warm`); True once both are loaded."""
+    from archive_colorizer import chroma420
+
     cached_predictor(predictor_args)
+    chroma420.warm()
     return True
 
 
@@ -66,8 +70,9 @@ def prewarm(predictor_args: dict[str, Any], num_cpus: float, count: int) -> list
     """Start ``count`` tasks that load the predictor into idle worker processes, without waiting.
 
     On a fresh Ray the first batch of each worker otherwise waits about 2 s for torch's import
-    and the generator's load; started as soon as the dataset is built, those seconds overlap
-    with Ray Data's own start (and the listing of later chunks). There are as many as fused
+    and the generator's load (and about 0.3 s for numba's import and the chroma limit's kernel);
+    started as soon as the dataset is built, those seconds overlap with Ray Data's own start (and
+    the listing of later chunks). There are as many as fused
     tasks fit the cluster, so they land in the worker processes those tasks reuse; each
     reserves ``num_cpus`` (the pipeline gives a fused task's share less a listing task's, so
     the listing is not held up behind them). A failure here is ignored: the fused task that
