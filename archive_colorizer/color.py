@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from archive_colorizer import gamut, images
 from archive_colorizer.lazy import moved
 
 # One OpenCV thread: each colorize task already has its own core (Ray reserves it), and OpenCV's
@@ -48,7 +49,7 @@ AB_SCALE = 110.0
 """``ab_norm = ab / AB_SCALE`` maps a, b in about [-110, 110] to [-1, 1]."""
 
 # BT.601 full-range YCbCr -> RGB coefficients (JFIF), in units of the chroma offset from neutral.
-_CR_TO_R, _CB_TO_G, _CR_TO_G, _CB_TO_B = 1.402, -0.344136, -0.714136, 1.772
+_CR_TO_R, _CB_TO_G, _CR_TO_G, _CB_TO_B = gamut.CR_TO_R, gamut.CB_TO_G, gamut.CR_TO_G, gamut.CB_TO_B
 # Rows processed at once by the chroma limit: bounds the float32 temporaries to a strip.
 _STRIP_ROWS = 256
 
@@ -220,53 +221,6 @@ def _limit_chroma(
     return cb * scale, cr * scale
 
 
-def _reach_8bit(cb_small: np.ndarray, cr_small: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W) uint8 bound on the R, G and B offsets the chroma upsampled to ``size`` can cause, in levels.
-
-    A channel's offset from Y is at most ``1.772 |Cb - 128| + 1.402 |Cr - 128|`` (JFIF
-    coefficients; G's is smaller). The bound is computed on the small (h, w) planes, widened to
-    the 3 x 3 neighbourhood that bilinear upsampling draws each output pixel from (OpenCV's
-    dilation), rounded up with a level to spare for the upsampling's rounding, and spread to
-    ``size`` by nearest neighbour (OpenCV's ``INTER_NEAREST_EXACT``, Pillow's pixel mapping), so
-    that it holds for every output pixel.
-    """
-    reach = _CB_TO_B * np.abs(cb_small.astype(np.float32) - 128.0) + _CR_TO_R * np.abs(
-        cr_small.astype(np.float32) - 128.0
-    )
-    widened = cv2.dilate(reach, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
-    small = np.minimum(np.ceil(widened) + 2.0, 255.0).astype(np.uint8)
-    return cv2.resize(small, tuple(size), interpolation=cv2.INTER_NEAREST_EXACT)
-
-
-def _limit_chroma_8bit(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, reach: np.ndarray) -> None:
-    """:func:`_limit_chroma` on flat uint8 planes (one strip), in place, computed only where it can matter.
-
-    ``reach`` bounds each pixel's channel offsets (:func:`_reach_8bit`). A pixel whose gray
-    value lies farther than that from 0 and 255 keeps its chroma exactly (the factor is 1 and
-    truncation keeps the integer offsets), so only the pixels near black or white go through
-    the float formula, and the result equals computing it for every pixel.
-    """
-    near_edge = np.flatnonzero((luma <= reach) | (luma >= 255 - reach))
-    if near_edge.size == 0:
-        return
-    near_luma = luma[near_edge].astype(np.float32)
-    cb_off = cb[near_edge].astype(np.float32) - 128.0
-    cr_off = cr[near_edge].astype(np.float32) - 128.0
-    # Of these, the pixels whose R, G or B leaves [0, 255] (with a margin that float rounding
-    # cannot cross; the others' factor is exactly 1) go through the formula.
-    red, green, blue = _CR_TO_R * cr_off, _CB_TO_G * cb_off + _CR_TO_G * cr_off, _CB_TO_B * cb_off
-    lowest = np.minimum(np.minimum(red, green), blue)
-    highest = np.maximum(np.maximum(red, green), blue)
-    outside = np.flatnonzero((near_luma + lowest < 0.01) | (near_luma + highest > 254.99))
-    if outside.size == 0:
-        return
-    cb_off, cr_off = _limit_chroma(near_luma[outside], cb_off[outside], cr_off[outside], 255.0)
-    # Truncate toward zero: rounding could push a channel one level out of gamut.
-    pixels = near_edge[outside]
-    cb[pixels] = (128.0 + np.trunc(cb_off)).astype(np.uint8)
-    cr[pixels] = (128.0 + np.trunc(cr_off)).astype(np.uint8)
-
-
 def _small_chroma_8bit(chroma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(2, h, w) float offsets -> two (h, w) uint8 planes, 128 = neutral."""
     planes = np.clip(np.rint(chroma + 128.0), 0, 255).astype(np.uint8)
@@ -302,19 +256,14 @@ def halve(plane: np.ndarray) -> np.ndarray:
     return cv2.resize(even, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
 
 
-def _upsample_8bit(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A small uint8 plane -> a writable full-size (H, W) uint8 plane, bilinear."""
-    return upsample(plane, size)
-
-
 def merge_full_resolution(gray: Image.Image, chroma: np.ndarray) -> Image.Image:
     """Colour a full-resolution 8-bit gray image with a small chroma prediction.
 
-    Cb and Cr are upsampled bilinearly (Pillow) to the gray image's size; where a pixel's
+    Cb and Cr are upsampled bilinearly (:func:`upsample`) to the gray image's size; where a pixel's
     gray value leaves no room for the predicted colour (near black or white), its chroma is
-    scaled down so that R, G and B stay within [0, 255]. The gray image becomes Y unchanged,
-    so ``result.convert("L")`` returns the input within about one level (Pillow's fixed-point
-    YCbCr -> RGB rounding). Works in row strips: no full-size float array and no Lab.
+    scaled down so that R, G and B stay within [0, 255] (:func:`archive_colorizer.gamut.limit_pixels`).
+    The gray image becomes Y unchanged, so ``result.convert("L")`` returns the input within about
+    one level (Pillow's fixed-point YCbCr -> RGB rounding). No full-size float array and no Lab.
 
     Args:
         gray: mode "L" image, any size (W, H).
@@ -331,12 +280,8 @@ def merge_full_resolution(gray: Image.Image, chroma: np.ndarray) -> Image.Image:
     if chroma.ndim != 3 or chroma.shape[0] != 2:
         raise ValueError(f"chroma must have shape (2, h, w), got {chroma.shape}")
     cb_small, cr_small = _small_chroma_8bit(chroma)
-    cb, cr = _upsample_8bit(cb_small, gray.size), _upsample_8bit(cr_small, gray.size)
-    reach = _reach_8bit(cb_small, cr_small, gray.size)
-    luma = np.asarray(gray)
-    for top in range(0, luma.shape[0], _STRIP_ROWS):
-        rows = slice(top, top + _STRIP_ROWS)
-        _limit_chroma_8bit(luma[rows].reshape(-1), cb[rows].reshape(-1), cr[rows].reshape(-1), reach[rows].reshape(-1))
+    cb, cr = upsample(cb_small, gray.size), upsample(cr_small, gray.size)
+    gamut.limit_pixels(images.gray_array(gray), cb, cr)
     return Image.merge("YCbCr", (gray, Image.fromarray(cb), Image.fromarray(cr)))
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from archive_colorizer import chroma420, color
+from archive_colorizer import chroma420, color, gamut
 
 
 def _batch(rgb: np.ndarray) -> torch.Tensor:
@@ -190,8 +190,8 @@ def test_chroma_planes_420_are_half_size_and_in_gamut_for_every_2x2_block(photos
 
 @pytest.mark.parametrize("amplitude", [10.0, 60.0, 127.5])
 def test_merge_limits_exactly_the_pixels_that_need_it(photos, amplitude):
-    # Photos with deep shadows and highlights, random strong predictions: the merge (which only
-    # evaluates the limit near black and white) equals the limit evaluated everywhere.
+    # Photos with deep shadows and highlights, random strong predictions: the merge (numba's
+    # vectorized pass, gamut.limit_pixels) equals the limit evaluated everywhere in numpy, to the bit.
     rng = np.random.default_rng(int(amplitude))
     for name in ("astronaut", "coffee", "rocket"):
         gray = Image.fromarray(photos[name]).convert("L")
@@ -253,6 +253,18 @@ def test_chroma_planes_420_refuse_what_is_not_a_gray_plane():
         chroma420.chroma_planes_420(np.zeros((0, 4), np.uint8), np.zeros((2, 2, 2), np.float32))
     with pytest.raises(ValueError, match=r"\(2, h, w\)"):
         chroma420.chroma_planes_420(np.zeros((4, 4), np.uint8), np.zeros((3, 2, 2), np.float32))
+
+
+def test_the_gamut_kernels_refuse_planes_they_cannot_limit_in_place():
+    gray, planes = np.zeros((5, 5), np.uint8), np.zeros((3, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"cb must be a writable uint8 array of shape \(5, 5\)"):
+        gamut.limit_pixels(gray, planes, planes.copy())
+    readonly = planes.copy()
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="cr must be a writable"):
+        gamut.limit_blocks(gray, planes, readonly)
+    with pytest.raises(ValueError, match="2-D uint8"):
+        gamut.limit_blocks(gray.astype(np.uint16), planes, planes.copy())
 
 
 def test_chroma_planes_420_leave_midtones_alone(photos):
