@@ -10,12 +10,20 @@ downs / 128 px, ``unet_256`` pix2pix's default at 256 px), then measures on the 
   with the 16-pixel margin libjpeg-turbo reads past it; 444: Pillow from YCbCr; quality 95).
   The I/O and codec floor.
   (``floor_gray`` re-encodes gray instead, for reference.)
+- ``floor_parallel``: the floor in ``cores`` processes at once (spawned before Ray starts), the
+  files dealt evenly among them; each process imports and waits at a barrier before its clock
+  starts, and the rate is all the images over the wall time from the earliest start to the
+  latest end (``time.monotonic``, one clock for the machine). What the machine's cores do
+  together on the codecs alone.
 - ``model_only``: the generator's forward pass on pre-decoded batches of ``--batch-size``
   gray images at its working size, one torch thread. The compute floor.
 - ``naive``: one process, no Ray: the job's per-image work in a plain loop (reduced decode,
   small gray, the generator on one image, full decode, merge, encode with metadata, write).
 - ``fused_one_process``: the fused stage's batch function on batches of ``--task-batch-size``
   listing rows in one process without Ray: the job's per-image work as its tasks do it.
+- ``fused_parallel``: ``fused_one_process`` in ``cores`` processes at once, as ``floor_parallel``,
+  each on its own share of the files (its own input and output folder), the generator loaded
+  before the barrier: the job's per-image work on every core with no pipeline around it.
 - ``pipeline``: the real job, ``archive_colorizer.colorize.run``, on a folder of the N files, on
   a local Ray of every core started before the clock starts: listing, model check, the
   workers' torch import and model load, manifest, summary and review page included. The first
@@ -26,6 +34,15 @@ downs / 128 px, ``unet_256`` pix2pix's default at 256 px), then measures on the 
   images over the extra time against ``pipeline_warm``: the rate once start-up is paid.
 - ``ideal`` = cores / (seconds per image of ``floor`` + of ``model_only``): the rate if every
   core did nothing but the codec's and the model's work.
+- ``cpu_ms_per_image`` (with ``--marginal M``): CPU ms (user + system, psutil) per marginal image
+  of every process of the job on this machine: this process and all below it, read before and
+  after each warm job and the marginal job (outside their clocks, with one more warm job on the N
+  images), the marginal job's less the least of the warm jobs' (a worker's first torch import
+  lands in one job or another), over ``M - N``. By kind: ``workers`` (Ray's worker processes: ``default_worker.py``
+  or a ``ray::`` title, Ray's agents aside), ``driver`` (this process; also the benchmark's own
+  small work), ``ray_other`` (GCS, raylet, agents, monitor and log processes), and ``total``. A
+  process that ends between two reads is missing (its CPU is lost). On a real cluster only
+  ``workers`` run on the GPU nodes: the driver and the GCS sit on the head node.
 
 - ``stages_ms_per_image`` (with ``--stages``): ms per image of decode, model, merge, encode
   and write in one process, for the 4:4:4 route (Pillow's merge and encode, the route before
@@ -35,17 +52,39 @@ The ratios ``pipeline_over_naive``, ``pipeline_over_ideal`` and ``pipeline_over_
 (the rate against ``cores x fused_one_process``: what Ray's own work costs; also for the warm
 and marginal rates) are what the README reports.
 
+``pipeline_marginal_over_ideal`` (nearly the marginal rate / (cores x ``floor``) when the forward
+pass is a small part of ``ideal``, as with the tiny model) multiplies three things that these
+ratios take apart; exactly, marginal / (cores x ``floor``) = ``fused_over_floor`` x
+``fused_parallel_scaling`` x ``pipeline_marginal_over_fused_parallel`` (when processes = cores):
+
+- ``fused_over_floor`` = ``fused_one_process`` / ``floor`` (one process each): the job's own
+  per-image work against the codecs alone.
+- ``parallel_scaling`` = ``floor_parallel`` / (processes x ``floor``): how the machine's cores
+  scale on plain work run in as many processes (the machine's, not the job's).
+  ``fused_parallel_scaling`` = ``fused_parallel`` / (processes x ``fused_one_process``) is the
+  same for the job's per-image work (so ``pipeline_marginal_over_cores_fused`` =
+  ``fused_parallel_scaling`` x ``pipeline_marginal_over_fused_parallel``).
+- ``pipeline_marginal_over_fused_parallel`` (and ``pipeline_warm_over_fused_parallel``) = the rate
+  / ``fused_parallel``: what the pipeline costs (Ray Data, the driver, the GCS, raylet and agents
+  on the same cores) against the same per-image work in ``cores`` plain processes at once.
+- ``node_efficiency`` = (``floor`` + ``model_only`` seconds per image) / (``cpu_ms_per_image``
+  ``workers`` / 1000): the codec floor's and the forward pass's CPU over the CPU the worker
+  processes spent per image, what a GPU node's cores would spend (with ``--marginal``).
+
+(``processes`` is ``cores``, or the number of images when there are fewer.)
+
 Usage::
 
     .venv/bin/python bench/colorize_throughput.py [--images 200] [--megapixels 1.5] [--model demo]
         [--marginal 600] [--workdir DIR] [--skip-naive] [--task-batch-size 16] [--batch-size 16]
-        [--actors 1] [--cpus-per-actor C] [--cpus-per-task C] [--input-list] [--stages]
+        [--actors 1] [--cpus-per-actor C] [--cpus-per-task C] [--input-list] [--stages] [--skip-parallel]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import os
@@ -53,6 +92,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,11 +158,28 @@ def measure_floor(files: list[Path], colour: bool = True, chroma: str = "420") -
     ``chroma`` 420: libjpeg-turbo (simplejpeg) from the gray as Y and constant half-size Cb, Cr
     planes; 444: Pillow from a full-size YCbCr image.
     """
+    loop = prepare_floor(files, colour, chroma)
+    start = time.perf_counter()
+    done = loop()
+    return rate(done, time.perf_counter() - start)
+
+
+def prepare_floor(files: list[Path], colour: bool = True, chroma: str = "420") -> Callable[[], int]:
+    """:func:`measure_floor`'s timed part, its imports done: a callable that runs the loop on ``files``
+    and returns how many it did (for :func:`measure_parallel`, which starts it in several processes)."""
+    import simplejpeg  # noqa: F401  (imported here, outside the clock)
+
+    import archive_colorizer.colorize.encode  # noqa: F401
+
+    return functools.partial(_floor_loop, files, colour, chroma)
+
+
+def _floor_loop(files: list[Path], colour: bool, chroma: str) -> int:
+    """The floor's loop (see :func:`measure_floor`); returns the number of files done."""
     import simplejpeg
 
     from archive_colorizer.colorize.encode import _luma_with_margin
 
-    start = time.perf_counter()
     for path in files:
         image: Image.Image = Image.open(io.BytesIO(path.read_bytes()))
         image.load()
@@ -137,7 +194,7 @@ def measure_floor(files: list[Path], colour: bool = True, chroma: str = "420") -
             image = Image.merge("YCbCr", (image, Image.new("L", image.size, 118), Image.new("L", image.size, 140)))
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=95, subsampling=0 if colour else -1)
-    return rate(len(files), time.perf_counter() - start)
+    return len(files)
 
 
 def measure_stages(files: list[Path], model_url: str, output: Path, chroma: str, once: bool = False) -> dict:
@@ -204,6 +261,16 @@ def measure_fused_one_process(inputs: Path, model_url: str, output: Path, batch_
     batches of ``batch_size`` listing rows, in this process, one torch thread, no Ray: the job's
     per-image work as the pipeline's tasks do it (read, decode once, colour check, squeeze, batched
     generator, merge, encode, write, manifest rows). The generator is loaded before the clock."""
+    run = prepare_fused(inputs, model_url, output, batch_size, chroma)
+    start = time.perf_counter()
+    done = run()
+    return rate(done, time.perf_counter() - start)
+
+
+def prepare_fused(inputs: Path, model_url: str, output: Path, batch_size: int, chroma: str) -> Callable[[], int]:
+    """:func:`measure_fused_one_process`'s set-up (one torch thread, the generator loaded, the listing rows
+    of ``inputs`` in batches): returns a callable that runs the timed part, the batch function on every
+    batch, and returns the number of rows done."""
     import datetime as dt
 
     import torch
@@ -238,9 +305,125 @@ def measure_fused_one_process(inputs: Path, model_url: str, output: Path, batch_
     }
     fused.cached_predictor(predictor_args)
     tables = [manifest.to_table(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
-    start = time.perf_counter()
-    done = sum(fused.colorize_batch(table, settings, predictor_args).num_rows for table in tables)
-    return rate(done, time.perf_counter() - start)
+    return lambda: sum(fused.colorize_batch(table, settings, predictor_args).num_rows for table in tables)
+
+
+_BARRIER: Any = None
+"""In a process of :func:`measure_parallel`'s pool: the barrier its processes wait on before their clocks start."""
+
+
+def _keep_barrier(barrier: Any) -> None:
+    global _BARRIER
+    _BARRIER = barrier
+
+
+def _timed_part(task: tuple[Callable[..., Callable[[], int]], tuple]) -> tuple[float, float, int]:
+    """In a pool process: prepare ``task`` (a ``prepare_*`` function and its arguments), wait for every
+    other process to be ready, run the timed part. Returns (start, end, images), the times by
+    ``time.monotonic`` (CLOCK_MONOTONIC: one clock for every process of the machine)."""
+    prepare, args = task
+    try:
+        run = prepare(*args)
+    except BaseException:
+        _BARRIER.abort()  # the other processes stop waiting
+        raise
+    _BARRIER.wait(timeout=600)
+    start = time.monotonic()
+    done = run()
+    return start, time.monotonic(), done
+
+
+def measure_parallel(prepare: Callable[..., Callable[[], int]], parts: list[tuple]) -> dict:
+    """``prepare(*args)``'s timed part in one new process per ``args`` of ``parts``, all at once.
+
+    The processes are spawned (not forked: a Ray may be running in this one) and each imports and
+    prepares its part before a barrier, so interpreter start-up, imports and model loads are not
+    timed. The rate is every process's images over the wall time from the earliest start of a timed
+    part to the latest end; ``seconds_each`` is each process's own time (a straggler shows there).
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(len(parts))
+    with context.Pool(len(parts), initializer=_keep_barrier, initargs=(barrier,)) as pool:
+        # One task per process: a process that took its part waits at the barrier, so it cannot take another.
+        results = pool.map(_timed_part, [(prepare, args) for args in parts], chunksize=1)
+    starts, ends, done = zip(*results, strict=True)
+    each = [round(end - start, 3) for start, end in zip(starts, ends, strict=True)]
+    return rate(sum(done), max(ends) - min(starts)) | {"processes": len(parts), "seconds_each": each}
+
+
+def split(files: list[Path], parts: int) -> list[list[Path]]:
+    """``files`` dealt into ``parts`` lists (every ``parts``-th file each), as even as the count allows."""
+    return [files[index::parts] for index in range(parts)]
+
+
+def measure_floor_parallel(files: list[Path], processes: int, chroma: str) -> dict:
+    """``floor_parallel``: :func:`measure_floor` on an even share of ``files`` in each of ``processes``
+    processes at once: what the machine's cores do together on the codecs alone."""
+    return measure_parallel(prepare_floor, [(part, True, chroma) for part in split(files, processes)])
+
+
+def measure_fused_parallel(
+    files: list[Path], processes: int, workdir: Path, model_url: str, batch_size: int, chroma: str
+) -> dict:
+    """``fused_parallel``: :func:`measure_fused_one_process` in each of ``processes`` processes at once,
+    each on its own share of ``files`` (its own input folder and output folder under ``workdir``)."""
+    parts = [
+        (
+            exact_folder(part, workdir / f"in-fused-{index}"),
+            model_url,
+            workdir / f"out-fused-{index}",
+            batch_size,
+            chroma,
+        )
+        for index, part in enumerate(split(files, processes))
+    ]
+    return measure_parallel(prepare_fused, parts)
+
+
+CPU_KINDS = ("workers", "driver", "ray_other")
+
+
+def job_cpu() -> dict[tuple[int, float], tuple[str, float]]:
+    """CPU seconds (user + system) so far of this process (the driver) and every process below it
+    (a local Ray's GCS, raylet, agents and workers), by (pid, start time): (kind, seconds).
+
+    The kinds: ``driver`` this process; ``workers`` Ray's worker processes (``default_worker.py`` in
+    their command line, or a ``ray::`` process title: ``ray::IDLE``, a task's or an actor's name) but
+    Ray's agents (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``: a ``ray::`` title ending in
+    ``Agent``); ``ray_other`` every other one (GCS, raylet, the agents, the monitor and log processes).
+    """
+    import psutil
+
+    me = psutil.Process()
+    snapshot = {}
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            with process.oneshot():
+                key, times, name = (process.pid, process.create_time()), process.cpu_times(), process.name()
+                cmdline = " ".join(process.cmdline())
+        except psutil.Error:  # ended meanwhile
+            continue
+        if process.pid == me.pid:
+            kind = "driver"
+        elif "default_worker.py" in cmdline or (
+            (name.startswith("ray::") or cmdline.startswith("ray::")) and not cmdline.rstrip().endswith("Agent")
+        ):
+            kind = "workers"
+        else:
+            kind = "ray_other"
+        snapshot[key] = (kind, times.user + times.system)
+    return snapshot
+
+
+def cpu_used(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds by kind between two :func:`job_cpu` snapshots; a process only in ``after`` counts from 0
+    (one that ended in between is missing: its CPU is lost)."""
+    used = dict.fromkeys(CPU_KINDS, 0.0)
+    for key, (kind, seconds) in after.items():
+        used[kind] += seconds - before.get(key, (kind, 0.0))[1]
+    return used
 
 
 def measure_model_only(model_url: str, images: int, batch_size: int) -> dict:
@@ -324,12 +507,13 @@ def measure_naive(files: list[Path], model_url: str, output: Path, chroma: str =
 
 
 def measure_pipeline(
-    inputs: Path, files: list[Path], output: Path, model_url: str, options: argparse.Namespace
+    inputs: Path, files: list[Path], output: Path, model_url: str, options: argparse.Namespace, cpu: bool = False
 ) -> dict:
     """The whole job on ``files`` on a local Ray with every core of this machine.
 
     The files are INPUT, a folder holding exactly them (hard links), or with ``--input-list``
     the lines of an input list (which adds the duplicate-finding actor's start to the job).
+    With ``cpu``, also ``cpu_seconds``: the CPU the job took by kind of process (:func:`cpu_used`).
     """
     from archive_colorizer.colorize import run
     from archive_colorizer.colorize.config import ColorizeConfig
@@ -353,10 +537,65 @@ def measure_pipeline(
         progress=False,
         **values,
     )
+    before = job_cpu() if cpu else {}
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # the job's summary table; stdout carries the JSON
         result = run(config)
-    return rate(result.inputs, time.perf_counter() - start) | {"counts": result.counts, "settings": values}
+    seconds = time.perf_counter() - start
+    figure = rate(result.inputs, seconds) | {"counts": result.counts, "settings": values}
+    if cpu:
+        figure["cpu_seconds"] = cpu_used(before, job_cpu())
+    return figure
+
+
+def measure_marginal(
+    inputs: Path, all_files: list[Path], workdir: Path, model_url: str, options: argparse.Namespace, warm: list[dict]
+) -> tuple[dict, dict]:
+    """``pipeline_marginal`` and ``cpu_ms_per_image``, on the warm Ray: a job on the first ``--marginal``
+    files, its rate taken past the fastest of ``warm`` (the warm jobs on the first ``--images`` files,
+    measured with ``cpu``), then one more warm job on those files.
+
+    The CPU of the driver and every process below it is read before and after each job (outside
+    their clocks); the marginal job's less that of the warm job that took the least CPU in all, over
+    the extra images, is the CPU per marginal image by kind (see :func:`job_cpu`) and in total. The
+    least, not the last: a worker process that loads torch and the generator for the first time
+    (the job's pre-warm tasks land where Ray puts them) adds 1-3 s of CPU to whichever job it falls
+    in, which over a few hundred images would swamp the figure. ``warm_jobs_cpu_seconds`` and
+    ``marginal_job_cpu_seconds`` are the jobs' totals, to see that spread.
+    """
+    more = measure_pipeline(inputs, all_files[: options.marginal], workdir / "out-marginal", model_url, options, True)
+    extra_images = options.marginal - options.images
+    marginal = rate(extra_images, more["seconds"] - min(run["seconds"] for run in warm))
+    again = measure_pipeline(inputs, all_files[: options.images], workdir / "out-warm", model_url, options, True)
+    warm_cpu = [run["cpu_seconds"] for run in [*warm, again]]
+    least = min(warm_cpu, key=lambda cpu: sum(cpu.values()))
+    per_image = {kind: 1000 * (more["cpu_seconds"][kind] - least[kind]) / extra_images for kind in CPU_KINDS}
+    per_image["total"] = sum(per_image.values())
+    return marginal, {name: round(value, 3) for name, value in per_image.items()} | {
+        "images": extra_images,
+        "warm_jobs_cpu_seconds": [round(sum(cpu.values()), 2) for cpu in warm_cpu],
+        "marginal_job_cpu_seconds": round(sum(more["cpu_seconds"].values()), 2),
+    }
+
+
+def factors(report: dict) -> dict[str, float]:
+    """The ratios that split ``pipeline_marginal_over_ideal`` into the job's per-image work, the machine's
+    parallel scaling and the pipeline's cost (see the module's docstring), those the report's figures allow."""
+    ips = {
+        name: figure["images_per_second"]
+        for name, figure in report.items()
+        if isinstance(figure, dict) and "images_per_second" in figure
+    }
+    ratios = {"fused_over_floor": ips["fused_one_process"] / ips["floor"]}
+    if "floor_parallel" in report:
+        ratios["parallel_scaling"] = ips["floor_parallel"] / (report["floor_parallel"]["processes"] * ips["floor"])
+    if "fused_parallel" in report:
+        processes = report["fused_parallel"]["processes"]
+        ratios["fused_parallel_scaling"] = ips["fused_parallel"] / (processes * ips["fused_one_process"])
+    workers_ms = report.get("cpu_ms_per_image", {}).get("workers", 0)
+    if workers_ms > 0:
+        ratios["node_efficiency"] = (1 / ips["floor"] + 1 / ips["model_only"]) / (workers_ms / 1000)
+    return {name: round(value, 4) for name, value in ratios.items()}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -380,6 +619,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--input-list", action="store_true", help="give the pipeline its inputs as an input list, not a folder"
     )
     parser.add_argument("--stages", action="store_true", help="also report ms per image of each stage, both chromas")
+    parser.add_argument("--skip-parallel", action="store_true", help="skip floor_parallel and fused_parallel")
     options = parser.parse_args(argv)
 
     from archive_colorizer.models import generator_spec
@@ -407,6 +647,9 @@ def main(argv: list[str] | None = None) -> dict:
         "floor_gray": measure_floor(files, colour=False),
         "model_only": measure_model_only(model_url, len(files), options.batch_size),
     }
+    processes = min(cores, len(files))
+    if not options.skip_parallel:
+        report["floor_parallel"] = measure_floor_parallel(files, processes, options.chroma)
     per_image = 1 / report["floor"]["images_per_second"] + 1 / report["model_only"]["images_per_second"]
     report["ideal"] = {
         "images_per_second": round(cores / per_image, 3),
@@ -429,14 +672,20 @@ def main(argv: list[str] | None = None) -> dict:
         options.task_batch_size,
         options.chroma,
     )
+    if not options.skip_parallel:
+        report["fused_parallel"] = measure_fused_parallel(
+            files, processes, workdir, model_url, options.task_batch_size, options.chroma
+        )
     with local_ray(cores, logging_level="WARNING"):
         report["pipeline"] = measure_pipeline(inputs, files, workdir / "out-pipeline", model_url, options)
-        warm = [measure_pipeline(inputs, files, workdir / "out-warm", model_url, options) for _ in range(2)]
+        marginal = options.marginal > options.images
+        warm = [measure_pipeline(inputs, files, workdir / "out-warm", model_url, options, marginal) for _ in range(2)]
         report["pipeline_warm"] = min(warm, key=lambda run: run["seconds"])
-        if options.marginal > options.images:
-            more = measure_pipeline(inputs, all_files[: options.marginal], workdir / "out-marginal", model_url, options)
-            extra_seconds = more["seconds"] - report["pipeline_warm"]["seconds"]
-            report["pipeline_marginal"] = rate(options.marginal - options.images, extra_seconds)
+        if marginal:
+            report["pipeline_marginal"], report["cpu_ms_per_image"] = measure_marginal(
+                inputs, all_files, workdir, model_url, options, warm
+            )
+        report["pipeline_warm"].pop("cpu_seconds", None)  # measure_marginal's
     report["load_average_after"] = round(os.getloadavg()[0], 2)
     for name in ("pipeline", "pipeline_warm", "pipeline_marginal"):
         if name not in report:
@@ -447,6 +696,9 @@ def main(argv: list[str] | None = None) -> dict:
         report[f"{name}_over_ideal"] = round(ips / report["ideal"]["images_per_second"], 4)
         fused_ips = report["fused_one_process"]["images_per_second"]
         report[f"{name}_over_cores_fused"] = round(ips / (cores * fused_ips), 4)
+        if name != "pipeline" and "fused_parallel" in report:
+            report[f"{name}_over_fused_parallel"] = round(ips / report["fused_parallel"]["images_per_second"], 4)
+    report.update(factors(report))
     json.dump(report, sys.stdout, indent=2)
     print()
     return report

@@ -49,11 +49,23 @@ def test_colorize_throughput_reports_every_rate_and_ratio(tmp_path, capsys):
             "--workdir",
             str(tmp_path),
             "--stages",
+            "--marginal",
+            "10",
         ]
     )
     wall = time.perf_counter() - started
     assert report["images"] == 6
-    phases = ("floor", "floor_gray", "model_only", "naive", "fused_one_process", "pipeline", "pipeline_warm")
+    phases = (
+        "floor",
+        "floor_gray",
+        "floor_parallel",
+        "model_only",
+        "naive",
+        "fused_one_process",
+        "fused_parallel",
+        "pipeline",
+        "pipeline_warm",
+    )
     for name in phases:
         # Every rate is its phase's own image count over its own time, and that time was really spent.
         assert report[name]["images"] == 6 and 0 < report[name]["seconds"] < wall, name
@@ -61,6 +73,18 @@ def test_colorize_throughput_reports_every_rate_and_ratio(tmp_path, capsys):
         assert 6 / (seconds + 5e-4) - 5e-4 <= rate <= 6 / max(seconds - 5e-4, 1e-6) + 5e-4, name
     # The phases ran one after another inside main(): their times (two warm runs) fit in its wall time.
     assert sum(report[n]["seconds"] for n in phases) + report["pipeline_warm"]["seconds"] < wall
+    # The parallel figures: every file once, dealt among one process per core (6 files: at most 6).
+    processes = min(report["cores"], 6)
+    assert report["floor_parallel"]["processes"] == report["fused_parallel"]["processes"] == processes
+    fused_outputs = sorted(p.name for p in tmp_path.glob("out-fused-*/**/*.jpg") if "_review" not in p.parts)
+    assert fused_outputs == sorted(p.name for p in (tmp_path / "in").glob("*.jpg"))[:6]  # each file, once
+    assert report["pipeline_marginal"]["images"] == 4
+    # CPU per marginal image, by kind: the total is the sum of its parts (each rounded to 3 decimals).
+    cpu = report["cpu_ms_per_image"]
+    assert {"workers", "driver", "ray_other", "total"} <= set(cpu) and cpu["images"] == 4
+    assert len(cpu["warm_jobs_cpu_seconds"]) == 3 and min(cpu["warm_jobs_cpu_seconds"]) > 0
+    assert cpu["marginal_job_cpu_seconds"] > 0
+    assert cpu["total"] == pytest.approx(cpu["workers"] + cpu["driver"] + cpu["ray_other"], abs=2e-3)
     outputs = [p for p in (tmp_path / "out-pipeline").rglob("*.jpg") if not p.relative_to(tmp_path).parts[1][0] == "_"]
     assert len(outputs) == 6  # the pipeline wrote every output it counted (the review's thumbnails aside)
     for chroma in ("444", "420", "420_decoded_once"):  # ms per image of every stage, each a real duration
@@ -80,6 +104,21 @@ def test_colorize_throughput_reports_every_rate_and_ratio(tmp_path, capsys):
             report["pipeline"]["images_per_second"] / report["ideal"]["images_per_second"], rel=0.05, abs=2e-3
         )
     )
+    ips = {name: report[name]["images_per_second"] for name in phases + ("ideal",)}
+    ratios = {
+        "fused_over_floor": ips["fused_one_process"] / ips["floor"],
+        "parallel_scaling": ips["floor_parallel"] / (processes * ips["floor"]),
+        "fused_parallel_scaling": ips["fused_parallel"] / (processes * ips["fused_one_process"]),
+        "pipeline_warm_over_fused_parallel": ips["pipeline_warm"] / ips["fused_parallel"],
+        "pipeline_marginal_over_fused_parallel": report["pipeline_marginal"]["images_per_second"]
+        / ips["fused_parallel"],
+    }
+    for name, value in ratios.items():
+        assert report[name] == pytest.approx(value, rel=0.05, abs=2e-3), name
+    assert 0 < report["parallel_scaling"] and 0 < report["fused_over_floor"]
+    if cpu["workers"] > 0:  # 4 marginal images: the workers' CPU difference may read 0 (or less) in the noise
+        floor_and_model = 1 / ips["floor"] + 1 / report["model_only"]["images_per_second"]
+        assert report["node_efficiency"] == pytest.approx(floor_and_model / (cpu["workers"] / 1000), rel=0.05)
     assert '"pipeline_over_ideal"' in capsys.readouterr().out  # the JSON on stdout
 
 
