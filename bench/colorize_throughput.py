@@ -70,6 +70,10 @@ ratios take apart; exactly, marginal / (cores x ``floor``) = ``fused_over_floor`
 - ``node_efficiency`` = (``floor`` + ``model_only`` seconds per image) / (``cpu_ms_per_image``
   ``workers`` / 1000): the codec floor's and the forward pass's CPU over the CPU the worker
   processes spent per image, what a GPU node's cores would spend (with ``--marginal``).
+  ``node_efficiency_parallel`` takes the floor's CPU per image from ``floor_parallel`` (processes /
+  its rate: every core busy, as the workers' are) instead of from one process on an idle machine:
+  CPU time per image grows when every core works (shared cache and memory bandwidth), for the
+  codecs as for the job, so this compares like with like.
 
 (``processes`` is ``cores``, or the number of images when there are fewer.)
 
@@ -260,7 +264,8 @@ def measure_fused_one_process(inputs: Path, model_url: str, output: Path, batch_
     """The fused stage's own batch function (:func:`archive_colorizer.colorize.fused.colorize_batch`) on
     batches of ``batch_size`` listing rows, in this process, one torch thread, no Ray: the job's
     per-image work as the pipeline's tasks do it (read, decode once, colour check, squeeze, batched
-    generator, merge, encode, write, manifest rows). The generator is loaded before the clock."""
+    generator, merge, encode, write, manifest rows). The generator and the chroma limit's compiled
+    kernels are loaded before the clock."""
     run = prepare_fused(inputs, model_url, output, batch_size, chroma)
     start = time.perf_counter()
     done = run()
@@ -303,7 +308,7 @@ def prepare_fused(inputs: Path, model_url: str, output: Path, batch_size: int, c
         "model_size": artifact.working_size,
         "num_threads": 1,
     }
-    fused.cached_predictor(predictor_args)
+    fused.warm(predictor_args)  # the generator and the chroma limit's kernels, as the job's prewarm loads them
     tables = [manifest.to_table(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
     return lambda: sum(fused.colorize_batch(table, settings, predictor_args).num_rows for table in tables)
 
@@ -485,11 +490,12 @@ def colorize_one(data: bytes, predictor, working_size: int, provenance, jpeg_chr
 
 def load_predictor(model_url: str):
     """(predictor with one torch thread, working size, provenance label) for :func:`colorize_one`."""
-    from archive_colorizer import __version__
+    from archive_colorizer import __version__, chroma420
     from archive_colorizer.colorize import encode
     from archive_colorizer.colorize.predictor import Predictor
     from archive_colorizer.models.artifact import load_generator
 
+    chroma420.warm()  # the chroma limit's compiled kernels loaded before any clock, as the job's prewarm does
     artifact = load_generator(model_url)
     predictor = Predictor(model_url, artifact.sha256, artifact.working_size, num_threads=1)
     return predictor, artifact.working_size, encode.Provenance(__version__, artifact.sha256)
@@ -595,6 +601,9 @@ def factors(report: dict) -> dict[str, float]:
     workers_ms = report.get("cpu_ms_per_image", {}).get("workers", 0)
     if workers_ms > 0:
         ratios["node_efficiency"] = (1 / ips["floor"] + 1 / ips["model_only"]) / (workers_ms / 1000)
+        if "floor_parallel" in report:
+            floor_cpu = report["floor_parallel"]["processes"] / ips["floor_parallel"]  # CPU s per image, cores busy
+            ratios["node_efficiency_parallel"] = (floor_cpu + 1 / ips["model_only"]) / (workers_ms / 1000)
     return {name: round(value, 4) for name, value in ratios.items()}
 
 

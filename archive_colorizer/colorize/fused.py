@@ -56,7 +56,7 @@ def cached_predictor(predictor_args: dict[str, Any]) -> Any:
     return _CACHED[key]
 
 
-def _warm(predictor_args: dict[str, Any]) -> bool:
+def warm(predictor_args: dict[str, Any]) -> bool:
     """Load the process's predictor (imports torch, reads the generator) and the 4:2:0 chroma limit's
     compiled kernel (:func:`archive_colorizer.chroma420.warm`); True once both are loaded."""
     from archive_colorizer import chroma420
@@ -83,7 +83,7 @@ def prewarm(predictor_args: dict[str, Any], num_cpus: float, count: int) -> list
     """
     import ray
 
-    task = ray.remote(_warm).options(num_cpus=num_cpus, max_retries=0)
+    task = ray.remote(warm).options(num_cpus=num_cpus, max_retries=0)
     return [task.remote(predictor_args) for _ in range(max(0, count))]
 
 

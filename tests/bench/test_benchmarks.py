@@ -119,6 +119,9 @@ def test_colorize_throughput_reports_every_rate_and_ratio(tmp_path, capsys):
     if cpu["workers"] > 0:  # 4 marginal images: the workers' CPU difference may read 0 (or less) in the noise
         floor_and_model = 1 / ips["floor"] + 1 / report["model_only"]["images_per_second"]
         assert report["node_efficiency"] == pytest.approx(floor_and_model / (cpu["workers"] / 1000), rel=0.05)
+        floor_cpu = processes / ips["floor_parallel"]
+        expected = (floor_cpu + 1 / report["model_only"]["images_per_second"]) / (cpu["workers"] / 1000)
+        assert report["node_efficiency_parallel"] == pytest.approx(expected, rel=0.05)
     assert '"pipeline_over_ideal"' in capsys.readouterr().out  # the JSON on stdout
 
 
