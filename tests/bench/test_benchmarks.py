@@ -218,6 +218,18 @@ def test_colorfulness_threshold_separates_colour_photos_from_their_faded_version
     assert report["saturation_0.1"]["below_10"] == 10 and report["gray"]["max"] == 0.0
 
 
+def test_chroma_limit_bench_times_both_routes_at_every_amplitude(capsys):
+    bench = _bench("chroma_limit")
+    for amplitude in (10.0, 25.0):  # the prediction's mean absolute offset is the one asked for
+        assert abs(bench.prediction(amplitude, seed=3)).mean() == pytest.approx(amplitude, rel=1e-4)
+    report = bench.main(["--megapixels", "0.05", "--amplitudes", "0", "60", "--repeats", "1"])
+    assert report["images"] == 6 and 0.04 < report["mean_megapixels"] < 0.06
+    assert set(report["ms_per_image"]) == {"amplitude_0", "amplitude_60"}
+    for figures in report["ms_per_image"].values():
+        assert set(figures) == {"planes_420", "merge_444"} and all(ms > 0 for ms in figures.values())
+    assert '"first_call_seconds"' in capsys.readouterr().out
+
+
 def test_gpu_check_runs_at_a_tiny_size_without_cuda_and_reports_every_figure():
     import torch
 
