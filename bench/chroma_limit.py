@@ -24,13 +24,17 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import print_report  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry")
 
@@ -100,10 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
             ),
             "merge_444": per_image_ms(color.merge_full_resolution, scans, chromas, options.repeats),
         }
-    report["load_average_after"] = round(os.getloadavg()[0], 2)
-    json.dump(report, sys.stdout, indent=2)
-    print()
-    return report
+    return print_report(report)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
 from colorize_throughput import MODELS, existing_or_new_inputs  # noqa: E402
-from common import local_ray  # noqa: E402
+from common import local_ray, print_report  # noqa: E402
 
 
 class PeakSampler:
@@ -187,10 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
     large = job_peak(files, inputs, workdir / "out-large", model_url, options.interval)
     report["job"] = {"small": small, "large": large, "ratio": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3)}
     report["huge_image"] = huge_image_peak(workdir, model_url, options.huge_megapixels)
-    report["load_average_after"] = round(os.getloadavg()[0], 2)
-    json.dump(report, sys.stdout, indent=2)
-    print()
-    return report
+    return print_report(report)
 
 
 if __name__ == "__main__":

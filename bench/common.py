@@ -11,6 +11,18 @@ from collections.abc import Iterator
 from typing import Any
 
 
+def print_report(report: dict[str, Any]) -> dict[str, Any]:
+    """Stamp ``load_average_after`` (the machine is shared: the reader judges the figures by it), print
+    ``report`` as indented JSON on stdout and return it."""
+    import json
+    import sys
+
+    report["load_average_after"] = round(os.getloadavg()[0], 2)
+    json.dump(report, sys.stdout, indent=2)
+    print()
+    return report
+
+
 @contextlib.contextmanager
 def local_ray(num_cpus: int, **init_kwargs: Any) -> Iterator[bool]:
     """A new local Ray of ``num_cpus`` CPUs for the block, shut down after it; yields True.
