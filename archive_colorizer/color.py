@@ -289,7 +289,8 @@ def merge_full_resolution_16bit(gray: np.ndarray, chroma: np.ndarray) -> np.ndar
     """Colour a full-resolution 16-bit gray image; the 16-bit counterpart of :func:`merge_full_resolution`.
 
     Chroma is upsampled bilinearly in float32 (:func:`upsample`), limited per pixel as in the
-    8-bit route, and added to the original gray values as BT.601 luma, in row strips.
+    8-bit route, and added to the original gray values as BT.601 luma
+    (:func:`archive_colorizer.gamut.rgb16`, one compiled pass).
 
     Args:
         gray: (H, W) uint16 gray values in [0, 65535].
@@ -307,15 +308,7 @@ def merge_full_resolution_16bit(gray: np.ndarray, chroma: np.ndarray) -> np.ndar
         raise ValueError(f"chroma must have shape (2, h, w), got {chroma.shape}")
     height, width = gray.shape
     cb, cr = (upsample(np.ascontiguousarray(plane, np.float32) * 257.0, (width, height)) for plane in chroma)
-    rgb = np.empty((height, width, 3), dtype=np.uint16)
-    for top in range(0, height, _STRIP_ROWS):
-        rows = slice(top, top + _STRIP_ROWS)
-        luma = gray[rows].astype(np.float32)
-        cb_off, cr_off = _limit_chroma(luma, cb[rows], cr[rows], 65535.0)
-        channels = (luma + _CR_TO_R * cr_off, luma + _CB_TO_G * cb_off + _CR_TO_G * cr_off, luma + _CB_TO_B * cb_off)
-        for index, channel in enumerate(channels):
-            rgb[rows, :, index] = np.clip(np.rint(channel), 0, 65535).astype(np.uint16)
-    return rgb
+    return gamut.rgb16(gray, cb, cr)
 
 
 # chroma_planes_420 has its own module; the old path resolves (with a warning) for one release.

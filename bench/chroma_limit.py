@@ -10,6 +10,9 @@ scaled to about ``--megapixels``:
   size and the limit per 2 x 2 block: JPEG outputs' default route);
 - ``merge_444``: :func:`archive_colorizer.color.merge_full_resolution` (the upsampling to full
   size, the limit per pixel and Pillow's YCbCr image: PNG and TIFF outputs, ``--chroma 444``);
+- ``merge_16bit``: :func:`archive_colorizer.color.merge_full_resolution_16bit` on the scan made
+  16-bit (x 257): the upsampling in float32, the limit per pixel and the 16-bit RGB pixels of 16-bit
+  PNG and TIFF outputs;
 
 for predictions of mean absolute chroma offset ``--amplitudes`` levels (a smooth random field at
 the demo's 128 px: the demo's trained generator predicts about 25 on these scans; 0 is the
@@ -103,6 +106,12 @@ def main(argv: list[str] | None = None) -> dict:
                 options.repeats,
             ),
             "merge_444": per_image_ms(color.merge_full_resolution, scans, chromas, options.repeats),
+            "merge_16bit": per_image_ms(
+                lambda scan, chroma: color.merge_full_resolution_16bit(np.asarray(scan, np.uint16) * 257, chroma),
+                scans,
+                chromas,
+                options.repeats,
+            ),
         }
     return print_report(report)
 

@@ -265,6 +265,8 @@ def test_the_gamut_kernels_refuse_planes_they_cannot_limit_in_place():
         gamut.limit_blocks(gray, planes, readonly)
     with pytest.raises(ValueError, match="2-D uint8"):
         gamut.limit_blocks(gray.astype(np.uint16), planes, planes.copy())
+    with pytest.raises(ValueError, match=r"cr must be a float32 array of shape \(5, 5\)"):
+        gamut.rgb16(gray.astype(np.uint16), np.zeros((5, 5), np.float32), np.zeros((5, 5), np.float64))
 
 
 def test_chroma_planes_420_leave_midtones_alone(photos):
@@ -288,6 +290,41 @@ def test_merge_16bit_keeps_luma_and_sixteen_bits(photo_640x427):
     assert len(np.unique(rgb16[..., 1] & 0xFF)) > 200  # really 16 bits, not 8 shifted
     rgb_diff = np.abs(rgb16.astype(np.float64) / 257 - np.asarray(photo_640x427, dtype=np.float64))
     assert rgb_diff.mean() < 6.0
+
+
+def _rgb16_everywhere(gray16: np.ndarray, chroma: np.ndarray) -> np.ndarray:
+    """Reference 16-bit merge in numpy: chroma x 257 upsampled (float32), every pixel's factor from its
+    definition, offsets scaled (not truncated), JFIF's RGB rounded half to even and clipped."""
+    height, width = gray16.shape
+    cb, cr = (cv2.resize(np.ascontiguousarray(p, np.float32) * 257.0, (width, height)) for p in chroma)
+    luma = gray16.astype(np.float32)
+    scale = np.ones_like(luma)
+    for offset in (1.402 * cr, -0.344136 * cb - 0.714136 * cr, 1.772 * cb):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            room = np.where(offset > 0, (65535.0 - luma) / offset, np.where(offset < 0, luma / -offset, 1.0))
+        scale = np.minimum(scale, room)
+    scale = np.clip(scale, 0.0, 1.0)
+    cb, cr = cb * scale, cr * scale
+    channels = (luma + 1.402 * cr, luma - 0.344136 * cb - 0.714136 * cr, luma + 1.772 * cb)
+    return np.stack([np.clip(np.rint(c), 0, 65535).astype(np.uint16) for c in channels], axis=-1)
+
+
+@pytest.mark.parametrize("amplitude", [10.0, 127.5])
+def test_merge_16bit_equals_the_limit_evaluated_everywhere(photos, amplitude):
+    # numba's pass (gamut.rgb16) against the definition in numpy, to the bit: photos with odd
+    # sides, the low byte used, rows of pure black and pure white, random strong predictions.
+    rng = np.random.default_rng(int(amplitude) + 7)
+    for name in ("astronaut", "rocket"):
+        gray8 = np.asarray(Image.fromarray(photos[name]).convert("L"))[:-1, :-1]
+        gray16 = (gray8.astype(np.uint16) * 257 + rng.integers(0, 257, gray8.shape)).astype(np.uint16)
+        gray16[:3], gray16[-3:] = 0, 65535
+        chroma = rng.uniform(-amplitude, amplitude, (2, 16, 16)).astype(np.float32)
+        rgb16 = color.merge_full_resolution_16bit(gray16, chroma)
+        assert rgb16.shape == (*gray16.shape, 3) and np.array_equal(rgb16, _rgb16_everywhere(gray16, chroma)), name
+    tiny = color.merge_full_resolution_16bit(np.full((1, 1), 40000, np.uint16), np.full((2, 2, 2), 50, np.float32))
+    assert np.array_equal(
+        tiny, _rgb16_everywhere(np.full((1, 1), 40000, np.uint16), np.full((2, 2, 2), 50, np.float32))
+    )
 
 
 def test_merge_refuses_non_gray_input(photo_640x427):

@@ -226,7 +226,7 @@ def test_chroma_limit_bench_times_both_routes_at_every_amplitude(capsys):
     assert report["images"] == 6 and 0.04 < report["mean_megapixels"] < 0.06
     assert set(report["ms_per_image"]) == {"amplitude_0", "amplitude_60"}
     for figures in report["ms_per_image"].values():
-        assert set(figures) == {"planes_420", "merge_444"} and all(ms > 0 for ms in figures.values())
+        assert set(figures) == {"planes_420", "merge_444", "merge_16bit"} and all(ms > 0 for ms in figures.values())
     assert '"first_call_seconds"' in capsys.readouterr().out
 
 
