@@ -50,8 +50,12 @@ MAX_CHUNK_ROWS = listing_progress.CHUNK_ROWS
 """Most rows a listing task holds before it yields them (one folder may be larger)."""
 LISTING_BUFFER_BLOCKS = 256
 """Blocks a listing task may have waiting for the colorize tasks before it pauses."""
-LISTING_CPUS = 0.25
-"""CPUs a listing task reserves: it mostly waits on LIST requests."""
+LISTING_CPUS = 0.0
+"""CPUs a listing task reserves: none. It mostly waits on LIST requests or for room to hand rows on
+(a tree's or an input list's listing lives as long as the job), and any reservation kept a whole
+colorize task from starting beside it on a machine of whole CPUs: on 2 CPUs, 0.25 left room for one
+1-CPU colorize task, not two. How many listing tasks run at once is bounded by their number
+(:func:`listing_tasks_for_cluster`, :func:`list_tasks`), not by CPUs."""
 LISTING_BLOCK_BYTES = 256 * 1024
 """Ray Data's ``target_max_block_size`` for the job's datasets: a task's output leaves it once this
 much is buffered (Ray's default, 128 MiB, is about 400,000 listing rows: a big folder's rows would
@@ -316,22 +320,24 @@ def _small_blocks(dataset: Any, rows: int, compute: Any = None) -> Any:
     return compat.fuse_with_previous(dataset, LISTING_REMOTE_ARGS, compute)
 
 
-LIST_CPU_SHARE = 0.25
-"""Share of the cluster's CPUs an input list's listing tasks may reserve at once (:func:`list_tasks`)."""
+LIST_TASKS_PER_CPU = 1.0
+"""An input list's listing tasks per CPU of the cluster, at most (:func:`list_tasks`)."""
 
 
 def list_tasks(chunks: int, cpus: float) -> int:
-    """How many listing tasks read an input list's chunks: :data:`LIST_CPU_SHARE` of ``cpus`` (at least 1).
+    """How many listing tasks read an input list's chunks: :data:`LIST_TASKS_PER_CPU` per CPU of ``cpus``
+    (at least 1, at most one per chunk).
 
     A chunk is a million entries, listed far faster than they are colorized, so its task spends
-    most of its life paused with its output buffer full, still holding its CPU reservation. With
-    a task per chunk, 8 of the 100 chunks of a 100M-entry list took every CPU of a 2-CPU Ray
-    (8 x 0.25) and no colorize task could start: the first output never came. So the chunks are
-    dealt out to this many tasks, each reading its share one chunk after another (a
-    ``concurrency`` limit on the listing would do the same, but Ray Data then no longer fuses the
-    listing with its cut into small blocks, :func:`_small_blocks`).
+    most of its life paused with its output buffer full. With a task per chunk, 8 of the 100
+    chunks of a 100M-entry list once took every CPU of a 2-CPU Ray (8 x 0.25 CPU, when listing
+    tasks reserved CPUs) and no colorize task could start; they reserve none now
+    (:data:`LISTING_CPUS`), but each still holds its buffered blocks and its share of the list's
+    requests. So the chunks are dealt out to this many tasks, each reading its share one chunk
+    after another (a ``concurrency`` limit on the listing would do the same, but Ray Data then no
+    longer fuses the listing with its cut into small blocks, :func:`_small_blocks`).
     """
-    return max(1, min(chunks, int(cpus * LIST_CPU_SHARE / LISTING_CPUS)))
+    return max(1, min(chunks, int(cpus * LIST_TASKS_PER_CPU)))
 
 
 def list_dataset(list_url: str, context: ListingContext, resume_from: Any = None):

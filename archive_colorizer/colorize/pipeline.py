@@ -90,8 +90,9 @@ def predictor_arguments(settings: StageSettings, pool: PoolSettings, model_url: 
 def prewarm_fused(settings: StageSettings, pool: PoolSettings, model_url: str) -> None:
     """With fused stages, start loading the generator into the worker processes (:func:`.fused.prewarm`).
 
-    One task per fused task the cluster can run; each reserves a listing task's share less than
-    a fused task, so the listing's tasks start beside them instead of after them. The job calls
+    One task per fused task the cluster can run; each reserves a fused task's CPUs less a listing
+    task's (which reserves none, :data:`.listing_tasks.LISTING_CPUS`), so the listing's tasks start
+    beside them instead of after them. The job calls
     this before it plans the listing, so that the workers' torch import and model load overlap
     with the listing and Ray Data's start. Does nothing with split stages.
     """

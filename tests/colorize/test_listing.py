@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -261,6 +262,45 @@ def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(
     assert first.num_rows + rest == 20000  # every file listed once
     # Ray Data's default block size would hold all 20,000 rows in the task until its listing ended.
     assert first.num_rows == 16 and not at_first["done"] and at_first["listed"] < 20000
+    progress.close()
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_listing_task_that_is_still_listing_reserves_no_cpu(tmp_path, gates):
+    # A tree's listing lives as long as the job: a CPU reservation, however small, kept one of two
+    # 1-CPU colorize tasks from starting beside it on a 2-CPU machine.
+    import ray
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2000):
+        (folder / f"scan_{i:05d}.jpg").touch()
+    context = listing_tasks.ListingContext(
+        input_url=str(folder),
+        output_url=str(tmp_path / "out"),
+        extensions=(".jpg",),
+        requested_format="auto",
+        model_sha256="aa" * 32,
+        run_id="no-cpu",
+    )
+    gates.hold("colorize.list", f"{folder}#1")  # the task waits, alive, before its second page
+    dataset, progress, _ = listing_tasks.tree_dataset(context)
+    batches = iter(dataset.iter_batches(batch_format="pyarrow", batch_size=None))
+    first = next(batches)
+    gates.wait_reached("colorize.list", timeout=60)
+    total = ray.cluster_resources()["CPU"]
+    free = [ray.available_resources().get("CPU", 0.0)]
+    deadline = time.monotonic() + 10  # Ray's view of free resources lags the task's start a little
+    while free[-1] != total and time.monotonic() < deadline:
+        time.sleep(0.1)
+        free.append(ray.available_resources().get("CPU", 0.0))
+    gates.release("colorize.list")
+    rest, receipts = 0, listing_progress.Receipts(progress, first.num_rows)
+    for batch in batches:
+        rest += batch.num_rows
+        receipts.add(batch.num_rows)
+    assert first.num_rows + rest == 2000
+    assert free[-1] == total, f"a live listing task left {free[-1]} of {total} CPUs free"
     progress.close()
 
 
