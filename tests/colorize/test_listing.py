@@ -228,13 +228,11 @@ def test_a_folder_of_many_files_is_listed_a_page_at_a_time_and_planned_as_one_un
     assert len(_listed(roots, (".jpg",))) == 2502
 
 
-@pytest.mark.usefixtures("ray_local")
-def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(tmp_path, gates):
-    import ray
-
+def _folder_of_empty_scans(tmp_path, count: int, run_id: str):
+    """A folder of ``count`` empty ``.jpg`` files and the listing context of a job on it: (folder, context)."""
     folder = tmp_path / "in"
     folder.mkdir()
-    for i in range(20000):
+    for i in range(count):
         (folder / f"scan_{i:05d}.jpg").touch()
     context = listing_tasks.ListingContext(
         input_url=str(folder),
@@ -242,8 +240,16 @@ def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(
         extensions=(".jpg",),
         requested_format="auto",
         model_sha256="aa" * 32,
-        run_id="big",
+        run_id=run_id,
     )
+    return folder, context
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_the_first_blocks_of_a_big_folder_leave_its_listing_task_while_it_lists(tmp_path, gates):
+    import ray
+
+    folder, context = _folder_of_empty_scans(tmp_path, 20000, "big")
     # The listing task waits before it hands on its second page: it is certainly still listing
     # when the first block arrives (however fast the listing becomes).
     gates.hold("colorize.list", f"{folder}#1")
@@ -271,18 +277,7 @@ def test_a_listing_task_that_is_still_listing_reserves_no_cpu(tmp_path, gates):
     # 1-CPU colorize tasks from starting beside it on a 2-CPU machine.
     import ray
 
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i in range(2000):
-        (folder / f"scan_{i:05d}.jpg").touch()
-    context = listing_tasks.ListingContext(
-        input_url=str(folder),
-        output_url=str(tmp_path / "out"),
-        extensions=(".jpg",),
-        requested_format="auto",
-        model_sha256="aa" * 32,
-        run_id="no-cpu",
-    )
+    folder, context = _folder_of_empty_scans(tmp_path, 2000, "no-cpu")
     gates.hold("colorize.list", f"{folder}#1")  # the task waits, alive, before its second page
     dataset, progress, _ = listing_tasks.tree_dataset(context)
     batches = iter(dataset.iter_batches(batch_format="pyarrow", batch_size=None))
