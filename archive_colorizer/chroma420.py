@@ -16,11 +16,6 @@ from archive_colorizer import gamut
 from archive_colorizer.color import _small_chroma_8bit, upsample
 
 
-def warm() -> None:
-    """Load the chroma limit's compiled kernels now (:func:`archive_colorizer.gamut.warm`)."""
-    gamut.warm()
-
-
 def chroma_planes_420(gray: np.ndarray, chroma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cb and Cr at half resolution for a 4:2:0 JPEG whose Y is ``gray`` unchanged.
 

@@ -48,11 +48,6 @@ L_SCALE = 50.0
 AB_SCALE = 110.0
 """``ab_norm = ab / AB_SCALE`` maps a, b in about [-110, 110] to [-1, 1]."""
 
-# BT.601 full-range YCbCr -> RGB coefficients (JFIF), in units of the chroma offset from neutral.
-_CR_TO_R, _CB_TO_G, _CR_TO_G, _CB_TO_B = gamut.CR_TO_R, gamut.CB_TO_G, gamut.CR_TO_G, gamut.CB_TO_B
-# Rows processed at once by the chroma limit: bounds the float32 temporaries to a strip.
-_STRIP_ROWS = 256
-
 
 def _check_batch(image: torch.Tensor, channels: int, name: str) -> None:
     import torch
@@ -199,26 +194,6 @@ def predicted_chroma(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> np.ndarray:
     if ab_norm.ndim == 3:
         ab_norm = ab_norm.unsqueeze(0)
     return predicted_chroma_batch(l_norm, ab_norm)[0].detach().to("cpu", torch.float32).numpy()
-
-
-def _limit_chroma(
-    luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, max_value: float, high: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Scale (cb, cr) per pixel so that Y + chroma stays inside [0, max_value] in R, G and B.
-
-    All arrays are float32 of one strip; cb and cr are offsets from neutral in the units of
-    ``luma``. With ``high`` (4:2:0 samples that colour several pixels), ``luma`` is the darkest
-    and ``high`` the brightest Y the chroma is added to. Returns the reduced (cb, cr); luma is
-    untouched.
-    """
-    high = luma if high is None else high
-    scale = np.ones_like(luma)
-    for offset in (_CR_TO_R * cr, _CB_TO_G * cb + _CR_TO_G * cr, _CB_TO_B * cb):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            room = np.where(offset > 0, (max_value - high) / offset, np.where(offset < 0, luma / -offset, 1.0))
-        np.minimum(scale, room, out=scale)
-    np.clip(scale, 0.0, 1.0, out=scale)
-    return cb * scale, cr * scale
 
 
 def _small_chroma_8bit(chroma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

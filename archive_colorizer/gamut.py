@@ -37,19 +37,26 @@ _WHITE_16 = np.float32(65535.0)
 
 
 @numba.njit(inline="always", error_model="numpy")
+def _factor(cb_off: np.float32, cr_off: np.float32, low: np.float32, high: np.float32, white: np.float32) -> np.float32:
+    """The largest factor in [0, 1] for the offsets (float32) that keeps R, G and B of the darkest
+    gray value ``low`` at least 0 and of the brightest ``high`` at most ``white``."""
+    red, green, blue = _R_CR * cr_off, _G_CB * cb_off + _G_CR * cr_off, _B_CB * cb_off
+    up = max(max(red, green), blue)  # the channel pushed furthest toward white ...
+    down = -min(min(red, green), blue)  # ... and toward 0
+    # Both quotients are computed and one is selected (error_model numpy: x / 0 is inf, no branch).
+    room_up = (white - high) / up
+    room_down = low / down
+    scale = min(_ONE, room_up if up > _ZERO else _ONE)
+    return max(min(scale, room_down if down > _ZERO else _ONE), _ZERO)
+
+
+@numba.njit(inline="always", error_model="numpy")
 def _limit_sample(cb_row: np.ndarray, cr_row: np.ndarray, index: int, low: np.uint8, high: np.uint8) -> None:
-    """Reduce the sample ``index`` of one row of Cb and Cr in place for the darkest gray value
+    """Reduce the sample ``index`` of one row of 8-bit Cb and Cr in place for the darkest gray value
     ``low`` and the brightest ``high`` it colours. A factor of 1 leaves the sample as it was."""
     cb_off = np.float32(cb_row[index]) - _NEUTRAL
     cr_off = np.float32(cr_row[index]) - _NEUTRAL
-    red, green, blue = _R_CR * cr_off, _G_CB * cb_off + _G_CR * cr_off, _B_CB * cb_off
-    up = max(max(red, green), blue)  # the channel pushed furthest toward 255 ...
-    down = -min(min(red, green), blue)  # ... and toward 0
-    # Both quotients are computed and one is selected (error_model numpy: x / 0 is inf, no branch).
-    room_up = (_WHITE - np.float32(high)) / up
-    room_down = np.float32(low) / down
-    scale = min(_ONE, room_up if up > _ZERO else _ONE)
-    scale = max(min(scale, room_down if down > _ZERO else _ONE), _ZERO)
+    scale = _factor(cb_off, cr_off, np.float32(low), np.float32(high), _WHITE)
     cb_row[index] = np.uint8(_NEUTRAL + np.trunc(cb_off * scale))
     cr_row[index] = np.uint8(_NEUTRAL + np.trunc(cr_off * scale))
 
@@ -104,13 +111,7 @@ def _rgb16_row(
     for index in range(gray_row.shape[0]):
         luma = np.float32(gray_row[index])
         cb_off, cr_off = cb_row[index], cr_row[index]
-        red, green, blue = _R_CR * cr_off, _G_CB * cb_off + _G_CR * cr_off, _B_CB * cb_off
-        up = max(max(red, green), blue)
-        down = -min(min(red, green), blue)
-        room_up = (_WHITE_16 - luma) / up
-        room_down = luma / down
-        scale = min(_ONE, room_up if up > _ZERO else _ONE)
-        scale = max(min(scale, room_down if down > _ZERO else _ONE), _ZERO)
+        scale = _factor(cb_off, cr_off, luma, luma, _WHITE_16)
         cb_off, cr_off = cb_off * scale, cr_off * scale  # not truncated: 16-bit levels are fine enough
         red, green, blue = luma + _R_CR * cr_off, luma + _G_CB * cb_off + _G_CR * cr_off, luma + _B_CB * cb_off
         red_row[index] = np.uint16(min(max(np.rint(red), _ZERO), _WHITE_16))
@@ -124,12 +125,16 @@ def _rgb16(gray: np.ndarray, cb: np.ndarray, cr: np.ndarray, planes: np.ndarray)
         _rgb16_row(gray[row], cb[row], cr[row], planes[0, row], planes[1, row], planes[2, row])
 
 
-def _check(gray: np.ndarray, cb: np.ndarray, cr: np.ndarray, shape: tuple[int, int]) -> None:
-    if gray.ndim != 2 or gray.dtype != np.uint8 or gray.size == 0:
-        raise ValueError(f"gray must be a non-empty 2-D uint8 array, got {gray.dtype} {gray.shape}")
+def _check_gray(gray: np.ndarray, dtype: type) -> None:
+    if gray.ndim != 2 or gray.dtype != dtype or gray.size == 0:
+        raise ValueError(f"gray must be a non-empty 2-D {np.dtype(dtype).name} array, got {gray.dtype} {gray.shape}")
+
+
+def _check_chroma(cb: np.ndarray, cr: np.ndarray, shape: tuple[int, ...], dtype: type, writable: bool) -> None:
     for name, plane in (("cb", cb), ("cr", cr)):
-        if plane.shape != shape or plane.dtype != np.uint8 or not plane.flags.writeable:
-            raise ValueError(f"{name} must be a writable uint8 array of shape {shape}, got {plane.dtype} {plane.shape}")
+        if plane.shape != shape or plane.dtype != dtype or (writable and not plane.flags.writeable):
+            needed = f"a writable {np.dtype(dtype).name}" if writable else f"a {np.dtype(dtype).name}"
+            raise ValueError(f"{name} must be {needed} array of shape {shape}, got {plane.dtype} {plane.shape}")
 
 
 def limit_pixels(gray: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> None:
@@ -142,7 +147,8 @@ def limit_pixels(gray: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> None:
     Raises:
         ValueError: the planes are not uint8 of one (H, W) shape, or ``cb``/``cr`` are read-only.
     """
-    _check(gray, cb, cr, gray.shape)
+    _check_gray(gray, np.uint8)
+    _check_chroma(cb, cr, gray.shape, np.uint8, writable=True)
     _limit_pixels(gray, cb, cr)
 
 
@@ -157,7 +163,8 @@ def limit_blocks(gray: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> None:
     Raises:
         ValueError: the planes are not uint8 of those shapes, or ``cb``/``cr`` are read-only.
     """
-    _check(gray, cb, cr, ((gray.shape[0] + 1) // 2, (gray.shape[1] + 1) // 2) if gray.ndim == 2 else (-1, -1))
+    _check_gray(gray, np.uint8)
+    _check_chroma(cb, cr, ((gray.shape[0] + 1) // 2, (gray.shape[1] + 1) // 2), np.uint8, writable=True)
     _limit_blocks(gray, cb, cr)
 
 
@@ -179,11 +186,8 @@ def rgb16(gray: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
     Raises:
         ValueError: ``gray`` is not a non-empty 2-D uint16 array, or ``cb``/``cr`` are not float32 of its shape.
     """
-    if gray.ndim != 2 or gray.dtype != np.uint16 or gray.size == 0:
-        raise ValueError(f"gray must be a non-empty 2-D uint16 array, got {gray.dtype} {gray.shape}")
-    for name, plane in (("cb", cb), ("cr", cr)):
-        if plane.shape != gray.shape or plane.dtype != np.float32:
-            raise ValueError(f"{name} must be a float32 array of shape {gray.shape}, got {plane.dtype} {plane.shape}")
+    _check_gray(gray, np.uint16)
+    _check_chroma(cb, cr, gray.shape, np.float32, writable=False)
     planes = np.empty((3, *gray.shape), np.uint16)
     _rgb16(gray, cb, cr, planes)
     return cv2.merge(list(planes))

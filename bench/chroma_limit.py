@@ -84,12 +84,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=3)
     options = parser.parse_args(argv)
 
-    from archive_colorizer import chroma420, color, images
+    from archive_colorizer import chroma420, color, gamut, images
 
     scans = gray_scans(options.megapixels)
     scans_16bit = [np.asarray(scan, np.uint16) * 257 for scan in scans]
     start = time.perf_counter()
-    chroma420.warm()
+    gamut.warm()
     report: dict = {
         "images": len(scans),
         "mean_megapixels": round(float(np.mean([s.width * s.height for s in scans])) / 1e6, 3),

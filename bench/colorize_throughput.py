@@ -90,7 +90,6 @@ import argparse
 import contextlib
 import functools
 import io
-import json
 import os
 import shutil
 import sys
@@ -105,7 +104,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import local_ray  # noqa: E402
+from common import local_ray, print_report  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "camera")
 
@@ -468,11 +467,8 @@ def _model_only_report(spec, spec_args: dict, working_size: int, model_url: str,
         "gflop_per_image": round(counter.get_total_flops() / 1e9, 3),
         "load_average_before": round(os.getloadavg()[0], 2),
         "model_only": measure_model_only(model_url, options.images, options.batch_size),
-        "load_average_after": round(os.getloadavg()[0], 2),
     }
-    json.dump(report, sys.stdout, indent=2)
-    print()
-    return report
+    return print_report(report)
 
 
 def colorize_one(data: bytes, predictor, working_size: int, provenance, jpeg_chroma: str = "420") -> bytes:
@@ -490,12 +486,12 @@ def colorize_one(data: bytes, predictor, working_size: int, provenance, jpeg_chr
 
 def load_predictor(model_url: str):
     """(predictor with one torch thread, working size, provenance label) for :func:`colorize_one`."""
-    from archive_colorizer import __version__, chroma420
+    from archive_colorizer import __version__, gamut
     from archive_colorizer.colorize import encode
     from archive_colorizer.colorize.predictor import Predictor
     from archive_colorizer.models.artifact import load_generator
 
-    chroma420.warm()  # the chroma limit's compiled kernels loaded before any clock, as the job's prewarm does
+    gamut.warm()  # the chroma limit's compiled kernels loaded before any clock, as the job's prewarm does
     artifact = load_generator(model_url)
     predictor = Predictor(model_url, artifact.sha256, artifact.working_size, num_threads=1)
     return predictor, artifact.working_size, encode.Provenance(__version__, artifact.sha256)
@@ -695,7 +691,6 @@ def main(argv: list[str] | None = None) -> dict:
                 inputs, all_files, workdir, model_url, options, warm
             )
         report["pipeline_warm"].pop("cpu_seconds", None)  # measure_marginal's
-    report["load_average_after"] = round(os.getloadavg()[0], 2)
     for name in ("pipeline", "pipeline_warm", "pipeline_marginal"):
         if name not in report:
             continue
@@ -708,9 +703,7 @@ def main(argv: list[str] | None = None) -> dict:
         if name != "pipeline" and "fused_parallel" in report:
             report[f"{name}_over_fused_parallel"] = round(ips / report["fused_parallel"]["images_per_second"], 4)
     report.update(factors(report))
-    json.dump(report, sys.stdout, indent=2)
-    print()
-    return report
+    return print_report(report)
 
 
 if __name__ == "__main__":

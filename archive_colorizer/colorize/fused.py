@@ -57,12 +57,12 @@ def cached_predictor(predictor_args: dict[str, Any]) -> Any:
 
 
 def warm(predictor_args: dict[str, Any]) -> bool:
-    """Load the process's predictor (imports torch, reads the generator) and the 4:2:0 chroma limit's
-    compiled kernel (:func:`archive_colorizer.chroma420.warm`); True once both are loaded."""
-    from archive_colorizer import chroma420
+    """Load the process's predictor (imports torch, reads the generator) and the chroma limit's
+    compiled kernels (:func:`archive_colorizer.gamut.warm`); True once both are loaded."""
+    from archive_colorizer import gamut
 
     cached_predictor(predictor_args)
-    chroma420.warm()
+    gamut.warm()
     return True
 
 
