@@ -49,10 +49,15 @@ logger = logging.getLogger(__name__)
 
 S3_RETRIES = {"mode": "standard", "total_max_attempts": 10}
 """botocore retry settings for ``s3://`` URLs where the user set none (see the module docstring)."""
+S3_POOL_CONNECTIONS = 64
+"""botocore's connection pool per client where the user set none (botocore's default is 10): a
+colorize task keeps up to ``--concurrent-requests`` (at most 64) requests in flight on one client;
+connections open only when used."""
 
 
 def with_retries(storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``storage_options`` for s3fs with :data:`S3_RETRIES` filled in where the user set nothing.
+    """``storage_options`` for s3fs with :data:`S3_RETRIES` filled in where the user set nothing,
+    and ``max_pool_connections`` (:data:`S3_POOL_CONNECTIONS`) likewise.
 
     A retry mode or attempt count in ``config_kwargs["retries"]`` or in ``AWS_RETRY_MODE`` /
     ``AWS_MAX_ATTEMPTS`` wins (botocore would otherwise let the client config override the
@@ -75,9 +80,10 @@ def with_retries(storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
         retries["mode"] = S3_RETRIES["mode"]
     if not {"max_attempts", "total_max_attempts"} & retries.keys() and not os.environ.get("AWS_MAX_ATTEMPTS"):
         retries["total_max_attempts"] = S3_RETRIES["total_max_attempts"]
+    config.setdefault("max_pool_connections", S3_POOL_CONNECTIONS)
     if retries:
         config["retries"] = retries
-        options["config_kwargs"] = config
+    options["config_kwargs"] = config
     return options
 
 

@@ -194,7 +194,8 @@ def _http_retry_delay(error: BaseException) -> float | None:
 
 
 def read_bytes(fs: fsspec.AbstractFileSystem, path: str) -> bytes:
-    """Read a whole file; HTTP(S) GETs are tried up to :data:`HTTP_ATTEMPTS` times on transient errors.
+    """Read a whole file (on S3 with one ``GET``, no ``HEAD``); HTTP(S) GETs are tried up to
+    :data:`HTTP_ATTEMPTS` times on transient errors.
 
     An HTTP retry waits 0.5, 1, 2 s and counts in :func:`retried_requests`, as S3's do.
 
@@ -202,10 +203,15 @@ def read_bytes(fs: fsspec.AbstractFileSystem, path: str) -> bytes:
         FileNotFoundError: the file does not exist (message names the URL; an HTTP 404).
         StorageError: any other read failure (an HTTP status or connection error after its tries).
     """
-    http = "http" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,))
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    http = "http" in protocols
+    # s3fs asks for the size (a HEAD) before every whole-object read, to fetch large objects in
+    # concurrent ranges: one more round trip per input. One GET instead; a task reads several
+    # inputs at once (colorize.overlap), so a node's connections stay busy without ranges.
+    options = {"max_concurrency": 1} if any(p in S3_PROTOCOLS for p in protocols) else {}
     for attempt in range(1, HTTP_ATTEMPTS + 1):
         try:
-            return fs.cat_file(path)
+            return fs.cat_file(path, **options)
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"no such file: {to_url(fs, path)!r}") from exc
         except Exception as exc:

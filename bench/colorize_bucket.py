@@ -15,6 +15,9 @@ served from a thread of this process; a local Ray of ``--cpus`` CPUs runs the wo
   ``rerun_finished`` (a manifest of every input synthesized on the simulator: the run to its end,
   requests by type and by kind of object) and ``rerun_90`` (90% of the inputs finished, every tenth
   one not: seconds to the first new output);
+- ``scale`` (with ``--scale-seconds``): the whole job for that long on each layout and size (the scans
+  ``--photo-side`` pixels square, the job's ``--concurrent-requests`` if given): first output, outputs
+  written and ``outputs_per_second_after_first``, the driver's RSS;
 - ``load_average`` at the start and end (the machine is shared).
 
 The figures to judge are ratios and counts (``docs/colorize-at-scale.md``), not absolute seconds.
@@ -155,6 +158,8 @@ def run_driver(
     command += ["--no-progress", "--ray-address", ray.get_runtime_context().gcs_address]
     command += [f"--storage-option=endpoint_url={sim.endpoint}"]
     command += [f"--storage-option={k}={v}" for k, v in CREDENTIALS.items()]
+    if options.concurrent_requests is not None:
+        command += ["--concurrent-requests", str(options.concurrent_requests)]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
     prefix = output.removeprefix("s3://archive/")
     sim.reset_stats()
@@ -191,6 +196,10 @@ def run_driver(
         "exit_code": code,
         "driver_peak_rss_bytes": peak,
         "outputs_written": _output_puts(stats, prefix),
+        # the rate once outputs flow: what the tasks sustain, without Ray's and the listing's start
+        "outputs_per_second_after_first": (
+            None if first is None or ended <= first else round((_output_puts(stats, prefix) - 1) / (ended - first), 2)
+        ),
         "driver_rss_series": series,
         "requests": stats["requests"],
         "requests_by_kind": _kinds(stats),
@@ -237,7 +246,7 @@ def scale_runs(options: argparse.Namespace, model: str) -> dict[str, Any]:
     for layout in options.layouts:
         runs = {}
         for size in options.scale_sizes:
-            with s3sim.S3Sim(layout, size) as sim:
+            with s3sim.S3Sim(layout, size, photo_side=options.photo_side) as sim:
                 output = f"s3://archive/out-{layout}-{size}"
                 runs[str(size)] = run_driver(sim, output, model, options, False, options.workdir, options.scale_seconds)
                 runs[str(size)]["load_average_end"] = os.getloadavg()
@@ -280,6 +289,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--scale-seconds", type=float, default=0.0, help="length of each whole-job scale run (0: none)")
     parser.add_argument("--scale-sizes", nargs="+", type=int, default=[100_000, 100_000_000])
     parser.add_argument("--sample", type=float, default=15.0, help="seconds between driver RSS samples")
+    parser.add_argument(
+        "--photo-side", type=int, default=96, help="side (pixels) of the gray scans of the scale runs' bucket"
+    )
+    parser.add_argument(
+        "--concurrent-requests", type=int, default=None, help="the job's --concurrent-requests (default: its own)"
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/colorize-bucket"))
     options = parser.parse_args(argv)
     options.workdir.mkdir(parents=True, exist_ok=True)

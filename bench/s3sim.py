@@ -301,8 +301,9 @@ class Simulator:
         prefixes: int = 1000,
         store: str | None = None,
         latency: dict[str, float] | None = None,
+        photo_side: int = 96,
     ) -> None:
-        self.photos = _gray_photos()
+        self.photos = _gray_photos(photo_side)
         self.buckets = {bucket: Bucket(KeySpace(layout, keys, prefixes), self.photos)}
         self.own_store = store is None
         self.store = store or tempfile.mkdtemp(prefix="s3sim-")
@@ -564,6 +565,7 @@ class S3Sim:
         prefixes: P of the ``tree`` layout.
         store: folder for PUT objects (default: a temporary folder, removed by :meth:`stop`).
         latency: seconds per request type (``LIST``, ``HEAD``, ``GET``, ``PUT``, ``DELETE``) over the defaults.
+        photo_side: side (pixels) of the gray photographs the generated keys serve.
         host, port: where to listen (port 0: a free one).
     """
 
@@ -577,8 +579,9 @@ class S3Sim:
         latency: dict[str, float] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        photo_side: int = 96,
     ) -> None:
-        self.sim = Simulator(layout, keys, bucket, prefixes, store, latency)
+        self.sim = Simulator(layout, keys, bucket, prefixes, store, latency, photo_side)
         self.bucket = bucket
         handler = type("BoundHandler", (Handler,), {"sim": self.sim})
         self.server = ThreadingHTTPServer((host, port), handler)

@@ -15,6 +15,7 @@ def test_s3_urls_get_standard_retries_with_ten_attempts(moto_server, monkeypatch
     fs, path = storage.open_url("s3://bucket-a/photos", {"endpoint_url": moto_server})
     assert isinstance(fs, s3.CountingS3FileSystem) and path == "bucket-a/photos"
     assert fs.config_kwargs["retries"] == {"mode": "standard", "total_max_attempts": 10}
+    assert fs.config_kwargs["max_pool_connections"] == 64  # a task's requests in flight never wait for a connection
     assert fs.endpoint_url == moto_server
 
 
@@ -23,7 +24,8 @@ def test_retry_settings_chosen_by_the_user_win(monkeypatch):
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "4")
     chosen = s3.with_retries({"config_kwargs": {"retries": {"mode": "adaptive"}, "read_timeout": 30}})
     # botocore lets a client config override the variables: so the count is left to AWS_MAX_ATTEMPTS.
-    assert chosen["config_kwargs"] == {"retries": {"mode": "adaptive"}, "read_timeout": 30}
+    assert chosen["config_kwargs"] == {"retries": {"mode": "adaptive"}, "read_timeout": 30, "max_pool_connections": 64}
+    assert s3.with_retries({"config_kwargs": {"max_pool_connections": 5}})["config_kwargs"]["max_pool_connections"] == 5
     monkeypatch.delenv("AWS_MAX_ATTEMPTS")
     assert s3.with_retries({"config_kwargs": {"retries": {"max_attempts": 2}}})["config_kwargs"]["retries"] == {
         "max_attempts": 2,
@@ -87,6 +89,17 @@ def test_reads_and_writes_through_a_flaky_endpoint_lose_nothing_and_count_their_
     answered_with_errors = flaky_s3.counts["slow_down"] + flaky_s3.counts["internal_error"]
     assert answered_with_errors > 0
     assert answered_with_errors <= retried <= flaky_s3.faults
+
+
+def test_reading_an_object_whole_is_one_get_and_no_head(s3_bucket, flaky_s3):
+    """s3fs asks for the size (HEAD) before a whole-object read unless told to read in one GET."""
+    bucket, _ = s3_bucket
+    flaky_s3.reset(fault_rate=0.0)
+    fs, root = storage.open_url(bucket, {"endpoint_url": flaky_s3.endpoint_url})
+    storage.write_bytes(fs, f"{root}/scan.jpg", b"\xff\xd8" + bytes(range(256)) * 40)
+    flaky_s3.reset(fault_rate=0.0)
+    assert storage.read_bytes(fs, f"{root}/scan.jpg") == b"\xff\xd8" + bytes(range(256)) * 40
+    assert flaky_s3.counts["requests"] == 1
 
 
 def test_the_flaky_proxy_forwards_only_to_this_machine():

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from archive_colorizer.colorize.overlap import CONCURRENT_REQUESTS
 from archive_colorizer.config import RayOptions, StorageOptions, dotted_suffixes
 from archive_colorizer.images import DEFAULT_MAX_PIXELS, GRAY_CHROMA_THRESHOLD
 from archive_colorizer.signing import DEFAULT_CERT_ENV, DEFAULT_KEY_ENV, check_reference
@@ -90,6 +91,14 @@ class CodecOptions(StorageOptions):
         description="CPUs reserved by each CPU task; none: 1 with fused stages (the generator keeps a core "
         "busy), 0.5 with split stages (two decode or merge tasks per core keep every core busy while tasks wait on "
         "storage)",
+    )
+    concurrent_requests: int = Field(
+        CONCURRENT_REQUESTS,
+        ge=1,
+        le=64,
+        description="storage requests each CPU task keeps in flight when INPUT or OUTPUT is an object store or other "
+        "remote file system: inputs read ahead of the one being decoded, outputs written behind it (holding at "
+        "most 256 MiB); 1: one request after another, as on local folders",
     )
 
     @field_validator("extensions")

@@ -20,6 +20,7 @@ imports torch, so the CPU workers start fast and stay small.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ import pyarrow as pa
 from PIL import Image
 
 from archive_colorizer import color, gates, images, storage
-from archive_colorizer.colorize import manifest
+from archive_colorizer.colorize import manifest, overlap
 from archive_colorizer.colorize.stage_settings import StageSettings
 from archive_colorizer.errors import StorageError
 
@@ -107,11 +108,23 @@ def small_gray(gray8: Image.Image, size: int) -> np.ndarray:
     return np.asarray(gray8.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0))
 
 
-def _already_done(row: dict[str, Any], settings: StageSettings) -> bool:
-    if settings.overwrite or row["previous_sha256"] is None:
-        return False
-    fs, path = storage.open_url(row["output_url"], settings.storage_options)
-    return fs.exists(path)
+def read_input(row: dict[str, Any], settings: StageSettings) -> bytes | None:
+    """The storage requests of one pending row: its input's bytes, or None when an earlier run
+    finished it and its output exists (a re-run's existence check; the input is not read).
+
+    Runs on :class:`~archive_colorizer.colorize.overlap.Requests`' threads, ahead of the decode.
+
+    Raises:
+        FileNotFoundError: the input is gone (message names it).
+        StorageError: the input cannot be read.
+    """
+    if not settings.overwrite and row["previous_sha256"] is not None:
+        fs, path = storage.open_url(row["output_url"], settings.storage_options)
+        if fs.exists(path):
+            return None
+    fs, path = storage.open_url(row["input_url"], settings.storage_options)
+    gates.hold("colorize.read", row["input_url"])
+    return storage.read_bytes(fs, path)
 
 
 def prepare_row(row: dict[str, Any], settings: StageSettings) -> np.ndarray | None:
@@ -121,7 +134,7 @@ def prepare_row(row: dict[str, Any], settings: StageSettings) -> np.ndarray | No
     or still pending with ``data``, size, mode and format filled in. JPEGs are decoded at a
     reduced DCT scale (the merge stage decodes them again at full size).
     """
-    return _prepare(row, settings, full=False)[0]
+    return _prepare(row, settings, False, lambda: read_input(row, settings))[0]
 
 
 def prepare_row_full(
@@ -138,21 +151,20 @@ def prepare_row_full(
         ``(small gray or None, the decoded input or None)``: both None when the row got a final
         status here.
     """
-    return _prepare(row, settings, full=True)
+    return _prepare(row, settings, True, lambda: read_input(row, settings))
 
 
 def _prepare(
-    row: dict[str, Any], settings: StageSettings, full: bool
+    row: dict[str, Any], settings: StageSettings, full: bool, get: Callable[[], bytes | None]
 ) -> tuple[np.ndarray | None, images.DecodedImage | None]:
+    """The row's decode and colour check; ``get()`` gives what :func:`read_input` gave (or raises)."""
     try:
-        if _already_done(row, settings):
-            row.update(status=manifest.SKIPPED_EXISTING, model_sha256=row["previous_sha256"] or None)
-            return None, None
-        fs, path = storage.open_url(row["input_url"], settings.storage_options)
-        gates.hold("colorize.read", row["input_url"])
-        data = storage.read_bytes(fs, path)
+        data = get()
     except (FileNotFoundError, StorageError) as exc:
         manifest.fail(row, "unreadable", exc)
+        return None, None
+    if data is None:
+        row.update(status=manifest.SKIPPED_EXISTING, model_sha256=row["previous_sha256"] or None)
         return None, None
     try:
         # Unless the full image is wanted, only a small one is needed here: JPEGs are decoded at
@@ -206,29 +218,38 @@ def prepare_rows(
     keep_bytes: bool = True,
 ) -> list[dict[str, Any]]:
     """:func:`prepare_batch` on a batch's rows as dicts, updated in place and returned (the fused
-    stage keeps its rows as dicts from listing row to manifest row, without Arrow in between)."""
+    stage keeps its rows as dicts from listing row to manifest row, without Arrow in between).
+
+    On an object store the rows' reads run ahead of their decode, ``settings.concurrent_requests``
+    at once (:class:`~archive_colorizer.colorize.overlap.Requests`); the batch's retried requests
+    are counted on its first pending row (requests in flight together cannot be told apart).
+    """
     held = 0
-    for index, row in enumerate(rows):
-        if row["status"] != manifest.PENDING:
-            continue
-        start, retried = time.perf_counter(), storage.retried_requests()
-        try:
-            if keep is not None and held < keep_pixels:
-                gray, decoded = prepare_row_full(row, settings)
-                if decoded is not None:
-                    keep[index] = decoded
+    pending = [(index, row) for index, row in enumerate(rows) if row["status"] == manifest.PENDING]
+    if not pending:
+        return rows
+    retried = storage.retried_requests()
+    urls = (pending[0][1]["input_url"], settings.output_url)
+    concurrency = overlap.concurrency_for(urls, settings.concurrent_requests, settings.storage_options)
+    with overlap.Requests[tuple[int, dict[str, Any]]](concurrency) as requests:
+        for (index, row), get in requests.ahead(pending, lambda item: read_input(item[1], settings)):
+            start = time.perf_counter()
+            full = keep is not None and held < keep_pixels
+            try:
+                gray, decoded = _prepare(row, settings, full, get)
+                if full and decoded is not None:
+                    keep[index] = decoded  # type: ignore[index]  # full implies keep
                     held += decoded.image.width * decoded.image.height
-            else:
-                gray = prepare_row(row, settings)
-        except Exception as exc:  # an input must never stop the job; record what happened
-            manifest.fail(row, "error", exc)
-            if keep is not None:
-                keep.pop(index, None)
-            gray = None
-        if gray is not None:
-            row["gray_small"] = gray.tobytes()
-        if not keep_bytes:
-            row["data"] = None
-        row["seconds"] += time.perf_counter() - start
-        row["storage_retries"] = (row["storage_retries"] or 0) + storage.retried_requests() - retried
+            except Exception as exc:  # an input must never stop the job; record what happened
+                manifest.fail(row, "error", exc)
+                if keep is not None:
+                    keep.pop(index, None)
+                gray = None
+            if gray is not None:
+                row["gray_small"] = gray.tobytes()
+            if not keep_bytes:
+                row["data"] = None
+            row["seconds"] += time.perf_counter() - start
+    first = pending[0][1]
+    first["storage_retries"] = (first["storage_retries"] or 0) + storage.retried_requests() - retried
     return rows

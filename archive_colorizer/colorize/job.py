@@ -292,6 +292,7 @@ def run(config: ColorizeConfig) -> ColorizeResult:
         storage_options=dict(options),
         jpeg_chroma=config.chroma,
         c2pa=signing_settings,
+        concurrent_requests=config.concurrent_requests,
     )
     init_ray(config.ray_address, config.ray_connect_timeout)
     driver_retries = storage.retried_requests()

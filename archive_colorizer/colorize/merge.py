@@ -13,15 +13,17 @@ fsspec (whole or not at all). The final rows go to the driver, which writes the 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import posixpath
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from archive_colorizer import chroma420, color, gates, images, signing, storage
-from archive_colorizer.colorize import encode, manifest
+from archive_colorizer.colorize import encode, manifest, overlap
 from archive_colorizer.colorize.decode import gray_planes
 from archive_colorizer.colorize.stage_settings import StageSettings
 from archive_colorizer.errors import StorageError
@@ -79,60 +81,91 @@ def render(
     return encode.encode_png(rgb, meta) if fmt == "PNG" else encode.encode_tiff(rgb, meta)
 
 
-def colorize_row(
+def needs_read(row: dict[str, Any], has_decoded: bool, signing_on: bool) -> bool:
+    """Whether the merge must read ``row``'s input again: its bytes did not travel with the row
+    (the split stages) and either it is not decoded yet or the signer needs the bytes."""
+    return row["data"] is None and (not has_decoded or signing_on)
+
+
+def read_again(row: dict[str, Any], settings: StageSettings) -> bytes:
+    """The input's bytes, read again from ``row["input_url"]`` (the split stages' merge).
+
+    Raises:
+        FileNotFoundError: the input is gone since the decode stage read it.
+        StorageError: it cannot be read.
+    """
+    fs, path = storage.open_url(row["input_url"], settings.storage_options)
+    return storage.read_bytes(fs, path)
+
+
+def encode_row(
     row: dict[str, Any],
     settings: StageSettings,
-    decoded: images.DecodedImage | None = None,
-    signer: signing.Signer | None = None,
-) -> None:
-    """Render, sign (with ``signer``) and write one pending row's output; the row becomes ``colorized`` or ``failed``.
+    decoded: images.DecodedImage | None,
+    signer: signing.Signer | None,
+    get: Callable[[], bytes | None],
+) -> tuple[bytes, int] | None:
+    """Render and sign one pending row's output; ``(its bytes, bits per sample)``, or None once the row failed.
 
     Args:
         decoded: the input already decoded at full resolution (the fused stage), else None:
-            ``row["data"]`` is decoded here, or where the decode stage did not keep the bytes
-            (the split stages), the input read again from ``row["input_url"]`` (a file gone
-            since: ``failed``, ``unreadable``).
+            the input's bytes are decoded here.
         signer: embeds a signed C2PA manifest with the input's bytes as ingredient
             (``c2pa`` = ``signed``); a file it cannot sign fails the row (``c2pa_failed``).
+        get: gives the input's bytes read again (:func:`read_again`, ahead of time), or None
+            when ``row["data"]`` holds them or nothing needs them; what it raises fails the
+            row as ``unreadable`` (a file gone since the decode stage).
     """
     provenance = encode.Provenance(settings.run.tool_version, settings.run.model_sha256)
-    input_bytes = row["data"]
-    if input_bytes is None and (decoded is None or signer is not None):
-        try:
-            fs, path = storage.open_url(row["input_url"], settings.storage_options)
-            input_bytes = storage.read_bytes(fs, path)
-        except (FileNotFoundError, StorageError) as exc:
-            manifest.fail(row, "unreadable", exc)
-            return
+    try:
+        input_bytes = get()
+    except (FileNotFoundError, StorageError) as exc:
+        manifest.fail(row, "unreadable", exc)
+        return None
+    if input_bytes is None:
+        input_bytes = row["data"]
     if decoded is None:
         try:
             decoded = images.decode(input_bytes, source=row["input_url"], max_pixels=settings.max_pixels)
         except images.ImageDecodeError as exc:
             manifest.fail(row, exc.reason, exc)
-            return
+            return None
     chroma = np.frombuffer(row["chroma"], np.float32).reshape(2, settings.model_size, settings.model_size)
     try:
         fmt = row["output_format"]
         data = render(decoded, chroma, fmt, provenance, settings.jpeg_quality, settings.jpeg_chroma)
     except (OSError, ValueError) as exc:
         manifest.fail(row, "encode_failed", exc)
-        return
+        return None
     if signer is not None:
         try:
             title = posixpath.basename(row["output_url"])
             data = signer.sign(data, fmt, input_bytes, row["input_format"], title, settings.run.model_sha256)
         except signing.SigningError as exc:
             manifest.fail(row, "c2pa_failed", exc)
-            return
+            return None
         row["c2pa"] = signing.SIGNED
+    return data, output_bits(decoded, fmt)
+
+
+def write_output(row: dict[str, Any], settings: StageSettings, data: bytes) -> None:
+    """Write one row's output to ``row["output_url"]`` (whole or not at all: :func:`storage.write_bytes`).
+
+    Raises:
+        StorageError: the write failed.
+    """
     fs, path = storage.open_url(row["output_url"], settings.storage_options)
     gates.hold("colorize.write", row["input_url"])
-    try:
-        storage.write_bytes(fs, path, data)
-    except StorageError as exc:
-        manifest.fail(row, "write_failed", exc)
-        return
-    row.update(status=manifest.COLORIZED, model_sha256=settings.run.model_sha256, output_bits=output_bits(decoded, fmt))
+    storage.write_bytes(fs, path, data)
+
+
+def _written(row: dict[str, Any], settings: StageSettings, bits: int, error: BaseException | None) -> None:
+    """The row's final status once its write ended: ``colorized``, or ``failed`` (``write_failed``, ``error``)."""
+    if error is None:
+        row.update(status=manifest.COLORIZED, model_sha256=settings.run.model_sha256, output_bits=bits)
+    else:
+        manifest.fail(row, "write_failed" if isinstance(error, StorageError) else "error", error)
+    row.update(data=None, chroma=None)
 
 
 def _stamp(rows: list[dict[str, Any]], settings: StageSettings) -> list[dict[str, Any]]:
@@ -163,24 +196,54 @@ def finish_rows(
     rows: list[dict[str, Any]], settings: StageSettings, decoded: dict[int, images.DecodedImage] | None = None
 ) -> list[dict[str, Any]]:
     """:func:`finish_batch` on a batch's rows as dicts: returns the final manifest rows (dicts of
-    :data:`manifest.RESULT_SCHEMA`'s fields)."""
+    :data:`manifest.RESULT_SCHEMA`'s fields).
+
+    Per pending row: its input read again where needed (:func:`needs_read`), :func:`encode_row`,
+    :func:`write_output`. On an object store the reads run ahead and the writes behind,
+    ``settings.concurrent_requests`` at once (:class:`~archive_colorizer.colorize.overlap.Requests`);
+    every write has ended (and its row is final) before this returns. The batch's retried
+    requests are counted on its first row.
+    """
     kept = decoded if decoded is not None else {}
     # Read by this process from the references (systemic: unreadable credentials stop the job).
     signer = signing.process_signer(settings.c2pa) if settings.c2pa is not None else None
     pending = [(index, row) for index, row in enumerate(rows) if row["status"] == manifest.PENDING]
     retried = storage.retried_requests()
-    for index, row in pending:
-        start, row_retried = time.perf_counter(), storage.retried_requests()
-        try:
-            colorize_row(row, settings, kept.pop(index, None), signer)
-        except Exception as exc:  # an input must never stop the job; record what happened
-            manifest.fail(row, "error", exc)
-        row["seconds"] += time.perf_counter() - start
-        spent = storage.retried_requests() - row_retried
-        row["storage_retries"] = (row["storage_retries"] or 0) + spent
-        retried += spent  # counted on the row, not again for the batch
-        row.update(data=None, chroma=None)
+    urls = (pending[0][1]["input_url"] if pending else None, settings.output_url)
+    concurrency = overlap.concurrency_for(urls, settings.concurrent_requests, settings.storage_options)
+
+    def read(item: tuple[int, dict[str, Any]]) -> bytes | None:
+        index, row = item
+        return read_again(row, settings) if needs_read(row, index in kept, signer is not None) else None
+
+    with overlap.Requests[tuple[int, dict[str, Any]]](concurrency) as requests:
+        for (index, row), get in requests.ahead(pending, read):
+            start = time.perf_counter()
+            try:
+                encoded = encode_row(row, settings, kept.pop(index, None), signer, get)
+            except Exception as exc:  # an input must never stop the job; record what happened
+                manifest.fail(row, "error", exc)
+                encoded = None
+            row["seconds"] += time.perf_counter() - start
+            if encoded is None:
+                row.update(data=None, chroma=None)
+                continue
+            data, bits = encoded
+            requests.behind(
+                functools.partial(_timed_write, row, settings, data),
+                len(data),
+                functools.partial(_written, row, settings, bits),
+            )
     final = _stamp(rows, settings)
     if final:
         final[0]["storage_retries"] = (final[0]["storage_retries"] or 0) + storage.retried_requests() - retried
     return final
+
+
+def _timed_write(row: dict[str, Any], settings: StageSettings, data: bytes) -> None:
+    """:func:`write_output`, its seconds added to the row's (on the request's thread: the row is not read meanwhile)."""
+    start = time.perf_counter()
+    try:
+        write_output(row, settings, data)
+    finally:
+        row["seconds"] += time.perf_counter() - start

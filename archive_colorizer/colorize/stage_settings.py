@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archive_colorizer.colorize.manifest import RunInfo
+from archive_colorizer.colorize.overlap import CONCURRENT_REQUESTS
 from archive_colorizer.signing import SigningSettings
 
 
@@ -26,6 +27,8 @@ class StageSettings:
         storage_options: fsspec options (may hold credentials: never logged or written).
         c2pa: where the C2PA signing credentials are (references only; each worker reads them
             itself), or None: outputs are not signed.
+        concurrent_requests: storage requests a task keeps in flight on an object store (reads
+            ahead, writes behind: :mod:`archive_colorizer.colorize.overlap`); 1 on local files.
     """
 
     output_url: str
@@ -39,3 +42,4 @@ class StageSettings:
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
     jpeg_chroma: str = "420"
     c2pa: SigningSettings | None = None
+    concurrent_requests: int = CONCURRENT_REQUESTS

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archive_colorizer import __version__
+from archive_colorizer.colorize import overlap
 from archive_colorizer.errors import ConfigError
 from archive_colorizer.plan import cluster, projection, report, survey
 
@@ -91,6 +92,15 @@ def workload(
     )
 
 
+def _concurrent_requests(config: PlanConfig) -> int:
+    """Requests a colorize task would keep in flight: ``--concurrent-requests`` where INPUT is an object
+    store, or where ``--request-latency-ms`` says the job's store is one (INPUT a local sample of a
+    bucket); 1 otherwise (local folders: one request after another). The job's OUTPUT is not known here."""
+    if config.request_latency_ms is not None:
+        return config.concurrent_requests
+    return overlap.concurrency_for((config.input,), config.concurrent_requests, config.storage_options)
+
+
 def _stages_to_project(config: PlanConfig, shape: cluster.ClusterShape) -> list[str]:
     if config.stages == "split" and not shape.gpus:
         raise ConfigError(f"stages split needs GPUs, and the cluster ({shape.source}) has none")
@@ -136,6 +146,7 @@ def _assumptions(config: PlanConfig, work: projection.Workload, background: floa
         "background_load_source": _background_source(config, background),
         "driver_cpus": config.driver_cpus,
         "cpus_per_actor": config.cpus_per_actor,
+        "concurrent_requests": _concurrent_requests(config),
     }
 
 
@@ -216,6 +227,7 @@ def run(config: PlanConfig) -> PlanResult:
         config.cpus_per_actor,
         config.driver_cpus,
         config.cpus_per_task,
+        _concurrent_requests(config),
     )
     projections = [projection.project(work, shape, assumed, kind) for kind in kinds]
     best = max(projections, key=lambda p: p.images_per_second)

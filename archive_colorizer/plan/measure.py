@@ -116,6 +116,7 @@ def _settings(config: Any, output: str, model_size: int, sha256: str) -> StageSe
         jpeg_quality=config.jpeg_quality,
         run=run,
         storage_options=dict(config.storage_options),
+        concurrent_requests=1,  # one request at a time, on this thread: each is timed (the projection overlaps them)
     )
 
 

@@ -5,13 +5,16 @@ no I/O. The model follows how the colorize job runs:
 
 - ``fused`` (colorize's default without ``--gpu``): one Ray task per CPU, each running the
   whole per-image path, the generator on one torch thread, with reads and writes in between.
-  Seconds per image on one CPU: ``codec + model_cpu + requests * request_seconds``
-  (with ``--cpus-per-task c < 1``, ``1 / c`` tasks share a core: see :func:`core_seconds_per_image`).
+  Seconds per image of one task: ``codec + model_cpu + io`` (``io = requests * request_seconds``)
+  with its requests one after another (local folders, ``--concurrent-requests 1``), else
+  ``max(codec + model_cpu, io / k)`` with ``k`` requests in flight (``--concurrent-requests``
+  on an object store: reads ahead, writes behind); with ``--cpus-per-task c < 1``, ``1 / c``
+  tasks share a core: see :func:`core_seconds_per_image`.
   CPU capacity = ``sum(cpus * share) * efficiency / that``; GPUs, if any, stay idle.
 - ``split`` (``colorize --gpu``): one predictor actor per GPU, each reserving
   ``cpus_per_actor`` CPUs of its node; decode and merge tasks of 0.5 CPU (two per core) on
   the other CPUs, so a task waiting on storage leaves its core to the other:
-  seconds per core per image = ``max(codec, (codec + io) * 0.5)``.
+  seconds per core per image = ``max(codec, task seconds * 0.5)``, a task's seconds as above.
   GPU capacity = ``gpus / model_gpu``.
 - network: every node that runs work moves ``bytes_per_image`` (input and output) at
   ``bandwidth`` bytes/s: capacity = ``nodes * bandwidth / bytes_per_image``.
@@ -32,6 +35,8 @@ from typing import Any
 
 from archive_colorizer.plan.cluster import ClusterShape
 
+MAX_CONCURRENT_REQUESTS = 64
+"""colorize's largest ``--concurrent-requests``."""
 DEFAULT_CPUS_PER_TASK = {"fused": 1.0, "split": 0.5}
 """CPUs a task reserves by default in colorize's fused and split stages (``--cpus-per-task``)."""
 
@@ -78,6 +83,9 @@ class Assumptions:
     driver_cpus: float = 0.5
     cpus_per_task: float | None = None
     """colorize's ``--cpus-per-task``; None: its default for the stages (:data:`DEFAULT_CPUS_PER_TASK`)."""
+    concurrent_requests: int = 1
+    """Storage requests a task keeps in flight: colorize's ``--concurrent-requests`` where INPUT or OUTPUT
+    is an object store, 1 on local folders (one request after another)."""
 
     def tasks_cpus(self, stages: str) -> float:
         """CPUs one task reserves with these stages."""
@@ -120,11 +128,21 @@ def _share(cpus: int, background_load: float) -> float:
 
 
 def core_seconds_per_image(workload: Workload, assumptions: Assumptions, stages: str) -> float:
-    """Seconds of one core per image: its compute, or less than compute plus storage waits when
-    tasks of ``c < 1`` CPUs share a core (``1 / c`` tasks, one computing while others wait):
-    ``max(compute, (compute + io) * c)``."""
+    """Seconds of one core per image: ``max(compute, task * c)``, where ``task`` is one task's seconds
+    per image (:func:`task_seconds_per_image`) and ``1 / c`` tasks of ``c < 1`` CPUs share a core
+    (one computing while others wait)."""
     compute = workload.codec_seconds + (workload.model_cpu_seconds if stages == "fused" else 0.0)
-    return max(compute, (compute + workload.io_seconds) * min(1.0, assumptions.tasks_cpus(stages)))
+    task = task_seconds_per_image(compute, workload.io_seconds, assumptions.concurrent_requests)
+    return max(compute, task * min(1.0, assumptions.tasks_cpus(stages)))
+
+
+def task_seconds_per_image(compute: float, io: float, concurrent_requests: int) -> float:
+    """One task's wall seconds per image: ``compute + io`` with one request at a time; with ``k > 1``
+    requests in flight (reads ahead, writes behind) ``max(compute, io / k)``: the requests overlap
+    each other and the compute, and ``k`` of them finish every ``io / requests`` seconds."""
+    if concurrent_requests <= 1:
+        return compute + io
+    return max(compute, io / concurrent_requests)
 
 
 def cpu_capacity(workload: Workload, shape: ClusterShape, assumptions: Assumptions, stages: str) -> float:
@@ -197,15 +215,24 @@ def _balance_cpu_nodes(result: Projection, shape: ClusterShape, assumptions: Ass
 def _storage_wait_advice(workload: Workload, assumptions: Assumptions, stages: str) -> str:
     """Advice to run more tasks per core when storage waits, not compute, fill the cores' time."""
     compute = workload.codec_seconds + (workload.model_cpu_seconds if stages == "fused" else 0.0)
-    cpus = assumptions.tasks_cpus(stages)
-    if (compute + workload.io_seconds) * cpus <= compute * 1.1:
+    cpus, k = assumptions.tasks_cpus(stages), assumptions.concurrent_requests
+    task = task_seconds_per_image(compute, workload.io_seconds, k)
+    if task * cpus <= compute * 1.1:
         return ""
-    better = max(0.05, math.floor(20 * compute / (compute + workload.io_seconds)) / 20)
-    idle = 1 - compute / ((compute + workload.io_seconds) * cpus)
-    return (
-        f"cores wait on storage {idle:.0%} of the time ({workload.io_seconds * 1000:.0f} ms of requests per image): "
-        f"colorize with --cpus-per-task {better:g} runs enough tasks per core to hide it"
+    idle = 1 - compute / (task * cpus)
+    waiting = (
+        f"cores wait on storage {idle:.0%} of the time ({workload.io_seconds * 1000:.0f} ms of requests per image)"
     )
+    if k > 1:  # an object store: more requests in flight per task
+        needed = math.ceil(workload.io_seconds * min(1.0, cpus) / compute)
+        if needed <= MAX_CONCURRENT_REQUESTS:
+            return f"{waiting}: colorize with --concurrent-requests {needed} keeps enough requests in flight to hide it"
+        return (
+            f"{waiting}: even --concurrent-requests {MAX_CONCURRENT_REQUESTS} leaves the cores waiting; "
+            "the requests are slow for this archive (a bucket in another region?)"
+        )
+    better = max(0.05, math.floor(20 * compute / (compute + workload.io_seconds)) / 20)
+    return f"{waiting}: colorize with --cpus-per-task {better:g} runs enough tasks per core to hide it"
 
 
 def advise(result: Projection, workload: Workload, shape: ClusterShape, assumptions: Assumptions) -> str:

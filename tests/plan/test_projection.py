@@ -131,3 +131,18 @@ def test_tasks_waiting_on_storage_share_cores_and_the_advice_says_how_many_per_c
     quarter = project(work, shape, Assumptions(efficiency=1.0, driver_cpus=0.0, cpus_per_task=0.25), "fused")
     assert quarter.images_per_second == pytest.approx(10 / 0.03)  # max(0.03, 0.09 * 0.25): compute bound again
     assert "storage" not in quarter.advice
+
+
+def test_requests_in_flight_together_hide_storage_waits_and_the_advice_says_how_many():
+    shape = _with_head(NodeGroup("worker", 1, 10, 0))
+    work = _work(codec_seconds=0.03, model_cpu_seconds=0.0, requests_per_image=2.0, request_seconds=0.03)
+    eight = project(work, shape, Assumptions(efficiency=1.0, driver_cpus=0.0, concurrent_requests=8), "fused")
+    assert eight.images_per_second == pytest.approx(10 / 0.03)  # max(0.03, 0.06 / 8): the compute bounds it
+    assert "storage" not in eight.advice
+    slow = _work(codec_seconds=0.03, model_cpu_seconds=0.0, requests_per_image=2.0, request_seconds=0.1)
+    two = project(slow, shape, Assumptions(efficiency=1.0, driver_cpus=0.0, concurrent_requests=2), "fused")
+    assert two.images_per_second == pytest.approx(10 / 0.1)  # 0.2 s of requests per image, 2 at a time
+    assert "cores wait on storage 70%" in two.advice and "--concurrent-requests 7 keeps" in two.advice
+    far = _work(codec_seconds=0.001, model_cpu_seconds=0.0, requests_per_image=2.0, request_seconds=0.1)
+    many = project(far, shape, Assumptions(efficiency=1.0, driver_cpus=0.0, concurrent_requests=8), "fused")
+    assert "even --concurrent-requests 64 leaves the cores waiting" in many.advice
