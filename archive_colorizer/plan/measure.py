@@ -45,6 +45,8 @@ _PROFILED = {  # (module path ending, function name) -> stage; cumulative times
     ("archive_colorizer/storage.py", "write_bytes"): "write",
     ("archive_colorizer/images.py", "decode"): "decode",
     ("archive_colorizer/colorize/encode.py", "encode_jpeg"): "encode",
+    ("archive_colorizer/colorize/encode.py", "encode_jpeg_planes"): "encode",
+    ("archive_colorizer/colorize/encode.py", "encode_png16"): "encode",
     ("archive_colorizer/colorize/encode.py", "encode_png"): "encode",
     ("archive_colorizer/colorize/encode.py", "encode_tiff"): "encode",
     ("archive_colorizer/colorize/encode.py", "encode_tiff16"): "encode",

@@ -52,6 +52,7 @@ def test_plan_of_a_folder_counts_every_input_and_measures_colorize_stages(tmp_pa
     measured = plan["measured"]
     assert measured["images"] == 8 and sum(measured["statuses"].values()) == 8
     assert measured["stage_seconds"]["decode"] > 0 and measured["stage_seconds"]["model"] > 0
+    assert measured["stage_seconds"]["encode"] > 0  # the encoders are profiled as such, not counted as merge
     assert plan["cluster"]["groups"] == [
         {"name": "node", "count": 3, "cpus": 4, "gpus": 0, "instance_type": None, "price_per_hour": None}
     ]
@@ -169,3 +170,18 @@ def test_assume_inputs_projects_a_bucket_from_a_sample_folder(tmp_path, photos, 
     assert plan["archive"]["total_bytes"] == sizes * 1_000_000 and plan["archive"]["bytes_estimated"]
     # the listing of 2 M keys: 2000 requests of 40 ms after the start-up
     assert plan["workload"]["fixed_seconds"] == pytest.approx(100 + 2000 * 0.04)
+
+
+def test_every_encoder_of_colorize_is_profiled_as_the_encode_stage():
+    import inspect
+
+    from archive_colorizer.colorize import encode
+    from archive_colorizer.plan import measure
+
+    encoders = {
+        name
+        for name, value in vars(encode).items()
+        if name.startswith("encode_") and inspect.isfunction(value) and value.__module__ == encode.__name__
+    }
+    profiled = {name for (path, name), stage in measure._PROFILED.items() if stage == "encode"}
+    assert encoders and encoders == profiled  # a new encoder left out would count as the merge stage
