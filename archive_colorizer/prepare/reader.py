@@ -93,7 +93,7 @@ def _read_one(fs: fsspec.AbstractFileSystem, ref: InputRef) -> RawInput:
         if ref.kind == "tar":
             data = fs.cat_file(ref.container, start=ref.offset, end=ref.offset + ref.size) if ref.size else b""
         else:
-            data = fs.cat_file(ref.container)
+            data = storage.read_bytes(fs, ref.container)  # on S3 one GET (s3fs's cat_file asks HEAD first)
     except (OSError, ValueError) as exc:
         return RawInput(ref, ref.path, source, None, f"{source}: cannot read: {type(exc).__name__}: {exc}")
     return RawInput(ref, ref.path, source, data)

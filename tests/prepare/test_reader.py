@@ -74,3 +74,15 @@ def test_zip_and_tar_in_a_bucket_are_read_in_place(collection, tmp_path, s3_buck
         raws = list(read_inputs(fs, refs, threads=4))
         assert len(raws) == INPUTS and all(raw.data == collection[raw.path] for raw in raws)
         assert raws[0].source.endswith(f"::{bucket}/{archive.name}")
+
+
+def test_image_files_in_a_bucket_are_read_with_one_request_each(collection, s3_bucket, flaky_s3):
+    bucket, _ = s3_bucket
+    fs, root = storage.open_url(bucket, {"endpoint_url": flaky_s3.endpoint_url})
+    for path, data in collection.items():
+        storage.write_bytes(fs, f"{root}/photos/{path}", data)
+    refs = list(iter_inputs(fs, f"{root}/photos", IMAGE_EXTENSIONS))
+    flaky_s3.reset(fault_rate=0.0)
+    raws = list(read_inputs(fs, refs, threads=4))
+    assert len(raws) == INPUTS and all(raw.data == collection[raw.path] for raw in raws)
+    assert flaky_s3.counts["requests"] == INPUTS  # one GET each, no HEAD before it
