@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from archive_colorizer.colorize import manifest
+from archive_colorizer.colorize.stage_settings import StageSettings
 from archive_colorizer.models import GeneratorSpec
 from archive_colorizer.models.artifact import save_generator
 
@@ -91,3 +94,19 @@ def reference_gray(path: Path) -> np.ndarray:
     if image.mode.startswith("I"):
         return np.asarray(image, dtype=np.float64) / 257.0
     return np.asarray(image.convert("L"), dtype=np.float64)
+
+
+def settings_for(tmp_path, **values) -> StageSettings:
+    """Stage settings of a test run writing to ``tmp_path / "out"`` (tiny model size 32); ``values`` override."""
+    run = manifest.RunInfo("testrun", dt.datetime.now(dt.timezone.utc), "ab" * 32, "0.1.0")
+    base = {
+        "output_url": str(tmp_path / "out"),
+        "model_size": 32,
+        "max_pixels": 10_000_000,
+        "on_color": "skip",
+        "color_threshold": 4.0,
+        "overwrite": False,
+        "jpeg_quality": 95,
+        "run": run,
+    }
+    return StageSettings(**{**base, **values})

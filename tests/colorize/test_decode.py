@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from archive_colorizer.colorize import decode, manifest
-from archive_colorizer.colorize.stage_settings import StageSettings
-from tests.colorize.conftest import encode
-
-
-def settings_for(tmp_path, **values) -> StageSettings:
-    run = manifest.RunInfo("testrun", dt.datetime.now(dt.timezone.utc), "ab" * 32, "0.1.0")
-    base = {
-        "output_url": str(tmp_path / "out"),
-        "model_size": 32,
-        "max_pixels": 10_000_000,
-        "on_color": "skip",
-        "color_threshold": 4.0,
-        "overwrite": False,
-        "jpeg_quality": 95,
-        "run": run,
-    }
-    return StageSettings(**{**base, **values})
+from tests.colorize.conftest import encode, settings_for
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "P", "RGB", "RGBA", "CMYK"])

@@ -12,9 +12,8 @@ from PIL import Image
 
 from archive_colorizer import storage
 from archive_colorizer.colorize import fused, input_rows, manifest, overlap
-from archive_colorizer.colorize.stage_settings import StageSettings
 from archive_colorizer.errors import StorageError
-from tests.colorize.conftest import GRAY_PHOTOS, encode
+from tests.colorize.conftest import GRAY_PHOTOS, encode, settings_for
 
 WAIT_S = 60
 """Longest a test waits for requests that must be in flight together (they arrive in milliseconds)."""
@@ -169,14 +168,9 @@ def test_a_fused_task_on_s3_keeps_its_reads_and_writes_in_flight_together(
         row for chunk in input_rows.iter_unit_rows(roots, roots.input_path, True, (".jpg",), "auto") for row in chunk
     ]
     artifact = load_generator(tiny_model)
-    settings = StageSettings(
+    settings = settings_for(
+        tmp_path,
         output_url=f"{bucket}/out",
-        model_size=artifact.working_size,
-        max_pixels=10**8,
-        on_color="skip",
-        color_threshold=4.0,
-        overwrite=False,
-        jpeg_quality=95,
         run=manifest.RunInfo("overlap", dt.datetime.now(dt.timezone.utc), artifact.sha256, __version__),
         storage_options=options,
         concurrent_requests=3,
