@@ -21,9 +21,9 @@ Order, failures and memory stay as in a task that works one input after another:
   flight (each counted at the largest input seen so far) fit, and a write waits for older ones
   while the outputs in flight exceed it. One request is always allowed, however large.
 
-With ``concurrency`` 1 nothing runs on another thread: each request runs where it is needed,
-as before this module (the local file system, where a read from the page cache costs less than
-handing it to a thread).
+With ``concurrency`` 1 nothing runs on another thread: each request runs where it is needed, one
+after another. The jobs choose 1 on the local file system (:func:`concurrency_for`), where a read
+from the page cache costs less than handing it to a thread.
 """
 
 from __future__ import annotations
