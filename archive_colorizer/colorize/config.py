@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from archive_colorizer.colorize.overlap import CONCURRENT_REQUESTS
+from archive_colorizer.colorize.overlap import CONCURRENT_REQUESTS, MAX_CONCURRENT_REQUESTS
 from archive_colorizer.config import RayOptions, StorageOptions, dotted_suffixes
 from archive_colorizer.images import DEFAULT_MAX_PIXELS, GRAY_CHROMA_THRESHOLD
 from archive_colorizer.signing import DEFAULT_CERT_ENV, DEFAULT_KEY_ENV, check_reference
@@ -95,7 +95,7 @@ class CodecOptions(StorageOptions):
     concurrent_requests: int = Field(
         CONCURRENT_REQUESTS,
         ge=1,
-        le=64,
+        le=MAX_CONCURRENT_REQUESTS,
         description="storage requests each CPU task keeps in flight when INPUT or OUTPUT is an object store or other "
         "remote file system: inputs read ahead of the one being decoded, outputs written behind it (holding at "
         "most 256 MiB); 1: one request after another, as on local folders",

@@ -137,23 +137,6 @@ def prepare_row(row: dict[str, Any], settings: StageSettings) -> np.ndarray | No
     return _prepare(row, settings, False, lambda: read_input(row, settings))[0]
 
 
-def prepare_row_full(
-    row: dict[str, Any], settings: StageSettings
-) -> tuple[np.ndarray | None, images.DecodedImage | None]:
-    """:func:`prepare_row`, decoding the input once at full resolution and returning it as well.
-
-    For the fused stage, which merges in the same process: the merge reuses the decoded image
-    instead of decoding the file a second time (for a 1.7 MP JPEG the reduced decode saved here
-    is about 2.5 ms of the job's ~35). The small gray is squeezed from the full image, so it may
-    differ from :func:`prepare_row`'s by a level here and there.
-
-    Returns:
-        ``(small gray or None, the decoded input or None)``: both None when the row got a final
-        status here.
-    """
-    return _prepare(row, settings, True, lambda: read_input(row, settings))
-
-
 def _prepare(
     row: dict[str, Any], settings: StageSettings, full: bool, get: Callable[[], bytes | None]
 ) -> tuple[np.ndarray | None, images.DecodedImage | None]:
@@ -199,10 +182,12 @@ def prepare_batch(
     through untouched.
 
     Args:
-        keep: when given (the fused stage), inputs are decoded at full resolution
-            (:func:`prepare_row_full`) and put here under their row's index in the batch, for
-            the merge to reuse, while the images kept hold fewer than ``keep_pixels`` pixels;
-            the rest are decoded small and decoded again by the merge.
+        keep: when given (the fused stage), inputs are decoded once at full resolution and put
+            here under their row's index in the batch, for the merge to reuse instead of
+            decoding them again (their small gray is squeezed from the full image, so it may
+            differ from a reduced decode's by a level here and there), while the images kept
+            hold fewer than ``keep_pixels`` pixels; the rest are decoded small and decoded
+            again by the merge.
         keep_bytes: keep each pending input's bytes in ``data`` for the merge (the fused stage);
             ``False`` for the split stages, whose merge re-reads the input (the bytes never
             pass through the predictor actors).
@@ -230,8 +215,9 @@ def prepare_rows(
         return rows
     retried = storage.retried_requests()
     urls = (pending[0][1]["input_url"], settings.output_url)
-    concurrency = overlap.concurrency_for(urls, settings.concurrent_requests, settings.storage_options)
-    with overlap.Requests[tuple[int, dict[str, Any]]](concurrency) as requests:
+    with overlap.Requests[tuple[int, dict[str, Any]]].for_urls(
+        urls, settings.concurrent_requests, settings.storage_options
+    ) as requests:
         for (index, row), get in requests.ahead(pending, lambda item: read_input(item[1], settings)):
             start = time.perf_counter()
             full = keep is not None and held < keep_pixels

@@ -149,14 +149,19 @@ def encode_row(
 
 
 def write_output(row: dict[str, Any], settings: StageSettings, data: bytes) -> None:
-    """Write one row's output to ``row["output_url"]`` (whole or not at all: :func:`storage.write_bytes`).
+    """Write one row's output to ``row["output_url"]`` (whole or not at all: :func:`storage.write_bytes`),
+    its seconds added to the row's (on a request's thread: nothing else touches the row meanwhile).
 
     Raises:
         StorageError: the write failed.
     """
-    fs, path = storage.open_url(row["output_url"], settings.storage_options)
-    gates.hold("colorize.write", row["input_url"])
-    storage.write_bytes(fs, path, data)
+    start = time.perf_counter()
+    try:
+        fs, path = storage.open_url(row["output_url"], settings.storage_options)
+        gates.hold("colorize.write", row["input_url"])
+        storage.write_bytes(fs, path, data)
+    finally:
+        row["seconds"] += time.perf_counter() - start
 
 
 def _written(row: dict[str, Any], settings: StageSettings, bits: int, error: BaseException | None) -> None:
@@ -210,13 +215,14 @@ def finish_rows(
     pending = [(index, row) for index, row in enumerate(rows) if row["status"] == manifest.PENDING]
     retried = storage.retried_requests()
     urls = (pending[0][1]["input_url"] if pending else None, settings.output_url)
-    concurrency = overlap.concurrency_for(urls, settings.concurrent_requests, settings.storage_options)
 
     def read(item: tuple[int, dict[str, Any]]) -> bytes | None:
         index, row = item
         return read_again(row, settings) if needs_read(row, index in kept, signer is not None) else None
 
-    with overlap.Requests[tuple[int, dict[str, Any]]](concurrency) as requests:
+    with overlap.Requests[tuple[int, dict[str, Any]]].for_urls(
+        urls, settings.concurrent_requests, settings.storage_options
+    ) as requests:
         for (index, row), get in requests.ahead(pending, read):
             start = time.perf_counter()
             try:
@@ -230,7 +236,7 @@ def finish_rows(
                 continue
             data, bits = encoded
             requests.behind(
-                functools.partial(_timed_write, row, settings, data),
+                functools.partial(write_output, row, settings, data),
                 len(data),
                 functools.partial(_written, row, settings, bits),
             )
@@ -238,12 +244,3 @@ def finish_rows(
     if final:
         final[0]["storage_retries"] = (final[0]["storage_retries"] or 0) + storage.retried_requests() - retried
     return final
-
-
-def _timed_write(row: dict[str, Any], settings: StageSettings, data: bytes) -> None:
-    """:func:`write_output`, its seconds added to the row's (on the request's thread: the row is not read meanwhile)."""
-    start = time.perf_counter()
-    try:
-        write_output(row, settings, data)
-    finally:
-        row["seconds"] += time.perf_counter() - start

@@ -29,6 +29,7 @@ from the page cache costs less than handing it to a thread.
 from __future__ import annotations
 
 import collections
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
@@ -36,10 +37,11 @@ from typing import Any, Generic, TypeVar
 from archive_colorizer import storage
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 CONCURRENT_REQUESTS = 8
 """Storage requests a colorize task keeps in flight by default (``--concurrent-requests``)."""
+MAX_CONCURRENT_REQUESTS = 64
+"""The most ``--concurrent-requests`` may ask for (:data:`archive_colorizer.s3.S3_POOL_CONNECTIONS` connections)."""
 MAX_BYTES = 256 * 2**20
 """Bytes a task holds read ahead or waiting to be written (256 MiB); one request is always allowed."""
 FIRST_READS = 2
@@ -94,6 +96,13 @@ class Requests(Generic[T]):
         self._writes: collections.deque[_Write] = collections.deque()
         self._written_bytes = 0
 
+    @classmethod
+    def for_urls(
+        cls, urls: Iterable[str | None], concurrent_requests: int, storage_options: dict[str, Any]
+    ) -> Requests[T]:
+        """Requests with the concurrency :func:`concurrency_for` gives ``urls`` (an input's, OUTPUT)."""
+        return cls(concurrency_for(urls, concurrent_requests, storage_options))
+
     def __enter__(self) -> Requests[T]:
         return self
 
@@ -117,7 +126,7 @@ class Requests(Generic[T]):
         """
         if self._pool is None:
             for item in items:
-                yield item, _later(read, item)
+                yield item, functools.partial(read, item)
             return
         waiting: collections.deque[tuple[T, Future[bytes | None]]] = collections.deque()
         source = iter(items)
@@ -172,10 +181,6 @@ class Requests(Generic[T]):
 
 
 _END: Any = object()
-
-
-def _later(read: Callable[[T], R], item: T) -> Callable[[], R]:
-    return lambda: read(item)
 
 
 def _size(future: Future[bytes | None]) -> int:

@@ -33,10 +33,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from archive_colorizer.colorize.overlap import MAX_CONCURRENT_REQUESTS
 from archive_colorizer.plan.cluster import ClusterShape
 
-MAX_CONCURRENT_REQUESTS = 64
-"""colorize's largest ``--concurrent-requests``."""
 DEFAULT_CPUS_PER_TASK = {"fused": 1.0, "split": 0.5}
 """CPUs a task reserves by default in colorize's fused and split stages (``--cpus-per-task``)."""
 
