@@ -77,6 +77,10 @@ ratios take apart; exactly, marginal / (cores x ``floor``) = ``fused_over_floor`
 
 (``processes`` is ``cores``, or the number of images when there are fewer.)
 
+On one machine the driver, the GCS and Ray Data's executor share the cores with the workers;
+``bench/colorize_node.py`` measures the same job on a worker node with cores of its own and the
+head on the others, as a GPU node and its head run on a cluster.
+
 Usage::
 
     .venv/bin/python bench/colorize_throughput.py [--images 200] [--megapixels 1.5] [--model demo]
@@ -167,18 +171,27 @@ def measure_floor(files: list[Path], colour: bool = True, chroma: str = "420") -
     return rate(done, time.perf_counter() - start)
 
 
-def prepare_floor(files: list[Path], colour: bool = True, chroma: str = "420") -> Callable[[], int]:
+def prepare_floor(
+    files: list[Path], colour: bool = True, chroma: str = "420", output: Path | None = None
+) -> Callable[[], int]:
     """:func:`measure_floor`'s timed part, its imports done: a callable that runs the loop on ``files``
-    and returns how many it did (for :func:`measure_parallel`, which starts it in several processes)."""
+    and returns how many it did (for :func:`measure_parallel`, which starts it in several processes).
+
+    With ``output`` (a folder, made here), each encoded JPEG is also written there under its input's
+    name, one plain ``open``/``write`` (the output write the job cannot avoid; the folder is emptied first).
+    """
     import simplejpeg  # noqa: F401  (imported here, outside the clock)
 
     import archive_colorizer.colorize.encode  # noqa: F401
 
-    return functools.partial(_floor_loop, files, colour, chroma)
+    if output is not None:
+        shutil.rmtree(output, ignore_errors=True)
+        output.mkdir(parents=True)
+    return functools.partial(_floor_loop, files, colour, chroma, output)
 
 
-def _floor_loop(files: list[Path], colour: bool, chroma: str) -> int:
-    """The floor's loop (see :func:`measure_floor`); returns the number of files done."""
+def _floor_loop(files: list[Path], colour: bool, chroma: str, output: Path | None = None) -> int:
+    """The floor's loop (see :func:`measure_floor` and :func:`prepare_floor`); returns the number of files done."""
     import simplejpeg
 
     from archive_colorizer.colorize.encode import _luma_with_margin
@@ -191,12 +204,17 @@ def _floor_loop(files: list[Path], colour: bool, chroma: str) -> int:
             # without the margin the job pays for too, the read may leave the array's memory (a crash).
             luma = _luma_with_margin(np.asarray(image))
             half = ((luma.shape[0] + 1) // 2, (luma.shape[1] + 1) // 2)
-            simplejpeg.encode_jpeg_yuv_planes(luma, np.full(half, 118, np.uint8), np.full(half, 140, np.uint8), 95)
-            continue
-        if colour:
-            image = Image.merge("YCbCr", (image, Image.new("L", image.size, 118), Image.new("L", image.size, 140)))
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=95, subsampling=0 if colour else -1)
+            encoded: Any = simplejpeg.encode_jpeg_yuv_planes(
+                luma, np.full(half, 118, np.uint8), np.full(half, 140, np.uint8), 95
+            )
+        else:
+            if colour:
+                image = Image.merge("YCbCr", (image, Image.new("L", image.size, 118), Image.new("L", image.size, 140)))
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=95, subsampling=0 if colour else -1)
+            encoded = buffer.getbuffer()  # no copy: the floor's timing is as before when nothing is written
+        if output is not None:
+            (output / path.name).write_bytes(encoded)
     return len(files)
 
 

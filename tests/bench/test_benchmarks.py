@@ -285,3 +285,52 @@ def test_c2pa_signing_bench_signs_every_output_kind():
         assert kind["sign_ms"] > 0 and kind["verify_ms"] > 0
         # The manifest (claim, ingredient, signature with the chain) adds a few KiB, not a copy of the image.
         assert 2_000 < kind["added_bytes"] < 20_000
+
+
+@pytest.mark.slow
+def test_colorize_node_measures_a_worker_node_on_cores_of_its_own(tmp_path):
+    # Its own cluster (head and worker node pinned to different cores), so a process of its own.
+    import json
+    import os
+    import subprocess
+
+    import numpy as np
+    from PIL import Image
+
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        pytest.skip("the node benchmark needs two cores: one for the head, one for the node")
+    command = [sys.executable, str(REPO_ROOT / "bench" / "colorize_node.py"), "--model", "tiny", "--images", "4"]
+    command += ["--marginal", "10", "--megapixels", "0.05", "--rounds", "2", "--task-batch-size", "4"]
+    done = subprocess.run(
+        [*command, "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=600, cwd=REPO_ROOT
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    # The head keeps every core but the last; the node has the last one.
+    assert report["node_cores"] == cores[-1:] and report["head_cores"] == cores[:-1]
+    for name in ("floor", "floor_written", "fused"):  # each over all ten inputs, on the node's one core
+        assert report[name]["images"] == 10 and report[name]["processes"] == 1, name
+        assert len(report[name]["seconds_per_round"]) == 2 and report[name]["seconds"] == min(
+            report[name]["seconds_per_round"]
+        )
+    assert report["marginal"]["images"] == 6 and report["warm"]["images"] == 4
+    assert set(report["cpu_ms_per_image"]) == {"node", "head"}
+    rates = {name: report[name]["images_per_second"] for name in ("floor", "floor_written", "fused", "marginal")}
+    for name in ("floor", "floor_written", "fused"):
+        assert report[f"node_marginal_over_{name}"] == pytest.approx(rates["marginal"] / rates[name], abs=1e-4)
+    # floor_written wrote each input's colour JPEG at the input's size, its luma the input's gray
+    # (JPEG at quality 95 twice: within a few levels) and its chroma the floor's constant planes.
+    inputs = sorted((tmp_path / "in").glob("*.jpg"))[:10]
+    written = sorted(tmp_path.glob("out-floor-*/*.jpg"))
+    assert [path.name for path in written] == [path.name for path in inputs]
+    for source, output in zip(inputs, written, strict=True):
+        gray = np.asarray(Image.open(source), np.int16)
+        with Image.open(output) as image:
+            ycbcr = np.asarray(image.convert("YCbCr"), np.int16)
+        assert ycbcr.shape[:2] == gray.shape
+        assert np.abs(ycbcr[..., 0] - gray).mean() < 1.5
+        assert np.abs(np.median(ycbcr[..., 1]) - 118) <= 1 and np.abs(np.median(ycbcr[..., 2]) - 140) <= 1
+    # The jobs colorized every input (the benchmark raises otherwise) into their own outputs.
+    outputs = [p for p in (tmp_path / "out-marginal").glob("*.jpg")]
+    assert len(outputs) == 10
