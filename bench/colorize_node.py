@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import shutil
 import sys
@@ -91,7 +92,7 @@ def head_and_node(head_cores: set[int], node_cores: set[int]) -> Iterator[Any]:
             with pinned(node_cores):
                 cluster.add_node(num_cpus=len(node_cores))
             cluster.wait_for_nodes()
-            ray.init(address=cluster.address, logging_level="WARNING")
+            ray.init(address=cluster.address, logging_level=logging.WARNING)
             try:
                 yield cluster
             finally:
