@@ -19,15 +19,14 @@ Measured on the node's cores, over the same ``--marginal`` M images, in this ord
   ``node_cores`` processes at once: the job's per-image work on the node's cores with no Ray.
 - ``marginal``: the job (``archive_colorizer.colorize.run``, default flags but ``progress`` and
   ``--task-batch-size``) on a folder of the first ``--images`` N files, then on the first M; the
-  extra M - N images over the extra time of the fastest M-image job against the fastest N-image
-  one: the node's rate once start-up is paid. ``cpu_ms_per_image``: the CPU per marginal image of
-  the processes on the node's cores (``node``: the workers, the raylet, its agents) and on the
-  head's (``head``: the driver, the GCS, the head's raylet and agents), that M job's less the N
-  job that took the least.
+  extra M - N images over the M job's extra time against the N job just before it: the node's
+  rate once start-up is paid. ``cpu_ms_per_image``: the CPU per marginal image, in the same pair
+  of jobs, of the processes on the node's cores (``node``: the workers, the raylet, its agents)
+  and on the head's (``head``: the driver, the GCS, the head's raylet and agents).
 
 A cold N-image job starts the node's worker processes first. Then every phase runs in each of
 ``--rounds`` rounds, one after another in the order above, and each figure is the fastest of its
-rounds (``seconds_per_round`` shows them all): this machine's cores run at a speed that drifts by
+rounds (``seconds_per_round`` shows them all): a shared VM's cores run at a speed that drifts by
 5-15 % from one minute to the next, so figures taken minutes apart are compared at their best.
 Before each timed phase the page cache's dirty pages are written out (:func:`os.sync`).
 
@@ -223,19 +222,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             runs["fused"].append(on_node(node_cores, throughput.prepare_fused, fused))
             runs["warm"].append(job(files[: options.images], workdir, "out-warm", model_url, node_cores, batch))
             runs["more"].append(job(files, workdir, "out-marginal", model_url, node_cores, batch))
-    fastest = {name: min(figures, key=lambda figure: figure["seconds"]) for name, figures in runs.items()}
+    fastest = {
+        name: min(runs[name], key=lambda figure: figure["seconds"])
+        for name in ("floor", "floor_written", "fused", "warm")
+    }
     for name in ("floor", "floor_written", "fused"):
         report[name] = fastest[name] | {"seconds_per_round": [figure["seconds"] for figure in runs[name]]}
     report["warm"] = {key: value for key, value in fastest["warm"].items() if key != "cpu_seconds"}
     extra = options.marginal - options.images
-    report["marginal"] = throughput.rate(extra, fastest["more"]["seconds"] - fastest["warm"]["seconds"])
-    report["marginal"]["seconds_per_round"] = [
-        round(more["seconds"] - warm["seconds"], 3) for warm, more in zip(runs["warm"], runs["more"], strict=True)
-    ]
-    # CPU per marginal image: the fastest M job's less the N job that took the least CPU.
-    least = min((run["cpu_seconds"] for run in runs["warm"]), key=lambda cpu: sum(cpu.values()))
+    # Each round's marginal time: its M job's less its own N job's (the two ran back to back).
+    pairs = list(zip(runs["warm"], runs["more"], strict=True))
+    marginal_seconds = [more["seconds"] - warm["seconds"] for warm, more in pairs]
+    best = marginal_seconds.index(min(marginal_seconds))
+    report["marginal"] = throughput.rate(extra, marginal_seconds[best])
+    report["marginal"]["seconds_per_round"] = [round(seconds, 3) for seconds in marginal_seconds]
+    # CPU per marginal image in that round: its M job's less its N job's.
+    warm, more = pairs[best]
     report["cpu_ms_per_image"] = {
-        where: round(1000 * (fastest["more"]["cpu_seconds"][where] - least[where]) / extra, 3)
+        where: round(1000 * (more["cpu_seconds"][where] - warm["cpu_seconds"][where]) / extra, 3)
         for where in ("node", "head")
     }
     rates = {name: report[name]["images_per_second"] for name in ("floor", "floor_written", "fused", "marginal")}

@@ -315,6 +315,8 @@ def test_colorize_node_measures_a_worker_node_on_cores_of_its_own(tmp_path):
             report[name]["seconds_per_round"]
         )
     assert report["marginal"]["images"] == 6 and report["warm"]["images"] == 4
+    assert len(report["marginal"]["seconds_per_round"]) == 2
+    assert report["marginal"]["seconds"] == pytest.approx(min(report["marginal"]["seconds_per_round"]), abs=1e-3)
     assert set(report["cpu_ms_per_image"]) == {"node", "head"}
     rates = {name: report[name]["images_per_second"] for name in ("floor", "floor_written", "fused", "marginal")}
     for name in ("floor", "floor_written", "fused"):
