@@ -101,30 +101,9 @@ def head_and_node(head_cores: set[int], node_cores: set[int]) -> Iterator[Any]:
 
 
 def cpu_by_cores(node_cores: set[int]) -> dict[tuple[int, float], tuple[str, float]]:
-    """CPU seconds so far of this process and every process below it, by (pid, start time): (``node``
-    when its affinity is within ``node_cores``, else ``head``; seconds)."""
-    import psutil
-
-    me = psutil.Process()
-    snapshot = {}
-    for process in [me, *me.children(recursive=True)]:
-        try:
-            with process.oneshot():
-                key, times = (process.pid, process.create_time()), process.cpu_times()
-                where = "node" if set(process.cpu_affinity()) <= node_cores else "head"
-        except psutil.Error:  # ended meanwhile
-            continue
-        snapshot[key] = (where, times.user + times.system)
-    return snapshot
-
-
-def cpu_used(before: dict, after: dict) -> dict[str, float]:
-    """CPU seconds by ``node``/``head`` between two :func:`cpu_by_cores` snapshots (a process only in
-    ``after`` counts from 0; one that ended in between is missing)."""
-    used = {"node": 0.0, "head": 0.0}
-    for key, (where, seconds) in after.items():
-        used[where] += seconds - before.get(key, (where, 0.0))[1]
-    return used
+    """:func:`colorize_throughput.process_cpu` by where each process runs: ``node`` when its CPU
+    affinity is within ``node_cores``, else ``head``."""
+    return throughput.process_cpu(lambda process: "node" if set(process.cpu_affinity()) <= node_cores else "head")
 
 
 def on_node(node_cores: set[int], prepare: Callable[..., Callable[[], int]], parts: list[tuple]) -> dict[str, Any]:
@@ -157,7 +136,8 @@ def job(
     seconds = time.perf_counter() - start
     if result.counts["colorized"] != len(files):
         raise RuntimeError(f"the job colorized {result.counts} of {len(files)} inputs")
-    return throughput.rate(len(files), seconds) | {"cpu_seconds": cpu_used(before, cpu_by_cores(node_cores))}
+    used = throughput.cpu_used(before, cpu_by_cores(node_cores), ("node", "head"))
+    return throughput.rate(len(files), seconds) | {"cpu_seconds": used}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

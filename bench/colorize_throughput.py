@@ -416,6 +416,25 @@ def job_cpu() -> dict[tuple[int, float], tuple[str, float]]:
     Ray's agents (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``: a ``ray::`` title ending in
     ``Agent``); ``ray_other`` every other one (GCS, raylet, the agents, the monitor and log processes).
     """
+    me = os.getpid()
+
+    def kind(process: Any) -> str:
+        name, cmdline = process.name(), " ".join(process.cmdline())
+        if process.pid == me:
+            return "driver"
+        if "default_worker.py" in cmdline or (
+            (name.startswith("ray::") or cmdline.startswith("ray::")) and not cmdline.rstrip().endswith("Agent")
+        ):
+            return "workers"
+        return "ray_other"
+
+    return process_cpu(kind)
+
+
+def process_cpu(kind: Callable[[Any], str]) -> dict[tuple[int, float], tuple[str, float]]:
+    """CPU seconds (user + system) so far of this process and every process below it, by (pid, start
+    time): (``kind(process)``, seconds), ``kind`` called on each ``psutil.Process`` (in its ``oneshot``).
+    A process that ends meanwhile is left out."""
     import psutil
 
     me = psutil.Process()
@@ -423,26 +442,17 @@ def job_cpu() -> dict[tuple[int, float], tuple[str, float]]:
     for process in [me, *me.children(recursive=True)]:
         try:
             with process.oneshot():
-                key, times, name = (process.pid, process.create_time()), process.cpu_times(), process.name()
-                cmdline = " ".join(process.cmdline())
+                key, times = (process.pid, process.create_time()), process.cpu_times()
+                snapshot[key] = (kind(process), times.user + times.system)
         except psutil.Error:  # ended meanwhile
             continue
-        if process.pid == me.pid:
-            kind = "driver"
-        elif "default_worker.py" in cmdline or (
-            (name.startswith("ray::") or cmdline.startswith("ray::")) and not cmdline.rstrip().endswith("Agent")
-        ):
-            kind = "workers"
-        else:
-            kind = "ray_other"
-        snapshot[key] = (kind, times.user + times.system)
     return snapshot
 
 
-def cpu_used(before: dict, after: dict) -> dict[str, float]:
-    """CPU seconds by kind between two :func:`job_cpu` snapshots; a process only in ``after`` counts from 0
-    (one that ended in between is missing: its CPU is lost)."""
-    used = dict.fromkeys(CPU_KINDS, 0.0)
+def cpu_used(before: dict, after: dict, kinds: tuple[str, ...] = CPU_KINDS) -> dict[str, float]:
+    """CPU seconds by kind (each of ``kinds``) between two :func:`process_cpu` snapshots; a process only
+    in ``after`` counts from 0 (one that ended in between is missing: its CPU is lost)."""
+    used = dict.fromkeys(kinds, 0.0)
     for key, (kind, seconds) in after.items():
         used[kind] += seconds - before.get(key, (kind, 0.0))[1]
     return used
