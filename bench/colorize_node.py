@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     options = parser.parse_args(argv)
     if options.marginal <= options.images:
         parser.error("--marginal must be larger than --images")
+    if options.rounds < 1 or options.node_cores < 1:
+        parser.error("--rounds and --node-cores must be at least 1")
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) <= options.node_cores:
         parser.error(
